@@ -1,0 +1,291 @@
+"""The declaration of one nonlinearity: :class:`ActivationSpec`.
+
+Everything actlab knows about an activation lives in one ``ActivationSpec`` in
+:mod:`actlab.activations.catalog`.  Modules, functional ops, the CLI, plots, docs
+tables, tests, the probe and the theory read it from there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.activations.moments import Moments
+
+Params = Mapping[str, Any]
+"""Hyperparameter values by name (floats, or tensors for learnable ones)."""
+
+ForwardFn = Callable[[Tensor, Params], Tensor]
+DerivativeFn = Callable[[Tensor, Tensor, Params], Tensor]
+"""``derivative(x, y, p) -> f'(x)`` where ``y = f(x)``; it may read only one of them."""
+VjpFn = Callable[[Tensor, Tensor, Tensor, Params], Tensor]
+"""``vjp(grad, x, y, p) -> grad * f'(x)``, a fused form of the same derivative."""
+
+Side = Literal["none", "left", "right", "both"]
+
+
+class ActivationError(ValueError):
+    """Bad activation name or hyperparameter; the message names the value and the choices."""
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """A hyperparameter of an activation, with its default and valid range.
+
+    Args:
+        name: keyword used by the functional op, the module and the CLI (``--param name=v``).
+        default: value used when none is given.
+        low, high: bounds of the valid range (``None``: unbounded).
+        low_open, high_open: whether a bound is excluded from the range.
+        integer: the value must be a whole number (e.g. maxout's ``pieces``).
+        learnable: the module holds it as an ``nn.Parameter`` (PReLU's slope).
+        doc: one line for docs and ``actlab show``.
+    """
+
+    name: str
+    default: float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    learnable: bool = False
+    doc: str = ""
+
+    def range_text(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        left = "(" if self.low is None or self.low_open else "["
+        right = ")" if self.high is None or self.high_open else "]"
+        kind = "integer in " if self.integer else ""
+        return f"{kind}{left}{lo}, {hi}{right}"
+
+    def validate(self, value: Any, activation: str = "") -> float:
+        """Return ``value`` as a float (int for integer params) or raise :class:`ActivationError`."""
+        where = f" of {activation!r}" if activation else ""
+        if isinstance(value, Tensor):
+            if not self.learnable:
+                raise ActivationError(f"hyperparameter {self.name!r}{where} must be a number, got a tensor")
+            return value  # type: ignore[return-value]
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ActivationError(
+                f"hyperparameter {self.name!r}{where} must be a number in {self.range_text()}, got {value!r}"
+            ) from None
+        bad = math.isnan(v)
+        if self.low is not None:
+            bad |= v < self.low or (self.low_open and v == self.low)
+        if self.high is not None:
+            bad |= v > self.high or (self.high_open and v == self.high)
+        if self.integer and not bad:
+            bad |= not float(v).is_integer()
+        if bad:
+            raise ActivationError(
+                f"hyperparameter {self.name!r}{where} must be in {self.range_text()}, got {value!r}"
+            )
+        return int(v) if self.integer else v
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where f is not differentiable, and the derivative actlab uses there.
+
+    ``left`` and ``right`` are the one-sided derivatives; ``derivative`` is the declared
+    convention (the value backward uses at exactly ``x``), matching torch's built-in where
+    one exists.  ``jump`` is true where f itself is discontinuous (step, sign).
+    """
+
+    x: float
+    derivative: float
+    left: float
+    right: float
+    jump: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationSpec:
+    """One nonlinearity, declared once: forward, analytic derivative and properties.
+
+    Args:
+        name: canonical lower-case name (``"leaky_relu"``).
+        title: display name (``"Leaky ReLU"``).
+        formula: LaTeX of f(x).
+        derivative_formula: LaTeX of f'(x).
+        forward: ``f(x, p)`` on a torch tensor; must be exact at +-inf and NaN-preserving.
+        derivative: ``f'(x)`` from the input, the output or both, see ``derivative_from``.
+        derivative_from: which of ``x`` and ``y`` backward must keep (``"output"`` lets
+            backward drop the input, as sigmoid's ``y(1-y)`` does).
+        vjp: optional fused ``grad * f'`` (e.g. torch's own ``*_backward`` kernel); a test holds
+            it equal to ``grad * derivative``.
+        param_grads: for learnable hyperparameters, ``d f / d param`` as a function of ``(x, y, p)``.
+        params: the hyperparameters.
+        aliases: other accepted names.
+        output_range: ``(lo, hi)`` of f as a function of the params (inclusive/exclusive is in ``range_text``).
+        monotone: f is non-decreasing.
+        kinks: the kinks as a function of the params (empty for smooth functions).
+        saturates: which side(s) have f' -> 0.
+        can_die: a unit can get a zero derivative for every input (ReLU-like).
+        transcendental: the costly primitives f needs (``exp``, ``log``, ``erf``, ``tanh``...).
+        backprop: False for step and sign, whose derivative is zero almost everywhere.
+        elementwise: False for maxout, which maps ``k`` inputs to one output.
+        builtin: torch's own functional op, if there is one, as ``fn(x, p)``: the oracle in tests
+            and the baseline in benchmarks.
+        torch_modules: torch module classes that compute this activation, with a function that
+            reads their hyperparameters (or returns ``None`` when that instance is not this spec).
+        torch_functions: torch functions (``F.gelu``, ``torch.relu``...) that compute it, for the probe.
+        note: its known problems and fixes, one line.
+        reference: where it was introduced.
+        moments_override: for non-elementwise specs, ``(E f, E f^2)`` under N(0, 1) inputs.
+        check: a test across hyperparameters (``min_val < max_val``); returns the problem or None.
+        class_name: name of the generated module class when the title does not give it.
+    """
+
+    name: str
+    title: str
+    formula: str
+    derivative_formula: str
+    forward: ForwardFn
+    derivative: DerivativeFn
+    derivative_from: Literal["input", "output", "both"]
+    output_range: Callable[[Params], tuple[float, float]]
+    monotone: bool
+    saturates: Side
+    can_die: bool
+    note: str
+    reference: str
+    params: tuple[HyperParam, ...] = ()
+    aliases: tuple[str, ...] = ()
+    vjp: VjpFn | None = None
+    param_grads: Mapping[str, DerivativeFn] = field(default_factory=dict)
+    kinks: Callable[[Params], tuple[Kink, ...]] = lambda p: ()
+    transcendental: tuple[str, ...] = ()
+    backprop: bool = True
+    elementwise: bool = True
+    builtin: Callable[[Tensor, Params], Tensor] | None = None
+    torch_modules: tuple[tuple[type, Callable[[Any], dict | None]], ...] = ()
+    torch_functions: tuple[Callable[..., Any], ...] = ()
+    moments_override: Callable[[Params], tuple[float, float]] | None = None
+    check: Callable[[Params], str | None] | None = None
+    class_name: str = ""
+
+    @property
+    def cls_name(self) -> str:
+        """Name of the generated ``nn.Module`` class (``actlab.nn.LeakyReLU``)."""
+        return self.class_name or "".join(ch for ch in self.title if ch.isalnum())
+
+    # ---------------------------------------------------------------- params
+    def defaults(self) -> dict[str, Any]:
+        return {hp.name: hp.default if not hp.integer else int(hp.default) for hp in self.params}
+
+    def resolve(self, **values: Any) -> MappingProxyType:
+        """Validate hyperparameters and fill in defaults; unknown names raise with the valid ones."""
+        known = {hp.name: hp for hp in self.params}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            valid = ", ".join(known) or "none"
+            raise ActivationError(
+                f"{self.name!r} has no hyperparameter {unknown[0]!r}; valid hyperparameters: {valid}"
+            )
+        out = self.defaults()
+        for k, v in values.items():
+            out[k] = known[k].validate(v, self.name)
+        if self.check is not None:
+            problem = self.check(out)
+            if problem:
+                raise ActivationError(f"{self.name!r}: {problem}")
+        return MappingProxyType(out)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def smooth(self) -> bool:
+        return not self.kinks(self.defaults())
+
+    @property
+    def cost(self) -> str:
+        """``"cheap"`` (comparisons and products only) or the transcendental it needs."""
+        return "+".join(self.transcendental) if self.transcendental else "cheap"
+
+    @property
+    def learnable(self) -> tuple[str, ...]:
+        return tuple(hp.name for hp in self.params if hp.learnable)
+
+    @cached_property
+    def moments(self) -> "Moments":
+        """``E[f(z)]``, ``E[f(z)^2]``, ``E[f'(z)]`` and ``E[f'(z)^2]`` for z ~ N(0, 1) at default params."""
+        from actlab.activations.moments import moments
+
+        return moments(self)
+
+    @property
+    def zero_centred(self) -> bool:
+        """``|E[f(z)]| < 1e-6 * sqrt(E[f(z)^2])`` for z ~ N(0, 1) at default params."""
+        m = self.moments
+        return abs(m.mean) <= 1e-6 * max(math.sqrt(m.second), 1e-300)
+
+    @cached_property
+    def max_abs_derivative(self) -> float:
+        """``sup |f'(x)|`` over x away from kinks, at default params (measured on a fine grid)."""
+        from actlab.activations.moments import max_abs_derivative
+
+        return max_abs_derivative(self)
+
+    def range_text(self, p: Params | None = None) -> str:
+        lo, hi = self.output_range(p or self.defaults())
+        return f"({_fmt(lo)}, {_fmt(hi)})"
+
+    def summary(self) -> dict[str, Any]:
+        """The property sheet as plain data (what ``actlab list --json`` prints)."""
+        p = self.defaults()
+        m = self.moments
+        return {
+            "name": self.name,
+            "title": self.title,
+            "aliases": list(self.aliases),
+            "formula": self.formula,
+            "derivative_formula": self.derivative_formula,
+            "params": [
+                {"name": hp.name, "default": hp.default, "range": hp.range_text(), "learnable": hp.learnable,
+                 "doc": hp.doc}
+                for hp in self.params
+            ],
+            "output_range": [_json_float(v) for v in self.output_range(p)],
+            "zero_centred": self.zero_centred,
+            "mean_std_normal": m.mean,
+            "second_moment_std_normal": m.second,
+            "monotone": self.monotone,
+            "smooth": self.smooth,
+            "kinks": [
+                {"x": k.x, "derivative": k.derivative, "left": k.left, "right": k.right, "jump": k.jump}
+                for k in self.kinks(p)
+            ],
+            "saturates": self.saturates,
+            "can_die": self.can_die,
+            "max_abs_derivative": self.max_abs_derivative,
+            "cost": self.cost,
+            "backprop": self.backprop,
+            "elementwise": self.elementwise,
+            "derivative_from": self.derivative_from,
+            "torch_builtin": self.builtin is not None,
+            "note": self.note,
+            "reference": self.reference,
+        }
+
+
+def _fmt(v: float) -> str:
+    if v == math.inf:
+        return "inf"
+    if v == -math.inf:
+        return "-inf"
+    return f"{v:g}"
+
+
+def _json_float(v: float) -> float | str:
+    return _fmt(v) if math.isinf(v) else v
