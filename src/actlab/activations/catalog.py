@@ -48,8 +48,10 @@ def _zero_at_neg_inf(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _inf_to_relu(x: Tensor, y: Tensor) -> Tensor:
-    # GELU's limits are relu's: 0 at -inf, +inf at +inf (torch's f32 kernel gives NaN at both).
-    return torch.where(torch.isinf(x), x.clamp(min=0), y)
+    # GELU's limits are relu's: 0 at -inf, +inf at +inf (torch's f32 kernel gives NaN at both),
+    # and it computes x * (1 + erf) / 2, which overflows to inf for x > max / 2.  Beyond
+    # |x| = 1e4, GELU (both forms) equals relu to the last bit in every dtype.
+    return torch.where(x.abs() > 1e4, x.clamp(min=0), y)
 
 
 def _mask(cond: Tensor, like: Tensor) -> Tensor:
@@ -66,16 +68,22 @@ def _gelu_derivative(x: Tensor) -> Tensor:
 
 
 def _gelu_tanh_derivative(x: Tensor) -> Tensor:
-    inner = _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
-    t = torch.tanh(inner)
-    d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-    return torch.where(torch.isinf(x) | (x.abs() > 1e4), (x > 0).to(x.dtype), d)
+    # With t = tanh(u): (1 + t) / 2 = s = sigmoid(2u) and 1 - t^2 = 4 s (1 - s).  Written in s,
+    # the left tail keeps its tiny nonzero value (1 + t cancels to exactly 0 below x ~ -7 in
+    # float64); half dtypes compute in float32, as aten does, since x^2 overflows float16 at 256.
+    xc = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    s = torch.sigmoid(2 * _SQRT_2_OVER_PI * (xc + 0.044715 * xc**3))
+    d = s * (1 + 2 * xc * (1 - s) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * xc * xc))
+    return torch.where(x.abs() > 1e4, (x > 0).to(x.dtype), d.to(x.dtype))
 
 
 def _swish_derivative(x: Tensor, beta: float) -> Tensor:
-    s = torch.sigmoid(beta * x)
-    d = s + beta * x * s * (1 - s)
-    return torch.where(torch.isinf(x), (x > 0).to(x.dtype), d)
+    z = beta * x
+    s = torch.sigmoid(z)
+    d = s + z * s * (1 - s)
+    # Where |beta x| is huge (or overflows to inf: float16 x = 32768, beta = 2) the product
+    # z s (1 - s) is inf * 0 = NaN; f' is exactly 0 or 1 there.
+    return torch.where(z.abs() > 1e4, (x > 0).to(x.dtype), d)
 
 
 def _mish_derivative(x: Tensor) -> Tensor:
@@ -135,6 +143,9 @@ def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
         # The first piece wins ties, as argmax does; two selects avoid a scatter.
         first = v[..., 0] >= v[..., 1]
         zero = g.new_zeros(())
+        if torch.compiler.is_compiling():
+            # Dynamo rejects a non-contiguous out= (graph break); inductor fuses this form anyway.
+            return torch.stack((torch.where(first, g, zero), torch.where(first, zero, g)), -1).flatten(-2)
         torch.where(first, g, zero, out=out[..., 0])
         torch.where(first, zero, g, out=out[..., 1])
         return out.flatten(-2)
@@ -210,7 +221,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         aliases=("signum",),
         formula=r"f(x) = \operatorname{sign}(x) \in \{-1, 0, 1\}",
         derivative_formula=r"f'(x) = 0 \quad (x \ne 0;\ \text{undefined at } 0)",
-        forward=lambda x, p: torch.sign(x),
+        forward=lambda x, p: torch.where(torch.isnan(x), x, torch.sign(x)),  # torch.sign(NaN) is 0
         derivative=lambda x, y, p: _zeros(y),
         derivative_from="output",
         output_range=lambda p: (-1.0, 1.0),
@@ -386,7 +397,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         formula=r"f(x) = x \text{ if } x > 0 \text{ else } a x",
         derivative_formula=r"f'(x) = 1 \text{ if } x > 0 \text{ else } a",
         forward=lambda x, p: F.leaky_relu(x, p["negative_slope"]),
-        derivative=lambda x, y, p: torch.where(y > 0, 1.0, p["negative_slope"]).to(y.dtype),
+        derivative=lambda x, y, p: torch.where(y > 0, _ones(y), p["negative_slope"]).to(y.dtype),
         derivative_from="output",
         vjp=lambda g, x, y, p: aten.leaky_relu_backward(g, y, p["negative_slope"], True),
         output_range=lambda p: (-INF, INF) if p["negative_slope"] > 0 else (0.0, INF),
@@ -408,7 +419,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         formula=r"f(x) = x \text{ if } x > 0 \text{ else } a x, \quad a \text{ learned}",
         derivative_formula=r"f'(x) = 1 \text{ if } x > 0 \text{ else } a; \quad \partial f / \partial a = \min(0, x)",
         forward=lambda x, p: torch.where(x > 0, x, x * p["negative_slope"]),
-        derivative=lambda x, y, p: torch.where(x > 0, 1.0, p["negative_slope"]).to(x.dtype).expand_as(x),
+        derivative=lambda x, y, p: torch.where(x > 0, _ones(x), p["negative_slope"]).to(x.dtype).expand_as(x),
         derivative_from="input",
         param_grads={"negative_slope": lambda x, y, p: torch.where(x > 0, 0.0, x)},
         output_range=lambda p: (-INF, INF),
@@ -573,8 +584,9 @@ CATALOG: tuple[ActivationSpec, ...] = (
         forward=lambda x, p: _inf_to_relu(x, F.gelu(x, approximate="tanh")),
         derivative=lambda x, y, p: _gelu_tanh_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: torch.where(torch.isinf(x), g * (x > 0), aten.gelu_backward(g, x, approximate="tanh")),
-        output_range=lambda p: (-0.1700425, INF),
+        # aten's kernel cubes x: inf * 0 = NaN beyond |x| ~ 1e13 (f32); f' is 0 or 1 past 1e4.
+        vjp=lambda g, x, y, p: torch.where(x.abs() > 1e4, g * (x > 0), aten.gelu_backward(g, x, approximate="tanh")),
+        output_range=lambda p: (-0.17004075057125406, INF),  # f(-0.75246142339), measured in float64
         monotone=False,
         saturates="left",
         can_die=False,
@@ -631,7 +643,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         derivative=lambda x, y, p: _mish_derivative(x),
         derivative_from="input",
         vjp=lambda g, x, y, p: torch.where(torch.isinf(x), g * (x > 0), aten.mish_backward(g, x)),
-        output_range=lambda p: (-0.30884003526, INF),
+        output_range=lambda p: (-0.3088434130172505, INF),  # f(-1.19243120705), measured in float64
         monotone=False,
         saturates="left",
         can_die=False,

@@ -116,7 +116,9 @@ def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Mo
         k = float(pp.get("pieces", 1))
         return Moments(m1 * math.sqrt(q), m2 * q, 1 / k, 1 / k, q)
     f, df = fns(spec, pp)
-    kinks = kink_points(spec, pp)
+    # Also split at 0, where ELU, CELU and softsign are C1 but not C2 (no declared kink): across
+    # that point Gauss-Legendre converges only algebraically (ELU's mean was off by 2e-6).
+    kinks = [*kink_points(spec, pp), 0.0]
     return Moments(
         mean=expect(f, q, kinks),
         second=expect(lambda x: f(x) ** 2, q, kinks),
@@ -156,4 +158,9 @@ def max_abs_derivative(spec: ActivationSpec, p: Params | None = None) -> float:
             else:
                 a = c
         best = max(best, float(df(torch.tensor([(a + b) / 2], dtype=torch.float64)).abs()))
+    # The sup can be a one-sided limit at a kink (SELU: lambda alpha just left of 0), which
+    # no grid point reaches.
+    for k in spec.kinks(pp):
+        if -50 <= k.x <= 50:
+            best = max(best, abs(k.left), abs(k.right))
     return best

@@ -13,7 +13,6 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-import torch
 from torch import Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +63,7 @@ class HyperParam:
         hi = "inf" if self.high is None else f"{self.high:g}"
         left = "(" if self.low is None or self.low_open else "["
         right = ")" if self.high is None or self.high_open else "]"
-        kind = "integer in " if self.integer else ""
+        kind = "an integer in " if self.integer else ""
         return f"{kind}{left}{lo}, {hi}{right}"
 
     def validate(self, value: Any, activation: str = "") -> float:
@@ -89,7 +88,7 @@ class HyperParam:
             bad |= not float(v).is_integer()
         if bad:
             raise ActivationError(
-                f"hyperparameter {self.name!r}{where} must be in {self.range_text()}, got {value!r}"
+                f"hyperparameter {self.name!r}{where} must be {'' if self.integer else 'in '}{self.range_text()}, got {value!r}"
             )
         return int(v) if self.integer else v
 
@@ -228,7 +227,7 @@ class ActivationSpec:
     def zero_centred(self) -> bool:
         """``|E[f(z)]| < 1e-6 * sqrt(E[f(z)^2])`` for z ~ N(0, 1) at default params."""
         m = self.moments
-        return abs(m.mean) <= 1e-6 * max(math.sqrt(m.second), 1e-300)
+        return _is_zero_centred(m.mean, m.second)
 
     @cached_property
     def max_abs_derivative(self) -> float:
@@ -241,10 +240,20 @@ class ActivationSpec:
         lo, hi = self.output_range(p or self.defaults())
         return f"({_fmt(lo)}, {_fmt(hi)})"
 
-    def summary(self) -> dict[str, Any]:
-        """The property sheet as plain data (what ``actlab list --json`` prints)."""
-        p = self.defaults()
-        m = self.moments
+    def summary(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The property sheet as plain, JSON-ready data (what ``actlab list --json`` prints).
+
+        Args:
+            params: hyperparameters (validated; defaults fill the rest). The fields that depend
+                on them (output range, Gaussian moments, zero-centred, kinks, max |f'|) are
+                computed at them; each entry of ``"params"`` carries its ``"value"``.
+        """
+        from actlab.activations.moments import max_abs_derivative, moments
+
+        p = dict(self.resolve(**dict(params or {})))
+        at_defaults = p == self.defaults()
+        m = self.moments if at_defaults else moments(self, p)
+        kinks = self.kinks(p)
         return {
             "name": self.name,
             "title": self.title,
@@ -252,23 +261,23 @@ class ActivationSpec:
             "formula": self.formula,
             "derivative_formula": self.derivative_formula,
             "params": [
-                {"name": hp.name, "default": hp.default, "range": hp.range_text(), "learnable": hp.learnable,
-                 "doc": hp.doc}
+                {"name": hp.name, "default": hp.default, "value": _plain(p[hp.name]), "range": hp.range_text(),
+                 "learnable": hp.learnable, "doc": hp.doc}
                 for hp in self.params
             ],
             "output_range": [_json_float(v) for v in self.output_range(p)],
-            "zero_centred": self.zero_centred,
+            "zero_centred": _is_zero_centred(m.mean, m.second),
             "mean_std_normal": m.mean,
             "second_moment_std_normal": m.second,
             "monotone": self.monotone,
-            "smooth": self.smooth,
+            "smooth": not kinks,
             "kinks": [
                 {"x": k.x, "derivative": k.derivative, "left": k.left, "right": k.right, "jump": k.jump}
-                for k in self.kinks(p)
+                for k in kinks
             ],
             "saturates": self.saturates,
             "can_die": self.can_die,
-            "max_abs_derivative": self.max_abs_derivative,
+            "max_abs_derivative": self.max_abs_derivative if at_defaults else max_abs_derivative(self, p),
             "cost": self.cost,
             "backprop": self.backprop,
             "elementwise": self.elementwise,
@@ -277,6 +286,16 @@ class ActivationSpec:
             "note": self.note,
             "reference": self.reference,
         }
+
+
+def _is_zero_centred(mean: float, second: float) -> bool:
+    return abs(mean) <= 1e-6 * max(math.sqrt(second), 1e-300)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Tensor):
+        return v.detach().flatten().tolist() if v.numel() > 1 else float(v)
+    return v
 
 
 def _fmt(v: float) -> str:

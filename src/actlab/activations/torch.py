@@ -68,7 +68,23 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
             return tuple(grads)
 
     AnalyticActivation.__name__ = AnalyticActivation.__qualname__ = f"{spec.title.replace(' ', '')}Function"
+    _FUNCTIONS[spec.name] = (spec, AnalyticActivation)
     return AnalyticActivation
+
+
+# torch.compile (Dynamo) cannot trace a call to an lru_cache'd function that builds a class:
+# it graph-breaks there and the activation runs eagerly.  A plain dict lookup traces, so
+# ``apply`` finds the Function here; every catalog spec is registered at import, others on
+# first eager use (``Activation.__init__`` does it for modules).
+# (An attribute read off the Function class does not trace either, hence the (spec, Function) pairs.)
+_FUNCTIONS: dict[str, tuple[ActivationSpec, type[torch.autograd.Function]]] = {}
+
+
+def _function_for(spec: ActivationSpec) -> type[torch.autograd.Function]:
+    entry = _FUNCTIONS.get(spec.name)
+    if entry is None or entry[0] is not spec:
+        return autograd_function(spec)
+    return entry[1]
 
 
 def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bool = False, **params: Any) -> Any:
@@ -108,8 +124,12 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
         v = p[hp.name]
         if hp.learnable and not isinstance(v, Tensor):
             v = torch.tensor(v, dtype=x.dtype, device=x.device)
+        elif hp.learnable and v.dtype != x.dtype:
+            # The output keeps the input's dtype (a float32 PReLU slope on float16 input gave
+            # float32); the cast is differentiable, so the slope's gradient comes back in its dtype.
+            v = v.to(x.dtype)
         values.append(v)
-    return autograd_function(spec).apply(x, training, *values)
+    return _function_for(spec).apply(x, training, *values)
 
 
 class Activation(nn.Module):
@@ -135,6 +155,7 @@ class Activation(nn.Module):
 
             spec = get(spec)
         self.spec = spec
+        autograd_function(spec)  # registered eagerly so a compiled forward finds it (see _FUNCTIONS)
         resolved = dict(spec.resolve(**params))
         self.fixed = {k: v for k, v in resolved.items() if k not in spec.learnable}
         if spec.learnable and (not isinstance(num_parameters, int) or num_parameters < 1):
@@ -145,6 +166,13 @@ class Activation(nn.Module):
             self.register_parameter(name, nn.Parameter(torch.full((num_parameters,), init)))
 
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):  # NumPy arrays and numbers, as ``apply`` takes them
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "fc":
+                arr = arr.astype(np.float64)
+            with torch.no_grad():
+                out = self.forward(torch.from_numpy(arr)).numpy()
+            return out if np.ndim(x) else out[()]
         params: dict[str, Any] = dict(self.fixed)
         for name in self.spec.learnable:
             w = getattr(self, name)
@@ -158,3 +186,13 @@ class Activation(nn.Module):
         if self.spec.learnable:
             parts.append(f"num_parameters={self.num_parameters}")
         return ", ".join(parts)
+
+
+def _register_catalog() -> None:
+    from actlab.activations.catalog import CATALOG
+
+    for s in CATALOG:
+        autograd_function(s)
+
+
+_register_catalog()

@@ -1,0 +1,381 @@
+"""Throughput of every catalog activation: actlab's analytic path vs torch's built-in vs a naive
+composition of torch ops, next to the machine's memory-copy ceiling.
+
+Run::
+
+    python benchmarks/activations.py                 # every activation, 16M float32 elements
+    python benchmarks/activations.py --only gelu,maxout --repeats 15
+    python benchmarks/activations.py --json > bench.json
+
+What is timed, for each activation (``actlab.activations.specs()``, nothing skipped silently):
+
+- ``analytic``: ``apply(spec, x)``, actlab's generic ``autograd.Function`` whose backward is the
+  catalog's analytic derivative (or its fused ``vjp``);
+- ``builtin``: ``spec.builtin``, torch's own op under torch's autograd (where torch has one);
+- ``naive``: the textbook formula written with torch ops under autograd (``NAIVE`` below);
+- ``copy``: ``dst.copy_(src)`` of the same size, the memory ceiling of the machine.
+
+Each for ``fwd`` (forward under ``torch.no_grad()``) and ``fwd+bwd`` (forward, then
+``torch.autograd.grad`` with a random upstream gradient; no ``.grad`` accumulation). Step and
+sign have a derivative that is zero almost everywhere (``spec.backprop`` is False): only their
+forward is timed, and the table says so.
+
+Byte model (what an ideal, fused kernel moves; GB/s = bytes / median time):
+
+- ``fwd``: read the input, write the output: ``4 * (n_in + n_out)`` bytes for float32;
+- ``fwd+bwd``: the forward, plus a backward that reads the upstream gradient (``n_out``) and one
+  saved tensor the size of the input (``n_in``), and writes the input gradient (``n_in``):
+  ``4 * (2 n_in + 2 n_out + n_in)``, i.e. 5 x 4 bytes per element for elementwise activations.
+  (PReLU's slope gradient is a reduction over a tensor the backward already holds; it is not
+  counted. Maxout with k pieces has ``n_out = n_in / k``.)
+- ``copy``: ``4 * 2 n``, the same as an elementwise forward: a forward at the copy ceiling is as fast
+  as memory allows.
+
+The same byte model is used for all variants of a row, so the GB/s ratios are time ratios.
+
+Variants are interleaved (every repetition runs every variant of a row, in a rotating order) and
+the medians are reported, because the machine may be shared.
+
+Two traps on CPU machines with glibc:
+
+1. glibc serves every allocation of >= 32 MiB (after its dynamic threshold) with fresh ``mmap``
+   pages, and returns them on free, so every new 64 MiB tensor pays ~16k page faults (~25 ms here),
+   more than the kernel itself. Unless ``--no-malloc-tuning`` is given, the script re-executes
+   itself with ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set high (they must be set
+   before the process starts), and prints which setting it used and the page faults it measured per
+   fresh tensor.
+2. ``torch.compile`` is not used: on these machines a compiled forward+backward that saves a boolean
+   mask (relu, hardtanh, ``where``) ran ~10x slower than eager.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# glibc reads these only at process start, so set them and re-exec before anything allocates.
+_MALLOC_ENV = {
+    # The largest value glibc 2.36 accepts is far above any tensor here; 4 GiB keeps every
+    # benchmark tensor on the heap (no fresh mmap per tensor).
+    "MALLOC_MMAP_THRESHOLD_": str(4 * 1024**3),
+    # Never give freed heap memory back to the kernel (so reused pages are already mapped).
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 1024**3),
+}
+_REEXEC_FLAG = "_ACTLAB_BENCH_REEXEC"
+
+
+def _malloc_setting(argv: list[str]) -> str:
+    """Re-exec with (or without) the malloc tuning if needed; return a description of what is in effect."""
+    want = "--no-malloc-tuning" not in argv
+    have = {k: os.environ.get(k) for k in _MALLOC_ENV}
+    tuned = all(have.values())
+    if want and not tuned and not os.environ.get(_REEXEC_FLAG):
+        env = dict(os.environ, **_MALLOC_ENV, **{_REEXEC_FLAG: "1"})
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], env)
+    if not want and any(have.values()) and not os.environ.get(_REEXEC_FLAG):
+        env = {k: v for k, v in os.environ.items() if k not in _MALLOC_ENV}
+        env[_REEXEC_FLAG] = "1"
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], env)
+    shown = " ".join(f"{k}={v}" for k, v in have.items() if v)
+    if tuned:
+        return f"tuned ({shown})"
+    if want:
+        return "NOT tuned: re-exec did not take effect" + (f" ({shown})" if shown else "")
+    return "not tuned (--no-malloc-tuning)" + (f"; partial: {shown}" if shown else "")
+
+
+if __name__ == "__main__":
+    _MALLOC = _malloc_setting(sys.argv[1:])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from actlab.activations import ActivationSpec, apply, get, specs  # noqa: E402
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _maxout_naive(x: Tensor, p: dict) -> Tensor:
+    return x.unflatten(-1, (-1, int(p["pieces"]))).max(-1).values
+
+
+def _selu_naive(x: Tensor, p: dict) -> Tensor:
+    lam, alpha = 1.0507009873554805, 1.6732632423543772
+    return lam * torch.where(x > 0, x, alpha * (torch.exp(x) - 1))
+
+
+# The textbook formula of each activation, written with torch ops and differentiated by autograd:
+# what a user would write without actlab or a built-in. Keyed by canonical name; an activation
+# without an entry is reported as "no naive formula", never dropped.
+NAIVE: dict[str, Callable[[Tensor, dict], Tensor]] = {
+    "identity": lambda x, p: x * 1.0,
+    "step": lambda x, p: (x >= 0).to(x.dtype),
+    "sign": lambda x, p: (x > 0).to(x.dtype) - (x < 0).to(x.dtype),
+    "sigmoid": lambda x, p: 1 / (1 + torch.exp(-x)),
+    "hard_sigmoid": lambda x, p: torch.clamp((x + 3) / 6, 0.0, 1.0),
+    "tanh": lambda x, p: (torch.exp(2 * x) - 1) / (torch.exp(2 * x) + 1),
+    "hardtanh": lambda x, p: torch.minimum(torch.maximum(x, torch.tensor(p["min_val"])), torch.tensor(p["max_val"])),
+    "softsign": lambda x, p: x / (1 + x.abs()),
+    "relu": lambda x, p: torch.maximum(x, torch.zeros((), dtype=x.dtype)),
+    "relu6": lambda x, p: torch.minimum(torch.maximum(x, torch.zeros((), dtype=x.dtype)), torch.tensor(6.0)),
+    "leaky_relu": lambda x, p: torch.where(x > 0, x, p["negative_slope"] * x),
+    "prelu": lambda x, p: torch.where(x > 0, x, p["negative_slope"] * x),
+    "rrelu": lambda x, p: torch.where(x >= 0, x, (p["lower"] + p["upper"]) / 2 * x),
+    "elu": lambda x, p: torch.where(x > 0, x, p["alpha"] * (torch.exp(x) - 1)),
+    "celu": lambda x, p: torch.clamp(x, min=0) + torch.clamp(p["alpha"] * (torch.exp(x / p["alpha"]) - 1), max=0),
+    "selu": _selu_naive,
+    "softplus": lambda x, p: torch.log(1 + torch.exp(p["beta"] * x)) / p["beta"],
+    "gelu": lambda x, p: 0.5 * x * (1 + torch.erf(x / _SQRT2)),
+    "gelu_tanh": lambda x, p: 0.5 * x * (1 + torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))),
+    "silu": lambda x, p: x * torch.sigmoid(x),
+    "swish": lambda x, p: x * torch.sigmoid(p["beta"] * x),
+    "mish": lambda x, p: x * torch.tanh(F.softplus(x)),
+    "erf": lambda x, p: torch.erf(x),
+    "maxout": _maxout_naive,
+}
+
+# Acceptance targets (issue 2): fwd+bwd of the analytic path >= 0.9x torch's built-in where torch has
+# one, >= 1.5x the naive composition where it has none. Erf's built-in backward is itself a composite
+# of torch ops (exp(-x^2) * 2/sqrt(pi) * grad), so erf must also beat its naive form by 1.5x.
+BUILTIN_TARGET = 0.9
+NAIVE_TARGET = 1.5
+ALSO_NAIVE_TARGET = frozenset({"erf"})
+
+VARIANTS = ("copy", "analytic", "builtin", "naive")
+
+
+def _shape(size: int, width: int = 1024) -> tuple[int, ...]:
+    return (size // width, width) if size % width == 0 and size >= width else (size,)
+
+
+def _params(spec: ActivationSpec, x: Tensor) -> dict[str, Any]:
+    """Default hyperparameters; learnable ones become tensors that require grad (as in nn.PReLU)."""
+    p: dict[str, Any] = dict(spec.defaults())
+    for hp in spec.params:
+        if hp.learnable:
+            p[hp.name] = torch.full((1,), float(hp.default), dtype=x.dtype, requires_grad=True)
+    return p
+
+
+def _callables(spec: ActivationSpec, x: Tensor, g: Tensor, src: Tensor, dst: Tensor) -> dict[str, dict[str, Callable[[], Any]]]:
+    """For each variant, a fwd and (where the spec backprops) a fwd+bwd closure."""
+    p = _params(spec, x)
+    pt = {**p, "training": False}
+    learn = [p[n] for n in spec.learnable]
+    fns: dict[str, Callable[[Tensor], Tensor]] = {"analytic": lambda t: apply(spec, t, **p)}
+    if spec.builtin is not None:
+        fns["builtin"] = lambda t: spec.builtin(t, pt)  # type: ignore[misc]
+    if spec.name in NAIVE:
+        fns["naive"] = lambda t: NAIVE[spec.name](t, pt)
+    xg = x.detach().requires_grad_(True)
+
+    def fwd(f: Callable[[Tensor], Tensor]) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.no_grad():
+                return f(x)
+        return run
+
+    def fwdbwd(f: Callable[[Tensor], Tensor]) -> Callable[[], Any]:
+        def run() -> Any:
+            y = f(xg)
+            return torch.autograd.grad(y, [xg, *learn], g)
+        return run
+
+    out: dict[str, dict[str, Callable[[], Any]]] = {"copy": {"fwd": lambda: dst.copy_(src)}}
+    out["copy"]["fwd+bwd"] = out["copy"]["fwd"]
+    for v, f in fns.items():
+        out[v] = {"fwd": fwd(f)}
+        if spec.backprop:
+            out[v]["fwd+bwd"] = fwdbwd(f)
+    return out
+
+
+def _bytes(mode: str, n_in: int, n_out: int, itemsize: int) -> int:
+    if mode == "fwd":
+        return itemsize * (n_in + n_out)
+    return itemsize * (2 * n_in + 2 * n_out + n_in)
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype: torch.dtype) -> dict[str, Any]:
+    """Time every variant of ``spec`` in both modes, interleaved; return medians and GB/s."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(_shape(size), generator=gen, dtype=dtype)
+    with torch.no_grad():
+        y = apply(spec, x)
+    g = torch.randn(y.shape, generator=gen, dtype=dtype)
+    src, dst = torch.randn(x.shape, generator=gen, dtype=dtype), torch.empty_like(x)
+    calls = _callables(spec, x, g, src, dst)
+    n_in, n_out = x.numel(), y.numel()
+    del y
+    modes = ("fwd", "fwd+bwd") if spec.backprop else ("fwd",)
+    cells = [(v, m) for m in modes for v in VARIANTS if v in calls and m in calls[v]]
+    times: dict[tuple[str, str], list[float]] = {c: [] for c in cells}
+    faults: dict[tuple[str, str], int] = {c: 0 for c in cells}
+    for _ in range(warmup):
+        for v, m in cells:
+            calls[v][m]()
+    for r in range(repeats):
+        k = r % len(cells)
+        for v, m in cells[k:] + cells[:k]:  # rotate the order so no variant always runs first
+            f0 = _faults()
+            t0 = time.perf_counter()
+            res = calls[v][m]()
+            t1 = time.perf_counter()
+            del res
+            faults[(v, m)] += _faults() - f0
+            times[(v, m)].append(t1 - t0)
+    rows: dict[str, Any] = {
+        "name": spec.name, "backprop": spec.backprop, "elementwise": spec.elementwise,
+        "n_in": n_in, "n_out": n_out, "builtin": spec.builtin is not None, "naive": spec.name in NAIVE,
+        "modes": {},
+    }
+    item = torch.empty((), dtype=dtype).element_size()
+    for m in modes:
+        nbytes = _bytes(m, n_in, n_out, item)
+        copy_bytes = _bytes("fwd", n_in, n_in, item)
+        md: dict[str, Any] = {"bytes": nbytes}
+        for v in VARIANTS:
+            if (v, m) not in times:
+                md[v] = None
+                continue
+            med = statistics.median(times[(v, m)])
+            b = copy_bytes if v == "copy" else nbytes
+            md[v] = {
+                "median_ms": med * 1e3,
+                "min_ms": min(times[(v, m)]) * 1e3,
+                "gbps": b / med / 1e9,
+                "faults_per_call": faults[(v, m)] / repeats,
+            }
+        a = md["analytic"]["median_ms"]
+        md["analytic/builtin"] = md["builtin"]["median_ms"] / a if md.get("builtin") else None
+        md["analytic/naive"] = md["naive"]["median_ms"] / a if md.get("naive") else None
+        md["analytic/copy"] = (md["analytic"]["gbps"] / md["copy"]["gbps"]) if md.get("copy") else None
+        rows["modes"][m] = md
+    rows["targets"] = _targets(spec, rows)
+    return rows
+
+
+def _targets(spec: ActivationSpec, row: dict[str, Any]) -> list[dict[str, Any]]:
+    if not spec.backprop:
+        return [{"target": "none (no backprop: f' = 0 almost everywhere; forward only)", "pass": None}]
+    fb = row["modes"]["fwd+bwd"]
+    out = []
+    if spec.builtin is not None:
+        r = fb["analytic/builtin"]
+        out.append({"target": f"fwd+bwd analytic/builtin >= {BUILTIN_TARGET}", "value": r, "pass": r >= BUILTIN_TARGET})
+    if spec.builtin is None or spec.name in ALSO_NAIVE_TARGET:
+        r = fb["analytic/naive"]
+        if r is None:
+            out.append({"target": f"fwd+bwd analytic/naive >= {NAIVE_TARGET}", "value": None, "pass": False,
+                        "why": "no naive formula in NAIVE"})
+        else:
+            out.append({"target": f"fwd+bwd analytic/naive >= {NAIVE_TARGET}", "value": r, "pass": r >= NAIVE_TARGET})
+    return out
+
+
+def _fresh_tensor_faults(size: int, dtype: torch.dtype, n: int = 8) -> float:
+    """Minor page faults per fresh ``size``-element tensor in steady state (~0 with the malloc tuning)."""
+    x = torch.randn(_shape(size), dtype=dtype)
+    for _ in range(4):
+        (x + 1).sum()
+    f0 = _faults()
+    for _ in range(n):
+        del_me = x + 1
+        del del_me
+    return (_faults() - f0) / n
+
+
+def _fmt(v: float | None, spec: str = "6.1f") -> str:
+    width = int(spec.split(".")[0] or 0)
+    return "-".rjust(width) if v is None else format(v, spec)
+
+
+def _print_table(res: dict[str, Any]) -> None:
+    print(f"actlab activation throughput  (torch {res['torch']}, {res['threads']} threads, {res['machine']})")
+    print(f"size {res['size']} x {res['dtype']}, shape {res['shape']}, {res['repeats']} interleaved repeats, medians")
+    print(f"malloc: {res['malloc']}; page faults per fresh tensor: {res['fresh_tensor_faults']:.0f}")
+    print("bytes: fwd = read in + write out; fwd+bwd = fwd + read grad_out + read saved (input size) + write grad_in")
+    print(f"copy ceiling (dst.copy_(src), 2 x 4 bytes/elem): median {res['copy_gbps']:.1f} GB/s")
+    print()
+    hdr = (f"{'activation':<13}{'mode':<8}{'analytic':>9}{'builtin':>9}{'naive':>9}{'copy':>8}"
+           f"{'a/builtin':>10}{'a/naive':>9}{'a/copy':>8}  target")
+    print(hdr)
+    print(f"{'':<21}{'GB/s':>9}{'GB/s':>9}{'GB/s':>9}{'GB/s':>8}")
+    print("-" * len(hdr))
+    for row in res["rows"]:
+        for m, md in row["modes"].items():
+            cells = [md[v]["gbps"] if md.get(v) else None for v in ("analytic", "builtin", "naive", "copy")]
+            tgt = ""
+            if m == "fwd+bwd" or not row["backprop"]:
+                tgt = "; ".join(
+                    t["target"].replace("fwd+bwd ", "") + (
+                        "" if t["pass"] is None else f": {'PASS' if t['pass'] else 'FAIL'}")
+                    for t in row["targets"])
+            print(f"{row['name']:<13}{m:<8}{_fmt(cells[0], '9.1f')}{_fmt(cells[1], '9.1f')}{_fmt(cells[2], '9.1f')}"
+                  f"{_fmt(cells[3], '8.1f')}{_fmt(md['analytic/builtin'], '10.2f')}{_fmt(md['analytic/naive'], '9.2f')}"
+                  f"{_fmt(md['analytic/copy'], '8.2f')}  {tgt}")
+    print()
+    fails = [r["name"] for r in res["rows"] for t in r["targets"] if t["pass"] is False]
+    print(f"targets failed: {', '.join(fails) if fails else 'none'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=1 << 24, help="elements per tensor (default 16M = 2**24)")
+    ap.add_argument("--repeats", type=int, default=9, help="timed repetitions of each variant (median reported)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed calls of each variant first")
+    ap.add_argument("--only", default="", help="comma-separated activation names (aliases ok); default all")
+    ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="measure with glibc's default malloc (fresh mmapped pages per large tensor)")
+    args = ap.parse_args(argv)
+    dtype = torch.float32
+    chosen = [get(n) for n in args.only.split(",") if n.strip()] if args.only else specs()
+    rows = []
+    for spec in chosen:
+        if not args.json:
+            print(f"  timing {spec.name} ...", file=sys.stderr, flush=True)
+        rows.append(bench_spec(spec, args.size, args.repeats, args.warmup, dtype))
+    copy_all = [r["modes"][m]["copy"]["gbps"] for r in rows for m in r["modes"]]
+    res = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "size": args.size,
+        "shape": list(_shape(args.size)),
+        "dtype": str(dtype).replace("torch.", ""),
+        "repeats": args.repeats,
+        "malloc": _MALLOC if __name__ == "__main__" else "unknown (imported)",
+        "fresh_tensor_faults": _fresh_tensor_faults(args.size, dtype),
+        "byte_model": {
+            "fwd": "itemsize * (n_in + n_out)",
+            "fwd+bwd": "itemsize * (n_in + n_out) + itemsize * (n_out + 2 * n_in)",
+            "copy": "itemsize * 2 * n",
+        },
+        "copy_gbps": statistics.median(copy_all) if copy_all else float("nan"),
+        "rows": rows,
+    }
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        _print_table(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

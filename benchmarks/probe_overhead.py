@@ -1,0 +1,204 @@
+"""Step-time overhead of the probe: forward + backward + SGD step of an MLP (depth 10, width 256,
+batch 256) and a small CNN, with no probe, the probe every step, every 10 steps, a naive recorder
+that calls ``.item()`` per layer per step, and Cockpit's "economy" configuration when
+``cockpit-for-pytorch`` is installed.
+
+Variants run interleaved (each repetition runs a block of steps of every variant in turn, the
+order rotating), so a machine shared with other jobs slows them alike; the table gives medians
+over repetitions and the median of the per-repetition ratios to "no probe".
+
+    python benchmarks/probe_overhead.py                 # both models, table
+    python benchmarks/probe_overhead.py --json out.json --reps 15 --steps 40 --models mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actlab.probe import Probe
+
+# ---- settings (units in comments)
+DEPTH = 10          # Linear layers in the MLP
+WIDTH = 256         # hidden units
+BATCH = 256         # MLP batch size
+CNN_BATCH = 64      # CNN batch size (3x32x32 inputs)
+LR = 0.01           # SGD learning rate
+
+
+def mlp() -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(DEPTH - 1):
+        layers += [nn.Linear(WIDTH, WIDTH), nn.ReLU()]
+    layers.append(nn.Linear(WIDTH, 10))
+    return nn.Sequential(*layers)
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+
+
+def data(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    if kind == "mlp":
+        return torch.randn(BATCH, WIDTH, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
+    return torch.randn(CNN_BATCH, 3, 32, 32, generator=g), torch.randint(0, 10, (CNN_BATCH,), generator=g)
+
+
+class NaiveRecorder:
+    """What one writes first: hooks that compute statistics and call ``.item()`` every step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.rows: list[tuple] = []
+        self.handles = [m.register_forward_hook(self.hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+        self.params = list(model.parameters())
+
+    def hook(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        o = out.detach()
+        std, mean = torch.std_mean(o)
+        self.rows.append((mean.item(), std.item(), (o == 0).float().mean().item()))
+
+    def after_backward(self) -> None:
+        self.rows.append(tuple(p.grad.norm().item() for p in self.params))
+
+
+def _pkg_resources_shim() -> None:
+    """Cockpit 1.0.2 imports ``pkg_resources`` only for its version string; new setuptools lacks it."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import importlib.metadata
+        import types
+
+        mod = types.ModuleType("pkg_resources")
+        mod.DistributionNotFound = importlib.metadata.PackageNotFoundError  # type: ignore[attr-defined]
+        mod.get_distribution = lambda name: types.SimpleNamespace(version=importlib.metadata.version(name))  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = mod
+
+
+def make_variant(name: str, kind: str) -> Callable[[], None] | None:
+    torch.manual_seed(0)
+    model = mlp() if kind == "mlp" else cnn()
+    x, y = data(kind)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    if name == "cockpit economy":
+        try:
+            _pkg_resources_shim()
+            from backpack import extend
+            from cockpit import Cockpit
+            from cockpit.utils.configuration import configuration
+        except Exception:
+            return None
+        model = extend(model)
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        lossfunc = extend(nn.CrossEntropyLoss())
+        ind = nn.CrossEntropyLoss(reduction="none")
+        cockpit = Cockpit(model.parameters(), quantities=configuration("economy"))
+        state = {"step": 0}
+
+        def step() -> None:
+            opt.zero_grad()
+            out = model(x)
+            loss = lossfunc(out, y)
+            losses = ind(out, y)
+            with cockpit(state["step"], info={"batch_size": x.shape[0], "individual_losses": losses,
+                                              "loss": loss, "optimizer": opt}):
+                loss.backward(create_graph=cockpit.create_graph(state["step"]))
+            opt.step()
+            state["step"] += 1
+
+        return step
+    naive = NaiveRecorder(model) if name == "naive .item()" else None
+    if name.startswith("probe"):
+        every = 1 if name == "probe every step" else 10
+        Probe(model, every=every).attach()  # stays attached for the whole benchmark
+
+    def step() -> None:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        if naive is not None:
+            naive.after_backward()
+            naive.rows.clear()
+        opt.step()
+
+    return step
+
+
+VARIANTS = ["no probe", "probe every step", "probe every 10", "naive .item()", "cockpit economy"]
+
+
+def bench(kind: str, reps: int, steps: int, warmup: int) -> dict:
+    fns = {v: make_variant(v, kind) for v in VARIANTS}
+    fns = {k: f for k, f in fns.items() if f is not None}
+    names = list(fns)
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for rep in range(reps):
+        order = names[rep % len(names):] + names[: rep % len(names)]
+        for k in order:
+            f = fns[k]
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                f()
+            times[k].append((time.perf_counter() - t0) / steps)
+    base = times["no probe"]
+    out = {}
+    for k in names:
+        ratios = [t / b for t, b in zip(times[k], base)]
+        out[k] = {"median_ms": 1e3 * statistics.median(times[k]), "ratio_median": statistics.median(ratios),
+                  "ratio_of_medians": statistics.median(times[k]) / statistics.median(base),
+                  "ratios": ratios}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
+    ap.add_argument("--reps", type=int, default=11, help="interleaved repetitions")
+    ap.add_argument("--steps", type=int, default=20, help="steps per repetition and variant (multiple of 10)")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    a = ap.parse_args(argv)
+    if a.steps % 10:
+        ap.error(f"--steps must be a multiple of 10 so 'every 10' is measured fairly, got {a.steps}")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "reps": a.reps, "steps": a.steps,
+              "models": {}}
+    for kind in a.models.split(","):
+        kind = kind.strip()
+        if kind not in ("mlp", "cnn"):
+            ap.error(f"unknown model {kind!r}; choose from mlp, cnn")
+        r = bench(kind, a.reps, a.steps, a.warmup)
+        result["models"][kind] = r
+        print(f"\n{kind}: step time, median of {a.reps} interleaved repetitions x {a.steps} steps "
+              f"({torch.get_num_threads()} threads)")
+        print(f"{'variant':<20}{'ms/step':>10}{'ratio':>9}{'(of medians)':>14}")
+        for k, v in r.items():
+            print(f"{k:<20}{v['median_ms']:>10.2f}{v['ratio_median']:>8.3f}x{v['ratio_of_medians']:>13.3f}x")
+    if "cockpit economy" not in next(iter(result["models"].values())):
+        print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""Weight initialisation schemes, applied to every Linear, Conv and recurrent weight of a model.
+
+Each scheme draws a layer's weight matrix ``W`` (``out x fan_in``; a conv kernel counts
+``in_channels * kernel`` as fan-in) and sets its bias.  Gains that depend on the activation
+(He's leaky slope, the critical init's sigma_w^2) read the activation feeding the layer: the
+one before it, or for the first layer the one after it, so a per-layer MLP gets per-layer
+gains.  Recurrent weights are drawn per gate block (``H x fan_in``), as orthogonal init needs.
+
+Example::
+
+    >>> from actlab.lab.models import MLP
+    >>> m = init_weights(MLP(784, 10, depth=3, width=256), "he_normal", seed=0)
+    >>> round(float(m.hidden_layers()[1].weight.detach().var()) * 256, 1)
+    2.0
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from actlab.activations import ActivationSpec, get, spec_for_module
+from actlab.activations.moments import moments
+
+INIT_SCHEMES: dict[str, str] = {
+    "zeros": "every weight 0: hidden units stay identical forever (symmetry is never broken)",
+    "constant": "every weight = value: units identical, like zeros but with a signal",
+    "normal": "N(0, std^2), std fixed (default 0.01, 'small random'), whatever the layer size",
+    "uniform_standard": "U[-1/sqrt(fan_in), 1/sqrt(fan_in)], the 'standard' init of Glorot & Bengio (2010)",
+    "torch_default": "PyTorch's own reset_parameters (Linear/Conv: U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for weights and biases)",
+    "xavier_uniform": "Glorot & Bengio (2010): U[-a, a], a = gain sqrt(6 / (fan_in + fan_out))",
+    "xavier_normal": "Glorot & Bengio (2010): N(0, gain^2 2 / (fan_in + fan_out))",
+    "he_normal": "He et al. (2015): N(0, 2 / ((1 + a^2) fan)), a = the leaky slope of the activation",
+    "he_uniform": "He et al. (2015): U[-b, b], b = sqrt(6 / ((1 + a^2) fan)), a = the leaky slope",
+    "lecun_normal": "LeCun et al. (1998): N(0, 1 / fan_in) (SELU's partner)",
+    "orthogonal": "Saxe et al. (2014): a random orthogonal matrix times gain",
+    "critical": "mean-field critical init: N(0, sigma_w^2 / fan_in), sigma_w^2 where chi_1 = 1 for the activation",
+    "rai": "Lu et al. (2019) randomized asymmetric init: N(0, 0.36 / fan_in), one entry per unit (bias included) ~ Beta(2, 1)",
+}
+BIAS_SCHEMES: dict[str, str] = {
+    "zeros": "every bias 0",
+    "constant": "every bias = bias_value",
+    "normal": "N(0, bias_value^2)",
+    "uniform": "U[-1/sqrt(fan_in), 1/sqrt(fan_in)] (PyTorch's default)",
+}
+RAI_SIGMA = 0.6007  # Lu et al. (2019): the symmetric entries' std times sqrt(fan_in), with P = Beta(2, 1)
+
+
+class InitError(ValueError):
+    """Unknown scheme or bad argument; the message names the value and the choices."""
+
+
+# ----------------------------------------------------------------------------- activation helpers
+
+
+def _resolve_activation(activation: Any, params: Mapping[str, Any] | None = None) -> tuple[ActivationSpec, dict]:
+    if isinstance(activation, nn.Module):
+        got = spec_for_module(activation)
+        if got is None:
+            raise InitError(f"cannot tell which activation {type(activation).__name__} computes")
+        spec, p = got
+        return spec, {**spec.defaults(), **p}
+    spec = get(activation)
+    return spec, dict(spec.resolve(**dict(params or {})))
+
+
+def _scalar(v: Any) -> float:
+    return float(torch.as_tensor(v, dtype=torch.float64).mean()) if isinstance(v, Tensor) else float(v)
+
+
+def leaky_slope(activation: Any, params: Mapping[str, Any] | None = None) -> float:
+    """The negative-side slope ``a`` He et al.'s gain ``sqrt(2 / (1 + a^2))`` uses (0 for non-leaky)."""
+    spec, p = _resolve_activation(activation, params)
+    if "negative_slope" in p:
+        return _scalar(p["negative_slope"])
+    if spec.name == "rrelu":
+        return (float(p["lower"]) + float(p["upper"])) / 2
+    return 0.0
+
+
+def activation_gain(activation: Any, params: Mapping[str, Any] | None = None) -> float:
+    """The forward-variance gain ``1 / sqrt(E[f(z)^2])``, z ~ N(0, 1) (:func:`actlab.theory.gain`):
+    weights ``N(0, gain^2 / fan_in)`` keep the pre-activations' second moment at 1.  It equals
+    torch's ``calculate_gain`` for identity, ReLU and leaky ReLU (``sqrt(2 / (1 + a^2))``)."""
+    from actlab.theory import gain
+
+    spec, p = _resolve_activation(activation, params)
+    return float(gain(spec, **_plain(p)))
+
+
+def _plain(p: Mapping[str, Any]) -> dict[str, Any]:
+    # A learnable slope (PReLU) is a tensor; the theory takes its mean as the number.
+    return {k: _scalar(v) if isinstance(v, Tensor) else v for k, v in p.items() if k != "training"}
+
+
+def critical_sigma_w2(activation: Any, sigma_b2: float = 0.0, params: Mapping[str, Any] | None = None) -> float:
+    """The weight variance (times fan-in) at the edge of chaos, chi_1 = 1, from
+    :func:`actlab.theory.critical_sigma_w2`; maxout (not elementwise, outside the 1-D theory)
+    gets ``1 / (k E[f'^2]) = 1``: each input feeds k pieces, each selected with probability 1/k.
+
+    Raises:
+        InitError: when no sigma_w^2 makes chi_1 = 1 (sigmoid without bias, step...).
+    """
+    spec, p = _resolve_activation(activation, params)
+    return _critical_cached(spec, tuple(sorted(_plain(p).items())), float(sigma_b2))
+
+
+@lru_cache(maxsize=256)
+def _critical_cached(spec: ActivationSpec, items: tuple, sigma_b2: float) -> float:
+    # Cached: a model asks once per layer (per gate block for recurrent nets) and the root
+    # finding near q* = 0 (tanh without bias) takes about a second.
+    from actlab.theory import TheoryError
+    from actlab.theory import critical_sigma_w2 as theory_critical
+
+    p = dict(items)
+    if not spec.elementwise:
+        return 1.0 / (int(p.get("pieces", 1)) * moments(spec, p).dsecond)
+    try:
+        return float(theory_critical(spec, sigma_b2, **p))
+    except TheoryError as e:
+        raise InitError(f"no critical init for {spec.name!r} at sigma_b2 = {sigma_b2:g}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- layer discovery
+
+
+class _Target:
+    """One weight block to initialise: a (rows x fan_in) view plus its bias slice(s)."""
+
+    def __init__(self, weight: Tensor, biases: list[Tensor], fan_in: int, fan_out: int, act: Any, module: nn.Module,
+                 torch_reset: Any) -> None:
+        self.weight, self.biases, self.fan_in, self.fan_out = weight, biases, fan_in, fan_out
+        self.act, self.module, self.torch_reset = act, module, torch_reset
+
+
+_RECURRENT = (nn.RNN, nn.GRU, nn.LSTM)
+
+
+def _recurrent_blocks(module: nn.Module, act: Any) -> Iterator[_Target]:
+    from actlab.lab.models import ElmanRNN
+
+    if isinstance(module, ElmanRNN):
+        gates, layers, H = 1, module.num_layers, module.hidden_size
+        act = module.act
+    else:
+        gates = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}[type(module)]
+        layers, H = module.num_layers, module.hidden_size
+        if isinstance(module, nn.RNN):
+            act = "relu" if module.nonlinearity == "relu" else "tanh"
+        else:
+            act = "tanh"
+    for layer in range(layers):
+        for kind in ("ih", "hh"):
+            w = getattr(module, f"weight_{kind}_l{layer}")
+            b = getattr(module, f"bias_{kind}_l{layer}", None)
+            for g in range(gates):
+                rows = slice(g * H, (g + 1) * H)
+                # Both biases add up; the scheme's bias goes on b_ih and b_hh is set to 0.
+                biases = [] if b is None else [b[rows]]
+                zero_bias = b if kind == "hh" else None
+                tgt = _Target(w[rows], biases if kind == "ih" else [], w.shape[1], H, act, module, None)
+                tgt.zero_bias = zero_bias  # type: ignore[attr-defined]
+                yield tgt
+
+
+def _targets(model: nn.Module) -> list[_Target]:
+    from actlab.lab.models import ElmanRNN
+
+    order: list[tuple[str, nn.Module]] = []
+    skip: set[int] = set()
+    for m in model.modules():
+        if id(m) in skip:
+            continue
+        if isinstance(m, (ElmanRNN, *_RECURRENT)):
+            order.append(("rec", m))
+            skip.update(id(c) for c in m.modules())
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            order.append(("w", m))
+        elif spec_for_module(m) is not None:
+            order.append(("act", m))
+    out: list[_Target] = []
+    last_act: Any = None
+    for i, (kind, m) in enumerate(order):
+        if kind == "act":
+            last_act = m
+            continue
+        if kind == "rec":
+            out.extend(_recurrent_blocks(m, last_act))
+            last_act = getattr(m, "act", "tanh")
+            continue
+        # A layer's gain is set by the activation feeding it; the first layer borrows the next one's.
+        nxt = next((a for k2, a in order[i:] if k2 == "act"), None)
+        act = last_act if last_act is not None else (nxt if nxt is not None else "identity")
+        w = m.weight
+        fan_in = w[0].numel()
+        fan_out = w.shape[0] * (w[0, 0].numel() if w.dim() > 2 else 1)
+        out.append(_Target(w.view(w.shape[0], -1), [m.bias] if m.bias is not None else [], fan_in, fan_out, act, m,
+                           m.reset_parameters))
+    return out
+
+
+# ----------------------------------------------------------------------------- the schemes
+
+
+def _normal(t: Tensor, std: float, g: torch.Generator | None) -> None:
+    t.normal_(0.0, std, generator=g)
+
+
+def _uniform(t: Tensor, bound: float, g: torch.Generator | None) -> None:
+    t.uniform_(-bound, bound, generator=g)
+
+
+def init_weights(
+    model: nn.Module,
+    scheme: str,
+    *,
+    activation: Any = None,
+    activation_params: Mapping[str, Any] | None = None,
+    gain: float | str | None = None,
+    std: float | None = None,
+    value: float | None = None,
+    mode: str = "fan_in",
+    bias: str | float | None = None,
+    bias_value: float = 0.0,
+    sigma_b2: float = 0.0,
+    seed: int | None = None,
+) -> nn.Module:
+    """Initialise every Linear / Conv / recurrent weight of ``model`` with ``scheme``, in place.
+
+    Args:
+        model: any ``nn.Module`` (an MLP, SmallCNN, RNNModel or your own).
+        scheme: one of :data:`INIT_SCHEMES`.
+        activation: the activation the gains assume, for every layer (a name, spec or module).
+            Default: read per layer from the model (the activation feeding each layer).
+        activation_params: its hyperparameters when ``activation`` is a name.
+        gain: multiplies the std / bound of ``xavier_*``, ``lecun_normal``, ``orthogonal``,
+            ``uniform_standard`` (default 1) and replaces He's ``sqrt(2 / (1 + a^2))``;
+            ``"auto"`` uses :func:`activation_gain` of each layer's activation.
+        std: the std of ``"normal"``.  Default: ``0.01``
+        value: the weight of ``"constant"`` (required).
+        mode: ``"fan_in"`` (preserves forward variance) or ``"fan_out"`` (backward) for He.
+        bias: ``"zeros"``, ``"constant"``, ``"normal"``, ``"uniform"`` (see :data:`BIAS_SCHEMES`)
+            or a number (a constant).  Default (``None``): zeros, except ``torch_default`` (torch's
+            bias), ``rai`` (its own) and ``critical`` (N(0, sigma_b2)).
+        bias_value: the constant of ``bias="constant"`` or the std of ``bias="normal"``.
+        sigma_b2: the bias variance the critical init assumes (and draws).  Default: ``0.0``
+        seed: draw from ``torch.Generator().manual_seed(seed)``; ``None`` uses torch's global RNG.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        InitError: unknown scheme or bias scheme (naming the valid ones), or a missing argument.
+    """
+    if scheme not in INIT_SCHEMES:
+        import difflib
+
+        close = difflib.get_close_matches(str(scheme), list(INIT_SCHEMES), n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InitError(f"unknown init scheme {scheme!r}.{hint} Valid schemes: {', '.join(INIT_SCHEMES)}")
+    if isinstance(bias, str) and bias not in BIAS_SCHEMES and bias != "torch_default":
+        raise InitError(f"unknown bias init {bias!r}; valid: {', '.join(BIAS_SCHEMES)} or a number")
+    if mode not in ("fan_in", "fan_out"):
+        raise InitError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    if scheme == "constant" and value is None:
+        raise InitError("init scheme 'constant' needs value= (the weight of every connection)")
+    if scheme == "normal":
+        std = 0.01 if std is None else float(std)
+        if not std >= 0:
+            raise InitError(f"std must be >= 0, got {std!r}")
+    if isinstance(gain, str) and gain != "auto":
+        raise InitError(f"gain must be a number or 'auto', got {gain!r}")
+    g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+    fixed_act = None if activation is None else _resolve_activation(activation, activation_params)
+
+    targets = _targets(model)
+    with torch.no_grad():
+        if scheme == "torch_default":
+            _torch_default(model, targets, seed)
+        for t in targets:
+            spec, p = fixed_act if fixed_act is not None else _resolve_activation(t.act)
+            w = t.weight
+            fan = t.fan_in if mode == "fan_in" else t.fan_out
+            mult = 1.0 if gain is None else (activation_gain(spec, p) if gain == "auto" else float(gain))
+            if scheme == "zeros":
+                w.zero_()
+            elif scheme == "constant":
+                w.fill_(float(value))  # type: ignore[arg-type]
+            elif scheme == "normal":
+                _normal(w, std, g)  # type: ignore[arg-type]
+            elif scheme == "uniform_standard":
+                _uniform(w, mult / math.sqrt(t.fan_in), g)
+            elif scheme == "xavier_uniform":
+                _uniform(w, mult * math.sqrt(6.0 / (t.fan_in + t.fan_out)), g)
+            elif scheme == "xavier_normal":
+                _normal(w, mult * math.sqrt(2.0 / (t.fan_in + t.fan_out)), g)
+            elif scheme in ("he_normal", "he_uniform"):
+                he_gain = math.sqrt(2.0 / (1.0 + leaky_slope(spec, p) ** 2)) if gain is None else mult
+                if scheme == "he_normal":
+                    _normal(w, he_gain / math.sqrt(fan), g)
+                else:
+                    _uniform(w, he_gain * math.sqrt(3.0 / fan), g)
+            elif scheme == "lecun_normal":
+                _normal(w, mult / math.sqrt(t.fan_in), g)
+            elif scheme == "orthogonal":
+                nn.init.orthogonal_(w, gain=mult, generator=g)
+            elif scheme == "critical":
+                sw2 = critical_sigma_w2(spec, sigma_b2, p)
+                _normal(w, math.sqrt(sw2 / t.fan_in), g)
+            elif scheme == "rai":
+                _rai(t, g)
+            _init_bias(t, scheme, bias, bias_value, sigma_b2, g)
+    return model
+
+
+def _torch_default(model: nn.Module, targets: list[_Target], seed: int | None) -> None:
+    from actlab.lab.models import ElmanRNN
+
+    mods: list[nn.Module] = []
+    for t in targets:
+        if t.module not in mods:
+            mods.append(t.module)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        for m in mods:
+            if isinstance(m, (ElmanRNN, *_RECURRENT)) or hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+def _rai(t: _Target, g: torch.Generator | None) -> None:
+    rows, fan_in = t.weight.shape
+    has_bias = bool(t.biases)
+    v = torch.empty(rows, fan_in + int(has_bias))
+    v.normal_(0.0, RAI_SIGMA / math.sqrt(fan_in), generator=g)
+    k = torch.randint(0, v.shape[1], (rows,), generator=g)
+    # Beta(2, 1) has CDF x^2, so sqrt(U) is a Beta(2, 1) draw.
+    pos = torch.rand(rows, generator=g).sqrt()
+    v[torch.arange(rows), k] = pos
+    t.weight.copy_(v[:, :fan_in].to(t.weight.dtype))
+    if has_bias:
+        t.biases[0].copy_(v[:, fan_in].to(t.biases[0].dtype))
+
+
+def _init_bias(t: _Target, scheme: str, bias: str | float | None, value: float, sigma_b2: float,
+               g: torch.Generator | None) -> None:
+    zero_bias = getattr(t, "zero_bias", None)
+    if bias is None:
+        if scheme == "torch_default":
+            return
+        if scheme == "rai":  # the bias was drawn with the weights
+            if zero_bias is not None:
+                zero_bias.zero_()
+            return
+        if scheme == "critical":
+            bias, value = "normal", math.sqrt(sigma_b2)
+        else:
+            bias = "zeros"
+    if bias == "torch_default":
+        bias = "uniform"
+    if zero_bias is not None:  # b_hh of a recurrent layer: the scheme's bias lives on b_ih
+        zero_bias.zero_()
+    for b in t.biases:
+        if isinstance(bias, (int, float)):
+            b.fill_(float(bias))
+        elif bias == "zeros":
+            b.zero_()
+        elif bias == "constant":
+            b.fill_(float(value))
+        elif bias == "normal":
+            _normal(b, float(value), g)
+        elif bias == "uniform":
+            _uniform(b, 1.0 / math.sqrt(t.fan_in), g)
+
+
+__all__ = [
+    "BIAS_SCHEMES", "INIT_SCHEMES", "InitError", "RAI_SIGMA", "activation_gain", "critical_sigma_w2",
+    "init_weights", "leaky_slope",
+]

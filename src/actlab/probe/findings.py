@@ -1,0 +1,533 @@
+"""Detectors: turn the probe's records into findings, each with the figures behind it, the
+likely cause and what to change.
+
+Every detector reads measurements only; a healthy network (He-initialised ReLU MLP, a small
+CNN, an LSTM, a transformer encoder layer) gives no finding, and the tests hold that.
+
+=====================  =================================================================
+kind                   fires when
+=====================  =================================================================
+``non_finite``         a layer's output or gradient had a NaN/Inf (first layer and step)
+``vanishing_gradients`` the gradient RMS of the layers nearest the input is below
+                       ``Thresholds.vanishing`` of the largest layer's (median over the window)
+``exploding_gradients`` the layers nearest the input get more than ``Thresholds.exploding``
+                       times the gradient RMS of the last layer, or the total gradient norm grew
+                       that much over the run
+``dead_units``         a ReLU-like layer (``spec.can_die``) has at least ``Thresholds.dead`` of
+                       its units with f' = 0 for every sample over the whole window
+``born_dead``          :meth:`Probe.born_dead` found at least ``Thresholds.born_dead`` of a
+                       layer's units dead on the first batch
+``saturation``         a two-sided saturating activation (``spec.saturates == "both"``) has at
+                       least ``Thresholds.saturated`` of its (sample, unit) saturated
+``not_zero_centred``   a two-sided saturating, not zero-centred activation (sigmoid) has
+                       ``|mean| / std >= Thresholds.off_centre``
+=====================  =================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.probe.probe import LayerRecord, Probe
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the detectors draw the line.
+
+    Args:
+        vanishing: gradient RMS of a layer near the input over the largest layer's, below which
+            gradients vanish. Default: ``1e-3``.
+        exploding: the inverse, for exploding gradients (and growth of the total norm over the
+            run). Default: ``1e3``.
+        dead: fraction of a layer's units dead over the window. Default: ``0.1``.
+        born_dead: fraction of a layer's units dead on the first batch. Default: ``0.05``.
+        saturated: mean fraction of saturated (sample, unit) over the window. Default: ``0.25``.
+        off_centre: ``|mean| / std`` of a layer's output. Default: ``1.0``.
+        high_update: update-to-weight ratio above which the learning rate is called too high
+            (about 1e-3 is typical for SGD). Default: ``1e-2``.
+        severe: factor past the threshold (or fraction 0.4 for dead/saturated) that makes a
+            warning an error. Default: ``1e3``.
+    """
+
+    vanishing: float = 1e-3
+    exploding: float = 1e3
+    dead: float = 0.1
+    born_dead: float = 0.05
+    saturated: float = 0.25
+    off_centre: float = 1.0
+    high_update: float = 1e-2
+    severe: float = 1e3
+
+
+@dataclass
+class Finding:
+    """One diagnosis: what is wrong, where, the figures that show it, the cause and the fix."""
+
+    severity: str
+    kind: str
+    layers: list[str]
+    figures: dict[str, Any]
+    cause: str
+    advice: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.message}"
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass
+class _Acc:
+    s: float = 0.0
+    q2: float = 0.0
+    n: float = 0.0
+    sat: float = 0.0
+    oq2: float = 0.0
+    on: float = 0.0
+    act: bool = False
+    param: bool = False
+    inactive: float = math.nan
+    dead: float = math.nan
+    g2: float = math.nan
+    gnum: float = 0.0
+    og2: float = math.nan
+    d2: float = math.nan
+    w2: float = math.nan
+    fin: bool = True
+    gfin: bool = True
+
+
+@dataclass
+class ProbeData:
+    """The probe's device rows brought to the host once (what every reader uses)."""
+
+    records: list
+    param_norms: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_probe(cls, probe: "Probe") -> "ProbeData":
+        from actlab.probe.probe import LayerRecord
+
+        accs: dict[tuple[int, int], _Acc] = {}
+
+        def acc(step: int, li: int) -> _Acc:
+            a = accs.get((step, li))
+            if a is None:
+                a = accs[(step, li)] = _Acc()
+            return a
+
+        for row in probe._fw_rows:
+            S = row.scalars.detach().to("cpu", dtype=__import__("torch").float64).numpy() if row.scalars is not None else None
+            for c in row.calls:
+                a = acc(row.step, c.layer)
+                if c.kind == "act":
+                    s, q = S[c.offset], S[c.offset + 1]
+                    sat = c.const + sum(cf * S[c.offset + 2 + j] for j, cf in enumerate(c.coefs))
+                    a.act = True
+                    a.s += s
+                    a.q2 += q * q
+                    a.n += c.n
+                    a.sat += sat
+                    a.fin &= bool(np.isfinite(s) and np.isfinite(q))
+                else:
+                    q = S[c.offset]
+                    a.param = True
+                    a.oq2 += q * q
+                    a.on += c.n
+                    a.fin &= bool(np.isfinite(q))
+            if row.dead is not None:
+                D = row.dead.detach().cpu().numpy()
+                for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
+                    a = acc(row.step, li)
+                    a.inactive = float(D[0, pos]) / n
+                    a.dead = float(D[1, pos]) / n
+        params = probe._params
+        param_norms: dict[int, dict[str, float]] = {}
+        seen_bw: set[int] = set()
+        for row in probe._bw_rows:
+            T = row.norms.detach().to("cpu").double().numpy()
+            first = row.step not in seen_bw
+            seen_bw.add(row.step)
+            per: dict[int, list[float]] = {}
+            for j, pi in enumerate(row.params):
+                per.setdefault(params[pi][0], []).append(j)
+            # gradients accumulate in .grad, so the last backward of a step holds the step's total
+            for li, js in per.items():
+                a = acc(row.step, li)
+                vals = T[js]
+                a.g2 = float(np.sum(vals * vals))
+                a.gnum = float(sum(params[row.params[j]][2].numel() for j in js))
+                a.gfin = a.gfin and bool(np.all(np.isfinite(vals)))
+            param_norms[row.step] = {params[pi][1]: float(T[j]) for j, pi in enumerate(row.params)}
+            base = len(row.params)
+            for j, li in enumerate(row.out_layers):
+                a = acc(row.step, li)
+                v = float(T[base + j])
+                if first or math.isnan(a.og2):
+                    a.og2 = (0.0 if math.isnan(a.og2) else a.og2) + v * v
+                else:
+                    a.og2 += v * v
+                a.gfin = a.gfin and math.isfinite(v)
+        for row in probe._up_rows:
+            T = row.norms.detach().to("cpu").double().numpy()
+            k = len(row.params)
+            for j, pi in enumerate(row.params):
+                a = acc(row.step, params[pi][0])
+                a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j]) ** 2
+                a.w2 = (0.0 if math.isnan(a.w2) else a.w2) + float(T[k + j]) ** 2
+        records = []
+        layers = probe.layers
+        for (step, li), a in sorted(accs.items(), key=lambda kv: (kv[0][0], layers[kv[0][1]].order, kv[0][1])):
+            L = layers[li]
+            r = LayerRecord(step, L.name, L.order if L.order < 1 << 30 else -1, L.kind, L.module, L.activation)
+            if a.act and a.n:
+                mean = a.s / a.n
+                r.mean = mean
+                r.std = math.sqrt(max(a.q2 / a.n - mean * mean, 0.0)) if math.isfinite(a.q2) else math.nan
+                r.saturated = a.sat / a.n
+                r.out_rms = math.sqrt(a.q2 / a.n)
+            elif a.param and a.on:
+                r.out_rms = math.sqrt(a.oq2 / a.on)
+            r.inactive, r.dead = a.inactive, a.dead
+            if not math.isnan(a.og2):
+                r.out_grad_norm = math.sqrt(a.og2)
+            if not math.isnan(a.g2):
+                r.grad_norm = math.sqrt(a.g2)
+                r.grad_rms = r.grad_norm / math.sqrt(max(a.gnum, 1.0))
+            if not math.isnan(a.w2):
+                r.weight_norm = math.sqrt(a.w2)
+                r.update_ratio = math.sqrt(a.d2) / r.weight_norm if r.weight_norm > 0 else math.nan
+            r.nonfinite = not a.fin
+            r.grad_nonfinite = not a.gfin
+            records.append(r)
+        return cls(records, param_norms)
+
+    def param_grad_norms(self, step: int | None = None) -> dict[str, float]:
+        if not self.param_norms:
+            return {}
+        if step is None:
+            step = max(self.param_norms)
+        if step not in self.param_norms:
+            raise ValueError(f"no gradients recorded at step {step}; steps with gradients: "
+                             f"{sorted(self.param_norms)[:10]}")
+        return dict(self.param_norms[step])
+
+
+# ---------------------------------------------------------------------------- helpers
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    return f"{v:.1e}" if a < 1e-2 or a >= 1e4 else f"{v:.3g}"
+
+
+def _ranges(names: list[str], max_items: int = 6) -> str:
+    if len(names) <= max_items:
+        return ", ".join(names)
+    return ", ".join(names[:max_items]) + f" and {len(names) - max_items} more"
+
+
+def _by_layer(records: list) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for r in records:
+        out.setdefault(r.layer, []).append(r)
+    return out
+
+
+def _nanmedian(xs: list[float]) -> float:
+    v = [x for x in xs if x is not None and not math.isnan(x)]
+    return float(np.median(v)) if v else math.nan
+
+
+def _nanmean(xs: list[float]) -> float:
+    v = [x for x in xs if x is not None and not math.isnan(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _first_nonfinite(records: list) -> tuple[int, Any, str] | None:
+    bad = [r for r in records if r.nonfinite or r.grad_nonfinite]
+    if not bad:
+        return None
+    step = min(r.step for r in bad)
+    at = [r for r in bad if r.step == step]
+    fw = [r for r in at if r.nonfinite]
+    if fw:
+        return step, min(fw, key=lambda r: r.order), "forward"
+    # in backward the first non-finite gradient is the one nearest the output
+    return step, max(at, key=lambda r: r.order), "backward"
+
+
+# ---------------------------------------------------------------------------- detectors
+def detect(probe: "Probe") -> list[Finding]:
+    """Run every detector on the probe's records; most severe first."""
+    import warnings
+
+    data = probe._data()
+    records = data.records
+    th: Thresholds = probe.thresholds
+    out: list[Finding] = list(probe._born)
+    steps = sorted({r.step for r in records})
+    if not steps:
+        return out
+    span = steps[-1] + 1
+    if span < probe.window:
+        warnings.warn(
+            f"window={probe.window} steps is longer than the run so far ({span} steps, "
+            f"{len(steps)} recorded); dead units are judged over the {len(steps)} recorded steps",
+            UserWarning,
+            stacklevel=3,
+        )
+    nf = _first_nonfinite(records)
+    clean = records
+    if nf is not None:
+        step, r, where = nf
+        out.append(_nonfinite_finding(step, r, where, records))
+        clean = [x for x in records if x.step < step]
+    window_steps = [s for s in sorted({r.step for r in clean})][-max(probe._window_records, 1):]
+    recent = [r for r in clean if r.step in set(window_steps)]
+    out += _gradient_findings(probe, clean, recent, th)
+    out += _dead_findings(probe, clean, th, nf is not None)
+    out += _saturation_findings(probe, recent, th)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(out, key=lambda f: order.get(f.severity, 9))
+
+
+def _nonfinite_finding(step: int, r, where: str, records: list) -> Finding:
+    prev = [x for x in records if x.step < step and not math.isnan(x.update_ratio)]
+    ratio = max((x.update_ratio for x in prev), default=math.nan)
+    figures = {"step": step, "layer": r.layer, "order": r.order, "where": where}
+    if not math.isnan(ratio):
+        figures["max_update_ratio_before"] = ratio
+    cause = ("a NaN or Inf in the " + ("forward pass" if where == "forward" else "gradients")
+             + ": overflow from a too-high learning rate, a division by zero or log of zero, or bad input")
+    advice = ("lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_), check the "
+              "inputs for NaN, and run that step under torch.autograd.detect_anomaly() to find the op")
+    msg = (f"first non-finite value at step {step} in layer {r.layer} ({where} pass); "
+           "every later figure is meaningless")
+    return Finding("error", "non_finite", [r.layer], figures, cause, advice, msg)
+
+
+def _chain_profile(probe: "Probe", records: list) -> list[tuple[str, float]]:
+    chain = {l.name for l in probe.layers if l.chain}
+    per = _by_layer([r for r in records if r.layer in chain])
+    prof = []
+    for name, rs in per.items():
+        v = _nanmedian([r.grad_rms for r in rs])
+        if not math.isnan(v):
+            prof.append((min(r.order for r in rs), name, v))
+    return [(n, v) for _, n, v in sorted(prof)]
+
+
+def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds) -> list[Finding]:
+    out: list[Finding] = []
+    prof = _chain_profile(probe, recent)
+    if len(prof) < 3:
+        return out
+    vals = np.array([v for _, v in prof])
+    top = int(np.argmax(vals))
+    if vals[top] <= 0:
+        return out
+    rel = vals / vals[top]
+    # layers before the largest one whose gradients are a tiny fraction of it: the input side
+    low = [i for i in range(top) if rel[i] < th.vanishing]
+    if low and low[0] == 0:
+        names = [prof[i][0] for i in low]
+        worst = float(rel[0])
+        acts = _activations_before(probe, prof[top][0])
+        sat = [s for s in acts if s.saturates == "both"]
+        small = [s for s in acts if s.max_abs_derivative < 0.5]
+        if small:
+            s = small[0]
+            cause = (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
+                     "gradient; it compounds with depth and the layers near the input stop learning")
+            advice = ("use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
+                      "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
+        elif sat:
+            cause = f"{sat[0].name} units saturate (|f'| near 0) and the gradient shrinks layer by layer"
+            advice = ("use Xavier/Glorot initialisation and normalised inputs, add BatchNorm/LayerNorm, or "
+                      "switch to ReLU-family activations")
+        else:
+            cause = "weights too small for this depth (the gradient shrinks by a constant factor a layer)"
+            advice = ("initialise with He (ReLU family) or Xavier (tanh/sigmoid) scaling, add normalisation or "
+                      "residual connections")
+        sev = "error" if worst < th.vanishing / th.severe else "warning"
+        msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s "
+               f"(layers below {th.vanishing:g} of it: {_ranges(names)})")
+        figures = {"ratio_first_to_max": worst, "first_layer": prof[0][0], "max_layer": prof[top][0],
+                   "grad_rms": {n: v for n, v in prof}, "threshold": th.vanishing}
+        out.append(Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg))
+    last = vals[-1]
+    high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
+    growth = _growth(probe, clean)
+    if (high and high[0] == 0) or growth > th.exploding:
+        names = [prof[i][0] for i in high] or [prof[0][0]]
+        ratio = float(vals[0] / last) if last > 0 else math.inf
+        figures = {"ratio_first_to_last": ratio, "growth_over_run": growth, "grad_rms": {n: v for n, v in prof},
+                   "threshold": th.exploding}
+        msg = (f"exploding gradients: gradient RMS at {prof[0][0]} is {_fmt(ratio)}x that of {prof[-1][0]}"
+               if high else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
+        cause = "weights too large for this depth, or a learning rate high enough to feed back on itself"
+        advice = ("lower the learning rate, clip gradients, use He/Xavier initialisation, add normalisation")
+        sev = "error" if max(ratio, growth) > th.exploding * th.severe else "warning"
+        out.append(Finding(sev, "exploding_gradients", names, figures, cause, advice, msg))
+    return out
+
+
+def _growth(probe: "Probe", records: list) -> float:
+    per_step: dict[int, float] = {}
+    for r in records:
+        if not math.isnan(r.grad_norm):
+            per_step[r.step] = per_step.get(r.step, 0.0) + r.grad_norm ** 2
+    if len(per_step) < 4:
+        return math.nan
+    steps = sorted(per_step)
+    k = max(1, len(steps) // 4)
+    first = np.median([math.sqrt(per_step[s]) for s in steps[:k]])
+    last = np.median([math.sqrt(per_step[s]) for s in steps[-k:]])
+    return float(last / first) if first > 0 else math.nan
+
+
+def _activations_before(probe: "Probe", name: str) -> list:
+    lim = next((l.order for l in probe.layers if l.name == name), 1 << 30)
+    seen, out = set(), []
+    for l in sorted(probe.layers, key=lambda l: l.order):
+        if l.spec is not None and l.order < lim and l.spec.name not in seen:
+            seen.add(l.spec.name)
+            out.append(l.spec)
+    return out
+
+
+def _producer(probe: "Probe", layer) -> Any:
+    """The parametrised layer that ran last before ``layer`` in the forward pass."""
+    before = [l for l in probe.layers if l.kind == "parametrised" and l.order < layer.order]
+    return max(before, key=lambda l: l.order) if before else None
+
+
+def _dead_findings(probe: "Probe", records: list, th: Thresholds, had_nonfinite: bool) -> list[Finding]:
+    out: list[Finding] = []
+    if probe._streak is None or had_nonfinite:
+        return out
+    streak = probe._streak.detach().cpu().numpy()
+    n_rec = len({r.step for r in records if not math.isnan(r.inactive)})
+    if n_rec == 0:
+        return out
+    w = min(probe._window_records, n_rec)
+    last_step = max(r.step for r in records)
+    per = _by_layer(records)
+    for li, (off, n) in probe._offsets.items():
+        layer = probe.layers[li]
+        if layer.spec is None or not layer.spec.can_die:
+            continue
+        s = streak[off:off + n]
+        dead = s >= w
+        frac = float(dead.mean()) if n else 0.0
+        if frac < th.dead:
+            continue
+        since = int(last_step - (int(s[dead].max()) - 1) * probe.every)
+        rs = per.get(layer.name, [])
+        prod = _producer(probe, layer)
+        ratio = math.nan
+        bias_mean = math.nan
+        if prod is not None:
+            ratio = max((r.update_ratio for r in per.get(prod.name, []) if not math.isnan(r.update_ratio)),
+                        default=math.nan)
+            mod = dict(probe.model.named_modules()).get(prod.name)
+            b = getattr(mod, "bias", None)
+            if b is not None and hasattr(b, "detach"):
+                bias_mean = float(b.detach().float().mean())
+        figures = {"dead_fraction": frac, "dead_units": int(dead.sum()), "units": n, "since_step": since,
+                   "window_steps": w * probe.every, "max_update_ratio": ratio, "producer": prod.name if prod else None,
+                   "producer_bias_mean": bias_mean,
+                   "inactive_last": rs[-1].inactive if rs else math.nan}
+        name = layer.spec.name
+        if not math.isnan(ratio) and ratio > th.high_update:
+            cause = (f"learning rate too high: the update ratio of {prod.name} reached {_fmt(ratio)} "
+                     f"(about 1e-3 is typical), pushing {name} inputs below zero for every sample")
+            advice = f"lower the learning rate, or use leaky ReLU / ELU, which cannot die"
+        elif not math.isnan(bias_mean) and bias_mean < -0.5:
+            cause = f"very negative bias in {prod.name} (mean {_fmt(bias_mean)}) keeps the pre-activations below zero"
+            advice = "initialise biases at 0 (or slightly positive for ReLU), or use leaky ReLU / ELU"
+        else:
+            cause = f"{name} units whose pre-activation is below zero for every input get no gradient and never recover"
+            advice = "lower the learning rate, check the initialisation (He) and biases, or use leaky ReLU / ELU"
+        sev = "error" if frac >= 0.4 else "warning"
+        msg = (f"{frac:.0%} of {name} units in {layer.name} dead (f' = 0 for every sample) since step {since}"
+               + (f" with update ratio {_fmt(ratio)}" if not math.isnan(ratio) else ""))
+        out.append(Finding(sev, "dead_units", [layer.name], figures, cause, advice, msg))
+    return out
+
+
+def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[Finding]:
+    out: list[Finding] = []
+    per = _by_layer(recent)
+    sat_layers, sat_figs, off_layers, off_figs = [], {}, [], {}
+    spec_of = {l.name: l.spec for l in probe.layers}
+    for name, rs in sorted(per.items(), key=lambda kv: kv[1][0].order):
+        spec = spec_of.get(name)
+        if spec is None or spec.saturates != "both" or not spec.backprop:
+            continue
+        f = _nanmean([r.saturated for r in rs])
+        if not math.isnan(f) and f >= th.saturated:
+            sat_layers.append(name)
+            sat_figs[name] = f
+        if not spec.zero_centred:
+            ratios = [abs(r.mean) / r.std for r in rs if r.std > 0 and not math.isnan(r.mean)]
+            v = _nanmedian(ratios)
+            if not math.isnan(v) and v >= th.off_centre:
+                off_layers.append(name)
+                off_figs[name] = v
+    if sat_layers:
+        specs = sorted({spec_of[n].name for n in sat_layers})
+        worst = max(sat_figs.values())
+        figures = {"saturated_fraction": sat_figs, "threshold": th.saturated,
+                   "derivative_below": f"{probe.saturation:g} * max|f'|"}
+        cause = (f"pre-activations too large for {', '.join(specs)}: units sit on the flat parts where f' is "
+                 f"below {probe.saturation:g} of its maximum (too-large initial weights, unnormalised inputs or a "
+                 "high learning rate)")
+        advice = ("use Xavier/Glorot initialisation (gain 5/3 for tanh), normalise the inputs, add "
+                  "BatchNorm/LayerNorm before the activation, or use a non-saturating activation (ReLU family)")
+        msg = (f"{', '.join(specs)} saturated in {_ranges(sat_layers)}: up to {worst:.0%} of (sample, unit) have "
+               f"|f'| < {probe.saturation:g} max|f'|")
+        sev = "error" if worst >= 0.6 else "warning"
+        out.append(Finding(sev, "saturation", sat_layers, figures, cause, advice, msg))
+    if off_layers:
+        specs = sorted({spec_of[n].name for n in off_layers})
+        worst = max(off_figs.values())
+        figures = {"mean_over_std": off_figs, "threshold": th.off_centre}
+        cause = (f"{', '.join(specs)} outputs are all positive, so the next layer's weight gradients share one "
+                 "sign per unit and updates zig-zag")
+        advice = "prefer tanh (zero-centred) in hidden layers, or normalise activations (BatchNorm/LayerNorm)"
+        msg = f"{', '.join(specs)} outputs not zero-centred in {_ranges(off_layers)} (|mean|/std up to {worst:.2g})"
+        out.append(Finding("info", "not_zero_centred", off_layers, figures, cause, advice, msg))
+    return out
+
+
+def born_dead_findings(probe: "Probe", fractions: dict[str, float]) -> list[Finding]:
+    """Findings for units dead on the first batch (see :meth:`Probe.born_dead`)."""
+    th: Thresholds = probe.thresholds
+    spec_of = {l.name: l.spec for l in probe.layers}
+    bad = {n: f for n, f in fractions.items() if f >= th.born_dead and spec_of.get(n) is not None}
+    if not bad:
+        return []
+    worst = max(bad.values())
+    names = list(bad)
+    specs = sorted({spec_of[n].name for n in names})
+    cause = (f"{', '.join(specs)} pre-activations below zero for every sample of the batch at initialisation: "
+             "very negative biases, too-small or badly scaled weights, or unnormalised inputs")
+    advice = "initialise biases at 0, use He initialisation and normalised inputs, or use leaky ReLU / ELU"
+    msg = f"born dead: up to {worst:.0%} of units in {_ranges(names)} have f' = 0 for every sample of the first batch"
+    sev = "error" if worst >= 0.4 else "warning"
+    return [Finding(sev, "born_dead", names, {"dead_fraction": bad, "threshold": th.born_dead}, cause, advice, msg)]

@@ -1,0 +1,595 @@
+"""The batched engine: many MLP configurations trained as one stacked computation.
+
+Configurations that share a shape (:attr:`Config.shape_key`: depth, width, data, steps,
+batch size, optimiser) are trained together.  Layer ``l``'s weights of all ``G`` models are
+one tensor of shape ``(G, in, out)``; the forward pass is one ``torch.baddbmm`` per layer, the
+backward pass is written out by hand with the catalog's analytic derivatives (``spec.vjp`` or
+``spec.derivative``), and the optimiser (SGD, heavy-ball momentum, Adam) updates the stacked
+tensors in place with a per-model learning rate of shape ``(G, 1, 1)``.  No autograd graph is
+built.  For plain SGD the per-model learning rate is folded into the loss gradient, so a
+layer's weight update *is* one in-place ``baddbmm_`` (``W -= h^T (lr * dz)``), and a step
+is 3 * depth + 2 batched matmuls and a handful of elementwise ops.
+
+Each model keeps its own seed: its initial weights come from its own ``torch.Generator``
+(:func:`init_params`, the same function the one-by-one reference uses) and its batches from
+another (:func:`batch_indices`), so a model's trajectory does not depend on which models
+share its group; :func:`train_reference` trains one configuration as a plain ``nn.Module``
+with ``torch.optim`` and the tests hold the two equal.
+
+Models in one group may use different activations: the group is sorted by activation and
+each activation is applied to its contiguous slice of the stack.  A model whose loss turns
+NaN/Inf is marked diverged (with the step), its learning rate and weights are zeroed, and
+it cannot disturb the others (no operation mixes models).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from actlab.activations import ActivationSpec, get
+from actlab.activations import apply as act_apply
+from actlab.sweep.spec import Config, Record
+
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+EVAL_CHUNK = 64  # models evaluated at once on the full data (bounds memory)
+
+
+# ------------------------------------------------------------------------------------------ data
+@dataclass(frozen=True)
+class Data:
+    """Tensors of one dataset (float inputs, int64 class labels)."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    n_classes: int
+    name: str
+
+    @property
+    def in_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+@lru_cache(maxsize=16)
+def load_data(name: str, preprocess: str = "standardise", n: int | None = None,
+              dtype: torch.dtype = torch.float32) -> Data:
+    """Load a dataset through :func:`actlab.lab.data.load_dataset` (fixed split seed 0).
+
+    Where the lab's loader is not importable, the scikit-learn datasets (digits, iris, wine,
+    breast_cancer) are loaded directly with the same 80/20 stratified split.
+    """
+    try:
+        from actlab.lab.data import load_dataset  # type: ignore
+
+        ds = load_dataset(name, n=n, preprocess=preprocess, seed=0, flatten=True)
+        xs = [torch.as_tensor(np.asarray(a), dtype=dtype) for a in (ds.x_train, ds.x_test)]
+        ys = [torch.as_tensor(np.asarray(a)).long().reshape(-1) for a in (ds.y_train, ds.y_test)]
+        n_classes = int(getattr(ds, "n_classes", 0) or int(max(ys[0].max(), ys[1].max())) + 1)
+        return Data(xs[0].contiguous(), ys[0], xs[1].contiguous(), ys[1], n_classes, name)
+    except ImportError:
+        pass
+    return _sklearn_data(name, preprocess, dtype)
+
+
+def _sklearn_data(name: str, preprocess: str, dtype: torch.dtype) -> Data:
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    loaders = {"digits": datasets.load_digits, "iris": datasets.load_iris, "wine": datasets.load_wine,
+               "breast_cancer": datasets.load_breast_cancer}
+    if name not in loaders:
+        raise ValueError(f"dataset {name!r} needs actlab.lab.data; without it valid: {', '.join(loaders)}")
+    x, y = loaders[name](return_X_y=True)
+    x = x.astype(np.float64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    if preprocess == "standardise":
+        mu, sd = x_tr.mean(0), x_tr.std(0)
+        sd[sd == 0] = 1.0
+        x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    elif preprocess == "centre":
+        mu = x_tr.mean(0)
+        x_tr, x_te = x_tr - mu, x_te - mu
+    t = lambda a: torch.as_tensor(a, dtype=dtype).contiguous()  # noqa: E731
+    return Data(t(x_tr), torch.as_tensor(y_tr).long(), t(x_te), torch.as_tensor(y_te).long(),
+                int(y.max()) + 1, name)
+
+
+# ------------------------------------------------------------------------------------------ seeds
+def layer_sizes(config: Config, in_features: int, n_classes: int) -> list[tuple[int, int]]:
+    """``(fan_in, fan_out)`` of each linear layer; maxout's layers emit ``width * pieces`` units."""
+    k = int(dict(config.activation_params).get("pieces", 1)) if config.activation == "maxout" else 1
+    sizes, fan_in = [], in_features
+    for _ in range(config.depth):
+        sizes.append((fan_in, config.width * k))
+        fan_in = config.width
+    sizes.append((fan_in, n_classes))
+    return sizes
+
+
+def init_params(config: Config, in_features: int, n_classes: int,
+                dtype: torch.dtype = torch.float32) -> list[tuple[Tensor, Tensor]]:
+    """Initial ``(weight (out, in), bias (out,))`` of every layer, from the config's own generator.
+
+    Weights are drawn in float64 from ``torch.Generator().manual_seed(seed)`` layer by layer
+    (weight, then bias), so the batched engine and the one-by-one reference start equal.
+    """
+    g = torch.Generator().manual_seed(int(config.seed))
+    out = []
+    for fan_in, fan_out in layer_sizes(config, in_features, n_classes):
+        w = torch.empty(fan_out, fan_in, dtype=torch.float64)
+        scheme = config.init
+        if scheme == "he":
+            w.normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
+        elif scheme == "xavier":
+            w.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)), generator=g)
+        elif scheme == "lecun":
+            w.normal_(0.0, math.sqrt(1.0 / fan_in), generator=g)
+        elif scheme == "torch":
+            bound = 1.0 / math.sqrt(fan_in)
+            w.uniform_(-bound, bound, generator=g)
+        elif scheme == "orthogonal":
+            a = torch.empty(max(fan_out, fan_in), min(fan_out, fan_in), dtype=torch.float64).normal_(generator=g)
+            q, r = torch.linalg.qr(a)
+            q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+            w.copy_(q if fan_out >= fan_in else q.T)
+        else:  # validated in spec.py; kept as a guard for hand-built configs
+            raise ValueError(f"unknown init {scheme!r}")
+        b = torch.empty(fan_out, dtype=torch.float64)
+        if config.bias_init == "torch":
+            bound = 1.0 / math.sqrt(fan_in)
+            b.uniform_(-bound, bound, generator=g)
+        else:
+            b.fill_(0.0 if config.bias_init == "zeros" else float(config.bias_init))
+        out.append((w.to(dtype), b.to(dtype)))
+    return out
+
+
+def batch_generator(config: Config) -> torch.Generator:
+    """The generator of a config's batch order (a stream separate from its initial weights)."""
+    return torch.Generator().manual_seed(int(config.seed) * 7919 + 104729)
+
+
+def next_batch(gen: torch.Generator, n_train: int, batch_size: int) -> Tensor:
+    """One step's sample indices, drawn with replacement (the reference draws the same)."""
+    return torch.randint(n_train, (batch_size,), generator=gen)
+
+
+# ------------------------------------------------------------------------------------------ results
+@dataclass
+class ModelResult:
+    """Everything the engine measured for one configuration.
+
+    ``records`` holds one dict per recorded step (``step``, ``loss`` and the means over layers
+    of the statistics); ``layers`` one dict per (recorded step, layer); ``final`` the metrics
+    after training.  ``status`` is ``"done"`` or ``"diverged"``.
+    """
+
+    config: Config
+    status: str
+    final: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    losses: Tensor | None = None  # every step's batch loss, (steps,)
+
+
+# ------------------------------------------------------------------------------------------ engine
+class _Slices:
+    """The activations of a sorted group, each over its contiguous slice of models."""
+
+    def __init__(self, configs: Sequence[Config]) -> None:
+        self.parts: list[tuple[ActivationSpec, dict[str, Any], int, int]] = []
+        start = 0
+        for i in range(1, len(configs) + 1):
+            if i == len(configs) or configs[i].activation_key != configs[start].activation_key:
+                c = configs[start]
+                spec = get(c.activation)
+                p = dict(spec.resolve(**dict(c.activation_params)))
+                p["training"] = False  # RReLU uses its mean slope: deterministic per seed
+                self.parts.append((spec, p, start, i))
+                start = i
+
+    def forward(self, z: Tensor) -> Tensor:
+        if len(self.parts) == 1:
+            spec, p, _, _ = self.parts[0]
+            return spec.forward(z, p)
+        outs = [spec.forward(z[a:b], p) for spec, p, a, b in self.parts]
+        return torch.cat(outs)
+
+    def backward(self, g: Tensor, z: Tensor, y: Tensor) -> Tensor:
+        if len(self.parts) == 1:
+            spec, p, _, _ = self.parts[0]
+            return _vjp(spec, p, g, z, y)
+        return torch.cat([_vjp(spec, p, g[a:b], z[a:b], y[a:b]) for spec, p, a, b in self.parts])
+
+    def derivative(self, z: Tensor, y: Tensor) -> Tensor:
+        return torch.cat([spec.derivative(z[a:b], y[a:b], p) for spec, p, a, b in self.parts])
+
+    def saturation_threshold(self, tol: float, n_models: int, dtype: torch.dtype) -> Tensor:
+        t = torch.empty(n_models, 1, 1, dtype=dtype)
+        for spec, _, a, b in self.parts:
+            t[a:b] = tol * spec.max_abs_derivative
+        return t
+
+
+def _vjp(spec: ActivationSpec, p: dict[str, Any], g: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``g * f'(x)`` through the catalog: its fused ``vjp`` where declared."""
+    if spec.vjp is not None:
+        return spec.vjp(g, x, y, p)
+    d = spec.derivative(x, y, p)
+    if spec.elementwise:
+        return g * d
+    k = int(p["pieces"])
+    return (g.unsqueeze(-1) * d.unflatten(-1, (-1, k))).flatten(-2)
+
+
+def _record_steps(steps: int, every: int) -> list[int]:
+    s = list(range(0, steps, every))
+    if s[-1] != steps - 1:
+        s.append(steps - 1)
+    return s
+
+
+def train_group(configs: Sequence[Config], record: Record | None = None, *,
+                dtype: torch.dtype = torch.float32,
+                progress: Callable[[int], None] | None = None,
+                threads: int | None = None) -> list[ModelResult]:
+    """Train configurations that share :attr:`Config.shape_key` as one stacked computation.
+
+    Args:
+        configs: the configurations (any order; results come back in the same order).
+        record: what to record and when (default :class:`Record()`).
+        dtype: float dtype of weights and data.
+        progress: called with the number of steps done so far, on the record schedule.
+
+    Returns:
+        one :class:`ModelResult` per configuration.
+
+    Example::
+
+        >>> from actlab.sweep import Config, train_group
+        >>> res = train_group([Config(seed=s, steps=20) for s in range(4)])
+        >>> [r.status for r in res]
+        ['done', 'done', 'done', 'done']
+    """
+    if not configs:
+        return []
+    record = record or Record()
+    keys = {c.shape_key for c in configs}
+    if len(keys) != 1:
+        raise ValueError(f"train_group needs configurations of one shape; got {len(keys)} shape keys")
+    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = min(threads, len(configs))
+    if threads == 1:
+        return _train_stack(configs, record, dtype, progress)
+    # Shards of the stack on parallel Python threads, each running single-threaded kernels:
+    # torch releases the GIL inside every op, and one-thread kernels avoid OpenMP's barriers,
+    # which cost most when other processes share the cores.
+    shards = [list(range(i, len(configs), threads)) for i in range(threads)]
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            futs = [pool.submit(_train_stack, [configs[i] for i in sh], record, dtype,
+                                progress if k == 0 else None) for k, sh in enumerate(shards)]
+            parts = [f.result() for f in futs]
+    finally:
+        torch.set_num_threads(prev)
+    out: list[ModelResult | None] = [None] * len(configs)
+    for sh, res in zip(shards, parts):
+        for i, r in zip(sh, res):
+            out[i] = r
+    return out  # type: ignore[return-value]
+
+
+def default_threads() -> int:
+    """Parallel shards per group: the CPU cores this process may use (``ACTLAB_SWEEP_THREADS`` overrides)."""
+    env = os.environ.get("ACTLAB_SWEEP_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
+                 progress: Callable[[int], None] | None) -> list[ModelResult]:
+    order = sorted(range(len(configs)), key=lambda i: (configs[i].activation_key, i))
+    cs = [configs[i] for i in order]
+    c0 = cs[0]
+    G, L, depth, steps, B = len(cs), c0.depth + 1, c0.depth, c0.steps, c0.batch_size
+    data = load_data(c0.data, c0.preprocess, c0.n, dtype)
+    X, Y, n_train = data.x_train, data.y_train, data.x_train.shape[0]
+    acts = _Slices(cs)
+    t_start = time.perf_counter()
+
+    # Parameters stacked as (G, in, out) and (G, 1, out), from each model's own generator.
+    inits = [init_params(c, data.in_features, data.n_classes, dtype) for c in cs]
+    Ws = [torch.stack([inits[g][l][0] for g in range(G)]).transpose(1, 2).contiguous() for l in range(L)]
+    bs = [torch.stack([inits[g][l][1] for g in range(G)]).unsqueeze(1).contiguous() for l in range(L)]
+    params = [t for l in range(L) for t in (Ws[l], bs[l])]
+    del inits
+
+    col = lambda vals: torch.tensor(vals, dtype=dtype).view(G, 1, 1)  # noqa: E731
+    lr = col([c.lr for c in cs])
+    alive = torch.ones(G, 1, 1, dtype=dtype)
+    mom = col([c.momentum for c in cs])
+    opt = c0.optimiser
+    state1 = [torch.zeros_like(p) for p in params] if opt in ("momentum", "adam") else []
+    state2 = [torch.zeros_like(p) for p in params] if opt == "adam" else []
+
+    gens = [batch_generator(c) for c in cs]
+    rec_steps = _record_steps(steps, record.every)
+    rec_index = {s: i for i, s in enumerate(rec_steps)}
+    R = len(rec_steps)
+    losses = torch.empty(steps, G, dtype=dtype)
+    st_grad = torch.full((R, L, G), math.nan, dtype=dtype)
+    st_dead = torch.full((R, depth, G), math.nan, dtype=dtype)
+    st_sat = torch.full((R, depth, G), math.nan, dtype=dtype)
+    want_act_stats = bool({"dead_fraction", "saturation_fraction"} & set(record.metrics))
+    sat_thr = acts.saturation_threshold(record.saturation_tol, G, dtype)
+    diverged_at = [None] * G
+    checked = 0
+    block = 32
+    idx_block = torch.empty(0)
+
+    for t in range(steps):
+        if t % block == 0:  # each model's indices from its own generator, a block of steps at a time
+            nb = min(block, steps - t)
+            idx_block = torch.stack([torch.stack([next_batch(gens[g], n_train, B) for g in range(G)])
+                                     for _ in range(nb)])
+        idx = idx_block[t % block]
+        flat = idx.reshape(-1)
+        h = X.index_select(0, flat).view(G, B, -1)
+        tg = Y.index_select(0, flat).view(G, B, 1)
+
+        hs, zs = [h], []
+        for l in range(depth):
+            z = torch.baddbmm(bs[l], hs[-1], Ws[l])
+            zs.append(z)
+            hs.append(acts.forward(z))
+        logits = torch.baddbmm(bs[depth], hs[-1], Ws[depth])
+
+        # Cross-entropy and its gradient (softmax - onehot) / B, per model.
+        m = logits.amax(-1, keepdim=True)
+        sh = logits - m
+        e = sh.exp()
+        s = e.sum(-1, keepdim=True)
+        torch.sub(s.log().sum((1, 2)), sh.gather(-1, tg).sum((1, 2)), out=losses[t]).div_(B)
+        dz = e.div_(s).scatter_add_(-1, tg, torch.full_like(tg, -1, dtype=dtype))
+
+        ri = rec_index.get(t)
+        fast = ri is None and opt == "sgd"
+        # Fast path: fold lr into dz, so every gradient below is already lr-scaled and each
+        # weight update is one in-place baddbmm_.
+        dz.mul_(lr * alive / B if fast else alive / B)
+        for l in range(depth, -1, -1):
+            dh = torch.bmm(dz, Ws[l].transpose(1, 2)) if l > 0 else None
+            if fast:
+                Ws[l].baddbmm_(hs[l].transpose(1, 2), dz, alpha=-1.0)
+                bs[l].sub_(dz.sum(1, keepdim=True))
+            else:
+                gW = torch.bmm(hs[l].transpose(1, 2), dz)
+                gb = dz.sum(1, keepdim=True)
+                if ri is not None and "grad_norm" in record.metrics:
+                    st_grad[ri, l] = (gW.square().sum((1, 2)) + gb.square().sum((1, 2))).sqrt()
+                _update(opt, 2 * l, Ws[l], gW, state1, state2, lr * alive, mom, t + 1)
+                _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, t + 1)
+            if l > 0:
+                if ri is not None and want_act_stats:
+                    d = acts.derivative(zs[l - 1], hs[l])
+                    st_dead[ri, l - 1] = (d == 0).all(1).to(dtype).mean(-1)
+                    st_sat[ri, l - 1] = (d.abs() <= sat_thr).to(dtype).mean((1, 2))
+                dz = acts.backward(dh, zs[l - 1], hs[l])
+
+        if ri is not None:  # one sync per record step: mark and mask diverged models
+            bad = ~torch.isfinite(losses[checked:t + 1]).all(0)
+            checked = t + 1
+            if bool(bad.any()):
+                for g in torch.nonzero(bad).flatten().tolist():
+                    if diverged_at[g] is None:
+                        diverged_at[g] = int(torch.nonzero(~torch.isfinite(losses[:, g][:t + 1]))[0])
+                        alive[g] = 0.0
+                        for tens in (*params, *state1, *state2):
+                            tens[g].zero_()
+            if progress is not None:
+                progress(t + 1)
+
+    wall = time.perf_counter() - t_start
+    ev_train = _evaluate(Ws, bs, acts, data.x_train, data.y_train)
+    ev_test = _evaluate(Ws, bs, acts, data.x_test, data.y_test)
+    results: list[ModelResult | None] = [None] * G
+    for g, c in enumerate(cs):
+        results[order[g]] = _model_result(
+            c, g, record, rec_steps, losses, st_grad, st_dead, st_sat, ev_train, ev_test, diverged_at[g],
+            wall / G)
+    return results  # type: ignore[return-value]
+
+
+def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[Tensor], lr: Tensor,
+            mom: Tensor, step: int) -> None:
+    """One optimiser step on a stacked parameter, following torch.optim's formulas."""
+    if opt == "sgd":
+        p.sub_(g * lr)
+    elif opt == "momentum":
+        buf = s1[i].mul_(mom).add_(g)
+        p.sub_(buf * lr)
+    else:  # adam, torch.optim.Adam's single-tensor formula with beta1 = momentum
+        m = s1[i].lerp_(g, 1 - mom)
+        v = s2[i].mul_(ADAM_BETA2).addcmul_(g, g, value=1 - ADAM_BETA2)
+        bc1 = 1 - mom ** step
+        bc2_sqrt = math.sqrt(1 - ADAM_BETA2 ** step)
+        denom = (v.sqrt() / bc2_sqrt).add_(ADAM_EPS)
+        p.sub_(m / denom * (lr / bc1))
+
+
+@torch.no_grad()
+def _evaluate(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean cross-entropy and accuracy of every model on ``(x, y)``, in chunks of models."""
+    G = Ws[0].shape[0]
+    if len(acts.parts) > 1 or G <= EVAL_CHUNK:
+        return _evaluate_all(Ws, bs, acts, x, y)
+    outs = []
+    for a in range(0, G, EVAL_CHUNK):
+        sl = slice(a, a + EVAL_CHUNK)
+        outs.append(_evaluate_all([w[sl] for w in Ws], [b[sl] for b in bs], acts, x, y))
+    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+def _evaluate_all(Ws, bs, acts, x, y):
+    G = Ws[0].shape[0]
+    h = x.unsqueeze(0).expand(G, *x.shape)
+    for l in range(len(Ws) - 1):
+        h = acts.forward(torch.baddbmm(bs[l], h, Ws[l]))
+    logits = torch.baddbmm(bs[-1], h, Ws[-1])
+    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.unsqueeze(0).expand(G, -1),
+                                             reduction="none").mean(1)
+    acc = (logits.argmax(-1) == y.unsqueeze(0)).to(x.dtype).mean(1)
+    return loss, acc
+
+
+def _num(v: Tensor | float) -> float | None:
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losses: Tensor, st_grad: Tensor,
+                  st_dead: Tensor, st_sat: Tensor, ev_train, ev_test, diverged_at: int | None,
+                  wall_per_model: float) -> ModelResult:
+    lg = losses[:, g]
+    recs, layers = [], []
+    for ri, s in enumerate(rec_steps):
+        if diverged_at is not None and s > diverged_at:
+            break
+        r = {"step": s, "loss": _num(lg[s])}
+        if "grad_norm" in record.metrics:
+            r["grad_norm"] = _num(st_grad[ri, :, g].square().sum().sqrt())
+        if "dead_fraction" in record.metrics:
+            r["dead_fraction"] = _num(st_dead[ri, :, g].mean())
+        if "saturation_fraction" in record.metrics:
+            r["saturation_fraction"] = _num(st_sat[ri, :, g].mean())
+        recs.append(r)
+        for l in range(st_grad.shape[1]):
+            row = {"step": s, "layer": l, "grad_norm": _num(st_grad[ri, l, g])}
+            if l < st_dead.shape[1]:
+                row["dead_fraction"] = _num(st_dead[ri, l, g])
+                row["saturation_fraction"] = _num(st_sat[ri, l, g])
+            else:  # the linear read-out has no activation
+                row["dead_fraction"] = row["saturation_fraction"] = None
+            layers.append(row)
+    hit = torch.nonzero(lg <= record.target_loss)
+    diverged = diverged_at is not None
+    last = recs[-1] if recs else {}
+    final = {
+        "train_loss": None if diverged else _num(ev_train[0][g]),
+        "train_accuracy": None if diverged else _num(ev_train[1][g]),
+        "test_loss": None if diverged else _num(ev_test[0][g]),
+        "test_accuracy": None if diverged else _num(ev_test[1][g]),
+        "last_batch_loss": None if diverged else _num(lg[-1]),
+        "steps_to_target": int(hit[0]) if len(hit) and (not diverged or int(hit[0]) < diverged_at) else None,
+        "dead_fraction": None if diverged else last.get("dead_fraction"),
+        "saturation_fraction": None if diverged else last.get("saturation_fraction"),
+        "diverged": diverged,
+        "diverged_at": diverged_at,
+        "wall_s": wall_per_model,
+    }
+    return ModelResult(c, "diverged" if diverged else "done", final, recs, layers, lg.clone())
+
+
+def group_configs(configs: Sequence[Config], chunk_size: int = 64) -> list[list[Config]]:
+    """Split configurations into stackable chunks: same shape key, at most ``chunk_size`` each.
+
+    The split depends only on the configurations, so every backend trains identical chunks.
+    """
+    by_key: dict[tuple, list[Config]] = {}
+    for c in configs:
+        by_key.setdefault(c.shape_key, []).append(c)
+    chunks = []
+    for key in sorted(by_key, key=repr):
+        group = sorted(by_key[key], key=lambda c: (c.activation_key, c.hash))
+        chunks += [group[i:i + chunk_size] for i in range(0, len(group), chunk_size)]
+    return chunks
+
+
+# ------------------------------------------------------------------------------------------ reference
+class _Builtin(nn.Module):
+    def __init__(self, spec: ActivationSpec, p: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec, self.p = spec, p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.spec.builtin(x, self.p)  # type: ignore[misc]
+
+
+class _Analytic(nn.Module):
+    def __init__(self, spec: ActivationSpec, p: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec, self.p = spec, p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return act_apply(self.spec, x, training=False, **self.p)
+
+
+def reference_model(config: Config, in_features: int, n_classes: int, *, builtin: bool = False,
+                    dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """The configuration as a plain ``nn.Sequential`` of ``nn.Linear`` and activation modules,
+    starting from :func:`init_params` (``builtin``: torch's own activation op where it has one)."""
+    spec = get(config.activation)
+    p = dict(spec.resolve(**dict(config.activation_params)))
+    layers: list[nn.Module] = []
+    inits = init_params(config, in_features, n_classes, dtype)
+    for i, (w, b) in enumerate(inits):
+        lin = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+        layers.append(lin)
+        if i < len(inits) - 1:
+            layers.append(_Builtin(spec, {**p, "training": False}) if builtin and spec.builtin is not None
+                          else _Analytic(spec, p))
+    return nn.Sequential(*layers)
+
+
+def reference_optimiser(config: Config, model: nn.Module) -> torch.optim.Optimizer:
+    kw: dict[str, Any] = {"foreach": False}
+    if config.optimiser == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, **kw)
+    if config.optimiser == "momentum":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, **kw)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.momentum, ADAM_BETA2),
+                            eps=ADAM_EPS, **kw)
+
+
+def train_reference(config: Config, *, builtin: bool = False, dtype: torch.dtype = torch.float32,
+                    data: Data | None = None) -> tuple[Tensor, nn.Sequential]:
+    """Train one configuration alone, as a plain ``nn.Module`` with ``torch.optim`` and autograd.
+
+    Returns:
+        ``(losses, model)``: every step's batch loss ``(steps,)`` and the trained model.
+    """
+    data = data or load_data(config.data, config.preprocess, config.n, dtype)
+    model = reference_model(config, data.in_features, data.n_classes, builtin=builtin, dtype=dtype)
+    opt = reference_optimiser(config, model)
+    gen = batch_generator(config)
+    losses = torch.empty(config.steps, dtype=dtype)
+    n_train = data.x_train.shape[0]
+    for t in range(config.steps):
+        idx = next_batch(gen, n_train, config.batch_size)
+        loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses[t] = loss.detach()
+    return losses, model

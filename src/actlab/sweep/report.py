@@ -1,0 +1,134 @@
+"""Sweep report: heatmaps of final loss, steps to target and dead fraction, and a table.
+
+Rows of every heatmap are the activations (with their hyperparameters); columns are each
+other axis that takes more than one value in the sweep (depth, learning rate, width, ...).
+A cell is the mean over the remaining axes (seeds, ...); cells whose models all diverged are
+grey and marked ``div``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actlab.sweep.spec import AXES
+from actlab.sweep.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+HEATMAP_METRICS = {
+    "train_loss": ("final training loss", "viridis_r"),
+    "steps_to_target": ("steps to target loss", "magma_r"),
+    "dead_fraction": ("dead-unit fraction (last record)", "Reds"),
+    "test_accuracy": ("test accuracy", "viridis"),
+}
+COLUMN_AXES = ("depth", "lr", "width", "init", "bias_init", "optimiser", "batch_size", "data", "preprocess",
+               "steps", "momentum")
+"""Axes tried, in this order, as heatmap columns (those with more than one value)."""
+
+
+def summary_table(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Mean (and std over seeds) of the final metrics per configuration without its seed."""
+    keys = ["label", *[a for a in AXES if a not in ("activation", "seed") and df[a].nunique(dropna=False) > 1]]
+    g = df.groupby(keys, dropna=False, sort=True)
+    out = g.agg(
+        runs=("config_hash", "size"),
+        diverged=("diverged", lambda s: int(s.fillna(False).astype(bool).sum())),
+        train_loss=("train_loss", "mean"),
+        train_loss_std=("train_loss", "std"),
+        test_accuracy=("test_accuracy", "mean"),
+        test_accuracy_std=("test_accuracy", "std"),
+        steps_to_target=("steps_to_target", "mean"),
+        reached_target=("steps_to_target", lambda s: int(s.notna().sum())),
+        dead_fraction=("dead_fraction", "mean"),
+        saturation_fraction=("saturation_fraction", "mean"),
+    ).reset_index()
+    return out.sort_values(["test_accuracy"], ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _markdown(df: "pd.DataFrame") -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _heatmap(df: "pd.DataFrame", metric: str, col: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    d = df.copy()
+    d[metric] = d[metric].astype(float)
+    piv = d.pivot_table(index="label", columns=col, values=metric, aggfunc="mean", dropna=False)
+    if piv.empty:
+        return False
+    title, cmap = HEATMAP_METRICS[metric]
+    vals = piv.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * vals.shape[1], 1.0 + 0.45 * vals.shape[0]), dpi=110)
+    cm = plt.get_cmap(cmap).copy()
+    cm.set_bad("#cccccc")
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=cm, aspect="auto")
+    ax.set_xticks(range(vals.shape[1]), [f"{c:g}" if isinstance(c, float) else str(c) for c in piv.columns])
+    ax.set_yticks(range(vals.shape[0]), list(piv.index))
+    ax.set_xlabel(col)
+    ax.set_title(f"{title}\n(mean over other axes)", fontsize=10)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            v = vals[i, j]
+            if not math.isfinite(v):
+                ax.text(j, i, "div", ha="center", va="center", fontsize=8, color="black")
+                continue
+            r, g, b, _ = im.cmap(im.norm(v))
+            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8, color=ink)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def make_report(store: Store | str | Path, out: str | Path, *, spec_hash: str | None = None) -> dict[str, Any]:
+    """Write heatmaps (PNG), ``table.csv``, ``table.md`` and ``summary.json`` to ``out``.
+
+    Returns:
+        the summary (what ``--json`` prints): counts, the files written and the table rows.
+    """
+    st = store if isinstance(store, Store) else Store(store)
+    df = st.to_dataframe(spec_hash)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    finished = df[df.status.isin(["done", "diverged"])]
+    table = summary_table(finished) if len(finished) else finished
+    table.to_csv(outdir / "table.csv", index=False)
+    (outdir / "table.md").write_text(_markdown(table) if len(table) else "no finished configurations\n")
+    files += [str(outdir / "table.csv"), str(outdir / "table.md")]
+    cols = [a for a in COLUMN_AXES if len(finished) and finished[a].nunique(dropna=False) > 1]
+    for metric in HEATMAP_METRICS:
+        for col in cols:
+            p = outdir / f"heatmap_{metric}_by_{col}.png"
+            if _heatmap(finished, metric, col, p):
+                files.append(str(p))
+    summary = {
+        "store": st.path,
+        "sweeps": [{"spec_hash": s["spec_hash"], "name": s["name"]} for s in st.sweeps()],
+        "configs": int(len(df)),
+        "status": {k: int(v) for k, v in df.status.value_counts().items()},
+        "heatmap_columns": cols,
+        "files": files,
+        "table": json.loads(table.to_json(orient="records")) if len(table) else [],
+    }
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    files.append(str(outdir / "summary.json"))
+    return summary

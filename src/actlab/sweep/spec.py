@@ -1,0 +1,388 @@
+"""Sweep specifications: a grid of training configurations, read from YAML, TOML or flags.
+
+A spec names *axes*; every axis holds one value or a list of values, and the sweep is
+their Cartesian product.  Example (YAML)::
+
+    name: small
+    axes:
+      activation: [relu, tanh, {name: leaky_relu, negative_slope: 0.1}]
+      depth: [2, 3]
+      width: 64
+      lr: [0.01, 0.1]
+      seed: [0, 1]
+    record:
+      every: 20
+      target_loss: 0.5
+
+Nothing in a spec is executed: YAML is read with ``yaml.safe_load`` and every value is
+validated, with an error naming the field and its valid values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from actlab.activations import ActivationError, get
+
+OPTIMISERS = ("sgd", "momentum", "adam")
+"""Optimisers the batched engine implements on stacked tensors."""
+
+INIT_SCHEMES = ("he", "xavier", "lecun", "torch", "orthogonal")
+"""Weight initialisations (``he`` = Kaiming normal, ``xavier`` = Glorot normal, ``lecun`` normal,
+``torch`` = nn.Linear's default uniform, ``orthogonal`` with gain 1)."""
+
+BIAS_INITS = ("zeros", "torch")
+"""Named bias initialisations; a number gives a constant bias."""
+
+PREPROCESS = ("none", "centre", "standardise")
+"""Preprocessing without the lab's loader (with it: ``actlab.lab.data.PREPROCESSING``)."""
+
+DATASETS = ("xor", "circles", "moons", "spirals", "digits", "iris", "wine", "breast_cancer", "mnist",
+            "fashion_mnist")
+
+METRICS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
+"""What the engine can record per model and per layer on the record schedule."""
+
+
+class SpecError(ValueError):
+    """A bad sweep spec; the message names the field, the bad value and the valid values."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """One training configuration: an MLP on a dataset, trained for ``steps`` steps.
+
+    Args:
+        activation: canonical catalog name of the hidden activation.
+        activation_params: its hyperparameters, resolved (defaults filled in).
+        depth: number of hidden layers (>= 1).
+        width: units per hidden layer.
+        init: weight initialisation, one of :data:`INIT_SCHEMES`.
+        bias_init: a constant, or one of :data:`BIAS_INITS`.
+        lr: learning rate (> 0).
+        optimiser: one of :data:`OPTIMISERS`.
+        momentum: momentum of ``"momentum"`` (heavy ball) and beta1 of ``"adam"``.
+        data: dataset name.
+        preprocess: input preprocessing.
+        n: number of samples to draw for synthetic datasets (``None``: the dataset's default).
+        seed: seeds the initial weights and the batch order.
+        steps: optimiser steps.
+        batch_size: samples per step (drawn with replacement, per model).
+    """
+
+    activation: str = "relu"
+    activation_params: Mapping[str, Any] = field(default_factory=dict)
+    depth: int = 3
+    width: int = 64
+    init: str = "he"
+    bias_init: float | str = 0.0
+    lr: float = 0.1
+    optimiser: str = "sgd"
+    momentum: float = 0.9
+    data: str = "digits"
+    preprocess: str = "standardise"
+    n: int | None = None
+    seed: int = 0
+    steps: int = 200
+    batch_size: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["activation_params"] = dict(sorted(dict(self.activation_params).items()))
+        return d
+
+    @property
+    def hash(self) -> str:
+        """Stable id: sha256 of the canonical JSON of :meth:`to_dict` (first 16 hex digits)."""
+        return _digest(self.to_dict())
+
+    @property
+    def shape_key(self) -> tuple:
+        """Configurations with equal keys can be trained as one stacked computation."""
+        return (self.depth, self.width, self.data, self.preprocess, self.n, self.steps, self.batch_size,
+                self.optimiser, _pieces(self))
+
+    @property
+    def activation_key(self) -> tuple:
+        return (self.activation, tuple(sorted(dict(self.activation_params).items())))
+
+    @property
+    def label(self) -> str:
+        p = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in sorted(dict(self.activation_params).items()))
+        return f"{self.activation}({p})" if p else self.activation
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        return validate_config(dict(d))
+
+
+def _pieces(c: Config) -> int:
+    return int(dict(c.activation_params).get("pieces", 1)) if c.activation == "maxout" else 1
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+AXES: tuple[str, ...] = tuple(f.name for f in fields(Config) if f.name != "activation_params")
+"""Valid axis names (``activation`` entries carry their own hyperparameters)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """What to record, and when.
+
+    Args:
+        every: record per-model statistics every ``every`` steps (and at the last step).
+        metrics: a subset of :data:`METRICS`.
+        target_loss: ``steps_to_target`` is the first step whose batch loss is <= this.
+        saturation_tol: a unit is saturated where ``|f'(z)| <= saturation_tol * max|f'|``.
+    """
+
+    every: int = 20
+    metrics: tuple[str, ...] = METRICS
+    target_loss: float = 0.5
+    saturation_tol: float = 0.05
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: its name, the axes and what to record."""
+
+    name: str
+    axes: Mapping[str, tuple[Any, ...]]
+    record: Record = Record()
+
+    def configs(self) -> list[Config]:
+        """The Cartesian product of the axes, in a stable order (axes in :data:`AXES` order)."""
+        keys = [a for a in AXES if a in self.axes]
+        out: list[Config] = []
+        for combo in itertools.product(*(self.axes[k] for k in keys)):
+            d: dict[str, Any] = dict(zip(keys, combo))
+            act = d.pop("activation", "relu")
+            if isinstance(act, Mapping):
+                act = dict(act)
+                d["activation"] = act.pop("name")
+                d["activation_params"] = act
+            else:
+                d["activation"] = act
+            out.append(validate_config(d))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "axes": {k: list(v) for k, v in self.axes.items()},
+                "record": {**asdict(self.record), "metrics": list(self.record.metrics)}}
+
+    @property
+    def hash(self) -> str:
+        """sha256 over the configurations' hashes and the record settings."""
+        return _digest({"configs": [c.hash for c in self.configs()],
+                        "record": self.to_dict()["record"]})
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _choice(field_: str, value: Any, valid: Iterable[str]) -> str:
+    valid = tuple(valid)
+    v = str(value).strip().lower()
+    if v not in valid:
+        raise SpecError(f"{field_}: unknown value {value!r}; valid values: {', '.join(valid)}")
+    return v
+
+
+def _int(field_: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        raise SpecError(f"{field_}: must be an integer >= {low}, got {value!r}")
+    if int(value) < low:
+        raise SpecError(f"{field_}: must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _float(field_: str, value: Any, *, low: float | None = None, positive: bool = False,
+           high: float | None = None) -> float:
+    if isinstance(value, bool):
+        raise SpecError(f"{field_}: must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{field_}: must be a number, got {value!r}") from None
+    if not math.isfinite(v) or (positive and v <= 0) or (low is not None and v < low) or (
+            high is not None and v >= high):
+        rng = "> 0" if positive else f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise SpecError(f"{field_}: must be a finite number {rng}, got {value!r}")
+    return v
+
+
+def _valid_datasets() -> tuple[str, ...]:
+    """Classification sets of the lab's registry (the engine trains with cross-entropy)."""
+    try:  # the lab's loader is the authority where it exists
+        from actlab.lab.data import DATASETS as LAB  # type: ignore
+
+        return tuple(k for k, v in LAB.items() if getattr(v, "task", "classification") == "classification")
+    except ImportError:
+        return DATASETS
+
+
+def _valid_preprocess() -> tuple[str, ...]:
+    try:
+        from actlab.lab.data import PREPROCESSING  # type: ignore
+
+        return tuple(PREPROCESSING)
+    except ImportError:
+        return PREPROCESS
+
+
+def validate_config(d: dict[str, Any]) -> Config:
+    """Build a :class:`Config` from plain values, raising :class:`SpecError` naming the bad field."""
+    unknown = sorted(set(d) - {f.name for f in fields(Config)})
+    if unknown:
+        raise SpecError(f"unknown axis {unknown[0]!r}; valid axes: {', '.join(AXES)}")
+    out: dict[str, Any] = {}
+    try:
+        spec = get(d.get("activation", "relu"))
+    except ActivationError as e:
+        raise SpecError(f"activation: {e}") from None
+    if spec.learnable:
+        raise SpecError(f"activation: {spec.name!r} has learnable hyperparameters "
+                        f"({', '.join(spec.learnable)}), which the batched engine does not train; "
+                        "use a fixed-slope activation such as leaky_relu")
+    try:
+        params = dict(spec.resolve(**dict(d.get("activation_params") or {})))
+    except ActivationError as e:
+        raise SpecError(f"activation: {e}") from None
+    out["activation"], out["activation_params"] = spec.name, params
+    for name, low in (("depth", 1), ("width", 1), ("steps", 1), ("batch_size", 1), ("seed", 0)):
+        if name in d:
+            out[name] = _int(name, d[name], low)
+    if d.get("n") is not None:
+        out["n"] = _int("n", d["n"], 2)
+    if "lr" in d:
+        out["lr"] = _float("lr", d["lr"], positive=True)
+    if "momentum" in d:
+        out["momentum"] = _float("momentum", d["momentum"], low=0.0, high=1.0)
+    if "init" in d:
+        out["init"] = _choice("init", d["init"], INIT_SCHEMES)
+    if "bias_init" in d:
+        b = d["bias_init"]
+        out["bias_init"] = (_choice("bias_init", b, BIAS_INITS) if isinstance(b, str)
+                            else _float("bias_init", b))
+    if "optimiser" in d:
+        out["optimiser"] = _choice("optimiser", d["optimiser"], OPTIMISERS)
+    if "data" in d:
+        out["data"] = _choice("data", d["data"], _valid_datasets())
+    if "preprocess" in d:
+        out["preprocess"] = _choice("preprocess", d["preprocess"], _valid_preprocess())
+    return Config(**out)
+
+
+def parse_spec(obj: Mapping[str, Any], *, default_name: str = "sweep") -> SweepSpec:
+    """Validate a spec given as plain data (the parsed YAML/TOML)."""
+    if not isinstance(obj, Mapping):
+        raise SpecError(f"a sweep spec must be a mapping with 'axes', got {type(obj).__name__}")
+    top = {"name", "axes", "record"}
+    bad = sorted(set(obj) - top)
+    if bad:
+        raise SpecError(f"unknown top-level field {bad[0]!r}; valid fields: {', '.join(sorted(top))}")
+    axes_in = obj.get("axes") or {}
+    if not isinstance(axes_in, Mapping):
+        raise SpecError("axes: must be a mapping of axis name to a value or a list of values")
+    axes: dict[str, tuple[Any, ...]] = {}
+    for k, v in axes_in.items():
+        if k not in AXES:
+            raise SpecError(f"unknown axis {k!r}; valid axes: {', '.join(AXES)}")
+        vals = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+        if not vals:
+            raise SpecError(f"{k}: the list of values is empty")
+        if k == "activation":
+            vals = tuple(_activation_entry(x) for x in vals)
+        axes[k] = vals
+    rec_in = dict(obj.get("record") or {})
+    rec_fields = {f.name for f in fields(Record)}
+    bad = sorted(set(rec_in) - rec_fields)
+    if bad:
+        raise SpecError(f"record: unknown field {bad[0]!r}; valid fields: {', '.join(sorted(rec_fields))}")
+    rec: dict[str, Any] = {}
+    if "every" in rec_in:
+        rec["every"] = _int("record.every", rec_in["every"], 1)
+    if "metrics" in rec_in:
+        ms = rec_in["metrics"]
+        ms = [ms] if isinstance(ms, str) else list(ms)
+        rec["metrics"] = tuple(_choice("record.metrics", m, METRICS) for m in ms)
+    if "target_loss" in rec_in:
+        rec["target_loss"] = _float("record.target_loss", rec_in["target_loss"], low=0.0)
+    if "saturation_tol" in rec_in:
+        rec["saturation_tol"] = _float("record.saturation_tol", rec_in["saturation_tol"], low=0.0, high=1.0)
+    spec = SweepSpec(name=str(obj.get("name") or default_name), axes=axes, record=Record(**rec))
+    spec.configs()  # validate every combination now, not mid-run
+    return spec
+
+
+def _activation_entry(x: Any) -> Any:
+    """``"relu"`` or ``{name: leaky_relu, negative_slope: 0.1}`` -> canonical, validated form."""
+    if isinstance(x, Mapping):
+        if "name" not in x:
+            raise SpecError(f"activation: a mapping entry needs 'name', got {dict(x)!r}")
+        params = {k: v for k, v in x.items() if k != "name"}
+        try:
+            spec = get(x["name"])
+            spec.resolve(**params)
+        except ActivationError as e:
+            raise SpecError(f"activation: {e}") from None
+        return {"name": spec.name, **params}
+    try:
+        return get(str(x)).name
+    except ActivationError as e:
+        raise SpecError(f"activation: {e}") from None
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read a spec from a ``.yaml``/``.yml`` (``yaml.safe_load``) or ``.toml`` (``tomllib``) file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file not found: {str(p)!r}")
+    text = p.read_text()
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".toml":
+            obj = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml", ".json"):
+            import yaml
+
+            obj = yaml.safe_load(text)
+        else:
+            raise SpecError(f"spec file {p.name!r}: unknown format; valid suffixes: .yaml, .yml, .toml, .json")
+    except SpecError:
+        raise
+    except Exception as e:  # a parser error: say where, no traceback
+        raise SpecError(f"spec file {p.name!r} does not parse: {e}") from None
+    return parse_spec(obj or {}, default_name=p.stem)
+
+
+def spec_from_flags(**axes: Any) -> SweepSpec:
+    """A spec from CLI-style values: ``spec_from_flags(activation="relu,tanh", lr="0.1,0.01")``."""
+    parsed: dict[str, Any] = {}
+    for k, v in axes.items():
+        if v is None:
+            continue
+        items = [s.strip() for s in str(v).split(",") if s.strip()] if isinstance(v, str) else v
+        parsed[k] = [_number(x) for x in items] if isinstance(items, list) else items
+    return parse_spec({"name": "flags", "axes": parsed})
+
+
+def _number(s: Any) -> Any:
+    if not isinstance(s, str):
+        return s
+    for cast in (int, float):
+        try:
+            return cast(s)
+        except ValueError:
+            pass
+    return s

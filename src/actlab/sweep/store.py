@@ -1,0 +1,274 @@
+"""The sweep store: SQLite (WAL) by default, resumable, exportable to CSV, Parquet and pandas.
+
+Tables:
+
+- ``sweeps``: one row per spec (its hash, name and JSON);
+- ``configs``: one row per configuration (hash, JSON, status ``pending``/``done``/``diverged``);
+- ``sweep_configs``: which configurations a spec holds (a configuration shared by two specs
+  is trained once);
+- ``records``: one row per (configuration, recorded step): batch loss and the per-model
+  statistics averaged over layers;
+- ``layer_records``: one row per (configuration, recorded step, layer);
+- ``results``: one row per finished configuration: the final metrics.
+
+A chunk's results and its status change are written in one transaction, so a run killed at
+any instant (SIGKILL included) leaves each configuration either finished with every row or
+pending with none; a restart trains only the pending ones.  Primary keys make a duplicate
+row impossible, and a result delivered twice (a retried Ray task) is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from actlab.sweep.spec import AXES, Config, SweepSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from actlab.sweep.engine import ModelResult
+
+FINISHED = ("done", "diverged")
+RESULT_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "last_batch_loss",
+                  "steps_to_target", "dead_fraction", "saturation_fraction", "diverged", "diverged_at", "wall_s")
+RECORD_COLUMNS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
+LAYER_COLUMNS = ("grad_norm", "dead_fraction", "saturation_fraction")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS sweeps (
+    spec_hash TEXT PRIMARY KEY, name TEXT NOT NULL, spec_json TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS configs (
+    hash TEXT PRIMARY KEY, json TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', updated REAL);
+CREATE TABLE IF NOT EXISTS sweep_configs (
+    spec_hash TEXT NOT NULL, config_hash TEXT NOT NULL, idx INTEGER NOT NULL,
+    PRIMARY KEY (spec_hash, config_hash));
+CREATE TABLE IF NOT EXISTS records (
+    config_hash TEXT NOT NULL, step INTEGER NOT NULL, {", ".join(f"{c} REAL" for c in RECORD_COLUMNS)},
+    PRIMARY KEY (config_hash, step));
+CREATE TABLE IF NOT EXISTS layer_records (
+    config_hash TEXT NOT NULL, step INTEGER NOT NULL, layer INTEGER NOT NULL,
+    {", ".join(f"{c} REAL" for c in LAYER_COLUMNS)}, PRIMARY KEY (config_hash, step, layer));
+CREATE TABLE IF NOT EXISTS results (
+    config_hash TEXT PRIMARY KEY, {", ".join(f"{c} REAL" for c in RESULT_COLUMNS)}, finished REAL NOT NULL);
+"""
+
+
+class Store:
+    """A sweep store in one SQLite file (WAL journal).
+
+    Args:
+        path: the database file (created with its tables if missing); ``":memory:"`` works too.
+
+    Example::
+
+        >>> store = Store("sweep.db")
+        >>> h = store.add_sweep(spec)
+        >>> store.pending(h)          # configurations still to train
+        >>> store.to_dataframe(h)     # one row per configuration, config and final metrics
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a killed process in WAL mode (only an OS crash can drop the
+        # last transactions), and much faster than FULL.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writing
+    def _tx(self) -> "_Transaction":
+        return _Transaction(self.conn)
+
+    def add_sweep(self, spec: SweepSpec) -> str:
+        """Register ``spec`` and its configurations (idempotent); returns the spec hash."""
+        h = spec.hash
+        configs = spec.configs()
+        now = time.time()
+        with self._tx():
+            self.conn.execute("INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?)",
+                              (h, spec.name, json.dumps(spec.to_dict(), sort_keys=True), now))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO configs (hash, json, status, updated) VALUES (?, ?, 'pending', ?)",
+                [(c.hash, json.dumps(c.to_dict(), sort_keys=True), now) for c in configs])
+            self.conn.executemany("INSERT OR IGNORE INTO sweep_configs VALUES (?, ?, ?)",
+                                  [(h, c.hash, i) for i, c in enumerate(configs)])
+        return h
+
+    def write_results(self, results: Iterable["ModelResult"]) -> int:
+        """Write finished models (records, layer records, final metrics, status) in one transaction.
+
+        Returns the number of configurations written; one already finished is skipped.
+        """
+        n = 0
+        now = time.time()
+        with self._tx():
+            for r in results:
+                h = r.config.hash
+                row = self.conn.execute("SELECT status FROM configs WHERE hash = ?", (h,)).fetchone()
+                if row is not None and row[0] in FINISHED:
+                    continue
+                if row is None:
+                    self.conn.execute("INSERT INTO configs (hash, json, status, updated) VALUES (?, ?, 'pending', ?)",
+                                      (h, json.dumps(r.config.to_dict(), sort_keys=True), now))
+                self.conn.executemany(
+                    f"INSERT INTO records VALUES (?, ?, {', '.join('?' * len(RECORD_COLUMNS))})",
+                    [(h, rec["step"], *(rec.get(c) for c in RECORD_COLUMNS)) for rec in r.records])
+                self.conn.executemany(
+                    f"INSERT INTO layer_records VALUES (?, ?, ?, {', '.join('?' * len(LAYER_COLUMNS))})",
+                    [(h, rec["step"], rec["layer"], *(rec.get(c) for c in LAYER_COLUMNS)) for rec in r.layers])
+                f = r.final
+                self.conn.execute(
+                    f"INSERT INTO results VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
+                    (h, *(_sql(f.get(c)) for c in RESULT_COLUMNS), now))
+                self.conn.execute("UPDATE configs SET status = ?, updated = ? WHERE hash = ?", (r.status, now, h))
+                n += 1
+        return n
+
+    # ---------------------------------------------------------------- reading
+    def sweeps(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT spec_hash, name, spec_json, created FROM sweeps ORDER BY created").fetchall()
+        return [{"spec_hash": h, "name": n, "spec": json.loads(j), "created": c} for h, n, j, c in rows]
+
+    def configs(self, spec_hash: str | None = None, status: Sequence[str] | None = None) -> list[Config]:
+        """Configurations (of one sweep, or all), optionally only those with a given status."""
+        sql, args = self._select_configs("c.json", spec_hash, status)
+        return [Config.from_dict(json.loads(j)) for (j,) in self.conn.execute(sql, args)]
+
+    def pending(self, spec_hash: str | None = None) -> list[Config]:
+        """Configurations not finished yet (what a restarted run trains)."""
+        return self.configs(spec_hash, status=("pending",))
+
+    def status_counts(self, spec_hash: str | None = None) -> dict[str, int]:
+        sql, args = self._select_configs("c.status", spec_hash, None)
+        out: dict[str, int] = {}
+        for (s,) in self.conn.execute(sql, args):
+            out[s] = out.get(s, 0) + 1
+        return out
+
+    def count(self, table: str) -> int:
+        if table not in ("sweeps", "configs", "sweep_configs", "records", "layer_records", "results"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def _select_configs(self, cols: str, spec_hash: str | None, status: Sequence[str] | None):
+        if spec_hash is None:
+            sql, args = f"SELECT {cols} FROM configs c WHERE 1", []
+        else:
+            sql = (f"SELECT {cols} FROM configs c JOIN sweep_configs s ON s.config_hash = c.hash "
+                   f"WHERE s.spec_hash = ?")
+            args = [spec_hash]
+        if status:
+            sql += f" AND c.status IN ({', '.join('?' * len(status))})"
+            args += list(status)
+        sql += " ORDER BY s.idx" if spec_hash is not None else " ORDER BY c.rowid"
+        return sql, args
+
+    def _resolve(self, spec_hash: str | None) -> str | None:
+        if spec_hash is None:
+            return None
+        rows = [h for (h,) in self.conn.execute("SELECT spec_hash FROM sweeps WHERE spec_hash LIKE ?",
+                                                (spec_hash + "%",))]
+        if len(rows) != 1:
+            raise KeyError(f"spec hash {spec_hash!r} matches {len(rows)} sweeps in {self.path}")
+        return rows[0]
+
+    # ---------------------------------------------------------------- frames and export
+    def to_dataframe(self, spec_hash: str | None = None) -> "pd.DataFrame":
+        """One row per configuration: its axes, ``label``, ``config_hash``, ``status`` and final metrics."""
+        import pandas as pd
+
+        spec_hash = self._resolve(spec_hash)
+        sql, args = self._select_configs("c.hash, c.json, c.status", spec_hash, None)
+        rows = []
+        results = {r[0]: r[1:] for r in self.conn.execute(
+            f"SELECT config_hash, {', '.join(RESULT_COLUMNS)} FROM results")}
+        for h, j, status in self.conn.execute(sql, args):
+            d = json.loads(j)
+            c = Config.from_dict(d)
+            row: dict[str, Any] = {"config_hash": h, "status": status, "label": c.label}
+            row.update({a: d.get(a) for a in AXES})
+            row["activation_params"] = json.dumps(d.get("activation_params") or {}, sort_keys=True)
+            res = results.get(h)
+            row.update({k: (res[i] if res else None) for i, k in enumerate(RESULT_COLUMNS)})
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=["config_hash", "status", "label", *AXES, "activation_params",
+                                         *RESULT_COLUMNS])
+        df["bias_init"] = df["bias_init"].astype(str)
+        if len(df):
+            df["diverged"] = df["diverged"].astype("boolean")
+        return df
+
+    def records_dataframe(self, spec_hash: str | None = None, *, layers: bool = False) -> "pd.DataFrame":
+        """Recorded steps (``layers``: per layer) joined with each configuration's label and axes."""
+        import pandas as pd
+
+        spec_hash = self._resolve(spec_hash)
+        table, cols = ("layer_records", ("step", "layer", *LAYER_COLUMNS)) if layers else \
+            ("records", ("step", *RECORD_COLUMNS))
+        sql = f"SELECT r.config_hash, {', '.join('r.' + c for c in cols)} FROM {table} r"
+        args: list[Any] = []
+        if spec_hash is not None:
+            sql += " JOIN sweep_configs s ON s.config_hash = r.config_hash WHERE s.spec_hash = ?"
+            args.append(spec_hash)
+        sql += " ORDER BY r.config_hash, r.step" + (", r.layer" if layers else "")
+        df = pd.DataFrame(self.conn.execute(sql, args).fetchall(), columns=["config_hash", *cols])
+        meta = self.to_dataframe(spec_hash)[["config_hash", "label", *AXES]]
+        return df.merge(meta, on="config_hash", how="left")
+
+    def export(self, path: str | Path, *, spec_hash: str | None = None, table: str = "results") -> Path:
+        """Write ``table`` (``results``, ``records`` or ``layers``) as CSV or Parquet (by suffix)."""
+        frames = {"results": lambda: self.to_dataframe(spec_hash),
+                  "records": lambda: self.records_dataframe(spec_hash),
+                  "layers": lambda: self.records_dataframe(spec_hash, layers=True)}
+        if table not in frames:
+            raise ValueError(f"unknown table {table!r}; valid: {', '.join(frames)}")
+        df = frames[table]()
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.suffix.lower() == ".csv":
+            df.to_csv(p, index=False)
+        elif p.suffix.lower() in (".parquet", ".pq"):
+            df.to_parquet(p, index=False)  # pyarrow
+        else:
+            raise ValueError(f"unknown export format {p.suffix!r}; valid: .csv, .parquet")
+        return p
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer at a time."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _sql(v: Any) -> Any:
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def open_store(path: str | Path) -> Store:
+    """Open (or create) the store at ``path``."""
+    return Store(path)

@@ -1,0 +1,231 @@
+"""Theory against measurement: per-layer gradient norms of a freshly initialised MLP.
+
+The network: input ``x ~ N(0, q_in I)`` of dimension ``width``; ``depth`` hidden layers
+``u^l = W^l h^{l-1} + b^l``, ``h^l = f(u^l)`` (plain :class:`torch.nn.Linear` and the catalog's
+activation module); a readout ``u^{L+1} = W^{L+1} h^L + b^{L+1}`` of the same width and init;
+weights ``N(0, sigma_w^2 / fan_in)``, biases ``N(0, sigma_b^2)``.  The loss is
+``sum_b r_b . u^{L+1}_b`` with fixed ``r ~ N(0, I)``, so the gradient arriving at the output is
+exactly ``r`` (no dependence on a target or a loss curvature).
+
+What is compared, per hidden layer l: the RMS over the batch of the per-example norm of the
+gradient w.r.t. the layer's **pre-activations**, ``||dL/du^l||_F / sqrt(batch)``.  Mean-field
+theory predicts ``||r||_F / sqrt(batch) * prod_{k=l}^{L} sqrt(chi(q_k))`` with
+``chi(q) = sigma_w^2 E[f'(sqrt(q) z)^2]`` and each layer's own variance ``q_k`` from the length
+map started at ``q_1 = sigma_w^2 q_in + sigma_b^2`` (see :func:`gradient_profile`).  Using
+``q_k`` rather than ``q*`` matters: the first layers are not at the fixed point yet.
+
+The weight gradient ``dL/dW^l = sum_b delta^l_b h^{l-1 T}_b`` also scales with the norm of the
+layer's input and with how correlated the examples are (the correlation map), so it is not the
+clean quantity to hold against ``chi``; :class:`Comparison` reports it measured, for reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from actlab.activations import Activation, get
+from actlab.theory.meanfield import _act, _check_q, _check_sigmas, check_depth, gradient_profile
+
+__all__ = ["Comparison", "build_mlp", "compare", "compare_many", "measure_gradients"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Predicted and measured per-layer gradient norms (index 0 is hidden layer 1).
+
+    ``measured`` is the root mean square over seeds (theory predicts the expected *squared* norm,
+    so this is the matching estimator), ``measured_std`` the standard deviation over seeds,
+    ``ratio = measured / predicted``; ``max_deviation = max |ratio - 1|``.
+    """
+
+    activation: str
+    params: dict
+    sigma_w2: float
+    sigma_b2: float
+    depth: int
+    width: int
+    batch: int
+    seeds: int
+    predicted: np.ndarray
+    measured: np.ndarray
+    measured_std: np.ndarray
+    weight_grad: np.ndarray
+    ratio: np.ndarray = field(init=False)
+    max_deviation: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.measured / self.predicted
+        object.__setattr__(self, "ratio", r)
+        object.__setattr__(self, "max_deviation", float(np.max(np.abs(r - 1.0))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "activation": self.activation, "params": self.params, "sigma_w2": self.sigma_w2,
+            "sigma_b2": self.sigma_b2, "depth": self.depth, "width": self.width, "batch": self.batch,
+            "seeds": self.seeds, "quantity": "RMS over the batch of ||dL/du^l|| (pre-activation gradient)",
+            "predicted": self.predicted.tolist(), "measured": self.measured.tolist(),
+            "measured_std": self.measured_std.tolist(), "ratio": self.ratio.tolist(),
+            "weight_grad": self.weight_grad.tolist(), "max_deviation": self.max_deviation,
+        }
+
+
+def build_mlp(activation: str, width: int, depth: int, sigma_w2: float, sigma_b2: float = 0.0,
+              generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
+              **params: Any) -> nn.Sequential:
+    """``depth`` x (Linear(width, width), activation), then a Linear(width, width) readout, with
+    weights ``N(0, sigma_w2 / width)`` and biases ``N(0, sigma_b2)``."""
+    sw, sb = _check_sigmas(sigma_w2, sigma_b2)
+    depth = check_depth(depth)
+    model = _skeleton(get(activation), width, depth, dtype, params)
+    _init(model, _standard_draws(width, depth, generator, dtype), sw, sb)
+    return model
+
+
+def _skeleton(spec: Any, width: int, depth: int, dtype: torch.dtype, params: dict) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width, dtype=dtype), Activation(spec, **params)]
+    layers.append(nn.Linear(width, width, dtype=dtype))
+    for p in (q for m in layers for q in m.parameters()):
+        p.requires_grad_(False)  # only the pre-activation gradients are wanted: skip dL/dW
+    return nn.Sequential(*layers)
+
+
+def _standard_draws(width: int, depth: int, generator: torch.Generator | None,
+                    dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(torch.randn(width, width, generator=generator, dtype=dtype),
+             torch.randn(width, generator=generator, dtype=dtype)) for _ in range(depth + 1)]
+
+
+def _init(model: nn.Sequential, draws: list[tuple[torch.Tensor, torch.Tensor]], sw: float, sb: float) -> None:
+    # One set of standard-normal draws per seed, scaled per setting: every setting in a sweep
+    # sees the same random matrices, and the draws (the slow part on CPU) happen once.
+    with torch.no_grad():
+        for m, (w, b) in zip((m for m in model if isinstance(m, nn.Linear)), draws):
+            m.weight.copy_(w).mul_(math.sqrt(sw / m.in_features))
+            m.bias.copy_(b).mul_(math.sqrt(sb))
+
+
+def measure_gradients(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Backpropagate ``out_grad`` from the model's output and return, per hidden Linear layer
+    (all but the last): the RMS over the batch of ``||dL/du^l||`` (pre-activation gradient), and
+    ``||dL/dW^l||_F`` computed from the batch Gram matrices,
+    ``||sum_b delta_b h_b^T||_F^2 = sum_{b,b'} (delta_b . delta_b') (h_b . h_b')``."""
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    ins: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []
+
+    def keep(_m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        if out.requires_grad:
+            out.retain_grad()
+        ins.append(inp[0].detach())
+        outs.append(out)
+
+    handles = [m.register_forward_hook(keep) for m in linears[:-1]]
+    try:
+        x = x.detach().requires_grad_(True)  # so that a graph exists even with frozen weights
+        y = model(x)
+        y.backward(out_grad)
+    finally:
+        for h in handles:
+            h.remove()
+    b = x.shape[0]
+    pre, wg = [], []
+    for h, u in zip(ins, outs):
+        d = u.grad.double()
+        pre.append(float(d.norm()) / math.sqrt(b))
+        hd = h.double()
+        wg.append(math.sqrt(max(float(((d @ d.T) * (hd @ hd.T)).sum()), 0.0)))
+    return np.asarray(pre), np.asarray(wg)
+
+
+def compare(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int = 20, width: int = 1000,
+            seeds: int = 5, batch: int = 32, q_in: float = 1.0, dtype: torch.dtype = torch.float32,
+            threads: int | None = None, **params: Any) -> Comparison:
+    """Measure per-layer pre-activation gradient norms at initialisation and predict them.
+
+    Args:
+        activation: catalog name (elementwise, with a derivative).
+        sigma_w2: weight variance times fan-in.
+        sigma_b2: bias variance. Default: ``0``.
+        depth: hidden layers. Default: ``20``.
+        width: units per layer (and input dimension). Default: ``1000``.
+        seeds: independent networks averaged (seed ``s`` draws weights, input and ``r``). Default: ``5``.
+        batch: examples per network. Default: ``32``.
+        q_in: second moment of the input coordinates. Default: ``1``.
+        dtype: of the network. Default: ``torch.float32``.
+        threads: torch threads for the run (``None``: leave as is). Default: ``None``.
+        **params: the activation's hyperparameters.
+
+    Example::
+
+        >>> cmp = compare("relu", 2.0, depth=5, width=200, seeds=2)
+        >>> bool(cmp.max_deviation < 0.1)
+        True
+    """
+    return compare_many([(activation, sigma_w2, sigma_b2, params)], depth, width, seeds, batch, q_in, dtype,
+                        threads)[0]
+
+
+def compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int = 20, width: int = 1000,
+                 seeds: int = 5, batch: int = 32, q_in: float = 1.0,
+                 dtype: torch.dtype = torch.float32, threads: int | None = None) -> list[Comparison]:
+    """:func:`compare` for several ``(activation, sigma_w2, sigma_b2, params)`` settings, sharing
+    each seed's random draws (weights, input, ``r``) across the settings.
+
+    ``threads``: torch intra-op threads for the run (restored after).  On a busy machine 1 is
+    much faster than oversubscribed threads spinning against each other.
+    """
+    if threads is None:
+        return _compare_many(settings, depth, width, seeds, batch, q_in, dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        return _compare_many(settings, depth, width, seeds, batch, q_in, dtype)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int, width: int, seeds: int,
+                  batch: int, q_in: float, dtype: torch.dtype) -> list[Comparison]:
+    depth = check_depth(depth)
+    q_in = _check_q(q_in)
+    for name, v in (("width", width), ("seeds", seeds), ("batch", batch)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+    prepared = []
+    for activation, sigma_w2, sigma_b2, params in settings:
+        a = _act(activation, params)
+        sw, sb = _check_sigmas(sigma_w2, sigma_b2)
+        prof = gradient_profile(a.spec, sw, sb, depth, q_in, **a.public_params())
+        prepared.append((a, sw, sb, prof, _skeleton(a.spec, width, depth, dtype, a.public_params())))
+    measured = [[] for _ in prepared]
+    wgrads = [[] for _ in prepared]
+    scale = []
+    for s in range(seeds):
+        g = torch.Generator().manual_seed(1000 + s)
+        draws = _standard_draws(width, depth, g, dtype)
+        x = torch.randn(batch, width, generator=g, dtype=dtype) * math.sqrt(q_in)
+        r = torch.randn(batch, width, generator=g, dtype=dtype)
+        scale.append(float(r.double().norm()) / math.sqrt(batch))
+        for i, (a, sw, sb, _, model) in enumerate(prepared):
+            _init(model, draws, sw, sb)
+            pre, wg = measure_gradients(model, x, r)
+            measured[i].append(pre)
+            wgrads[i].append(wg)
+    out = []
+    for (a, sw, sb, prof, _), m, wg in zip(prepared, measured, wgrads):
+        m = np.asarray(m)
+        out.append(Comparison(
+            activation=a.spec.name, params=a.public_params(), sigma_w2=sw, sigma_b2=sb, depth=depth, width=width,
+            batch=batch, seeds=seeds, predicted=float(np.sqrt(np.mean(np.square(scale)))) * prof,
+            measured=np.sqrt(np.mean(m * m, axis=0)), measured_std=m.std(axis=0),
+            weight_grad=np.sqrt(np.mean(np.square(wg), axis=0)),
+        ))
+    return out
