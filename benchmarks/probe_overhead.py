@@ -5,7 +5,10 @@ that calls ``.item()`` per layer per step, and Cockpit's "economy" configuration
 
 Variants run interleaved (each repetition runs a block of steps of every variant in turn, the
 order rotating), so a machine shared with other jobs slows them alike; the table gives medians
-over repetitions and the median of the per-repetition ratios to "no probe".
+over repetitions and the median of the per-repetition ratios to "no probe", for two clocks:
+wall time, and the CPU time of this process (with one torch thread, the default here, CPU time
+is the step's own work and barely moves when other jobs compete for the cores; wall time then
+also counts the waiting).
 
     python benchmarks/probe_overhead.py                 # both models, table
     python benchmarks/probe_overhead.py --json out.json --reps 15 --steps 40 --models mlp
@@ -18,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from typing import Callable
 
 import torch
@@ -140,41 +144,46 @@ def make_variant(name: str, kind: str) -> Callable[[], None] | None:
 VARIANTS = ["no probe", "probe every step", "probe every 10", "naive .item()", "cockpit economy"]
 
 
-def bench(kind: str, reps: int, steps: int, warmup: int) -> dict:
-    fns = {v: make_variant(v, kind) for v in VARIANTS}
+def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = VARIANTS) -> dict:
+    fns = {v: make_variant(v, kind) for v in variants}
     fns = {k: f for k, f in fns.items() if f is not None}
     names = list(fns)
     for f in fns.values():
         for _ in range(warmup):
             f()
-    times: dict[str, list[float]] = {k: [] for k in names}
+    times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in names}
     for rep in range(reps):
         order = names[rep % len(names):] + names[: rep % len(names)]
         for k in order:
             f = fns[k]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 f()
-            times[k].append((time.perf_counter() - t0) / steps)
-    base = times["no probe"]
-    out = {}
+            times[k]["wall"].append((time.perf_counter() - t0) / steps)
+            times[k]["cpu"].append((time.process_time() - c0) / steps)
+    out: dict[str, dict] = {}
     for k in names:
-        ratios = [t / b for t, b in zip(times[k], base)]
-        out[k] = {"median_ms": 1e3 * statistics.median(times[k]), "ratio_median": statistics.median(ratios),
-                  "ratio_of_medians": statistics.median(times[k]) / statistics.median(base),
-                  "ratios": ratios}
+        out[k] = {}
+        for clock in ("wall", "cpu"):
+            ts, base = times[k][clock], times["no probe"][clock]
+            ratios = [t / b for t, b in zip(ts, base)]
+            out[k][clock] = {"median_ms": 1e3 * statistics.median(ts), "ratio_median": statistics.median(ratios),
+                             "ratio_of_medians": statistics.median(ts) / statistics.median(base), "ratios": ratios}
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
-    ap.add_argument("--reps", type=int, default=11, help="interleaved repetitions")
+    ap.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
     ap.add_argument("--steps", type=int, default=20, help="steps per repetition and variant (multiple of 10)")
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (0: torch's default); 1 keeps timings stable on a shared machine")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--no-cockpit", action="store_true", help="leave Cockpit out (it is slow to run)")
     a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
     if a.steps % 10:
         ap.error(f"--steps must be a multiple of 10 so 'every 10' is measured fairly, got {a.steps}")
     if a.threads:
@@ -185,14 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         kind = kind.strip()
         if kind not in ("mlp", "cnn"):
             ap.error(f"unknown model {kind!r}; choose from mlp, cnn")
-        r = bench(kind, a.reps, a.steps, a.warmup)
+        r = bench(kind, a.reps, a.steps, a.warmup, [v for v in VARIANTS if not (a.no_cockpit and "cockpit" in v)])
         result["models"][kind] = r
         print(f"\n{kind}: step time, median of {a.reps} interleaved repetitions x {a.steps} steps "
-              f"({torch.get_num_threads()} threads)")
-        print(f"{'variant':<20}{'ms/step':>10}{'ratio':>9}{'(of medians)':>14}")
+              f"({torch.get_num_threads()} torch threads)")
+        print(f"{'variant':<20}{'cpu ms':>9}{'cpu ratio':>11}{'wall ms':>10}{'wall ratio':>12}")
         for k, v in r.items():
-            print(f"{k:<20}{v['median_ms']:>10.2f}{v['ratio_median']:>8.3f}x{v['ratio_of_medians']:>13.3f}x")
-    if "cockpit economy" not in next(iter(result["models"].values())):
+            c, w = v["cpu"], v["wall"]
+            print(f"{k:<20}{c['median_ms']:>9.2f}{c['ratio_median']:>10.3f}x{w['median_ms']:>10.2f}"
+                  f"{w['ratio_median']:>11.3f}x")
+    if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
         print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
     if a.json:
         with open(a.json, "w") as fh:

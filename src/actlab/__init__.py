@@ -6,3 +6,4 @@ from actlab.activations import ActivationError, ActivationSpec, apply, get, name
 __version__ = "0.1.0"
 
 __all__ = ["ActivationError", "ActivationSpec", "apply", "functional", "get", "names", "nn", "specs", "__version__"]
+from actlab.probe import Probe  # noqa: E402  (the probe builds on the catalog above)

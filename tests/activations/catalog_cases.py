@@ -17,7 +17,6 @@ from actlab.activations import ActivationError, ActivationSpec, apply, specs
 
 SPECS = specs()
 ELEMENTWISE = [s for s in SPECS if s.elementwise]
-GROUPED = [s for s in SPECS if not s.elementwise]
 WITH_BUILTIN = [s for s in SPECS if s.builtin is not None]
 WITH_VJP = [s for s in SPECS if s.vjp is not None]
 
@@ -29,10 +28,6 @@ DTYPE_IDS = ["f16", "bf16", "f32", "f64"]
 ULPS = 4
 TOL = {dt: ULPS * torch.finfo(dt).eps for dt in DTYPES}
 TOL[torch.float64] = 1e-12  # libm differences between torch's kernels and ours stay far below this
-
-
-def spec_id(spec: ActivationSpec) -> str:
-    return spec.name
 
 
 def _candidates(hp) -> list[float]:
@@ -148,16 +143,6 @@ def f64_derivative(spec: ActivationSpec, params: dict[str, Any], x: torch.Tensor
     with torch.no_grad():
         y = spec.forward(x, p)
         return spec.derivative(x, y, p)
-
-
-def grad_via_autograd(spec: ActivationSpec, params: dict[str, Any], x: torch.Tensor, impl: str = "analytic",
-                      training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y, dL/dx)`` for ``L = sum(y * w)`` with fixed weights ``w`` (so each output counts)."""
-    x = x.detach().clone().requires_grad_(True)
-    y = apply(spec, x, impl=impl, training=training, **params)
-    w = torch.linspace(0.5, 1.5, y.numel(), dtype=torch.float64).reshape(y.shape).to(y.dtype)
-    (y * w).sum().backward()
-    return y.detach(), x.grad.detach()
 
 
 def limit_at(spec: ActivationSpec, params: dict[str, Any], side: int) -> float:

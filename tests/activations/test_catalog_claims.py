@@ -7,6 +7,7 @@ do on grids and under Gaussian inputs.  Plus the textbook identities the issue n
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -133,7 +134,7 @@ def _gaussian_moment(spec, fn) -> float:
     pts = sorted(kink_xs(spec, {}))
     edges = [-40.0, *pts, 40.0]
     total = 0.0
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         def g(t):
             x = torch.tensor([t], dtype=torch.float64)
             return float(fn(spec.forward(x, p))[0]) * math.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
@@ -167,7 +168,7 @@ def test_grouped_moments_match_monte_carlo(spec):
 
 def _range_grid() -> torch.Tensor:
     logs = torch.logspace(-8, 300, 2000, dtype=torch.float64)
-    return torch.cat([torch.linspace(-12, 12, 240_001, dtype=torch.float64), logs, -logs])
+    return torch.cat([torch.linspace(-12, 12, 120_001, dtype=torch.float64), logs, -logs])
 
 
 @pytest.mark.parametrize(("spec", "params"), spec_param_cases())
@@ -209,7 +210,7 @@ def test_can_die_means_zero_derivative_on_an_interval(spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_max_abs_derivative_matches_grid(spec):
-    x = _away_from_kinks(spec, {}, torch.linspace(-50, 50, 1_000_001, dtype=torch.float64))
+    x = _away_from_kinks(spec, {}, torch.linspace(-50, 50, 200_001, dtype=torch.float64))
     # One-sided limits at kinks (SELU's sup, lambda alpha, is its slope just left of 0).
     near = [kx + e for kx in kink_xs(spec, {}) for e in (-1e-12, 1e-12)]
     x = torch.cat([x, torch.tensor(near, dtype=torch.float64)])

@@ -31,8 +31,19 @@ from hypothesis import strategies as st
 
 from actlab.activations import apply
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+NUMPY_SETTINGS = settings(SETTINGS, max_examples=6)
+
+
+def _random_in_training(spec) -> bool:
+    x = torch.linspace(-3, 3, 600 * group_size(spec, {}), dtype=torch.float64)
+    return not torch.equal(apply(spec, x, training=True), apply(spec, x, training=True))
+
+
+# Decided once on a fixed input: comparing two calls on drawn inputs flakes when a draw happens
+# to give equal products (bfloat16 has 8 bits of mantissa).
+RANDOM_IN_TRAINING = {s.name for s in SPECS if _random_in_training(s)}
 
 _WIDTH = {torch.float16: 16, torch.bfloat16: 32, torch.float32: 32, torch.float64: 64}
 
@@ -102,8 +113,8 @@ def test_finite_inputs_give_finite_sane_outputs(spec, dtype, data):
     if spec.elementwise and not training:  # the declared derivative itself, not only the fused vjp
         d = spec.derivative(x, y.detach(), p)
         assert d.dtype == dtype and torch.isfinite(d).all(), f"{spec.name}: derivative {d} at {x}"
-    if training and not torch.equal(apply(spec, x, training=True, **params), apply(spec, x, training=True, **params)):
-        return  # random forward: the sampled-slope test covers it
+    if training and spec.name in RANDOM_IN_TRAINING:
+        return  # a random forward has no reference value; test_catalog_gradcheck checks its slopes
     # The same inputs in float64, rounded to the dtype: the low-precision path loses nothing but rounding.
     want = _reference(spec, params, x, dtype, training)
     torch.testing.assert_close(y.detach(), want, rtol=TOL[dtype], atol=TOL[dtype], equal_nan=False)
@@ -138,7 +149,7 @@ def test_named_limits():
     from actlab.activations import get
 
     for dtype in DTYPES:
-        def f(name, v, **p):
+        def f(name, v, dtype=dtype, **p):
             return float(apply(get(name), torch.tensor([v], dtype=dtype), **p)[0])
 
         assert f("sigmoid", -1e4) == 0.0 and f("sigmoid", 1e4) == 1.0
@@ -169,7 +180,7 @@ def test_nan_in_nan_out(spec, dtype):
 
 @pytest.mark.parametrize("np_dtype", [np.float16, np.float32, np.float64], ids=["f16", "f32", "f64"])
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-@SETTINGS
+@NUMPY_SETTINGS
 @given(data=st.data())
 @example(data=None)
 def test_numpy_inputs_no_warnings(spec, np_dtype, data):

@@ -23,7 +23,6 @@ from catalog_cases import (
 from actlab.activations import apply
 
 
-
 @pytest.mark.parametrize(("spec", "params"), spec_param_cases())
 def test_gradcheck_input(spec, params):
     x = points_away_from_kinks(spec, params, 24, seed=1).reshape(4, -1).requires_grad_(True)
@@ -70,7 +69,7 @@ def test_gradcheck_grouped_pieces(pieces):
     for spec in grouped:
         params = {"pieces": pieces}
         x = points_away_from_kinks(spec, params, 10, seed=4).reshape(2, 5 * pieces).requires_grad_(True)
-        assert torch.autograd.gradcheck(lambda x: apply(spec, x, **params), (x,), eps=1e-6, atol=1e-7)
+        assert torch.autograd.gradcheck(lambda x, s=spec, p=params: apply(s, x, **p), (x,), eps=1e-6, atol=1e-7)
         y = apply(spec, x, **params)
         assert y.shape == (2, 5)
 

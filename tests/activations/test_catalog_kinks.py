@@ -76,7 +76,7 @@ def test_no_undeclared_kinks(spec, params):
     """Between declared kinks, f' is continuous: on a fine grid, jumps of the analytic f' between
     neighbours are as small as its smooth variation allows (a missed kink shows up as a step)."""
     kinks = kink_xs(spec, params)
-    x = torch.linspace(-12, 12, 240_001, dtype=torch.float64)
+    x = torch.linspace(-12, 12, 80_001, dtype=torch.float64)
     if kinks:
         keep = torch.ones_like(x, dtype=torch.bool)
         for kx in kinks:
@@ -89,5 +89,5 @@ def test_no_undeclared_kinks(spec, params):
     same_side = torch.ones_like(jumps, dtype=torch.bool)
     for kx in kinks:
         same_side &= (x[1:] - kx).sign() == (x[:-1] - kx).sign()
-    assert float(jumps[same_side & (step < 2e-4)].max()) < 1e-2, f"{spec.name}: undeclared kink"
+    assert float(jumps[same_side & (step < 4e-4)].max()) < 1e-2, f"{spec.name}: undeclared kink"
 

@@ -56,6 +56,14 @@ def test_learnable_hyperparameters_are_parameters(spec):
         assert torch.all(params[name] == defaults[name])
     with pytest.raises(ActivationError, match="num_parameters"):
         module_class(spec)(num_parameters=0)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # output keeps the input's dtype
+        x = torch.randn(2, 5, 3).to(dtype).requires_grad_(True)
+        y = m(x)
+        assert y.dtype == dtype
+        y.sum().backward()
+        assert x.grad.dtype == dtype
+        assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in m.parameters())
+        m.zero_grad()
 
 
 def test_prelu_per_channel_matches_torch():

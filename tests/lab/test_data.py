@@ -182,7 +182,8 @@ def test_read_real_t10k_files(folder: str) -> None:
 
 @needs_shared
 def test_verify_checksums_of_the_decompressed_files() -> None:
-    got = D.verify("mnist", SHARED, files=("t10k-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "train-labels-idx1-ubyte"))
+    stems = ("t10k-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    got = D.verify("mnist", SHARED, files=stems)
     assert got == {"t10k-labels-idx1-ubyte": "ok", "t10k-images-idx3-ubyte": "ok", "train-labels-idx1-ubyte": "ok"}
     got = D.verify("fashion_mnist", SHARED, files=("t10k-labels-idx1-ubyte", "t10k-images-idx3-ubyte"))
     assert set(got.values()) == {"ok"}

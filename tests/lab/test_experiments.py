@@ -35,7 +35,7 @@ def test_tiny_run_verdict_is_computed_from_numbers(name, tmp_path):
     assert json.loads(paths["json"].read_text())["results"][0]["verdict"]["status"] == r.verdict.status
 
 
-@pytest.mark.parametrize("name", NAMES[:2])
+@pytest.mark.parametrize("name", [n for n in NAMES if getattr(get_experiment(n), "deterministic", True)][:2])
 def test_same_seed_same_numbers(name):
     a = run_experiment(name, "tiny")
     b = run_experiment(name, "tiny")

@@ -35,10 +35,16 @@ def _kw(scheme: str) -> dict:
     return {"value": 0.05} if scheme == "constant" else {}
 
 
+MAKERS = {
+    "mlp": lambda: _net(),
+    "cnn": lambda: SmallCNN(1, 10, image_size=8),
+    "lstm": lambda: RNNModel("lstm", 2, 8, 1),
+    "rnn": lambda: RNNModel("rnn", 2, 8, 1, activation="relu"),
+}
+
+
 @pytest.mark.parametrize("scheme", list(INIT_SCHEMES))
-@pytest.mark.parametrize("make", [lambda: _net(), lambda: SmallCNN(1, 10, image_size=8),
-                                  lambda: RNNModel("lstm", 2, 8, 1), lambda: RNNModel("rnn", 2, 8, 1, activation="relu")],
-                         ids=["mlp", "cnn", "lstm", "rnn"])
+@pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
 def test_every_scheme_runs_on_every_model_and_is_seeded(scheme: str, make) -> None:
     a = init_weights(make(), scheme, seed=3, **_kw(scheme))
     b = init_weights(make(), scheme, seed=3, **_kw(scheme))

@@ -100,6 +100,15 @@ def test_regression_sequence_task_with_mse_and_full_sequence_output() -> None:
         train(m, data, TrainConfig(loss="ce", steps=1))
 
 
+def test_cnn_on_images() -> None:
+    from actlab.lab.models import SmallCNN
+
+    digits = load_dataset("digits", flatten=False, n=256, preprocess="centre")
+    m = init_weights(SmallCNN(1, 10, image_size=8), "he_normal", seed=0)
+    r = train(m, digits, TrainConfig(optimiser="adam", lr=0.01, steps=40, batch_size=32, eval_every=20))
+    assert r.eval_steps == [0, 20, 40] and r.train_loss[-1] < r.train_loss[0] and not r.diverged
+
+
 def test_full_batch_and_epochs(moons) -> None:
     r = train(_model(), moons, TrainConfig(batch_size=None, epochs=3, eval_every=1000))
     assert r.steps_run == 3

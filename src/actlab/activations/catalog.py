@@ -13,6 +13,7 @@ derivative is torch's choice where torch has the op (ReLU'(0) = 0, leaky'(0) = s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +41,59 @@ def _ones(x: Tensor) -> Tensor:
 
 def _zeros(x: Tensor) -> Tensor:
     return torch.zeros_like(x)
+
+
+# Exactness at +-inf without paying for it on every call.  torch's fused kernels (silu, gelu,
+# mish, their *_backward) give NaN at +-inf (-inf * 0) and some overflow for huge finite x
+# (x^3 in GELU-tanh), and a masked fix (isinf + where) costs three to four extra passes over
+# memory.  Instead a forward checks its input with one read-only reduction (the 2-norm: NaN,
+# inf and every |x| > _MODERATE_NORM make it exceed _MODERATE_NORM) and applies the masked fix
+# only when the check fails.  It records the answer in ``p[_MODERATE]`` (the generic autograd
+# Function hands ``p`` on to backward), so the vjp runs the bare kernel, exact for |x| <= 1e12.
+# Without that record the vjp clamps x to +-_BIG, where every derivative here is already its
+# limit (1 or 0) to the last bit in every dtype: exact for all inputs, NaN kept.
+# On CUDA, and while torch.compile traces, a data-dependent branch would sync or break the
+# graph, so there the branch-free form is used.
+# (vector_norm, not aminmax: on this 2-core CPU aminmax/sum/amax ran 2.5x slower with two
+# threads than with one, vector_norm did not.)
+_MODERATE = "_input_moderate"
+_MODERATE_NORM = 1e12
+_BIG = 1e4
+
+
+def _branch_free(x: Tensor) -> bool:
+    return x.device.type != "cpu" or torch.compiler.is_compiling()
+
+
+def _norm(t: Tensor) -> float:
+    """||t||_2 (NaN if t has a NaN, inf if an inf), one read-only pass; 0 for an empty tensor."""
+    if t.numel() == 0:
+        return 0.0
+    acc = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
+    return torch.linalg.vector_norm(t, dtype=acc).item()
+
+
+def _all_finite(t: Tensor) -> bool:
+    # A finite 2-norm means every entry is finite (an overflowing norm of huge finite entries
+    # only sends the caller to its exact slow path).
+    return math.isfinite(_norm(t))
+
+
+def _exact(x: Tensor, y: Tensor, p: Params | None, fix) -> Tensor:
+    """``y`` (a torch kernel's output), or ``fix(x, y)`` unless every |x| is moderate."""
+    if _branch_free(x):
+        return fix(x, y)
+    ok = _norm(x) <= _MODERATE_NORM  # false for NaN and inf
+    if isinstance(p, dict):
+        p[_MODERATE] = ok
+    return y if ok else fix(x, y)
+
+
+def _vjp_clamped(kernel, g: Tensor, x: Tensor, p: Params) -> Tensor:
+    """``kernel(g, x)`` (a torch ``*_backward``), exact at +-inf: bare when forward saw moderate x."""
+    if p.get(_MODERATE, False):
+        return kernel(g, x)
+    return kernel(g, x.clamp(-_BIG, _BIG))
 
 
 def _zero_at_neg_inf(x: Tensor, y: Tensor) -> Tensor:
@@ -86,21 +140,75 @@ def _swish_derivative(x: Tensor, beta: float) -> Tensor:
     return torch.where(z.abs() > 1e4, (x > 0).to(x.dtype), d)
 
 
+def _swish(x: Tensor, p: Params) -> Tensor:
+    beta = p["beta"]
+    if beta == 1:
+        y = F.silu(x)
+    else:
+        # softplus_backward(g, x) is g * sigmoid(beta x), so with g = x it is swish in one pass;
+        # above its threshold it returns g, where sigmoid(beta x) is 1 to the last bit (e^-20 <
+        # 2^-25; float64 needs e^-40), and the threshold also keeps its exp from overflowing.
+        threshold = 40.0 if x.dtype == torch.float64 else 20.0
+        y = aten.softplus_backward(x, x, beta, threshold)
+    return _exact(x, y, p, _zero_at_neg_inf)
+
+
+def _swish_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    # f'(x) = silu'(beta x): torch's fused SiLU backward at beta x.
+    beta = p["beta"]
+    if beta == 1:
+        return _vjp_clamped(aten.silu_backward, g, x, p)
+    z = x * beta
+    # silu_backward is exact for every finite z; beta x overflows only if |x| or beta is huge
+    # (always possible in float16), and then the clamp makes it exact again.
+    if not (p.get(_MODERATE, False) and beta * _MODERATE_NORM < torch.finfo(x.dtype).max):
+        z.clamp_(-_BIG, _BIG)
+    return aten.silu_backward(g, z)
+
+
+_LOG2_ERF_SCALE = math.log2(2 / math.sqrt(math.pi))
+
+
+def _erf_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    # 2/sqrt(pi) exp(-x^2) g as 2^(log2(2/sqrt(pi)) - x^2 log2(e)) g: one fused multiply-add, then
+    # exp2 (torch's exp2 runs ~3x faster than its exp on CPU here) and the product, in place.
+    c = torch.tensor(_LOG2_ERF_SCALE, dtype=x.dtype, device=x.device)
+    return torch.addcmul(c, x, x, value=-math.log2(math.e)).exp2_().mul_(g)
+
+
 def _mish_derivative(x: Tensor) -> Tensor:
     t = torch.tanh(F.softplus(x))
     d = t + x * (1 - t * t) * torch.sigmoid(x)
     return torch.where(torch.isinf(x), (x > 0).to(x.dtype), d)
 
 
-def _softsign(x: Tensor) -> Tensor:
-    # Clamping to half the dtype's max keeps 1 + |x| finite, so +-inf map to +-1, not NaN.
-    big = torch.finfo(x.dtype).max / 2
-    xc = x.clamp(-big, big)
-    return xc / (1 + xc.abs())
+def _softsign(x: Tensor, p: Params | None = None) -> Tensor:
+    # Three passes into one fresh buffer; +-inf give inf / inf = NaN, which _exact finds and fixes
+    # (+-1 there), so only inputs with an inf or NaN pay for the masked form.
+    t = x.abs().add_(1)
+    y = torch.div(x, t, out=t)
+    return _exact(x, y, p, lambda x, y: torch.where(torch.isinf(x), torch.sign(x), y))
+
+
+def _softsign_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    # (1 - |y|)^2 g, in place on one fresh buffer.
+    return y.abs().sub_(1).square_().mul_(g)
+
+
+def _keep_nan(x: Tensor, y: Tensor) -> Tensor:
+    """``y`` with the NaNs of ``x`` put back (comparisons and torch.sign map NaN to 0); a
+    read-only check finds them first, so NaN-free inputs pay one read, not a masked select."""
+    if not _branch_free(x) and _all_finite(x):
+        return y
+    return torch.where(torch.isnan(x), x, y)
 
 
 def _step(x: Tensor) -> Tensor:
-    return torch.where(torch.isnan(x), x, (x >= 0).to(x.dtype))
+    # A comparison written straight into a float tensor is one pass (torch.heaviside is not
+    # vectorised here, and a bool -> float conversion is another pass).
+    if _branch_free(x):
+        return _keep_nan(x, (x >= 0).to(x.dtype))
+    return _keep_nan(x, torch.ge(x, 0, out=torch.empty_like(x)))
 
 
 def _rrelu(x: Tensor, p: Params) -> Tensor:
@@ -116,6 +224,45 @@ def _rrelu_derivative(x: Tensor, y: Tensor, p: Params) -> Tensor:
     # In training the sampled slope is y / x, so backward needs no stored noise.
     slope = torch.where(x < 0, y / x, mid) if p.get("training", False) else torch.full_like(x, mid)
     return torch.where(x > 0, 1.0, slope)
+
+
+def _rrelu_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    if p.get("training", False):
+        return _rrelu_derivative(x, y, p).mul_(g)
+    # Eval: leaky ReLU with the mean slope, torch's fused kernel (x > 0 ? g : g * slope).
+    return aten.leaky_relu_backward(g, x, (p["lower"] + p["upper"]) / 2, False)
+
+
+def _prelu_fused(x: Tensor, a: Any) -> bool:
+    # torch's PReLU kernels take the slope as a tensor of the input's dtype and device.
+    return isinstance(a, Tensor) and a.dtype == x.dtype and a.device == x.device and not torch.compiler.is_compiling()
+
+
+def _prelu(x: Tensor, p: Params) -> Tensor:
+    a = p["negative_slope"]
+    if _prelu_fused(x, a):
+        return aten._prelu_kernel(x, a)  # x > 0 ? x : a x, one pass
+    if not isinstance(a, Tensor):
+        return F.leaky_relu(x, a)
+    return torch.where(x > 0, x, x * a)
+
+
+def _prelu_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    a = p["negative_slope"]
+    if _prelu_fused(x, a) and g.dtype == x.dtype:
+        return aten._prelu_kernel_backward(g, x, a)[0]
+    if not isinstance(a, Tensor):
+        return aten.leaky_relu_backward(g, x, a, False)
+    return torch.where(x > 0, g, g * a)
+
+
+def _prelu_param_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> tuple[Tensor, dict[str, Tensor]]:
+    # (x > 0 ? g : a g, x > 0 ? 0 : x g) in one pass, as torch's own PReLU backward.
+    a = p["negative_slope"]
+    if _prelu_fused(x, a) and g.dtype == x.dtype:
+        gx, ga = aten._prelu_kernel_backward(g, x, a)
+        return gx, {"negative_slope": ga}
+    return _prelu_vjp(g, x, y, p), {"negative_slope": g * x.clamp(max=0)}
 
 
 def _maxout_view(x: Tensor, p: Params) -> Tensor:
@@ -138,19 +285,28 @@ def _maxout_derivative(x: Tensor, y: Tensor, p: Params) -> Tensor:
 def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     v = _maxout_view(x, p)
     k = int(p["pieces"])
-    out = torch.empty_like(v)
     if k == 2:
-        # The first piece wins ties, as argmax does; two selects avoid a scatter.
+        # The first piece wins ties, as argmax does; selects avoid a scatter.
+        if g.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
+            # Elementwise ops writing every other element are not vectorised (~5x slower than
+            # contiguous ones); torch.complex interleaves two contiguous halves at memory speed.
+            # g * [first wins] and g - that are g * f' for each piece (inf/NaN in g spread as in
+            # g * f').  (A comparison of strided inputs written straight into a float tensor is
+            # not vectorised either; bool, then a contiguous cast, is.)
+            f = (v[..., 0] >= v[..., 1]).to(g.dtype)
+            a = f.mul_(g)
+            return torch.view_as_real(torch.complex(a, torch.sub(g, a))).flatten(-2)
         first = v[..., 0] >= v[..., 1]
         zero = g.new_zeros(())
         if torch.compiler.is_compiling():
             # Dynamo rejects a non-contiguous out= (graph break); inductor fuses this form anyway.
             return torch.stack((torch.where(first, g, zero), torch.where(first, zero, g)), -1).flatten(-2)
+        out = torch.empty_like(v)
         torch.where(first, g, zero, out=out[..., 0])
         torch.where(first, zero, g, out=out[..., 1])
         return out.flatten(-2)
     idx = v.argmax(-1, keepdim=True)
-    return out.zero_().scatter_(-1, idx, g.unsqueeze(-1)).flatten(-2)
+    return torch.zeros_like(v).scatter_(-1, idx, g.unsqueeze(-1)).flatten(-2)
 
 
 def _maxout_moments(p: Params) -> tuple[float, float]:
@@ -185,6 +341,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         forward=lambda x, p: x.clone(),
         derivative=lambda x, y, p: _ones(y),
         derivative_from="output",
+        vjp=lambda g, x, y, p: g,
         output_range=lambda p: (-INF, INF),
         monotone=True,
         saturates="none",
@@ -221,7 +378,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         aliases=("signum",),
         formula=r"f(x) = \operatorname{sign}(x) \in \{-1, 0, 1\}",
         derivative_formula=r"f'(x) = 0 \quad (x \ne 0;\ \text{undefined at } 0)",
-        forward=lambda x, p: torch.where(torch.isnan(x), x, torch.sign(x)),  # torch.sign(NaN) is 0
+        forward=lambda x, p: _keep_nan(x, torch.sign(x)),  # torch.sign(NaN) is 0
         derivative=lambda x, y, p: _zeros(y),
         derivative_from="output",
         output_range=lambda p: (-1.0, 1.0),
@@ -265,8 +422,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         formula=r"f(x) = \operatorname{clip}\left(\frac{x + 3}{6}, 0, 1\right)",
         derivative_formula=r"f'(x) = \tfrac16 \text{ on } (-3, 3) \text{, else } 0",
         forward=lambda x, p: F.hardsigmoid(x),
-        derivative=lambda x, y, p: _mask((y > 0) & (y < 1), y) / 6,
-        derivative_from="output",
+        # From the input: torch's fused kernel reads x (one pass), the output form would need two.
+        derivative=lambda x, y, p: _mask((x > -3) & (x < 3), x) / 6,
+        derivative_from="input",
+        vjp=lambda g, x, y, p: aten.hardsigmoid_backward(g, x),
         output_range=lambda p: (0.0, 1.0),
         monotone=True,
         saturates="both",
@@ -333,9 +492,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         title="Softsign",
         formula=r"f(x) = \frac{x}{1 + |x|}",
         derivative_formula=r"f'(x) = \frac{1}{(1 + |x|)^2} = (1 - |f(x)|)^2",
-        forward=lambda x, p: _softsign(x),
+        forward=_softsign,
         derivative=lambda x, y, p: (1 - y.abs()) ** 2,
         derivative_from="output",
+        vjp=_softsign_vjp,
         output_range=lambda p: (-1.0, 1.0),
         monotone=True,
         saturates="both",
@@ -418,10 +578,12 @@ CATALOG: tuple[ActivationSpec, ...] = (
         params=(HyperParam("negative_slope", 0.25, learnable=True, doc="learnable slope for x < 0 (initial value)"),),
         formula=r"f(x) = x \text{ if } x > 0 \text{ else } a x, \quad a \text{ learned}",
         derivative_formula=r"f'(x) = 1 \text{ if } x > 0 \text{ else } a; \quad \partial f / \partial a = \min(0, x)",
-        forward=lambda x, p: torch.where(x > 0, x, x * p["negative_slope"]),
+        forward=_prelu,
         derivative=lambda x, y, p: torch.where(x > 0, _ones(x), p["negative_slope"]).to(x.dtype).expand_as(x),
         derivative_from="input",
+        vjp=_prelu_vjp,
         param_grads={"negative_slope": lambda x, y, p: torch.where(x > 0, 0.0, x)},
+        param_vjp=_prelu_param_vjp,
         output_range=lambda p: (-INF, INF),
         monotone=False,
         saturates="none",
@@ -451,6 +613,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         forward=_rrelu,
         derivative=_rrelu_derivative,
         derivative_from="both",
+        vjp=_rrelu_vjp,
         output_range=lambda p: (-INF, INF) if p["upper"] > 0 else (0.0, INF),
         monotone=True,
         saturates="none",
@@ -559,10 +722,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         title="GELU",
         formula=r"f(x) = x \, \Phi(x) = \tfrac{x}{2}\left(1 + \operatorname{erf}(x / \sqrt{2})\right)",
         derivative_formula=r"f'(x) = \Phi(x) + x \, \varphi(x)",
-        forward=lambda x, p: _inf_to_relu(x, F.gelu(x)),
+        forward=lambda x, p: _exact(x, F.gelu(x), p, _inf_to_relu),
         derivative=lambda x, y, p: _gelu_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: torch.where(torch.isinf(x), g * (x > 0), aten.gelu_backward(g, x)),
+        vjp=lambda g, x, y, p: _vjp_clamped(aten.gelu_backward, g, x, p),
         output_range=lambda p: (-0.16997120747990222, INF),
         monotone=False,
         saturates="left",
@@ -581,11 +744,11 @@ CATALOG: tuple[ActivationSpec, ...] = (
         aliases=("gelu_approx",),
         formula=r"f(x) = \tfrac{x}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + 0.044715 x^3)\right)\right)",
         derivative_formula=r"f'(x) = \tfrac12(1 + t) + \tfrac{x}{2}(1 - t^2)\sqrt{2/\pi}(1 + 0.134145 x^2)",
-        forward=lambda x, p: _inf_to_relu(x, F.gelu(x, approximate="tanh")),
+        forward=lambda x, p: _exact(x, F.gelu(x, approximate="tanh"), p, _inf_to_relu),
         derivative=lambda x, y, p: _gelu_tanh_derivative(x),
         derivative_from="input",
         # aten's kernel cubes x: inf * 0 = NaN beyond |x| ~ 1e13 (f32); f' is 0 or 1 past 1e4.
-        vjp=lambda g, x, y, p: torch.where(x.abs() > 1e4, g * (x > 0), aten.gelu_backward(g, x, approximate="tanh")),
+        vjp=lambda g, x, y, p: _vjp_clamped(lambda g, t: aten.gelu_backward(g, t, approximate="tanh"), g, x, p),
         output_range=lambda p: (-0.17004075057125406, INF),  # f(-0.75246142339), measured in float64
         monotone=False,
         saturates="left",
@@ -602,10 +765,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         aliases=("swish1",),
         formula=r"f(x) = x \, \sigma(x)",
         derivative_formula=r"f'(x) = \sigma(x)\,(1 + x (1 - \sigma(x)))",
-        forward=lambda x, p: _zero_at_neg_inf(x, F.silu(x)),
+        forward=lambda x, p: _exact(x, F.silu(x), p, _zero_at_neg_inf),
         derivative=lambda x, y, p: _swish_derivative(x, 1.0),
         derivative_from="input",
-        vjp=lambda g, x, y, p: torch.where(torch.isinf(x), g * (x > 0), aten.silu_backward(g, x)),
+        vjp=lambda g, x, y, p: _vjp_clamped(aten.silu_backward, g, x, p),
         output_range=lambda p: (-0.27846454276107380, INF),
         monotone=False,
         saturates="left",
@@ -623,9 +786,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         params=(HyperParam("beta", 1.0, low=0.0, low_open=True, doc="gate sharpness; beta = 1 is SiLU"),),
         formula=r"f(x) = x \, \sigma(\beta x)",
         derivative_formula=r"f'(x) = \sigma(\beta x) + \beta x \, \sigma(\beta x)(1 - \sigma(\beta x))",
-        forward=lambda x, p: _zero_at_neg_inf(x, x * torch.sigmoid(p["beta"] * x)),
+        forward=_swish,
         derivative=lambda x, y, p: _swish_derivative(x, p["beta"]),
         derivative_from="input",
+        vjp=_swish_vjp,
         output_range=lambda p: (-0.27846454276107380 / p["beta"], INF),
         monotone=False,
         saturates="left",
@@ -639,10 +803,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         title="Mish",
         formula=r"f(x) = x \tanh(\operatorname{softplus}(x))",
         derivative_formula=r"f'(x) = \tanh(s) + x\,(1 - \tanh^2 s)\,\sigma(x), \ s = \operatorname{softplus}(x)",
-        forward=lambda x, p: _zero_at_neg_inf(x, F.mish(x)),
+        forward=lambda x, p: _exact(x, F.mish(x), p, _zero_at_neg_inf),
         derivative=lambda x, y, p: _mish_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: torch.where(torch.isinf(x), g * (x > 0), aten.mish_backward(g, x)),
+        vjp=lambda g, x, y, p: _vjp_clamped(aten.mish_backward, g, x, p),
         output_range=lambda p: (-0.3088434130172505, INF),  # f(-1.19243120705), measured in float64
         monotone=False,
         saturates="left",
@@ -662,6 +826,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         forward=lambda x, p: torch.erf(x),
         derivative=lambda x, y, p: (2 / math.sqrt(math.pi)) * torch.exp(-x * x),
         derivative_from="input",
+        vjp=_erf_vjp,
         output_range=lambda p: (-1.0, 1.0),
         monotone=True,
         saturates="both",

@@ -26,6 +26,9 @@ DerivativeFn = Callable[[Tensor, Tensor, Params], Tensor]
 """``derivative(x, y, p) -> f'(x)`` where ``y = f(x)``; it may read only one of them."""
 VjpFn = Callable[[Tensor, Tensor, Tensor, Params], Tensor]
 """``vjp(grad, x, y, p) -> grad * f'(x)``, a fused form of the same derivative."""
+ParamVjpFn = Callable[[Tensor, Tensor, Tensor, Params], tuple[Tensor, dict[str, Tensor]]]
+"""``param_vjp(grad, x, y, p) -> (grad * f'(x), {name: grad * df/dname})`` in one kernel; the
+parameter terms are elementwise (the autograd Function reduces them to the parameter's shape)."""
 
 Side = Literal["none", "left", "right", "both"]
 
@@ -125,6 +128,9 @@ class ActivationSpec:
         vjp: optional fused ``grad * f'`` (e.g. torch's own ``*_backward`` kernel); a test holds
             it equal to ``grad * derivative``.
         param_grads: for learnable hyperparameters, ``d f / d param`` as a function of ``(x, y, p)``.
+        param_vjp: optional fused backward for the input and the learnable hyperparameters at
+            once (PReLU: torch's ``_prelu_kernel_backward``), used when a hyperparameter needs a
+            gradient; it must equal ``(vjp or grad * derivative, grad * param_grads[name])``.
         params: the hyperparameters.
         aliases: other accepted names.
         output_range: ``(lo, hi)`` of f as a function of the params (inclusive/exclusive is in ``range_text``).
@@ -164,6 +170,7 @@ class ActivationSpec:
     aliases: tuple[str, ...] = ()
     vjp: VjpFn | None = None
     param_grads: Mapping[str, DerivativeFn] = field(default_factory=dict)
+    param_vjp: ParamVjpFn | None = None
     kinks: Callable[[Params], tuple[Kink, ...]] = lambda p: ()
     transcendental: tuple[str, ...] = ()
     backprop: bool = True

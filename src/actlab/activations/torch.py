@@ -28,6 +28,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
     keep_x = spec.derivative_from in ("input", "both") or bool(learnable)
     keep_y = spec.derivative_from in ("output", "both") or bool(learnable)
     vjp = spec.vjp
+    param_vjp = spec.param_vjp
     deriv = spec.derivative
     elementwise = spec.elementwise
 
@@ -55,16 +56,22 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
         @staticmethod
         def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
             x, y, *lp = ctx.saved_tensors
+            if not learnable:
+                return (_vjp(g, x, y, ctx.p) if ctx.needs_input_grad[0] else None, None, *[None] * len(names))
             p = dict(ctx.p)
             p.update(zip(learnable, lp))
-            gx = _vjp(g, x, y, p) if ctx.needs_input_grad[0] else None
+            wanted = [n for n in learnable if ctx.needs_input_grad[2 + names.index(n)]]
+            if wanted and param_vjp is not None:
+                # One fused kernel for the input and the hyperparameters (PReLU).
+                gx, pgs = param_vjp(g, x, y, p)
+                if not ctx.needs_input_grad[0]:
+                    gx = None
+            else:
+                gx = _vjp(g, x, y, p) if ctx.needs_input_grad[0] else None
+                pgs = {n: g * spec.param_grads[n](x, y, p) for n in wanted}
             grads: list[Tensor | None] = [gx, None]
             for n in names:
-                if n in learnable and ctx.needs_input_grad[2 + names.index(n)]:
-                    gp = g * spec.param_grads[n](x, y, p)
-                    grads.append(gp.sum_to_size(p[n].shape))
-                else:
-                    grads.append(None)
+                grads.append(pgs[n].sum_to_size(p[n].shape) if n in wanted else None)
             return tuple(grads)
 
     AnalyticActivation.__name__ = AnalyticActivation.__qualname__ = f"{spec.title.replace(' ', '')}Function"

@@ -33,7 +33,10 @@ app.add_typer(sweep_app, name="sweep")
 
 @sweep_app.command("run")
 def run(
-    spec: Path = typer.Argument(..., help="Sweep spec: .yaml/.yml or .toml (see examples/sweep_small.yaml)."),
+    spec: Optional[Path] = typer.Argument(None, help="Sweep spec: .yaml/.yml or .toml (see examples/sweep_small.yaml)."),
+    axis: list[str] = typer.Option([], "--axis", help="NAME=V1,V2,... : an axis from the command line (repeatable; "
+                                   "overrides the spec file's)."),
+    name: str = typer.Option("flags", "--name", help="Sweep name when there is no spec file."),
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite store (default: <spec name>.sweep.db)."),
     backend: str = typer.Option("local", "--backend", help="local or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (backend ray)."),
@@ -41,20 +44,23 @@ def run(
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Most models trained as one stacked computation."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a progress bar."),
 ) -> None:
-    """Run every configuration of SPEC not yet finished in the store (resumable)."""
+    """Run every configuration of SPEC (and/or --axis flags) not yet finished in the store (resumable)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
     from actlab.sweep.backends import BACKENDS
     from actlab.sweep.backends.local import run_sweep
-    from actlab.sweep.spec import SpecError, load_spec
+    from actlab.sweep.spec import SpecError, load_spec, parse_axis_flags, spec_from_flags
 
     if backend not in BACKENDS:
         raise fail(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     if address and backend != "ray":
         raise fail("--address needs --backend ray")
+    if spec is None and not axis:
+        raise fail("give a spec file, or axes with --axis NAME=V1,V2 (e.g. --axis activation=relu,tanh)")
     try:
-        sw = load_spec(spec)
+        flags = parse_axis_flags(axis)
+        sw = load_spec(spec, **flags) if spec is not None else spec_from_flags(name, **flags)
     except SpecError as e:
         raise fail(str(e)) from None
     if backend == "ray":

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
@@ -31,7 +32,8 @@ INIT_SCHEMES: dict[str, str] = {
     "constant": "every weight = value: units identical, like zeros but with a signal",
     "normal": "N(0, std^2), std fixed (default 0.01, 'small random'), whatever the layer size",
     "uniform_standard": "U[-1/sqrt(fan_in), 1/sqrt(fan_in)], the 'standard' init of Glorot & Bengio (2010)",
-    "torch_default": "PyTorch's own reset_parameters (Linear/Conv: U[-1/sqrt(fan_in), 1/sqrt(fan_in)] for weights and biases)",
+    "torch_default": "PyTorch's own reset_parameters (Linear/Conv: weights and biases "
+                     "U[-1/sqrt(fan_in), 1/sqrt(fan_in)])",
     "xavier_uniform": "Glorot & Bengio (2010): U[-a, a], a = gain sqrt(6 / (fan_in + fan_out))",
     "xavier_normal": "Glorot & Bengio (2010): N(0, gain^2 2 / (fan_in + fan_out))",
     "he_normal": "He et al. (2015): N(0, 2 / ((1 + a^2) fan)), a = the leaky slope of the activation",
@@ -39,7 +41,8 @@ INIT_SCHEMES: dict[str, str] = {
     "lecun_normal": "LeCun et al. (1998): N(0, 1 / fan_in) (SELU's partner)",
     "orthogonal": "Saxe et al. (2014): a random orthogonal matrix times gain",
     "critical": "mean-field critical init: N(0, sigma_w^2 / fan_in), sigma_w^2 where chi_1 = 1 for the activation",
-    "rai": "Lu et al. (2019) randomized asymmetric init: N(0, 0.36 / fan_in), one entry per unit (bias included) ~ Beta(2, 1)",
+    "rai": "Lu et al. (2019) randomized asymmetric init: N(0, 0.36 / fan_in), one entry per unit "
+           "(bias included) ~ Beta(2, 1)",
 }
 BIAS_SCHEMES: dict[str, str] = {
     "zeros": "every bias 0",
@@ -128,43 +131,44 @@ def _critical_cached(spec: ActivationSpec, items: tuple, sigma_b2: float) -> flo
 # ----------------------------------------------------------------------------- layer discovery
 
 
+@dataclass
 class _Target:
-    """One weight block to initialise: a (rows x fan_in) view plus its bias slice(s)."""
+    """One weight block to initialise: a ``rows x fan_in`` view, its bias slice(s), the
+    activation whose gain it takes, and (recurrent ``hh`` blocks) a bias to zero."""
 
-    def __init__(self, weight: Tensor, biases: list[Tensor], fan_in: int, fan_out: int, act: Any, module: nn.Module,
-                 torch_reset: Any) -> None:
-        self.weight, self.biases, self.fan_in, self.fan_out = weight, biases, fan_in, fan_out
-        self.act, self.module, self.torch_reset = act, module, torch_reset
+    weight: Tensor
+    biases: list[Tensor]
+    fan_in: int
+    fan_out: int
+    act: Any
+    module: nn.Module
+    zero_bias: Tensor | None = None
 
 
 _RECURRENT = (nn.RNN, nn.GRU, nn.LSTM)
 
 
-def _recurrent_blocks(module: nn.Module, act: Any) -> Iterator[_Target]:
+def _recurrent_blocks(module: nn.Module) -> Iterator[_Target]:
     from actlab.lab.models import ElmanRNN
 
     if isinstance(module, ElmanRNN):
-        gates, layers, H = 1, module.num_layers, module.hidden_size
-        act = module.act
+        gates, act = 1, module.act
+    elif isinstance(module, nn.RNN):
+        gates, act = 1, ("relu" if module.nonlinearity == "relu" else "tanh")
     else:
-        gates = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}[type(module)]
-        layers, H = module.num_layers, module.hidden_size
-        if isinstance(module, nn.RNN):
-            act = "relu" if module.nonlinearity == "relu" else "tanh"
-        else:
-            act = "tanh"
-    for layer in range(layers):
+        gates, act = (3 if isinstance(module, nn.GRU) else 4), "tanh"
+    H = module.hidden_size
+    for layer in range(module.num_layers):
         for kind in ("ih", "hh"):
             w = getattr(module, f"weight_{kind}_l{layer}")
             b = getattr(module, f"bias_{kind}_l{layer}", None)
             for g in range(gates):
                 rows = slice(g * H, (g + 1) * H)
-                # Both biases add up; the scheme's bias goes on b_ih and b_hh is set to 0.
-                biases = [] if b is None else [b[rows]]
-                zero_bias = b if kind == "hh" else None
-                tgt = _Target(w[rows], biases if kind == "ih" else [], w.shape[1], H, act, module, None)
-                tgt.zero_bias = zero_bias  # type: ignore[attr-defined]
-                yield tgt
+                # b_ih and b_hh only ever appear summed: the scheme's bias goes on b_ih, b_hh is 0.
+                if kind == "ih":
+                    yield _Target(w[rows], [] if b is None else [b[rows]], w.shape[1], H, act, module)
+                else:
+                    yield _Target(w[rows], [], w.shape[1], H, act, module, zero_bias=b)
 
 
 def _targets(model: nn.Module) -> list[_Target]:
@@ -189,7 +193,7 @@ def _targets(model: nn.Module) -> list[_Target]:
             last_act = m
             continue
         if kind == "rec":
-            out.extend(_recurrent_blocks(m, last_act))
+            out.extend(_recurrent_blocks(m))
             last_act = getattr(m, "act", "tanh")
             continue
         # A layer's gain is set by the activation feeding it; the first layer borrows the next one's.
@@ -198,8 +202,7 @@ def _targets(model: nn.Module) -> list[_Target]:
         w = m.weight
         fan_in = w[0].numel()
         fan_out = w.shape[0] * (w[0, 0].numel() if w.dim() > 2 else 1)
-        out.append(_Target(w.view(w.shape[0], -1), [m.bias] if m.bias is not None else [], fan_in, fan_out, act, m,
-                           m.reset_parameters))
+        out.append(_Target(w.view(w.shape[0], -1), [m.bias] if m.bias is not None else [], fan_in, fan_out, act, m))
     return out
 
 
@@ -348,7 +351,7 @@ def _rai(t: _Target, g: torch.Generator | None) -> None:
 
 def _init_bias(t: _Target, scheme: str, bias: str | float | None, value: float, sigma_b2: float,
                g: torch.Generator | None) -> None:
-    zero_bias = getattr(t, "zero_bias", None)
+    zero_bias = t.zero_bias
     if bias is None:
         if scheme == "torch_default":
             return

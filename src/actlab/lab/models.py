@@ -224,11 +224,14 @@ class SmallCNN(nn.Module):
         for c in channels:
             act = make_activation(activation, params=activation_params)
             k = _pieces(act)
-            layers += [nn.Conv2d(c_in, c * k, 3, padding=1), _ChannelsLast(act) if not act.spec.elementwise else act, nn.MaxPool2d(2)]
+            # Maxout reduces the last dim, so over channels it needs them moved last.
+            layers += [nn.Conv2d(c_in, c * k, 3, padding=1), act if act.spec.elementwise else _ChannelsLast(act),
+                       nn.MaxPool2d(2)]
             c_in = c
         side = self.image_size // 4
         act = make_activation(activation, params=activation_params)
-        layers += [nn.Flatten(), nn.Linear(c_in * side * side, hidden * _pieces(act)), act, nn.Linear(hidden, n_classes)]
+        layers += [nn.Flatten(), nn.Linear(c_in * side * side, hidden * _pieces(act)), act,
+                   nn.Linear(hidden, n_classes)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -289,9 +292,10 @@ class ElmanRNN(nn.Module):
             # The input projection of all steps at once; only the recurrence is sequential.
             u = torch.nn.functional.linear(seq, w_ih, b)
             h = seq.new_zeros(seq.shape[0], self.hidden_size)
+            w_hh_t = w_hh.T
             outs = []
             for t in range(seq.shape[1]):
-                h = self.act(u[:, t] + h @ w_hh.T)
+                h = self.act(torch.addmm(u[:, t], h, w_hh_t))
                 outs.append(h)
             seq = torch.stack(outs, dim=1)
             last.append(h)
@@ -339,7 +343,9 @@ class RNNModel(nn.Module):
             self.rnn: nn.Module = ElmanRNN(input_size, hidden_size, num_layers, activation, activation_params)
         elif kind in ("gru", "lstm"):
             if get(activation).name != "tanh" or activation_params:
-                raise ActivationError(f"{kind.upper()} has fixed sigmoid/tanh gates; activation applies to kind='rnn' only")
+                raise ActivationError(
+                    f"{kind.upper()} has fixed sigmoid/tanh gates; activation applies to kind='rnn' only"
+                )
             cls = nn.GRU if kind == "gru" else nn.LSTM
             self.rnn = cls(input_size, hidden_size, num_layers=num_layers, batch_first=True)
         else:

@@ -42,6 +42,12 @@ def run_experiment(exp: Experiment | str, mode: Mode = "quick", progress: Progre
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     if isinstance(exp, str):
         exp = get_experiment(exp)
+    import torch
+
+    # The lab's models are small: on a few cores one thread is many times faster than the
+    # default (synchronisation costs more than the arithmetic), and it keeps runs repeatable.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     t0 = time.perf_counter()
     settings: dict[str, Any] = {}
     numbers: dict[str, Any] = {}
@@ -61,6 +67,8 @@ def run_experiment(exp: Experiment | str, mode: Mode = "quick", progress: Progre
         verdict = Verdict("error", f"{type(e).__name__}: {e}")
         table, png = [], None
         error = traceback.format_exc()
+    finally:
+        torch.set_num_threads(threads)
     cb(1.0, "done")
     return ExperimentResult(
         name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode,

@@ -22,7 +22,7 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F

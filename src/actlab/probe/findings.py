@@ -31,6 +31,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+
+from actlab.probe.stats import TINY
 
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.probe.probe import LayerRecord, Probe
@@ -48,7 +51,8 @@ class Thresholds:
         exploding: the inverse, for exploding gradients (and growth of the total norm over the
             run). Default: ``1e3``.
         dead: fraction of a layer's units dead over the window. Default: ``0.1``.
-        born_dead: fraction of a layer's units dead on the first batch. Default: ``0.05``.
+        born_dead: fraction of a layer's units dead on the first batch (deep ReLU nets at He
+            initialisation already have 10-20% in their last layers on a batch of 128). Default: ``0.25``.
         saturated: mean fraction of saturated (sample, unit) over the window. Default: ``0.25``.
         off_centre: ``|mean| / std`` of a layer's output. Default: ``1.0``.
         high_update: update-to-weight ratio above which the learning rate is called too high
@@ -60,7 +64,7 @@ class Thresholds:
     vanishing: float = 1e-3
     exploding: float = 1e3
     dead: float = 0.1
-    born_dead: float = 0.05
+    born_dead: float = 0.25
     saturated: float = 0.25
     off_centre: float = 1.0
     high_update: float = 1e-2
@@ -128,37 +132,39 @@ class ProbeData:
             return a
 
         for row in probe._fw_rows:
-            S = row.scalars.detach().to("cpu", dtype=__import__("torch").float64).numpy() if row.scalars is not None else None
+            S = row.scalars.detach().to("cpu", dtype=torch.float64).numpy() if row.scalars is not None else None
             for c in row.calls:
                 a = acc(row.step, c.layer)
+                s, q2 = float(S[c.offset]), float(S[c.offset + 1])
+                # a sum of squares can overflow where the values are finite: judge by the sum
+                a.fin &= math.isfinite(s)
                 if c.kind == "act":
-                    s, q = S[c.offset], S[c.offset + 1]
-                    sat = c.const + sum(cf * S[c.offset + 2 + j] for j, cf in enumerate(c.coefs))
+                    sat = c.const + sum(cf * float(S[c.offset + 2 + j]) for j, cf in enumerate(c.coefs))
+                    if not math.isnan(sat):
+                        sat = float(round(sat))
                     a.act = True
                     a.s += s
-                    a.q2 += q * q
+                    a.q2 += q2
                     a.n += c.n
                     a.sat += sat
-                    a.fin &= bool(np.isfinite(s) and np.isfinite(q))
                 else:
-                    q = S[c.offset]
                     a.param = True
-                    a.oq2 += q * q
+                    a.oq2 += q2
                     a.on += c.n
-                    a.fin &= bool(np.isfinite(q))
             if row.dead is not None:
-                D = row.dead.detach().cpu().numpy()
+                D = row.dead.detach().to("cpu", dtype=torch.float64).numpy()
                 for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
                     a = acc(row.step, li)
                     a.inactive = float(D[0, pos]) / n
                     a.dead = float(D[1, pos]) / n
+                    if D.shape[0] > 2 and probe._plans.get(li) is not None and probe._plans[li].unit_counts:
+                        c = D[2, pos] / TINY
+                        a.sat -= float(round(c)) if math.isfinite(c) else math.nan
         params = probe._params
         param_norms: dict[int, dict[str, float]] = {}
-        seen_bw: set[int] = set()
         for row in probe._bw_rows:
-            T = row.norms.detach().to("cpu").double().numpy()
-            first = row.step not in seen_bw
-            seen_bw.add(row.step)
+            parts = [t.detach().to("cpu", dtype=torch.float64) for t in (row.p_sq, row.o_sq) if t is not None]
+            T = torch.cat(parts).numpy() if parts else np.zeros(0)
             per: dict[int, list[float]] = {}
             for j, pi in enumerate(row.params):
                 per.setdefault(params[pi][0], []).append(j)
@@ -166,26 +172,23 @@ class ProbeData:
             for li, js in per.items():
                 a = acc(row.step, li)
                 vals = T[js]
-                a.g2 = float(np.sum(vals * vals))
+                a.g2 = float(np.sum(vals))
                 a.gnum = float(sum(params[row.params[j]][2].numel() for j in js))
                 a.gfin = a.gfin and bool(np.all(np.isfinite(vals)))
-            param_norms[row.step] = {params[pi][1]: float(T[j]) for j, pi in enumerate(row.params)}
+            param_norms[row.step] = {params[pi][1]: math.sqrt(float(T[j])) for j, pi in enumerate(row.params)}
             base = len(row.params)
             for j, li in enumerate(row.out_layers):
                 a = acc(row.step, li)
                 v = float(T[base + j])
-                if first or math.isnan(a.og2):
-                    a.og2 = (0.0 if math.isnan(a.og2) else a.og2) + v * v
-                else:
-                    a.og2 += v * v
+                a.og2 = (0.0 if math.isnan(a.og2) else a.og2) + v
                 a.gfin = a.gfin and math.isfinite(v)
         for row in probe._up_rows:
             T = row.norms.detach().to("cpu").double().numpy()
             k = len(row.params)
             for j, pi in enumerate(row.params):
                 a = acc(row.step, params[pi][0])
-                a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j]) ** 2
-                a.w2 = (0.0 if math.isnan(a.w2) else a.w2) + float(T[k + j]) ** 2
+                a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j])
+                a.w2 = (0.0 if math.isnan(a.w2) else a.w2) + float(T[k + j])
         records = []
         layers = probe.layers
         for (step, li), a in sorted(accs.items(), key=lambda kv: (kv[0][0], layers[kv[0][1]].order, kv[0][1])):
@@ -294,28 +297,37 @@ def detect(probe: "Probe") -> list[Finding]:
     clean = records
     if nf is not None:
         step, r, where = nf
-        out.append(_nonfinite_finding(step, r, where, records))
+        layer = next((l for l in probe.layers if l.name == r.layer), None)
+        after = None
+        if layer is not None and layer.kind == "activation" and where == "forward":
+            prod = _producer(probe, layer)
+            after = prod.name if prod is not None else None
+        out.append(_nonfinite_finding(step, r, where, records, after))
         clean = [x for x in records if x.step < step]
     window_steps = [s for s in sorted({r.step for r in clean})][-max(probe._window_records, 1):]
     recent = [r for r in clean if r.step in set(window_steps)]
-    out += _gradient_findings(probe, clean, recent, th)
-    out += _dead_findings(probe, clean, th, nf is not None)
+    dead = _dead_findings(probe, clean, th, nf is not None)
+    out += _gradient_findings(probe, clean, recent, th, dead)
+    out += dead
     out += _saturation_findings(probe, recent, th)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: order.get(f.severity, 9))
 
 
-def _nonfinite_finding(step: int, r, where: str, records: list) -> Finding:
+def _nonfinite_finding(step: int, r, where: str, records: list, after: str | None = None) -> Finding:
     prev = [x for x in records if x.step < step and not math.isnan(x.update_ratio)]
     ratio = max((x.update_ratio for x in prev), default=math.nan)
     figures = {"step": step, "layer": r.layer, "order": r.order, "where": where}
+    if after:
+        figures["after"] = after
     if not math.isnan(ratio):
         figures["max_update_ratio_before"] = ratio
     cause = ("a NaN or Inf in the " + ("forward pass" if where == "forward" else "gradients")
              + ": overflow from a too-high learning rate, a division by zero or log of zero, or bad input")
     advice = ("lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_), check the "
               "inputs for NaN, and run that step under torch.autograd.detect_anomaly() to find the op")
-    msg = (f"first non-finite value at step {step} in layer {r.layer} ({where} pass); "
+    where_txt = f"layer {r.layer}" + (f" (the activation after {after})" if after else "")
+    msg = (f"first non-finite value at step {step} in {where_txt} ({where} pass); "
            "every later figure is meaningless")
     return Finding("error", "non_finite", [r.layer], figures, cause, advice, msg)
 
@@ -331,7 +343,8 @@ def _chain_profile(probe: "Probe", records: list) -> list[tuple[str, float]]:
     return [(n, v) for _, n, v in sorted(prof)]
 
 
-def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds) -> list[Finding]:
+def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds,
+                       dead: list[Finding] = ()) -> list[Finding]:
     out: list[Finding] = []
     prof = _chain_profile(probe, recent)
     if len(prof) < 3:
@@ -349,7 +362,12 @@ def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds
         acts = _activations_before(probe, prof[top][0])
         sat = [s for s in acts if s.saturates == "both"]
         small = [s for s in acts if s.max_abs_derivative < 0.5]
-        if small:
+        blocked = [f for f in dead if f.figures.get("dead_fraction", 0) >= 0.4]
+        if blocked:
+            cause = (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
+                     "gradient to the layers before them")
+            advice = blocked[0].advice
+        elif small:
             s = small[0]
             cause = (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
                      "gradient; it compounds with depth and the layers near the input stop learning")

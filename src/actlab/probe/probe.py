@@ -1,14 +1,22 @@
 """The probe: hooks on any ``nn.Module`` that record, per layer and on a schedule, what the
 activation functions do to training, keeping every statistic on the device until it is read.
 
-Cost model (why the code looks the way it does).  On a 10-layer MLP the statistics kernels, not
-the hooks, are what costs: ``std_mean`` and boolean masks with ``count_nonzero`` cost 30-600 us
-each on a 256x256 CPU tensor, while a ``sum``, a norm or a per-unit ``amax`` cost 4-20 us.  So
-each activation tensor gets one ``sum``, one norm, the float-only saturation counts of its
-:class:`~actlab.probe.stats.StatPlan` and one or two per-unit ``amax``/``amin``; the scalars of
-every layer are stacked in one call at the end of the forward, dead-unit bookkeeping runs once
-over all layers' units together, and gradients are read once after backward (queued on the
-autograd engine, so no optimizer hook is needed).  Nothing calls ``.item()``.
+Cost model (why the code looks the way it does).  On the 10-layer MLP benchmark the statistics
+kernels, not the hooks, are what costs: ``std_mean`` and boolean masks with ``count_nonzero``
+cost 30-600 us each on a 256x256 CPU tensor, while a ``sum``, a dot or a per-unit ``amax`` cost
+4-10 us.  So each activation tensor gets one ``sum``, one dot (sum of squares) and the
+float-only counts of its :class:`~actlab.probe.stats.StatPlan` (for ReLU-like activations a
+single per-unit count gives both the saturated fraction and the dead units), written into a
+reused buffer.  The small results of every layer stay as lists of 0-d tensors and are stacked
+once every 64 recorded steps (or when read); the dead-unit streaks of all layers and all those
+steps are updated together in a handful of kernels.  Gradients are read once at the end of
+backward (a callback queued on the autograd engine by the first output-gradient hook, so no
+optimizer hook is needed).  Nothing calls ``.item()``.
+
+Models that call activation functions inside ``forward`` (``F.gelu`` in a transformer block)
+are seen through a ``TorchFunctionMode`` active during the root forward of recorded steps only;
+it puts a Python call in front of every torch function there, so such models pay more per
+recorded step than models built from activation modules.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from torch.utils._pytree import tree_flatten
 from actlab.activations import get as get_spec
 from actlab.activations import spec_for_function, spec_for_module
 from actlab.activations.spec import ActivationSpec
-from actlab.probe.stats import StatPlan, plan_for
+from actlab.probe.stats import StatPlan, Workspace, plan_for
 
 # Modules whose outputs are channel-first (N, C, ...): their units are channels (dim 1).
 _CHANNEL_FIRST = (
@@ -99,6 +107,10 @@ class ProbeLayer:
     numel: int = 0
     order: int = 1 << 30
     chain: bool = False  # has a weight matrix/kernel: part of the depth profile of gradients
+    learnable: bool = False  # the activation has a learnable hyperparameter (PReLU)
+
+    def __post_init__(self) -> None:
+        self.learnable = bool(self.spec is not None and self.spec.learnable)
 
     @property
     def activation(self) -> str:
@@ -132,14 +144,15 @@ class _BwRow:
     step: int
     params: list[int]
     out_layers: list[int]
-    norms: Tensor
+    p_sq: Any  # norms of the parameter gradients (a list until flushed, then squared and stacked)
+    o_sq: Any  # sums of squares of the output gradients
 
 
 @dataclass
 class _UpRow:
     step: int
     params: list[int]
-    norms: Tensor
+    norms: Any  # ||w_after - w_before|| then ||w_before|| per tensor; squared when flushed
 
 
 class _FunctionalMode(TorchFunctionMode):
@@ -185,17 +198,58 @@ def _first_tensor(out: Any) -> Tensor | None:
     return None
 
 
-def _norm(t: Tensor) -> Tensor:
+def _sq(t: Tensor) -> Tensor:
+    """Sum of squares of ``t`` as a 0-d tensor (a BLAS dot: cheaper than a norm on CPU)."""
     if t.is_sparse:
         t = t.coalesce().values()
-    return torch.linalg.vector_norm(t)
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    if t.is_contiguous():
+        u = t.view(-1)
+        return torch.dot(u, u)
+    return torch.linalg.vector_norm(t).square()
 
 
-def _norms(ts: list[Tensor]) -> list[Tensor]:
-    # torch._foreach_norm is one launch on CUDA but a slow loop on CPU (measured 4x the plain loop).
-    if ts and ts[0].is_cuda and not any(t.is_sparse for t in ts):
+UPDATE_SAMPLE = 4096
+
+
+def _sample(p: Tensor) -> Tensor:
+    """At most ~UPDATE_SAMPLE entries of ``p`` at a fixed stride (all of a small tensor).
+
+    The update ratio ``||dw|| / ||w||`` is estimated on this strided sample: copying every weight
+    each time would cost more than all the other statistics together.
+    """
+    v = p.detach().reshape(-1)
+    stride = -(-v.numel() // UPDATE_SAMPLE)
+    return v if stride == 1 else v[::stride]
+
+
+def _norm_list(ts: list[Tensor]) -> list[Tensor]:
+    """Norms of many tensors (one ``_foreach_norm`` call when they share dtype and device)."""
+    if not ts:
+        return []
+    if not any(t.is_sparse for t in ts) and len({(t.dtype, t.device) for t in ts}) == 1:
         return list(torch._foreach_norm(ts))
-    return [_norm(t) for t in ts]
+    return [torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t) for t in ts]
+
+
+def _stack_rows(rows: list, attr: str, square: bool = False) -> None:
+    """Replace each row's list of 0-d tensors by a view into one stacked tensor."""
+    items = [t for r in rows for t in getattr(r, attr)]
+    if not items:
+        for r in rows:
+            setattr(r, attr, None)
+        return
+    if len({t.dtype for t in items}) > 1:
+        items = [t.double() for t in items]
+    flat = torch.stack(items)
+    if square:
+        flat = flat.square()
+    off = 0
+    for r in rows:
+        n = len(getattr(r, attr))
+        setattr(r, attr, flat[off:off + n] if n else None)
+        off += n
 
 
 class Probe:
@@ -216,8 +270,16 @@ class Probe:
         saturation: a (sample, unit) is saturated when ``|f'(z)| < saturation * max|f'|`` with f
             the layer's own activation from the catalog. Default: ``0.05``.
         update_every: measure the update-to-weight ratio on steps where
-            ``step % update_every == 0`` (rounded up to a multiple of ``every``); it copies the
-            weights, so it runs less often than the rest. Default: ``10``.
+            ``step % update_every == 0`` (rounded up to a multiple of ``every``), on a strided
+            sample of at most 4096 entries per parameter tensor (exact for smaller tensors).
+            Default: ``10``.
+        auto_step: count a step at each training-mode forward of the root module. Pass
+            ``False`` (and call :meth:`step` once per iteration) when an iteration runs several
+            forwards, as gradient accumulation does; the first :meth:`step` call also turns it
+            off. Default: ``True``.
+        param_outputs: also record the output RMS and output-gradient norm of parametrised
+            layers (Linear, Conv...), not only of activations; about 3% more step time on the
+            MLP benchmark. Default: ``False``.
         thresholds: detector thresholds (:class:`~actlab.probe.findings.Thresholds`).
 
     Example::
@@ -237,6 +299,8 @@ class Probe:
         window: int = 50,
         saturation: float = 0.05,
         update_every: int = 10,
+        param_outputs: bool = False,
+        auto_step: bool = True,
         thresholds: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -256,6 +320,7 @@ class Probe:
         self.saturation = float(saturation)
         self.update_every = -(-update_every // every) * every
         self.thresholds = thresholds if thresholds is not None else Thresholds()
+        self.param_outputs = bool(param_outputs)
         self._window_records = -(-window // every)
 
         self.layers: list[ProbeLayer] = []
@@ -267,8 +332,9 @@ class Probe:
 
         self._handles: list[Any] = []
         self._attached = False
-        self._step = -1
-        self._auto = True
+        self._step = -1 if auto_step else 0
+        self._manual_steps = 0
+        self._auto = bool(auto_step)
         self._recording = False
         self._seq = 0
         self._order_counter = 0
@@ -287,19 +353,28 @@ class Probe:
         self._calls: list[_Call] = []
         self._units: dict[int, list] = {}
         self._out_grads: list[tuple[int, Tensor]] = []
-        self._bw_step = -1
-        self._bw_queued = False
         # results (device)
         self._fw_rows: list[_FwRow] = []
         self._bw_rows: list[_BwRow] = []
         self._up_rows: list[_UpRow] = []
         self._snapshot: tuple[int, list[Tensor]] | None = None
         self._streak: Tensor | None = None
+        self._pending: list[tuple] = []
+        self._stack_later: list[_FwRow] = []
+        self._bw_later: list[_BwRow] = []
+        self._up_later: list[_UpRow] = []
+        self._groups: list[tuple] = []
+        self._bw_state: dict = {"queued": False, "step": 0, "out": []}
+        self._grad_on = True
+        self._hooked = False
+        self._ws = Workspace()
+        self._flush_every = 64
         self._layout: tuple = ()
         self._seg: Tensor | None = None
         self._offsets: dict[int, tuple[int, int]] = {}
         self._born: list[Any] = []
         self._in_born = False
+        self._driven = False
         self._host: Any = None
         self._host_key: tuple = ()
 
@@ -399,11 +474,12 @@ class Probe:
     def step(self) -> int:
         """Advance the step counter by one and stop counting forwards automatically.
 
-        Call it once per iteration (before or after the forward; the first forward is step 0).
-        Returns the new step.
+        Call it once per iteration, after the optimizer step: the forwards before the first call
+        are step 0, those after the k-th call step k.  Returns the new step.
         """
         self._auto = False
-        self._step += 1
+        self._manual_steps += 1
+        self._step = self._manual_steps
         return self._step
 
     def _is_record_step(self, step: int) -> bool:
@@ -411,7 +487,7 @@ class Probe:
 
     # ------------------------------------------------------------------ forward hooks
     def _root_pre(self, module: nn.Module, args: Any) -> None:
-        if self._in_born:
+        if self._in_born or self._driven:
             return
         if self._snapshot is not None:
             self._finish_update()
@@ -429,6 +505,9 @@ class Probe:
         self._rec_step = step
         self._scalars, self._calls, self._units = [], [], {}
         self._out_grads = []
+        self._bw_state = {"queued": False, "step": step, "out": self._out_grads}
+        self._grad_on = torch.is_grad_enabled()
+        self._hooked = False
         self._stack = []
         self._fcount = {}
         self._last_channel_first = False
@@ -438,8 +517,8 @@ class Probe:
         elif self._callers:
             self._enter_mode()
 
-    def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
-        if not self._recording:
+    def _root_post(self, module: nn.Module, args: Any, output: Any, _explicit: bool = False) -> None:
+        if not self._recording or (self._driven and not _explicit):
             return
         if self._mode_on:
             self._exit_mode()
@@ -449,6 +528,19 @@ class Probe:
         if output is None:  # the forward raised
             return
         self._finish_forward(output)
+
+    # driven by a training framework (see actlab.probe.lightning) instead of the root forward
+    def _drive_begin(self, step: int) -> None:
+        self._driven = True
+        if self._snapshot is not None:
+            self._finish_update()
+        self._step = step
+        if self.model.training and self._is_record_step(step):
+            self._start_recording(step)
+
+    def _drive_end(self, output: Any) -> None:
+        if self._recording:
+            self._root_post(self.model, (), output, _explicit=True)
 
     def _enter_mode(self) -> None:
         self._mode = _FunctionalMode(self)
@@ -479,17 +571,13 @@ class Probe:
         for h in self._caller_handles:
             h.remove()
         self._caller_handles = []
-        watch: dict[int, nn.Module] = {}
-        for cid, caller in self._callers.items():
-            if caller is self.model:
-                continue
-            watch[cid] = caller
-            for sub in caller.modules():
-                if id(sub) in self._act_ids:
-                    watch[id(sub)] = sub
-        if any(c is self.model for c in self._callers.values()):
-            for i in self._act_ids:
-                watch[i] = self._modules[i][1]
+        if not self._callers:
+            return
+        # The mode is on for the whole forward: the callers and every activation module (whose
+        # own torch.relu... must not count twice) say who is running.
+        watch: dict[int, nn.Module] = {cid: c for cid, c in self._callers.items() if c is not self.model}
+        for i in self._act_ids:
+            watch[i] = self._modules[i][1]
         for mod in watch.values():
             self._caller_handles.append(mod.register_forward_pre_hook(self._push))
             self._caller_handles.append(mod.register_forward_hook(self._pop, always_call=True))
@@ -497,7 +585,9 @@ class Probe:
     def _push(self, module: nn.Module, args: Any) -> None:
         if self._recording:
             self._stack.append(module)
-            self._fcount[id(module)] = 0
+            if self._fcount:
+                for k in [k for k in self._fcount if k[0] == id(module)]:
+                    del self._fcount[k]
 
     def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
         if self._recording and self._stack and self._stack[-1] is module:
@@ -517,8 +607,9 @@ class Probe:
         params = {hp.name: bound[hp.name] for hp in spec.params if hp.name in bound}
         if spec.name == "prelu" and "weight" in bound:
             params["negative_slope"] = bound["weight"]
-        k = self._fcount.get(id(current), 0)
-        self._fcount[id(current)] = k + 1
+        ck = (id(current), spec.name)
+        k = self._fcount.get(ck, 0)
+        self._fcount[ck] = k + 1
         key = (id(current), spec.name, k)
         layer = self._flayers.get(key)
         if layer is None:
@@ -543,14 +634,14 @@ class Probe:
             self._order_counter += 1
 
     def _act_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if not self._recording or not isinstance(output, Tensor):
+        if not self._recording or type(output) is not Tensor and not isinstance(output, Tensor):
             return
         layer = self._by_module[id(module)]
-        plan = self._plans[layer.index]
-        if layer.spec is not None and layer.spec.learnable:
-            plan = self._plan(layer.spec, spec_for_module(module)[1])
-        x = args[0] if args and isinstance(args[0], Tensor) else None
-        self._act_call(layer, plan, x, output)
+        if layer.learnable:
+            plan = self._plan(layer.spec, spec_for_module(module)[1])  # type: ignore[arg-type]
+        else:
+            plan = self._plans[layer.index]
+        self._act_call(layer, plan, args[0] if args else None, output)
 
     def _param_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
         if not self._recording:
@@ -558,114 +649,181 @@ class Probe:
         layer = self._by_module[id(module)]
         self._see(layer)
         self._last_channel_first = isinstance(module, _CHANNEL_FIRST)
+        if not self.param_outputs:
+            return
         y = _first_tensor(output)
         if y is None or not y.is_floating_point() or y.numel() == 0:
             return
-        with torch.no_grad():
-            q = torch.linalg.vector_norm(y.detach())
+        v = y.detach()
         self._calls.append(_Call(layer.index, "param", len(self._scalars), n=y.numel()))
-        self._scalars.append(q)
-        self._grad_hook(layer.index, y)
+        self._scalars.extend([v.sum(), _sq(v)])
+        if y.requires_grad:
+            self._grad_hook(layer.index, y)
 
     def _grad_hook(self, index: int, y: Tensor) -> None:
-        if y.requires_grad and torch.is_grad_enabled():
-            out_grads = self._out_grads
-            y.register_hook(lambda g: out_grads.append((index, g)))
+        node = y.grad_fn
+        if node is None or not self._grad_on:
+            return
+        out_grads, state, nr = self._out_grads, self._bw_state, y.output_nr
+        self._hooked = True
+
+        # Reduce at once: holding the gradient until the end of backward would keep its buffer
+        # from being reused (measured: +4% step time on the MLP benchmark).  A prehook on the
+        # node that made y sees dL/dy, as a tensor hook would, at half the set-up cost; the
+        # first one to run in backward queues the end-of-backward reading of the gradients.
+        def hook(grad_outputs: tuple) -> None:
+            if not state["queued"]:
+                self._queue(state)
+            g = grad_outputs[nr]
+            if g is not None:
+                out_grads.append((index, _sq(g.detach())))
+
+        node.register_prehook(hook)
 
     def _unit_dim(self, v: Tensor) -> int:
         if v.dim() >= 4 or (v.dim() == 3 and self._last_channel_first):
             return 1
         return -1
 
-    def _act_call(self, layer: ProbeLayer, plan: StatPlan | None, x: Tensor | None, y: Tensor) -> None:
-        self._see(layer)
-        if not y.is_floating_point() or y.numel() == 0 or plan is None:
+    def _act_call(self, layer: ProbeLayer, plan: StatPlan | None, x: Any, y: Tensor) -> None:
+        if layer.order == 1 << 30:
+            self._see(layer)
+        n = y.numel()
+        if plan is None or n == 0 or not y.is_floating_point():
             return
-        with torch.no_grad():
-            v = y.detach()
-            xd = x.detach() if (x is not None and plan.needs_input) else None
-            s = v.sum()
-            q = torch.linalg.vector_norm(v)
-            ts, cs, k = plan.saturated_count(xd, v)
-            if plan.dead != "none" and v.dim() >= 1:
-                ud = self._unit_dim(v)
-                if ud == 1:
-                    dims = tuple(d for d in range(v.dim()) if d != 1)
-                    amax = v.amax(dims) if plan.dead in ("max", "both") else None
-                    amin = v.amin(dims) if plan.dead in ("min", "both") else None
+        # detached tensors: the statistics build no autograd graph (cheaper than a no_grad context)
+        v = y.detach()
+        nd = v.dim()
+        scalars = self._scalars
+        offset = len(scalars)
+        scalars.append(v.sum())
+        scalars.append(_sq(v))
+        counted = plan.unit_counts and nd >= 1
+        if counted:
+            nsat, cs, k = 0, (), float(n)  # minus the per-unit counts, when the steps are flushed
+        else:
+            xd = x.detach() if (plan.needs_input and isinstance(x, Tensor)) else None
+            ts, cs, k = plan.saturated_count(xd, v, self._ws)
+            scalars.extend(ts)
+            nsat, cs = len(ts), tuple(cs)
+        if plan.dead != "none" and nd >= 1:
+            if nd >= 4 or (nd == 3 and self._last_channel_first):
+                dims: Any = tuple(d for d in range(nd) if d != 1)
+                w = v
+            else:
+                dims = 0
+                w = v if nd == 2 else v.reshape(-1, v.shape[-1])
+            if counted:
+                amax, amin = plan.unit_count(w, dims, self._ws), None
+            else:
+                amax = w.amax(dims) if plan.dead != "min" else None
+                amin = w.amin(dims) if plan.dead in ("min", "both") else None
+            ref = amax if amax is not None else amin
+            units = ref.numel()
+            prev = self._units.get(layer.index)
+            if prev is None:
+                self._units[layer.index] = [plan, amax, amin]
+            elif prev[0] is plan and (prev[1] if prev[1] is not None else prev[2]).shape == ref.shape:
+                # the same layer called again in this forward (RNN loop, shared module)
+                if counted:
+                    prev[1] = prev[1] + amax
                 else:
-                    w = v.reshape(-1, v.shape[-1])
-                    amax = w.amax(0) if plan.dead in ("max", "both") else None
-                    amin = w.amin(0) if plan.dead in ("min", "both") else None
-                units = (amax if amax is not None else amin).numel()
-                prev = self._units.get(layer.index)
-                if prev is None:
-                    self._units[layer.index] = [plan, amax, amin]
-                elif prev[0] is plan and (prev[1] if prev[1] is not None else prev[2]).shape == (amax if amax is not None else amin).shape:
-                    # the same layer called again in this forward (RNN loop, shared module)
                     if amax is not None:
                         prev[1] = torch.maximum(prev[1], amax)
                     if amin is not None:
                         prev[2] = torch.minimum(prev[2], amin)
-            else:
-                units = v.shape[-1] if v.dim() else 1
-        self._calls.append(_Call(layer.index, "act", len(self._scalars), len(ts), tuple(cs), k, v.numel(), units))
-        self._scalars.extend([s, q, *ts])
-        self._grad_hook(layer.index, y)
+            elif counted:
+                k = math.nan  # cannot merge: saturation unknown for this call
+        else:
+            units = v.shape[-1] if nd else 1
+        self._calls.append(_Call(layer.index, "act", offset, nsat, cs, k, n, units))
+        if y.requires_grad:
+            self._grad_hook(layer.index, y)
 
     # ------------------------------------------------------------------ end of forward
     def _finish_forward(self, output: Any) -> None:
-        step = self._rec_step
         calls, scalars = self._calls, self._scalars
         self._calls, self._scalars = [], []
-        S = None
-        if scalars:
-            if len({t.dtype for t in scalars}) > 1:
-                scalars = [t.float() for t in scalars]
-            S = torch.stack(scalars)
-        dead_layers, dead_units, D = self._dead_update()
-        self._fw_rows.append(_FwRow(step, calls, S, dead_layers, dead_units, D))
+        row = _FwRow(self._rec_step, calls, scalars if scalars else None, [], [], None)
+        self._fw_rows.append(row)
+        self._stack_later.append(row)
+        self._dead_update(row)
         self._host = None
-        self._bw_queued = False
-        self._bw_step = step
-        if torch.is_grad_enabled():
-            # whichever output the loss uses is reached first in backward; one callback per backward
+        if self._grad_on and not self._hooked:
+            # no activation output to hook: the model output's gradient starts the reading
+            state = self._bw_state
             for t in tree_flatten(output)[0]:
                 if isinstance(t, Tensor) and t.requires_grad:
-                    t.register_hook(self._on_root_grad)
+                    t.register_hook(lambda g: None if state["queued"] else self._queue(state))
+        if len(self._stack_later) >= self._flush_every:
+            self._flush()
 
-    def _dead_update(self) -> tuple[list[int], list[int], Tensor | None]:
+    def _dead_update(self, row: _FwRow) -> None:
         units, self._units = self._units, {}
         if not units:
-            return [], [], None
-        # one layout for all layers (grouped by plan), so the streak update is a few kernels in all
+            return
+        # One layout for all layers (grouped by plan); the per-unit vectors wait until the flush,
+        # which turns K steps of all layers into one matrix and updates the streaks in a few kernels.
         groups: dict[int, list[int]] = {}
-        plans: dict[int, StatPlan] = {}
         for li, (plan, amax, amin) in units.items():
             groups.setdefault(id(plan), []).append(li)
-            plans[id(plan)] = plan
         order = [li for g in groups.values() for li in g]
         sizes = [(units[li][1] if units[li][1] is not None else units[li][2]).numel() for li in order]
         layout = tuple(zip(order, sizes))
-        dev = next(t for t in (units[order[0]][1], units[order[0]][2]) if t is not None).device
         if layout != self._layout:
-            self._relayout(layout, dev)
-        masks = []
-        for gid, lis in groups.items():
-            plan = plans[gid]
-            amax = [units[li][1] for li in lis]
-            amin = [units[li][2] for li in lis]
-            cat_max = (amax[0] if len(amax) == 1 else torch.cat(amax)) if amax[0] is not None else None
-            cat_min = (amin[0] if len(amin) == 1 else torch.cat(amin)) if amin[0] is not None else None
-            masks.append(plan.dead_mask(cat_max, cat_min))
-        dead_now = masks[0] if len(masks) == 1 else torch.cat(masks)
-        streak = self._streak
-        streak.add_(1).mul_(dead_now)
-        L = len(order)
-        counts = torch.zeros(2, L, dtype=torch.float32, device=dev)
-        counts[0].index_add_(0, self._seg, dead_now.to(torch.float32))
-        counts[1].index_add_(0, self._seg, (streak >= self._window_records).to(torch.float32))
-        return order, sizes, counts
+            self._flush()
+            ref = units[order[0]][1] if units[order[0]][1] is not None else units[order[0]][2]
+            self._relayout(layout, ref.device)
+            self._groups = []
+            off = 0
+            for lis in groups.values():
+                n = sum(sizes[order.index(li)] for li in lis)
+                self._groups.append((units[lis[0]][0], off, n, [order.index(li) for li in lis]))
+                off += n
+        row.dead_layers, row.dead_units = list(order), list(sizes)
+        self._pending.append((row, [(units[li][1], units[li][2]) for li in order]))
+
+    def _flush(self) -> None:
+        """Stack what the recorded steps left as lists of small tensors, a few kernels in all.
+
+        Dead units: the streak of a unit after step t is t - (last step it was alive), found with
+        a ``cummax`` over the steps, so K steps cost the same handful of kernels as one.
+        """
+        rows, self._stack_later = self._stack_later, []
+        _stack_rows([r for r in rows if isinstance(r.scalars, list)], "scalars")
+        bw, self._bw_later = self._bw_later, []
+        _stack_rows(bw, "p_sq", square=True)
+        _stack_rows(bw, "o_sq")
+        up, self._up_later = self._up_later, []
+        _stack_rows(up, "norms", square=True)
+        pend, self._pending = self._pending, []
+        if not pend or self._streak is None:
+            return
+        K = len(pend)
+        masks, vals = [], []
+        for plan, off, n, positions in self._groups:
+            hi = [vecs[p][0] for _, vecs in pend for p in positions]
+            lo = [vecs[p][1] for _, vecs in pend for p in positions]
+            A = torch.cat(hi).view(K, n) if hi[0] is not None else None
+            B = torch.cat(lo).view(K, n) if lo[0] is not None else None
+            masks.append(plan.dead_mask(A, B))
+            vals.append(A if plan.unit_counts else None)
+        M = masks[0] if len(masks) == 1 else torch.cat(masks, 1)
+        dev = M.device
+        t = torch.arange(1, K + 1, device=dev, dtype=torch.int32)[:, None]
+        last_alive = torch.cummax(torch.where(M, 0, t), 0).values
+        run = torch.where(last_alive == 0, self._streak[None, :] + t, t - last_alive)
+        self._streak = run[-1].clone()
+        parts = [M, run >= self._window_records]
+        if any(v is not None for v in vals):
+            V = [v if v is not None else torch.zeros(K, g[2], device=dev) for v, g in zip(vals, self._groups)]
+            parts.append(V[0] if len(V) == 1 else torch.cat(V, 1))
+        X = torch.cat([x.to(torch.float32) for x in parts])
+        L = len(self._layout)
+        C = torch.zeros(X.shape[0], L, dtype=torch.float32, device=dev).index_add_(1, self._seg, X)
+        C = C.view(len(parts), K, L).transpose(0, 1)
+        for j, (row, _) in enumerate(pend):
+            row.dead = C[j]
 
     def _relayout(self, layout: tuple, device: torch.device) -> None:
         total = sum(n for _, n in layout)
@@ -684,42 +842,38 @@ class Probe:
         self._offsets = offsets
         self._layout = layout
         self._seg = torch.cat(seg).to(device)
+        # pending per-unit vectors are K x total floats: keep them to a few MB
+        self._flush_every = max(1, min(64, (1 << 20) // max(total, 1)))
 
     # ------------------------------------------------------------------ backward
-    def _on_root_grad(self, grad: Tensor) -> None:
-        if not self._bw_queued:
-            self._bw_queued = True
-            step = self._bw_step
-            out_grads = self._out_grads
-            torch.autograd.Variable._execution_engine.queue_callback(lambda: self._after_backward(step, out_grads))
+    def _queue(self, state: dict) -> None:
+        state["queued"] = True
+        torch.autograd.Variable._execution_engine.queue_callback(lambda: self._after_backward(state))
 
-    def _after_backward(self, step: int, out_grads: list[tuple[int, Tensor]]) -> None:
-        with torch.no_grad():
-            idx = [i for i, (_, _, p) in enumerate(self._params) if p.grad is not None]
-            grads = [self._params[i][2].grad for i in idx]
-            outs = [g for _, g in out_grads]
-            ts = _norms(grads + outs)
-            if ts:
-                if len({t.dtype for t in ts}) > 1:
-                    ts = [t.float() for t in ts]
-                self._bw_rows.append(_BwRow(step, idx, [li for li, _ in out_grads], torch.stack(ts)))
+    def _after_backward(self, state: dict) -> None:
+        state["queued"] = False  # a second backward through the same graph is read again
+        step, out_grads = state["step"], state["out"]
+        idx = [i for i, (_, _, p) in enumerate(self._params) if p.grad is not None]
+        grads = [self._params[i][2].grad.detach() for i in idx]
+        if grads or out_grads:
+            row = _BwRow(step, idx, [li for li, _ in out_grads], _norm_list(grads), [q for _, q in out_grads])
             out_grads.clear()
-            if step % self.update_every == 0 and self._params:
-                self._snapshot = (step, [p.detach().clone() for _, _, p in self._params])
+            self._bw_rows.append(row)
+            self._bw_later.append(row)
+        if step % self.update_every == 0 and self._params:
+            self._snapshot = (step, [_sample(p).clone() for _, _, p in self._params])
         self._host = None
 
     def _finish_update(self) -> None:
         step, snaps = self._snapshot  # type: ignore[misc]
         self._snapshot = None
-        with torch.no_grad():
-            params = [p.detach() for _, _, p in self._params]
-            if any(p.shape != s.shape for p, s in zip(params, snaps)):
-                return
-            diffs = torch._foreach_sub(params, snaps)
-            ts = _norms(diffs) + _norms(snaps)
-            if len({t.dtype for t in ts}) > 1:
-                ts = [t.float() for t in ts]
-            self._up_rows.append(_UpRow(step, list(range(len(params))), torch.stack(ts)))
+        params = [_sample(p) for _, _, p in self._params]
+        if any(p.shape != s.shape for p, s in zip(params, snaps)):
+            return
+        diffs = torch._foreach_sub(params, snaps)
+        row = _UpRow(step, list(range(len(params))), _norm_list(list(diffs) + snaps))
+        self._up_rows.append(row)
+        self._up_later.append(row)
         self._host = None
 
     # ------------------------------------------------------------------ born dead
@@ -736,6 +890,7 @@ class Probe:
         attached = self._attached
         self.attach()
         buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}
+        self._flush()
         saved = (self._fw_rows, self._bw_rows, self._streak, self._layout, self._offsets, self._seg, self._step)
         self._fw_rows, self._bw_rows = [], []
         self._streak, self._layout, self._offsets, self._seg = None, (), {}, None
@@ -753,6 +908,7 @@ class Probe:
                     self.model(*batch)
                 else:
                     self.model(batch)
+            self._flush()
             rows = self._fw_rows
         finally:
             self._in_born = False
@@ -779,6 +935,7 @@ class Probe:
     def _data(self):
         from actlab.probe.findings import ProbeData
 
+        self._flush()
         key = (len(self._fw_rows), len(self._bw_rows), len(self._up_rows), len(self.layers))
         if self._host is None or self._host_key != key:
             self._host = ProbeData.from_probe(self)

@@ -199,6 +199,7 @@ class _Slices:
                 p["training"] = False  # RReLU uses its mean slope: deterministic per seed
                 self.parts.append((spec, p, start, i))
                 start = i
+        self.needs_input = any(spec.derivative_from != "output" for spec, *_ in self.parts)
 
     def forward(self, z: Tensor) -> Tensor:
         if len(self.parts) == 1:
@@ -207,14 +208,15 @@ class _Slices:
         outs = [spec.forward(z[a:b], p) for spec, p, a, b in self.parts]
         return torch.cat(outs)
 
-    def backward(self, g: Tensor, z: Tensor, y: Tensor) -> Tensor:
+    def backward(self, g: Tensor, z: Tensor | None, y: Tensor) -> Tensor:
         if len(self.parts) == 1:
             spec, p, _, _ = self.parts[0]
             return _vjp(spec, p, g, z, y)
-        return torch.cat([_vjp(spec, p, g[a:b], z[a:b], y[a:b]) for spec, p, a, b in self.parts])
+        return torch.cat([_vjp(spec, p, g[a:b], None if z is None else z[a:b], y[a:b])
+                          for spec, p, a, b in self.parts])
 
-    def derivative(self, z: Tensor, y: Tensor) -> Tensor:
-        return torch.cat([spec.derivative(z[a:b], y[a:b], p) for spec, p, a, b in self.parts])
+    def derivative(self, z: Tensor | None, y: Tensor) -> Tensor:
+        return torch.cat([spec.derivative(None if z is None else z[a:b], y[a:b], p) for spec, p, a, b in self.parts])
 
     def saturation_threshold(self, tol: float, n_models: int, dtype: torch.dtype) -> Tensor:
         t = torch.empty(n_models, 1, 1, dtype=dtype)
@@ -223,7 +225,7 @@ class _Slices:
         return t
 
 
-def _vjp(spec: ActivationSpec, p: dict[str, Any], g: Tensor, x: Tensor, y: Tensor) -> Tensor:
+def _vjp(spec: ActivationSpec, p: dict[str, Any], g: Tensor, x: Tensor | None, y: Tensor) -> Tensor:
     """``g * f'(x)`` through the catalog: its fused ``vjp`` where declared."""
     if spec.vjp is not None:
         return spec.vjp(g, x, y, p)
@@ -346,10 +348,12 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     idx_block = torch.empty(0)
 
     for t in range(steps):
-        if t % block == 0:  # each model's indices from its own generator, a block of steps at a time
+        if t % block == 0:
+            # Each model's indices from its own generator, a block of steps per call: CPU randint
+            # draws element by element, so one (nb, B) draw equals nb draws of (B,) as the
+            # reference makes them (a test holds the two equal).
             nb = min(block, steps - t)
-            idx_block = torch.stack([torch.stack([next_batch(gens[g], n_train, B) for g in range(G)])
-                                     for _ in range(nb)])
+            idx_block = torch.stack([torch.randint(n_train, (nb, B), generator=gens[g]) for g in range(G)], 1)
         idx = idx_block[t % block]
         flat = idx.reshape(-1)
         h = X.index_select(0, flat).view(G, B, -1)
@@ -358,8 +362,11 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         hs, zs = [h], []
         for l in range(depth):
             z = torch.baddbmm(bs[l], hs[-1], Ws[l])
-            zs.append(z)
             hs.append(acts.forward(z))
+            # Specs whose derivative reads only the output let z go now: a smaller working set
+            # keeps the matmuls' operands in cache.
+            zs.append(z if acts.needs_input else None)
+            del z
         logits = torch.baddbmm(bs[depth], hs[-1], Ws[depth])
 
         # Cross-entropy and its gradient (softmax - onehot) / B, per model.

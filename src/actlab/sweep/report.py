@@ -75,8 +75,7 @@ def _heatmap(df: "pd.DataFrame", metric: str, col: str, path: Path) -> bool:
     title, cmap = HEATMAP_METRICS[metric]
     vals = piv.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * vals.shape[1], 1.0 + 0.45 * vals.shape[0]), dpi=110)
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#cccccc")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#cccccc")
     im = ax.imshow(np.ma.masked_invalid(vals), cmap=cm, aspect="auto")
     ax.set_xticks(range(vals.shape[1]), [f"{c:g}" if isinstance(c, float) else str(c) for c in piv.columns])
     ax.set_yticks(range(vals.shape[0]), list(piv.index))

@@ -343,8 +343,20 @@ def _activation_entry(x: Any) -> Any:
         raise SpecError(f"activation: {e}") from None
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read a spec from a ``.yaml``/``.yml`` (``yaml.safe_load``) or ``.toml`` (``tomllib``) file."""
+def load_spec(path: str | Path, **overrides: Any) -> SweepSpec:
+    """Read a spec from a ``.yaml``/``.yml`` (``yaml.safe_load``) or ``.toml`` (``tomllib``) file.
+
+    ``overrides`` replace (or add) axes, in the form :func:`spec_from_flags` takes.
+    """
+    obj = read_spec_file(path)
+    if overrides:
+        obj = dict(obj)
+        obj["axes"] = {**dict(obj.get("axes") or {}), **_flag_axes(overrides)}
+    return parse_spec(obj, default_name=Path(path).stem)
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The spec file as plain data (YAML through ``yaml.safe_load``; TOML through ``tomllib``)."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"spec file not found: {str(p)!r}")
@@ -363,18 +375,33 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise
     except Exception as e:  # a parser error: say where, no traceback
         raise SpecError(f"spec file {p.name!r} does not parse: {e}") from None
-    return parse_spec(obj or {}, default_name=p.stem)
+    return obj or {}
 
 
-def spec_from_flags(**axes: Any) -> SweepSpec:
-    """A spec from CLI-style values: ``spec_from_flags(activation="relu,tanh", lr="0.1,0.01")``."""
+def _flag_axes(axes: Mapping[str, Any]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for k, v in axes.items():
         if v is None:
             continue
         items = [s.strip() for s in str(v).split(",") if s.strip()] if isinstance(v, str) else v
         parsed[k] = [_number(x) for x in items] if isinstance(items, list) else items
-    return parse_spec({"name": "flags", "axes": parsed})
+    return parsed
+
+
+def parse_axis_flags(flags: Iterable[str]) -> dict[str, str]:
+    """``["lr=0.1,0.01", "activation=relu,tanh"]`` -> ``{"lr": "0.1,0.01", ...}`` (CLI ``--axis``)."""
+    out: dict[str, str] = {}
+    for f in flags:
+        name, sep, values = f.partition("=")
+        if not sep or not name.strip():
+            raise SpecError(f"--axis {f!r}: expected NAME=V1,V2,...; valid names: {', '.join(AXES)}")
+        out[name.strip()] = values
+    return out
+
+
+def spec_from_flags(name: str = "flags", **axes: Any) -> SweepSpec:
+    """A spec from CLI-style values: ``spec_from_flags(activation="relu,tanh", lr="0.1,0.01")``."""
+    return parse_spec({"name": name, "axes": _flag_axes(axes)})
 
 
 def _number(s: Any) -> Any:

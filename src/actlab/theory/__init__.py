@@ -9,6 +9,10 @@ carry signals and gradients through depth, and hold the prediction against measu
 - :mod:`actlab.theory.plots`: phase diagram, predicted vs measured gradient profile.
 """
 
+# ``compare`` the function shadows ``compare`` the submodule as an attribute of this package, so
+# ``actlab.theory.compare(...)`` is the issue's API; ``from actlab.theory.compare import X`` still works.
+from actlab.theory.compare import Comparison, compare, compare_many
+from actlab.theory.dying import BornDead, born_dead, born_dead_table
 from actlab.theory.meanfield import (
     MeanField,
     TheoryError,
@@ -30,12 +34,18 @@ from actlab.theory.meanfield import (
 )
 
 __all__ = [
+    "BornDead",
+    "Comparison",
     "MeanField",
     "TheoryError",
     "analyse",
+    "born_dead",
+    "born_dead_table",
     "c_star",
     "chi",
     "chi_1",
+    "compare",
+    "compare_many",
     "correlation_map",
     "critical_sigma_w2",
     "depth_scales",

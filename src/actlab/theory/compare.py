@@ -22,17 +22,25 @@ clean quantity to hold against ``chi``; :class:`Comparison` reports it measured,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from actlab.activations import Activation, get
-from actlab.theory.meanfield import _act, _check_q, _check_sigmas, check_depth, gradient_profile
+from actlab.theory._threads import torch_threads
+from actlab.theory.meanfield import (
+    _act,
+    _check_q,
+    _check_sigmas,
+    check_depth,
+    gradient_profile,
+)
 
-__all__ = ["Comparison", "build_mlp", "compare", "compare_many", "measure_gradients"]
+__all__ = ["Comparison", "build_mlp", "compare", "compare_many", "measure_gradients", "measure_gradients_probe"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,8 @@ def _skeleton(spec: Any, width: int, depth: int, dtype: torch.dtype, params: dic
     layers.append(nn.Linear(width, width, dtype=dtype))
     for p in (q for m in layers for q in m.parameters()):
         p.requires_grad_(False)  # only the pre-activation gradients are wanted: skip dL/dW
-    return nn.Sequential(*layers)
+    # Eval mode: the deterministic f the theory assumes (RReLU uses its mean slope).
+    return nn.Sequential(*layers).eval()
 
 
 def _standard_draws(width: int, depth: int, generator: torch.Generator | None,
@@ -145,9 +154,37 @@ def measure_gradients(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Ten
     return np.asarray(pre), np.asarray(wg)
 
 
+def measure_gradients_probe(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`measure_gradients` read through :class:`actlab.probe.Probe` (``param_outputs=True``:
+    the output-gradient norm of each Linear layer is ``||dL/du^l||``).  Same numbers (a test holds
+    them equal); slower, since the probe needs the weights' gradients too.  The probe records
+    training-mode forwards, so RReLU samples its slopes here; use ``"hooks"`` for it."""
+    from actlab.probe import Probe
+
+    params = list(model.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        model.zero_grad(set_to_none=True)
+        with Probe(model, param_outputs=True) as probe:
+            model.train()
+            model(x).backward(out_grad)
+            records = [r for r in probe.records() if r.kind == "parametrised"]
+        linears = [m for m in model if isinstance(m, nn.Linear)][:-1]
+        b = x.shape[0]
+        pre = np.array([r.out_grad_norm for r in records[: len(linears)]]) / math.sqrt(b)
+        wg = np.array([float(m.weight.grad.double().norm()) for m in linears])
+    finally:
+        model.eval()
+        for p in params:
+            p.requires_grad_(False)
+            p.grad = None
+    return pre, wg
+
+
 def compare(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int = 20, width: int = 1000,
             seeds: int = 5, batch: int = 32, q_in: float = 1.0, dtype: torch.dtype = torch.float32,
-            threads: int | None = None, **params: Any) -> Comparison:
+            threads: int | None = None, measure: str = "hooks", **params: Any) -> Comparison:
     """Measure per-layer pre-activation gradient norms at initialisation and predict them.
 
     Args:
@@ -161,6 +198,8 @@ def compare(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int 
         q_in: second moment of the input coordinates. Default: ``1``.
         dtype: of the network. Default: ``torch.float32``.
         threads: torch threads for the run (``None``: leave as is). Default: ``None``.
+        measure: ``"hooks"`` (forward hooks + ``retain_grad``, no weight gradients) or
+            ``"probe"`` (:class:`actlab.probe.Probe`); same numbers. Default: ``"hooks"``.
         **params: the activation's hyperparameters.
 
     Example::
@@ -170,30 +209,28 @@ def compare(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int 
         True
     """
     return compare_many([(activation, sigma_w2, sigma_b2, params)], depth, width, seeds, batch, q_in, dtype,
-                        threads)[0]
+                        threads, measure)[0]
 
 
 def compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int = 20, width: int = 1000,
                  seeds: int = 5, batch: int = 32, q_in: float = 1.0,
-                 dtype: torch.dtype = torch.float32, threads: int | None = None) -> list[Comparison]:
+                 dtype: torch.dtype = torch.float32, threads: int | None = None,
+                 measure: str = "hooks") -> list[Comparison]:
     """:func:`compare` for several ``(activation, sigma_w2, sigma_b2, params)`` settings, sharing
     each seed's random draws (weights, input, ``r``) across the settings.
 
     ``threads``: torch intra-op threads for the run (restored after).  On a busy machine 1 is
     much faster than oversubscribed threads spinning against each other.
     """
-    if threads is None:
-        return _compare_many(settings, depth, width, seeds, batch, q_in, dtype)
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        return _compare_many(settings, depth, width, seeds, batch, q_in, dtype)
-    finally:
-        torch.set_num_threads(before)
+    if measure not in ("hooks", "probe"):
+        raise ValueError(f"measure must be 'hooks' or 'probe', got {measure!r}")
+    fn = measure_gradients if measure == "hooks" else measure_gradients_probe
+    with torch_threads(threads):
+        return _compare_many(settings, depth, width, seeds, batch, q_in, dtype, fn)
 
 
 def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int, width: int, seeds: int,
-                  batch: int, q_in: float, dtype: torch.dtype) -> list[Comparison]:
+                  batch: int, q_in: float, dtype: torch.dtype, measure_fn: Any) -> list[Comparison]:
     depth = check_depth(depth)
     q_in = _check_q(q_in)
     for name, v in (("width", width), ("seeds", seeds), ("batch", batch)):
@@ -216,7 +253,7 @@ def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int
         scale.append(float(r.double().norm()) / math.sqrt(batch))
         for i, (a, sw, sb, _, model) in enumerate(prepared):
             _init(model, draws, sw, sb)
-            pre, wg = measure_gradients(model, x, r)
+            pre, wg = measure_fn(model, x, r)
             measured[i].append(pre)
             wgrads[i].append(wg)
     out = []

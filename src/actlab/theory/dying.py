@@ -23,14 +23,16 @@ can only miss a live region, so deeper estimates are upper bounds that tighten w
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 
 from actlab.activations import get
+from actlab.theory._threads import torch_threads
 from actlab.theory.meanfield import TheoryError, check_depth
 
 __all__ = ["INITS", "BornDead", "born_dead", "born_dead_table", "exact_single_layer", "wilson_interval"]
@@ -77,7 +79,9 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: no rounding residue at 0 or n
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def _probes(d_in: int, inputs: int, domain: float, g: torch.Generator) -> torch.
 def born_dead(activation: str = "relu", depth: int = 10, width: int = 3, *, d_in: int = 1,
               init: str = "he_normal", sigma_w2: float | None = None, sigma_b2: float = 0.0,
               trials: int = 10_000, inputs: int = 256, domain: float = 1.0, seed: int = 0,
-              level: float = 0.95, **params: Any) -> BornDead:
+              level: float = 0.95, threads: int | None = 1, **params: Any) -> BornDead:
     """Probability that a ``depth`` x ``width`` MLP of ``activation`` is born dead.
 
     Args:
@@ -144,6 +148,8 @@ def born_dead(activation: str = "relu", depth: int = 10, width: int = 3, *, d_in
         domain: half-width of the input cube. Default: ``1``.
         seed: of the draws. Default: ``0``.
         level: confidence level of the Wilson interval. Default: ``0.95``.
+        threads: torch threads while drawing (``None``: leave as is); the many tiny batched
+            matmuls gain nothing from more. Default: ``1``.
 
     Example::
 
@@ -165,9 +171,8 @@ def born_dead(activation: str = "relu", depth: int = 10, width: int = 3, *, d_in
     if init not in INITS:
         raise TheoryError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
     dist, rule = INITS[init]
-    if rule.startswith("sigma_w2"):
-        if sigma_w2 is None or not (math.isfinite(sigma_w2) and sigma_w2 > 0):
-            raise TheoryError(f"init {init!r} needs sigma_w2 > 0, got {sigma_w2!r}")
+    if rule.startswith("sigma_w2") and (sigma_w2 is None or not (math.isfinite(sigma_w2) and sigma_w2 > 0)):
+        raise TheoryError(f"init {init!r} needs sigma_w2 > 0, got {sigma_w2!r}")
     if not (math.isfinite(sigma_b2) and sigma_b2 >= 0):
         raise TheoryError(f"sigma_b2 must be finite and >= 0, got {sigma_b2!r}")
     if not (math.isfinite(domain) and domain > 0):
@@ -175,6 +180,20 @@ def born_dead(activation: str = "relu", depth: int = 10, width: int = 3, *, d_in
     p = dict(spec.resolve(**params))
     p["training"] = False
 
+    with torch_threads(threads):
+        dead, first_dead, n_inputs = _simulate(spec, p, depth, int(width), int(d_in), dist, rule, sigma_w2,
+                                               float(sigma_b2), int(trials), int(inputs), float(domain), seed)
+    lo, hi = wilson_interval(dead, trials, level)
+    return BornDead(
+        activation=spec.name, params={k: v for k, v in p.items() if k != "training"}, depth=depth, width=int(width),
+        d_in=int(d_in), init=init, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), domain=float(domain),
+        inputs=n_inputs, trials=int(trials), dead=dead, probability=dead / trials, ci_low=lo, ci_high=hi,
+        level=level, dead_layer_hist=first_dead.tolist(),
+    )
+
+
+def _simulate(spec: Any, p: dict, depth: int, width: int, d_in: int, dist: str, rule: str, sigma_w2: float | None,
+              sigma_b2: float, trials: int, inputs: int, domain: float, seed: int) -> tuple[int, np.ndarray, int]:
     g = torch.Generator().manual_seed(seed)
     x = _probes(int(d_in), int(inputs), float(domain), g)
     # Chunk the trials so a (chunk, inputs, width) tensor stays near 4M elements.
@@ -185,33 +204,29 @@ def born_dead(activation: str = "relu", depth: int = 10, width: int = 3, *, d_in
     while done < trials:
         t = min(chunk, trials - done)
         h = x.expand(t, *x.shape)
-        is_dead = torch.zeros(t, dtype=torch.bool)
+        alive = t  # dead networks stay dead: only the live ones go on to the next layer
         for layer in range(depth):
             fan_in = d_in if layer == 0 else width
             var = _variance(rule, fan_in, width, sigma_w2 or 0.0)
             if dist == "normal":
-                w = torch.randn(t, fan_in, width, generator=g, dtype=torch.float64) * math.sqrt(var)
+                w = torch.randn(alive, fan_in, width, generator=g, dtype=torch.float64) * math.sqrt(var)
             else:
                 a = math.sqrt(3 * var)
-                w = (torch.rand(t, fan_in, width, generator=g, dtype=torch.float64) * 2 - 1) * a
-            b = torch.randn(t, 1, width, generator=g, dtype=torch.float64) * math.sqrt(sigma_b2)
+                w = (torch.rand(alive, fan_in, width, generator=g, dtype=torch.float64) * 2 - 1) * a
+            b = torch.randn(alive, 1, width, generator=g, dtype=torch.float64) * math.sqrt(sigma_b2)
             u = torch.baddbmm(b, h, w)
             y = spec.forward(u, p)
             d = spec.derivative(u, y, p)
             layer_dead = (d == 0).flatten(1).all(dim=1)
-            newly = layer_dead & ~is_dead
-            first_dead[layer] += int(newly.sum())
-            is_dead |= layer_dead
-            h = y
-        dead += int(is_dead.sum())
+            n_dead = int(layer_dead.sum())
+            first_dead[layer] += n_dead
+            dead += n_dead
+            h = y[~layer_dead]
+            alive -= n_dead
+            if alive == 0:
+                break
         done += t
-    lo, hi = wilson_interval(dead, trials, level)
-    return BornDead(
-        activation=spec.name, params={k: v for k, v in p.items() if k != "training"}, depth=depth, width=int(width),
-        d_in=int(d_in), init=init, sigma_w2=sigma_w2, sigma_b2=float(sigma_b2), domain=float(domain),
-        inputs=int(x.shape[0]), trials=int(trials), dead=dead, probability=dead / trials, ci_low=lo, ci_high=hi,
-        level=level, dead_layer_hist=first_dead.tolist(),
-    )
+    return dead, first_dead, int(x.shape[0])
 
 
 def born_dead_table(activation: str = "relu", depths: Sequence[int] = (1, 2, 5, 10, 20, 50),

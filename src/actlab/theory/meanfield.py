@@ -29,17 +29,19 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import optimize
 
 from actlab.activations import ActivationSpec, get
-from actlab.activations.moments import Z_MAX, _legendre, gaussian_rule, moments
+from actlab.activations.moments import Z_MAX, _legendre, moments
 
 __all__ = [
     "MeanField",
@@ -112,7 +114,8 @@ def _rule(breaks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`gaussian_rule` built without Python loops or caching, for breaks that move with q
     (a cache would miss on every new q).  Same nodes and weights; a test holds them equal."""
     inner = breaks[(breaks > -Z_MAX) & (breaks < Z_MAX)]
-    edges = np.unique(np.concatenate([[-Z_MAX, Z_MAX], inner]))
+    edges = np.sort(np.concatenate([[-Z_MAX, Z_MAX], inner]))
+    edges = edges[np.concatenate([[True], np.diff(edges) > 0])]
     t, tw = _legendre(n)
     half = 0.5 * (edges[1:] - edges[:-1])
     mid = 0.5 * (edges[1:] + edges[:-1])
@@ -129,6 +132,8 @@ class _Act:
         self.params = dict(params)
         self.params["training"] = False
         self.kinks = tuple(float(k.x) for k in spec.kinks(self.params))
+        # Per-instance cache (instances are themselves cached): fixed-point searches revisit q.
+        self.one_d = lru_cache(maxsize=4096)(self._one_d)
 
     def public_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if k != "training"}
@@ -143,8 +148,7 @@ class _Act:
     def rule(self, q: float, n: int = ONE_D_NODES) -> tuple[np.ndarray, np.ndarray]:
         return _rule(np.concatenate([self.breaks_x() / math.sqrt(q), _Z_BREAKS]), n)
 
-    @lru_cache(maxsize=4096)
-    def one_d(self, q: float) -> tuple[float, float, float, float]:
+    def _one_d(self, q: float) -> tuple[float, float, float, float]:
         """``(E f^2, E f'^2, E[z f f'] / sqrt(q), E f)`` at ``x = sqrt(q) z``.
 
         The third is ``d E[f(sqrt(q) z)^2] / dq`` (Stein's lemma), the slope of the length map
@@ -214,7 +218,7 @@ def chi(activation: str | ActivationSpec, q: float, sigma_w2: float, **params: A
 
     Example::
 
-        >>> chi("relu", 7.3, sigma_w2=2.0)
+        >>> round(chi("relu", 7.3, sigma_w2=2.0), 12)
         1.0
     """
     sw, _ = _check_sigmas(sigma_w2, 0.0)
@@ -238,16 +242,18 @@ def _q_star(a: _Act, sw: float, sb: float, q0: float) -> float:
     if gq > 0:  # increasing: the fixed point lies above q
         lo, hi = q, 2 * q + 1e-300
         while g(hi) > 0:
-            lo, hi = hi, hi * 4
+            lo, hi = hi, hi * 1e3
             if hi > Q_INF:
                 return math.inf
     else:  # decreasing: below q
         lo, hi = q / 10, q
         while g(lo) <= 0:
-            hi, lo = lo, lo / 1e4
+            hi, lo = lo, lo / 1e8
             if lo < 1e-250:
                 return 0.0
-    return optimize.brentq(g, lo, hi, xtol=1e-300, rtol=1e-15, maxiter=200)
+    # Brackets can span many decades: solve in log q.
+    t = optimize.brentq(lambda t: g(math.exp(t)), math.log(lo), math.log(hi), xtol=1e-15, rtol=1e-15, maxiter=200)
+    return math.exp(t)
 
 
 def q_star(activation: str | ActivationSpec, sigma_w2: float, sigma_b2: float = 0.0, q0: float = 1.0,
@@ -306,7 +312,7 @@ def _pair_expect(a: _Act, q: float, c: float, deriv: bool, n: int = PAIR_NODES) 
     else:
         # Integrating z2 out smooths each break of g(u2) over a width sc / |c| in z1: split the
         # outer rule there too, or nearly-equal inputs (c -> 1) need thousands of nodes.
-        soft = ((pk[:, None] / s + sc * np.array([-4.0, -1.0, 1.0, 4.0])) / c).reshape(-1)
+        soft = ((pk[:, None] / s + sc * np.array([-10.0, -4.0, -1.0, 1.0, 4.0, 10.0])) / c).reshape(-1)
         z1, w1 = _rule(np.concatenate([pk / s, _Z_BREAKS, soft]), n)
     if c <= -1.0 + 1e-15:
         v1 = a.fd(torch.from_numpy(s * z1))[pick].numpy()
@@ -471,7 +477,7 @@ def analyse(activation: str | ActivationSpec, sigma_w2: float = 1.0, sigma_b2: f
     depth = check_depth(depth)
     a = _act(activation, params)
     qs = _q_star(a, sw, sb, _check_q(q0))
-    e2, d2, dq, _ = a.one_d(_eval_q(qs))
+    _, d2, dq, _ = a.one_d(_eval_q(qs))
     c1 = sw * d2
     notes = []
     if math.isinf(qs):
@@ -516,16 +522,24 @@ def _critical(a: _Act, sb: float, lo: float = 1e-3, hi: float = 1e4) -> float:
         sw = math.exp(log_sw)
         return sw * a.one_d(_eval_q(_q_star(a, sw, sb, 1.0)))[1] - 1.0
 
-    grid = np.linspace(math.log(lo), math.log(hi), 25)
+    grid = np.linspace(math.log(lo), math.log(hi), 16)
     prev = g(grid[0])
-    for x0, x1 in zip(grid[:-1], grid[1:]):
+    jumps = []
+    for x0, x1 in itertools.pairwise(grid):
         cur = g(x1)
         if prev == 0:
             return math.exp(x0)
         if prev < 0 <= cur or prev > 0 >= cur:
-            return math.exp(optimize.brentq(g, x0, x1, xtol=1e-13, rtol=1e-13, maxiter=400))
+            root = optimize.brentq(g, x0, x1, xtol=1e-13, rtol=1e-13, maxiter=400)
+            # A sign change can be a jump, not a crossing: with sigma_b^2 = 0 the fixed point of
+            # GELU-like functions switches from q* = 0 to q* = inf there, and chi_1 leaps over 1.
+            if abs(g(root)) < 1e-6:
+                return math.exp(root)
+            jumps.append(math.exp(root))
         prev = cur
-    raise TheoryError(f"chi_1 does not cross 1 for sigma_w2 in [{lo:g}, {hi:g}] at sigma_b2 = {sb:g}")
+    why = (f"; chi_1 jumps over 1 at sigma_w2 = {jumps[0]:.6g} (q* switches between 0 and inf), "
+           "so there is no edge of chaos, only a switch") if jumps else ""
+    raise TheoryError(f"chi_1 does not cross 1 for sigma_w2 in [{lo:g}, {hi:g}] at sigma_b2 = {sb:g}{why}")
 
 
 def critical_sigma_w2(activation: str | ActivationSpec, sigma_b2: float = 0.0, **params: Any) -> float:
@@ -618,11 +632,12 @@ def _torch_gain(spec: ActivationSpec, params: Mapping[str, Any]) -> float | None
 
 # Why torch's value differs, where it does: torch documents these choices, not a derivation.
 _TORCH_WHY = {
-    "sigmoid": "torch returns 1 (no correction); sigmoid's outputs have mean 1/2 and E[f^2] = {e2:.4f}, "
-               "so keeping the forward variance needs {ours:.4f}. Even that gives chi_1 = {chi:.3f} (f' <= 1/4): "
-               "no gain makes a deep sigmoid MLP near-critical without a bias, which is why torch does not try.",
-    "tanh": "torch's 5/3 is a heuristic with no derivation in its docs (pytorch/pytorch#24991 asks where it "
-            "comes from); the exact forward-variance gain is {ours:.4f}. 5/3 (sigma_w^2 = 2.78) puts tanh in the "
+    "sigmoid": "torch returns 1, a placeholder with no variance argument; sigmoid's outputs have mean 1/2 and "
+               "E[f^2] = {e2:.4f}, so keeping the forward variance needs {ours:.4f}. Even then chi_1 = {chi:.3f} "
+               "(f' <= 1/4): gradient norms shrink {shrink:.1f}x per layer. The edge of chaos is at gain "
+               "{crit:.2f} (sigma_w^2 = {crit2:.0f}), far from any standard init.",
+    "tanh": "torch's 5/3 is a heuristic with no derivation in its docs (users ask where it comes from, "
+            "pytorch/pytorch#24991); the exact forward-variance gain is {ours:.4f}. 5/3 (sigma_w^2 = 2.78) puts tanh in the "
             "chaotic phase (chi_1 = {chi_torch:.3f}), a little past the edge of chaos.",
     "selu": "torch's 3/4 is deliberately not the self-normalising value: its docs say to use 'linear' (gain 1) "
             "for SNNs, and that 3/4 trades the normalising fixed point for more stable gradients in "
@@ -633,8 +648,14 @@ _TORCH_WHY = {
 def gain_table() -> list[dict[str, Any]]:
     """One row per catalog activation (default hyperparameters): forward gain ``1/sqrt(E f(z)^2)``,
     backward gain ``1/sqrt(E f'(z)^2)`` (keeps the gradient norm at q = 1), the critical
-    ``sqrt(sigma_w^2)`` at ``sigma_b^2 = 0``, torch's ``calculate_gain`` where it has one, and why
-    they differ."""
+    ``sqrt(sigma_w^2)`` at ``sigma_b^2 = 0``, torch's ``calculate_gain`` where it has one, a short
+    ``note`` and, where torch differs, ``why``."""
+    return [dict(r) for r in _gain_rows()]
+
+
+@lru_cache(maxsize=1)
+def _gain_rows() -> tuple[dict[str, Any], ...]:
+    # The rows depend only on the catalog: computed once per process (a few seconds).
     from actlab.activations import specs
 
     rows = []
@@ -642,27 +663,33 @@ def gain_table() -> list[dict[str, Any]]:
         p = spec.defaults()
         ours = _gain_of(spec, p)
         row: dict[str, Any] = {"activation": spec.name, "gain": ours, "backward_gain": None,
-                               "critical_gain": None, "torch_gain": _torch_gain(spec, p), "note": ""}
+                               "critical_gain": None, "torch_gain": _torch_gain(spec, p), "note": "", "why": ""}
         try:
             a = _act(spec, p)
             d2 = a.one_d(1.0)[1]
             row["backward_gain"] = 1.0 / math.sqrt(d2) if d2 > 0 else math.inf
             try:
                 row["critical_gain"] = math.sqrt(_critical(a, 0.0))
-            except TheoryError:
+            except TheoryError as e:
                 row["critical_gain"] = None
+                row["why"] = str(e)
         except TheoryError as e:
-            row["note"] = str(e).split(";")[0]
+            row["note"] = "no theory: " + ("no derivative" if not spec.backprop else "not elementwise")
+            row["why"] = str(e)
         tg = row["torch_gain"]
         if tg is not None:
             if abs(tg - ours) <= 1e-9 * ours:
-                row["note"] = "same: torch's value is the exact forward-variance gain"
+                row["note"] = "same (exact)"
+                row["why"] = "torch's value is the exact forward-variance gain"
             elif spec.name in _TORCH_WHY:
                 a = _act(spec, p)
-                row["note"] = _TORCH_WHY[spec.name].format(
-                    ours=ours, e2=a.one_d(1.0)[0], chi=ours**2 * a.one_d(_q_star(a, ours**2, 0.0, 1.0))[1],
-                    chi_torch=chi_1(spec, tg**2))
+                row["note"] = f"torch {100 * (tg / ours - 1):+.1f}%"
+                chi_ours = ours**2 * a.one_d(_eval_q(_q_star(a, ours**2, 0.0, 1.0)))[1]
+                crit = row["critical_gain"] or math.nan
+                row["why"] = _TORCH_WHY[spec.name].format(
+                    ours=ours, e2=a.one_d(1.0)[0], chi=chi_ours, shrink=1 / math.sqrt(chi_ours), crit=crit,
+                    crit2=crit**2, chi_torch=chi_1(spec, tg**2))
             else:
-                row["note"] = f"torch {tg:.4f} vs exact {ours:.4f}"
+                row["note"] = f"torch {100 * (tg / ours - 1):+.1f}%"
         rows.append(row)
-    return rows
+    return tuple(rows)

@@ -18,26 +18,33 @@ import torch
 
 from actlab.activations import get
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms, threshold
+from actlab.lab.experiments.base import (
+    Experiment,
+    Progress,
+    Verdict,
+    compare,
+    fmt_ms,
+    threshold,
+)
 from actlab.lab.init import init_weights
 from actlab.lab.measure import layer_gradients, torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "quick": dict(
-        data="digits",                          # scikit-learn 8x8 digits: 1437 training images, standardised
-        activations=["tanh", "sigmoid"],
-        stds=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],  # std of the hidden layer's weights, N(0, std^2)
-        width=128,                              # hidden units (one hidden layer)
-        saturated_below=0.05,                   # saturated: |f'(z)| < 5% of max |f'|
-        train_steps=200,                        # SGD steps before the second measurement
-        lr=0.1,                                 # SGD learning rate
-        batch_size=32,                          # examples per SGD step
-        seeds=[0, 1, 2],
-        grad_factor=0.25,                       # decision: grad norm at the largest std < 0.25 x at the smallest
-        most=0.5,                               # ... and more than half the units saturated there
-    ),
+    "quick": {
+        "data": "digits",                          # scikit-learn 8x8 digits: 1437 training images, standardised
+        "activations": ["tanh", "sigmoid"],
+        "stds": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0],  # std of the hidden layer's weights, N(0, std^2)
+        "width": 128,                              # hidden units (one hidden layer)
+        "saturated_below": 0.05,                   # saturated: |f'(z)| < 5% of max |f'|
+        "train_steps": 100,                        # SGD steps before the second measurement
+        "lr": 0.1,                                 # SGD learning rate
+        "batch_size": 32,                          # examples per SGD step
+        "seeds": [0, 1, 2],
+        "grad_factor": 0.25,                       # decision: grad norm at the largest std < 0.25 x at the smallest
+        "most": 0.5,                               # ... and more than half the units saturated there
+    },
 }
 SETTINGS["tiny"] = {**SETTINGS["quick"], "stds": [0.01, 0.3, 3.0], "width": 32, "train_steps": 20, "seeds": [0, 1]}
 SETTINGS["full"] = {**SETTINGS["quick"], "stds": [0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0],
@@ -103,10 +110,10 @@ class SaturationInitScale(Experiment):
                         row["train_accuracy"].append(float((model(x).argmax(1) == y).double().mean()))
                     done += 1
                     progress(done / jobs, f"{act} std {std:g} seed {seed}")
-                for k in cols:
-                    cols[k].append(row[k])
-            for k in cols:
-                out[k][act] = cols[k]
+                for k, column in cols.items():
+                    column.append(row[k])
+            for k, column in cols.items():
+                out[k][act] = column
         return out
 
     def decide(self, n: dict[str, Any]) -> Verdict:

@@ -1,0 +1,167 @@
+"""Xavier / He initialisation keep gradients flowing through 30 layers; small random init does not.
+
+Each layer multiplies the backward signal by roughly ``sqrt(fan_in) * std(W) * rms(f')``. With
+weights ``N(0, 0.01^2)`` and 64 inputs that factor is about 0.08 for ReLU, so after 30 layers the
+first layer's gradient is some 30 orders of magnitude too small and training stalls. Glorot &
+Bengio (2010) chose ``Var(W) = 2 / (fan_in + fan_out)`` to keep the factor near 1 for tanh; He et
+al. (2015) doubled it to ``2 / fan_in`` for ReLU, which halves the variance, and saw a 30-layer
+ReLU net with Xavier init stall where theirs trained. We measure each layer's weight-gradient
+norm at init and the training loss after a short momentum-SGD run on digits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from actlab.lab.data import load_dataset
+from actlab.lab.experiments.base import (
+    Experiment,
+    Progress,
+    Verdict,
+    compare,
+    fmt_ms,
+    threshold,
+)
+from actlab.lab.init import init_weights
+from actlab.lab.measure import layer_gradients, torch_threads
+from actlab.lab.models import MLP
+from actlab.lab.train import TrainConfig, train
+
+# (label, activation, init scheme, init_weights keyword arguments)
+ARMS: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("ReLU, He normal", "relu", "he_normal", {}),
+    ("ReLU, Xavier normal", "relu", "xavier_normal", {}),
+    ("ReLU, N(0, 0.01^2)", "relu", "normal", {"std": 0.01}),
+    ("tanh, Xavier normal", "tanh", "xavier_normal", {}),
+]
+HE, XAVIER_RELU, SMALL, XAVIER_TANH = (a[0] for a in ARMS)
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "data": "digits",                      # scikit-learn 8x8 digits, standardised
+        "depth": 30,                           # hidden layers
+        "width": 64,                           # units per hidden layer
+        "grad_batch": 512,                     # training examples for the gradient norms at init
+        "steps": 100,                          # momentum-SGD steps
+        "lr": 0.01,                            # learning rate
+        "momentum": 0.9,
+        "batch_size": 64,                      # examples per step
+        "seeds": [0, 1, 2],
+        "decades": 3.0,                        # decision: first-layer gradient above small init's by this many decades
+        "stall": 0.05,                         # ... small init's loss falls by less than this fraction (it stalls)
+    },
+}
+SETTINGS["tiny"] = {**SETTINGS["quick"], "depth": 12, "width": 32, "grad_batch": 128, "steps": 30, "seeds": [0, 1]}
+SETTINGS["full"] = {**SETTINGS["quick"], "steps": 1000, "seeds": [0, 1, 2, 3, 4]}
+
+COLORS = {HE: "#009E73", XAVIER_RELU: "#E69F00", SMALL: "#D55E00", XAVIER_TANH: "#0072B2"}
+
+
+class InitDepth30(Experiment):
+    name = "init_depth30"
+    order = 120
+    title = "Xavier / He init keep a 30-layer net trainable; small random init does not"
+    claim = ("At depth 30, He init (ReLU) and Xavier init (tanh) deliver usable gradients to the first layer and the "
+             "loss falls, while small random weights N(0, 0.01^2) leave the first layer without gradient and training "
+             "stalls.")
+    method = ("Digits; MLPs with 30 hidden layers of 64 units: ReLU with He normal, Xavier normal or N(0, 0.01^2) "
+              "weights, and tanh with Xavier normal (zero biases). Each layer's weight-gradient norm on 512 training "
+              "images at init, then 100 momentum-SGD steps (lr 0.01) and the relative fall of the training loss. "
+              "Confirmed when, for He-ReLU and Xavier-tanh, the first-layer gradient lies at least 3 decades above "
+              "the small init's and the loss falls clearly more (gaps over 2 standard errors), and the small init's "
+              "loss falls by less than 5% on every seed. Xavier with ReLU (He et al.'s stalling case) is reported "
+              "beside them, outside the rule.")
+
+    def settings(self, mode: str) -> dict[str, Any]:
+        return dict(SETTINGS[mode])
+
+    def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine
+            data = load_dataset(s["data"], seed=0)
+            x, y = data.x_train[: s["grad_batch"]], data.y_train[: s["grad_batch"]]
+            out: dict[str, Any] = {"arms": [a[0] for a in ARMS], "depth": s["depth"], "profile": {}, "first_grad": {},
+                                   "loss_drop": {}, "loss_curves": {}, "diverged": {}, "decades": s["decades"],
+                                   "stall": s["stall"]}
+            jobs, done = len(ARMS) * len(s["seeds"]), 0
+            for label, act, scheme, kw in ARMS:
+                prof, first, drop, curves, div = [], [], [], [], []
+                for seed in s["seeds"]:
+                    model = MLP(data.in_features, data.out_features, depth=s["depth"], width=s["width"], activation=act)
+                    init_weights(model, scheme, seed=seed, **kw)
+                    g = layer_gradients(model, x, y).weight_norms
+                    prof.append(g)
+                    first.append(g[0])
+                    cfg = TrainConfig(loss="ce", optimiser="momentum", lr=s["lr"], momentum=s["momentum"],
+                                      batch_size=s["batch_size"], steps=s["steps"], seed=seed,
+                                      eval_every=max(s["steps"] // 5, 1), threads=1)
+                    res = train(model, data, cfg)
+                    curves.append(res.train_loss)
+                    l0, l1 = res.train_loss[0], res.train_loss[-1]
+                    drop.append((l0 - l1) / l0 if not res.diverged else math.nan)
+                    div.append(bool(res.diverged))
+                    done += 1
+                    progress(done / jobs, f"{label} seed {seed}")
+                out["profile"][label], out["first_grad"][label] = prof, first
+                out["loss_drop"][label], out["loss_curves"][label], out["diverged"][label] = drop, curves, div
+            out["curve_steps"] = res.eval_steps
+            return out
+
+    def decide(self, n: dict[str, Any]) -> Verdict:
+        factor = 10.0 ** n["decades"]
+        checks = []
+        for good in (HE, XAVIER_TANH):
+            checks.append(compare(f"{good}: first-layer gradient > {SMALL}'s x 10^{n['decades']:g}",
+                                  n["first_grad"][good], n["first_grad"][SMALL], expect="greater", factor=factor,
+                                  log=True))
+            checks.append(compare(f"{good}: relative loss fall > {SMALL}'s", n["loss_drop"][good],
+                                  n["loss_drop"][SMALL], expect="greater"))
+        checks.append(threshold(f"{SMALL}: relative loss fall (stalls)", n["loss_drop"][SMALL], below=n["stall"]))
+        v = Verdict.from_checks(checks)
+        xr = n["loss_drop"][XAVIER_RELU]
+        note = (f"; outside the rule, {XAVIER_RELU} (He et al.'s stalling case): first-layer gradient "
+                f"{fmt_ms(n['first_grad'][XAVIER_RELU])}, loss fall {fmt_ms(xr)} vs He's {fmt_ms(n['loss_drop'][HE])}")
+        return Verdict(v.status, v.reason + note)
+
+    def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
+        # Small init and He init trade places: the small init keeps gradients, He's stalls.
+        out = {**n}
+        for key in ("first_grad", "loss_drop", "profile", "loss_curves"):
+            out[key] = {**n[key], SMALL: n[key][HE], HE: n[key][SMALL], XAVIER_TANH: n[key][SMALL]}
+        return out
+
+    def table(self, n: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"activation, init": a,
+                 "first-layer grad norm at init": fmt_ms(n["first_grad"][a]),
+                 "last-layer grad norm at init": fmt_ms([p[-1] for p in n["profile"][a]]),
+                 "training loss: start": fmt_ms([c[0] for c in n["loss_curves"][a]]),
+                 "training loss: end": fmt_ms([c[-1] for c in n["loss_curves"][a]]),
+                 "relative loss fall": fmt_ms(n["loss_drop"][a]),
+                 "diverged runs": sum(n["diverged"][a])} for a in n["arms"]]
+
+    def figure(self, n: dict[str, Any], fig: Any) -> None:
+        ax1, ax2 = fig.subplots(1, 2)
+        for a in n["arms"]:
+            logs = np.log10(np.clip(np.asarray(n["profile"][a], dtype=float), 1e-45, None))
+            m, sd = logs.mean(0), logs.std(0)
+            layers = np.arange(1, logs.shape[1] + 1)
+            ax1.plot(layers, 10 ** m, marker="o", ms=2.5, color=COLORS[a], label=a)
+            ax1.fill_between(layers, 10 ** (m - sd), 10 ** (m + sd), color=COLORS[a], alpha=0.2)
+            c = np.asarray(n["loss_curves"][a], dtype=float)
+            ax2.plot(n["curve_steps"], np.nanmean(c, 0), marker="o", ms=3, color=COLORS[a], label=a)
+            ax2.fill_between(n["curve_steps"], np.nanmin(c, 0), np.nanmax(c, 0), color=COLORS[a], alpha=0.15)
+        ax1.set_yscale("log")
+        ax1.set_xlabel(f"layer (1 = input side, {n['depth'] + 1} = output)")
+        ax1.set_ylabel("||dL/dW_l|| at init (mean of log10 ± std)")
+        ax1.set_title(f"gradient per layer, {n['depth']} hidden layers")
+        ax1.grid(alpha=0.3)
+        ax1.legend(fontsize=8)
+        ax2.set_xlabel("momentum-SGD step")
+        ax2.set_ylabel("training loss (mean, band = min..max over seeds)")
+        ax2.set_title("training loss")
+        ax2.grid(alpha=0.3)
+
+
+EXPERIMENT = InitDepth30()

@@ -1,0 +1,173 @@
+"""The probe's outputs: a rich summary table, JSON and CSV files (and readers for both), and
+TensorBoard scalars when ``tensorboard`` is installed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actlab.probe.findings import Finding
+from actlab.probe.probe import LayerRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.probe.probe import Probe
+
+FIELDS = [f.name for f in fields(LayerRecord)]
+_BOOL = {"nonfinite", "grad_nonfinite"}
+_INT = {"step", "order"}
+_STR = {"layer", "kind", "module", "activation"}
+
+
+def _clean(v: Any) -> Any:
+    """JSON has no NaN/Inf: NaN becomes null, infinities the strings "inf"/"-inf"."""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _num(v: Any) -> float:
+    if v is None or v == "":
+        return math.nan
+    if v in ("inf", "-inf"):
+        return math.inf if v == "inf" else -math.inf
+    return float(v)
+
+
+def _record(d: dict) -> LayerRecord:
+    kw: dict[str, Any] = {}
+    for k in FIELDS:
+        v = d.get(k)
+        if k in _INT:
+            kw[k] = int(v)
+        elif k in _STR:
+            kw[k] = "" if v is None else str(v)
+        elif k in _BOOL:
+            kw[k] = v in (True, "True", "true", "1", 1)
+        else:
+            kw[k] = _num(v)
+    return LayerRecord(**kw)
+
+
+def meta(probe: "Probe") -> dict[str, Any]:
+    return {
+        "model": type(probe.model).__name__,
+        "every": probe.every,
+        "window": probe.window,
+        "saturation": probe.saturation,
+        "update_every": probe.update_every,
+        "thresholds": asdict(probe.thresholds),
+        "layers": [
+            {"name": l.name, "kind": l.kind, "module": l.module, "activation": l.activation, "order": l.order
+             if l.order < 1 << 30 else -1, "params": l.param_names, "numel": l.numel}
+            for l in probe.iter_layers()
+        ],
+    }
+
+
+def to_json(probe: "Probe", path: Any) -> Path:
+    path = Path(path)
+    doc = {
+        "meta": meta(probe),
+        "records": [_clean(asdict(r)) for r in probe.records()],
+        "findings": [_clean(f.to_dict()) for f in probe.findings()],
+    }
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def read_json(path: Any) -> dict[str, Any]:
+    """Read :func:`to_json` output: ``{"meta", "records": [LayerRecord], "findings": [Finding]}``."""
+    doc = json.loads(Path(path).read_text())
+    return {
+        "meta": doc.get("meta", {}),
+        "records": [_record(r) for r in doc.get("records", [])],
+        "findings": [Finding(**f) for f in doc.get("findings", [])],
+    }
+
+
+def to_csv(probe: "Probe", path: Any) -> Path:
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FIELDS)
+        for r in probe.records():
+            w.writerow(["" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
+                        for v in (getattr(r, k) for k in FIELDS)])
+    return path
+
+
+def read_csv(path: Any) -> list[LayerRecord]:
+    """Read :func:`to_csv` output back into records (empty cells are NaN)."""
+    with Path(path).open(newline="") as fh:
+        return [_record(row) for row in csv.DictReader(fh)]
+
+
+def to_tensorboard(probe: "Probe", logdir: Any) -> Path:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception as e:  # tensorboard not installed
+        raise ImportError("to_tensorboard needs tensorboard: pip install tensorboard") from e
+    logdir = Path(logdir)
+    with SummaryWriter(str(logdir)) as w:
+        for r in probe.records():
+            for k in ("mean", "std", "saturated", "dead", "out_grad_norm", "grad_norm", "update_ratio"):
+                v = getattr(r, k)
+                if not math.isnan(v):
+                    w.add_scalar(f"{k}/{r.layer}", v, r.step)
+        for f in probe.findings():
+            w.add_text("findings", str(f))
+    return logdir
+
+
+def _f(v: float, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if pct:
+        return f"{100 * v:.1f}%"
+    a = abs(v)
+    return f"{v:.2e}" if (a and (a < 1e-2 or a >= 1e4)) else f"{v:.3g}"
+
+
+def summary(probe: "Probe", *, print_: bool = True, console: Any = None):
+    """A rich table of each layer at its last recorded step, then the findings."""
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
+
+    recs = probe.records()
+    last: dict[str, LayerRecord] = {}
+    ratio: dict[str, float] = {}
+    for r in recs:
+        last[r.layer] = r
+        if not math.isnan(r.update_ratio):
+            ratio[r.layer] = r.update_ratio  # measured on fewer steps: show the latest
+    steps = sorted({r.step for r in recs})
+    title = f"actlab probe: {type(probe.model).__name__}, " + (
+        f"steps {steps[0]}-{steps[-1]} ({len(steps)} recorded)" if steps else "nothing recorded yet")
+    t = Table(title=title)
+    for col in ("layer", "type", "grad norm", "out grad", "mean", "std", "saturated", "dead", "update"):
+        t.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for r in sorted(last.values(), key=lambda r: r.order):
+        kind = r.activation or r.module
+        style = "red" if (r.nonfinite or r.grad_nonfinite) else None
+        t.add_row(r.layer, kind, _f(r.grad_norm), _f(r.out_grad_norm), _f(r.mean), _f(r.std),
+                  _f(r.saturated, True), _f(r.dead, True), _f(ratio.get(r.layer, math.nan)), style=style)
+    findings = probe.findings()
+    colour = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+    lines = [Text(f"[{f.severity}] {f.message}\n  cause: {f.cause}\n  advice: {f.advice}", style=colour.get(f.severity))
+             for f in findings] or [Text("no findings: nothing looks wrong", style="green")]
+    group = Group(t, *lines)
+    if print_:
+        (console or Console()).print(group)
+    return t

@@ -1,0 +1,123 @@
+"""Experiment-specific checks for the first eight lab experiments (orders 10-80).
+
+The generic test (tests/lab/test_experiments.py) runs each in tiny mode; here: the measurement
+helpers they share, and decision rules on hand-made numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from actlab.lab.experiments import get_experiment
+from actlab.lab.experiments.zero_init_symmetry import symmetry
+from actlab.lab.init import init_weights
+from actlab.lab.measure import activation_derivative, layer_gradients, torch_threads
+from actlab.lab.models import MLP
+
+
+def _data(n: int = 64, d: int = 8, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g)
+
+
+def test_layer_gradients_match_autograd_and_leave_grads_alone():
+    x, y = _data()
+    model = init_weights(MLP(8, 3, depth=3, width=16, activation="sigmoid"), "xavier_normal", seed=0)
+    g = layer_gradients(model, x, y)
+    assert all(p.grad is None for p in model.parameters())
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    want = [float(lin.weight.grad.double().norm()) for lin in model.linear_layers()]
+    assert g.weight_norms == pytest.approx(want, rel=1e-5)
+    # sigmoid's derivative from the spec is s(1 - s), at most 1/4
+    z = g.pre[0]
+    assert torch.allclose(g.derivative[0], torch.sigmoid(z) * (1 - torch.sigmoid(z)), atol=1e-6)
+    assert float(g.derivative[0].max()) <= 0.25
+
+
+def test_activation_derivative_of_prelu_uses_the_learned_slope():
+    model = MLP(4, 2, depth=1, width=5, activation="prelu")
+    act = model.activations()[0]
+    with torch.no_grad():
+        act.negative_slope.fill_(0.3)
+    z = torch.tensor([[-2.0, -1.0, 0.5, 1.0, 3.0]])
+    assert activation_derivative(act, z)[0].tolist() == pytest.approx([0.3, 0.3, 1.0, 1.0, 1.0])
+
+
+def test_torch_threads_restores_the_setting():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_symmetry_measures_identical_and_distinct_units():
+    w = torch.ones(4, 3) * 0.5
+    assert symmetry(w, torch.zeros(4)) == (0.0, pytest.approx(0.0, abs=1e-12))
+    assert symmetry(torch.zeros(4, 3), torch.zeros(4)) == (0.0, 0.0)
+    spread, rank = symmetry(torch.eye(4, 3), torch.zeros(4))
+    assert spread > 1.0 and rank == pytest.approx(1.0)
+
+
+def test_dying_relu_counts_dead_units_on_every_example():
+    from actlab.lab.experiments.dying_relu import unit_states
+
+    model = MLP(2, 2, depth=1, width=3, activation="relu")
+    lin = model.hidden_layers()[0]
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        lin.bias.copy_(torch.tensor([0.0, 0.0, -1.0]))  # unit 3 is off for every input
+    x = torch.tensor([[1.0, -1.0], [2.0, -3.0]])  # unit 2 is off for both inputs too
+    assert unit_states(model, x) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+    model = MLP(2, 2, depth=1, width=3, activation="leaky_relu")
+    model.hidden_layers()[0].load_state_dict(lin.state_dict())
+    assert unit_states(model, x) == (0.0, pytest.approx(2 / 3))  # off, but never dead
+
+
+def _vanishing_numbers(sig: float, relu: float) -> dict:
+    return {"depths": [2, 10], "activations": ["sigmoid", "relu"], "orders": 2.0, "min_depth": 10,
+            "ratio_init": {"sigmoid": [[0.1, 0.1, 0.1], [sig, sig * 2, sig / 2]], "relu": [[1, 1, 1], [relu] * 3]},
+            "ratio_trained": {"sigmoid": [[0.1] * 3, [sig, sig * 3, sig / 3]], "relu": [[1] * 3, [relu, relu, relu]]}}
+
+
+def test_sigmoid_vanishing_needs_orders_of_magnitude():
+    exp = get_experiment("sigmoid_vanishing")
+    assert exp.decide(_vanishing_numbers(1e-6, 1.0)).status == "confirmed"
+    assert exp.decide(_vanishing_numbers(0.1, 1.0)).status == "not confirmed"  # smaller, but not 100x
+
+
+def test_relu_converges_faster_scores_each_at_its_best_lr():
+    from actlab.lab.experiments.relu_converges_faster import best_lr
+
+    exp = get_experiment("relu_converges_faster")
+    n = {"activations": ["relu", "tanh"], "lrs": [0.1, 1.0], "max_steps": 500, "target": 0.05,
+         "steps": {"relu": [[100, 110, 90], ["diverged"] * 3], "tanh": [[None, None, None], [300, 320, 310]]},
+         "curves": {"relu": [[], []], "tanh": [[], []]}}
+    assert best_lr(n, "relu") == 0 and best_lr(n, "tanh") == 1
+    assert exp.decide(n).status == "confirmed"
+    assert exp.decide(exp.counterfactual(n)).status == "not confirmed"
+
+
+def test_exp_cost_groups_follow_the_catalog_cost():
+    exp = get_experiment("exp_cost")
+    names = ["relu", "identity", "sigmoid", "gelu"]
+    cost = {"relu": "cheap", "identity": "cheap", "sigmoid": "exp", "gelu": "erf+exp"}
+    times = {"relu": [1.0] * 3, "identity": [0.9, 1.0, 1.1], "sigmoid": [4.0, 4.2, 3.8], "gelu": [6.0, 6.1, 5.9]}
+    n = {"activations": names, "factor": 1.5, "cost": cost, "fwd_ns": times, "fwd_bwd_ns": times}
+    assert exp.decide(n).status == "confirmed"
+    assert exp.decide(exp.counterfactual(n)).status == "not confirmed"
+    assert exp.deterministic is False
+
+
+def test_vanishing_near_input_counterfactual_reverses_the_profile():
+    exp = get_experiment("vanishing_near_input")
+    prof = [[10.0 ** (k - 6) for k in range(4)] + [1.0]] * 3
+    n = {"activation": "sigmoid", "activations": ["sigmoid"], "depth": 4, "first_share": 0.25, "factor": 0.1,
+         "init": {"sigmoid": prof}, "trained": {"sigmoid": prof}}
+    assert exp.decide(n).status == "confirmed"
+    flipped = exp.counterfactual(n)
+    assert flipped["init"]["sigmoid"][0][:4] == list(reversed(prof[0][:4]))
+    assert exp.decide(flipped).status == "not confirmed"
+    assert not math.isnan(sum(flipped["init"]["sigmoid"][0]))

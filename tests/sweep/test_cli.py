@@ -1,0 +1,73 @@
+"""``actlab sweep`` (run, report, errors) through typer's test runner."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from actlab.cli import app
+
+runner = CliRunner()
+SPEC = """
+name: clitest
+axes:
+  activation: [relu, tanh]
+  depth: [1, 2]
+  lr: [0.1, 10000.0]
+  width: 8
+  steps: 12
+  batch_size: 16
+record: {every: 4, target_loss: 2.0}
+"""
+
+
+def test_run_then_report(tmp_path):
+    spec, db, out = tmp_path / "s.yaml", tmp_path / "s.db", tmp_path / "rep"
+    spec.write_text(SPEC)
+    r = runner.invoke(app, ["sweep", str(spec), "--store", str(db), "--json"])  # `sweep SPEC` = `sweep run SPEC`
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["configs"] == 8 and sum(summary["status"].values()) == 8
+    r = runner.invoke(app, ["sweep", "run", str(spec), "--store", str(db)])
+    assert r.exit_code == 0 and "done" in r.output
+    r = runner.invoke(app, ["sweep", "report", str(db), "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["configs"] == 8 and rep["heatmap_columns"] == ["depth", "lr"]
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    for metric in ("train_loss", "steps_to_target", "dead_fraction"):
+        for col in ("depth", "lr"):
+            assert f"heatmap_{metric}_by_{col}.png" in pngs
+    assert all((out / p).stat().st_size > 1000 for p in pngs)
+    md = (out / "table.md").read_text()
+    assert md.startswith("| label |") and md.count("\n") == 2 + 8
+    assert len(rep["table"]) == 8
+
+
+def test_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for text, needle in (("axes: {activation: [relu, swishy]}", "unknown activation 'swishy'"),
+                         ("axes: {width: -4}", "width: must be an integer >= 1, got -4"),
+                         ("axes: {depht: 2}", "unknown axis 'depht'; valid axes: activation, depth")):
+        bad.write_text(text)
+        r = runner.invoke(app, ["sweep", "run", str(bad)])
+        assert r.exit_code == 2 and needle in " ".join(r.output.split()), r.output
+        assert "Traceback" not in r.output
+    good = tmp_path / "g.yaml"
+    good.write_text(SPEC)
+    r = runner.invoke(app, ["sweep", "run", str(good), "--backend", "spark"])
+    assert r.exit_code == 2 and "valid backends: local, ray" in r.output
+    r = runner.invoke(app, ["sweep", "report", str(tmp_path / "none.db"), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "store not found" in r.output
+    r = runner.invoke(app, ["sweep", "run", "--axis", "lr"])
+    assert r.exit_code == 2 and "NAME=V1,V2" in r.output
+
+
+def test_axes_from_flags(tmp_path):
+    db = tmp_path / "f.db"
+    r = runner.invoke(app, ["sweep", "run", "--axis", "activation=relu,tanh", "--axis", "width=4", "--axis", "steps=3",
+                            "--axis", "batch_size=8", "--name", "flagged", "--store", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["configs"] == 2 and out["status"] == {"done": 2}
