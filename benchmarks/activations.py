@@ -109,7 +109,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from actlab.activations import ActivationSpec, apply, get, specs
+from actlab.activations import ActivationError, ActivationSpec, apply, get, specs
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -364,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.float32
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    chosen = [get(n) for n in args.only.split(",") if n.strip()] if args.only else specs()
+    try:
+        chosen = [get(n) for n in args.only.split(",") if n.strip()] if args.only else specs()
+    except ActivationError as e:
+        ap.error(str(e))
     rows = []
     for spec in chosen:
         if not args.json:

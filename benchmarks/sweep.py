@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--oneby-max", type=int, default=64)
-    ap.add_argument("--oneby-2t-max", type=int, default=8,
+    ap.add_argument("--oneby-2t-max", type=int, default=2,
                     help="configurations timed one by one at 2 threads (a throughput; size-independent; 0 skips)")
     ap.add_argument("--record-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=None, help="batched engine shards (default: usable cores)")

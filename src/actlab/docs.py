@@ -141,9 +141,11 @@ def _group(t: str) -> str:
 def _fmt(v: float) -> str:
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    if abs(v) < 1e-12:
+    if abs(v) < 1e-9:
         return "0"
-    return f"{v:.4g}"
+    # Round the quadrature's last digits away first: moments such as 0.5 (1 + a^2) = 0.50005
+    # sit exactly on a 4-digit rounding boundary, where ulp-level changes would flip the page.
+    return f"{float(f'{v:.9g}'):.4g}" if abs(v) >= 1e-4 else f"{v:.3g}"
 
 
 def _cell(text: str) -> str:

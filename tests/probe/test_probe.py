@@ -336,3 +336,17 @@ def test_summary_table(trained_probe):
 
 def test_probe_is_exported_from_actlab():
     assert actlab.Probe is Probe
+
+
+def test_output_gradient_norms_follow_their_own_schedule():
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=3)
+    with Probe(model) as probe:
+        train(model, steps=12)
+    steps = {r.step for r in probe.records() if not math.isnan(r.out_grad_norm)}
+    assert steps == {0, 10}
+    assert {r.step for r in probe.records() if not math.isnan(r.grad_norm)} == set(range(12))
+    model = mlp(nn.ReLU, depth=3)
+    with Probe(model, out_grads_every=1) as probe:
+        train(model, steps=3)
+    assert {r.step for r in probe.records() if not math.isnan(r.out_grad_norm)} == {0, 1, 2}

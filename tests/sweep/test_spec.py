@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from actlab.activations import names
-from actlab.sweep.spec import AXES, Config, SpecError, load_spec, parse_spec, spec_from_flags
+from actlab.sweep.spec import (
+    AXES,
+    Config,
+    SpecError,
+    load_spec,
+    parse_spec,
+    spec_from_flags,
+)
 
 YAML = """
 name: demo

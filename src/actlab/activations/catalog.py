@@ -22,7 +22,7 @@ from scipy import special
 from torch import Tensor, nn
 
 from actlab.activations.moments import gaussian_rule
-from actlab.activations.spec import ActivationSpec, HyperParam, Kink, Params
+from actlab.activations.spec import SCRATCH, ActivationSpec, HyperParam, Kink, Params
 
 aten = torch.ops.aten
 INF = math.inf
@@ -48,8 +48,9 @@ def _zeros(x: Tensor) -> Tensor:
 # (x^3 in GELU-tanh), and a masked fix (isinf + where) costs three to four extra passes over
 # memory.  Instead a forward checks its input with one read-only reduction (the 2-norm: NaN,
 # inf and every |x| > _MODERATE_NORM make it exceed _MODERATE_NORM) and applies the masked fix
-# only when the check fails.  It records the answer in ``p[_MODERATE]`` (the generic autograd
-# Function hands ``p`` on to backward), so the vjp runs the bare kernel, exact for |x| <= 1e12.
+# only when the check fails.  It records the answer in ``p[SCRATCH]`` (the per-call dict the
+# generic autograd Function hands on to backward), so the vjp of that call runs the bare kernel,
+# exact for |x| <= 1e12.
 # Without that record the vjp clamps x to +-_BIG, where every derivative here is already its
 # limit (1 or 0) to the last bit in every dtype: exact for all inputs, NaN kept.
 # On CUDA, and while torch.compile traces, a data-dependent branch would sync or break the
@@ -84,14 +85,20 @@ def _exact(x: Tensor, y: Tensor, p: Params | None, fix) -> Tensor:
     if _branch_free(x):
         return fix(x, y)
     ok = _norm(x) <= _MODERATE_NORM  # false for NaN and inf
-    if isinstance(p, dict):
-        p[_MODERATE] = ok
+    scratch = None if p is None else p.get(SCRATCH)
+    if scratch is not None:
+        scratch[_MODERATE] = ok
     return y if ok else fix(x, y)
+
+
+def _moderate(p: Params) -> bool:
+    """Whether this call's forward found every |x| <= _MODERATE_NORM (false when unknown)."""
+    return bool(p.get(SCRATCH, {}).get(_MODERATE, False))
 
 
 def _vjp_clamped(kernel, g: Tensor, x: Tensor, p: Params) -> Tensor:
     """``kernel(g, x)`` (a torch ``*_backward``), exact at +-inf: bare when forward saw moderate x."""
-    if p.get(_MODERATE, False):
+    if _moderate(p):
         return kernel(g, x)
     return kernel(g, x.clamp(-_BIG, _BIG))
 
@@ -161,7 +168,7 @@ def _swish_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     z = x * beta
     # silu_backward is exact for every finite z; beta x overflows only if |x| or beta is huge
     # (always possible in float16), and then the clamp makes it exact again.
-    if not (p.get(_MODERATE, False) and beta * _MODERATE_NORM < torch.finfo(x.dtype).max):
+    if not (_moderate(p) and beta * _MODERATE_NORM < torch.finfo(x.dtype).max):
         z.clamp_(-_BIG, _BIG)
     return aten.silu_backward(g, z)
 

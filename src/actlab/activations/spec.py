@@ -21,6 +21,12 @@ if TYPE_CHECKING:  # pragma: no cover
 Params = Mapping[str, Any]
 """Hyperparameter values by name (floats, or tensors for learnable ones)."""
 
+SCRATCH = "_scratch"
+"""Key of a fresh per-call ``dict`` that the generic autograd Function puts into ``p``: a
+``forward`` may note facts about its input there (e.g. that every |x| is moderate, so the bare
+torch kernel is exact) for the ``vjp`` of the same call.  Direct callers pass none, so a vjp must
+be exact without it."""
+
 ForwardFn = Callable[[Tensor, Params], Tensor]
 DerivativeFn = Callable[[Tensor, Tensor, Params], Tensor]
 """``derivative(x, y, p) -> f'(x)`` where ``y = f(x)``; it may read only one of them."""

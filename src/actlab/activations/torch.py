@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from actlab.activations.spec import ActivationError, ActivationSpec
+from actlab.activations.spec import SCRATCH, ActivationError, ActivationSpec
 
 Impl = Literal["analytic", "builtin"]
 
@@ -46,6 +46,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
         def forward(ctx: Any, x: Tensor, training: bool, *values: Any) -> Tensor:  # type: ignore[override]
             p = dict(zip(names, values))
             p["training"] = training
+            p[SCRATCH] = {}  # what forward learns about x, for this call's vjp
             y = spec.forward(x, p)
             tensors = [x if keep_x else None, y if keep_y else None]
             tensors += [p[n] for n in learnable]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -33,24 +33,35 @@ app.add_typer(sweep_app, name="sweep")
 
 @sweep_app.command("run")
 def run(
-    spec: Optional[Path] = typer.Argument(None, help="Sweep spec: .yaml/.yml or .toml (see examples/sweep_small.yaml)."),
+    spec: Path | None = typer.Argument(None, help="Sweep spec: .yaml/.yml or .toml (see examples/sweep_small.yaml)."),
     axis: list[str] = typer.Option([], "--axis", help="NAME=V1,V2,... : an axis from the command line (repeatable; "
                                    "overrides the spec file's)."),
     name: str = typer.Option("flags", "--name", help="Sweep name when there is no spec file."),
-    store: Optional[Path] = typer.Option(None, "--store", help="SQLite store (default: <spec name>.sweep.db)."),
+    store: Path | None = typer.Option(None, "--store", help="SQLite store (default: <spec name>.sweep.db)."),
     backend: str = typer.Option("local", "--backend", help="local or ray."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (backend ray)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (backend ray)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Most models trained as one stacked computation."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a progress bar."),
 ) -> None:
     """Run every configuration of SPEC (and/or --axis flags) not yet finished in the store (resumable)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from actlab.sweep.backends import BACKENDS
     from actlab.sweep.backends.local import run_sweep
-    from actlab.sweep.spec import SpecError, load_spec, parse_axis_flags, spec_from_flags
+    from actlab.sweep.spec import (
+        SpecError,
+        load_spec,
+        parse_axis_flags,
+        spec_from_flags,
+    )
 
     if backend not in BACKENDS:
         raise fail(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
@@ -64,10 +75,10 @@ def run(
     except SpecError as e:
         raise fail(str(e)) from None
     if backend == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise fail("--backend ray needs ray: pip install 'actlab[ray]'") from None
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise fail("--backend ray needs ray: pip install 'actlab[ray]'")
     path = store or Path(f"{sw.name}.sweep.db")
     n = len(sw.configs())
     t0 = time.perf_counter()
@@ -84,8 +95,8 @@ def run(
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         raise fail(f"sweep failed: {e}") from None
     counts = st.status_counts(sw.hash)
-    summary = {"spec": str(spec), "spec_hash": sw.hash, "store": str(path), "configs": n, "status": counts,
-               "wall_s": round(time.perf_counter() - t0, 3), "backend": backend}
+    summary = {"spec": str(spec) if spec else None, "spec_hash": sw.hash, "store": str(path), "configs": n,
+               "status": counts, "wall_s": round(time.perf_counter() - t0, 3), "backend": backend}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -97,7 +108,7 @@ def run(
 def report(
     store: Path = typer.Argument(..., help="SQLite store written by `actlab sweep run`."),
     out: Path = typer.Option(..., "--out", help="Directory for heatmaps (PNG), table.csv, table.md, summary.json."),
-    spec_hash: Optional[str] = typer.Option(None, "--spec", help="Only this sweep (hash prefix)."),
+    spec_hash: str | None = typer.Option(None, "--spec", help="Only this sweep (hash prefix)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Heatmaps of final loss, steps to target and dead fraction over activation x each varied axis, and a table."""

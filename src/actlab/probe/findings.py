@@ -36,7 +36,7 @@ import torch
 from actlab.probe.stats import TINY
 
 if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import LayerRecord, Probe
+    from actlab.probe.probe import Probe
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -474,7 +474,7 @@ def _dead_findings(probe: "Probe", records: list, th: Thresholds, had_nonfinite:
         if not math.isnan(ratio) and ratio > th.high_update:
             cause = (f"learning rate too high: the update ratio of {prod.name} reached {_fmt(ratio)} "
                      f"(about 1e-3 is typical), pushing {name} inputs below zero for every sample")
-            advice = f"lower the learning rate, or use leaky ReLU / ELU, which cannot die"
+            advice = "lower the learning rate, or use leaky ReLU / ELU, which cannot die"
         elif not math.isnan(bias_mean) and bias_mean < -0.5:
             cause = f"very negative bias in {prod.name} (mean {_fmt(bias_mean)}) keeps the pre-activations below zero"
             advice = "initialise biases at 0 (or slightly positive for ReLU), or use leaky ReLU / ELU"

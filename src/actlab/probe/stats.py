@@ -172,7 +172,7 @@ class Workspace:
         self._bufs: dict[tuple, Tensor] = {}
 
     def __call__(self, v: Tensor) -> Tensor:
-        key = (tuple(v.shape), v.dtype, v.device)
+        key = (v.shape, v.dtype, v.device)
         buf = self._bufs.get(key)
         if buf is None:
             if len(self._bufs) > 32:  # shapes keep changing (variable sequence length): start over

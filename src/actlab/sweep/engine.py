@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,7 +102,7 @@ def _sklearn_data(name: str, preprocess: str, dtype: torch.dtype) -> Data:
     elif preprocess == "centre":
         mu = x_tr.mean(0)
         x_tr, x_te = x_tr - mu, x_te - mu
-    t = lambda a: torch.as_tensor(a, dtype=dtype).contiguous()  # noqa: E731
+    t = lambda a: torch.as_tensor(a, dtype=dtype).contiguous()
     return Data(t(x_tr), torch.as_tensor(y_tr).long(), t(x_te), torch.as_tensor(y_te).long(),
                 int(y.max()) + 1, name)
 
@@ -324,7 +325,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     params = [t for l in range(L) for t in (Ws[l], bs[l])]
     del inits
 
-    col = lambda vals: torch.tensor(vals, dtype=dtype).view(G, 1, 1)  # noqa: E731
+    col = lambda vals: torch.tensor(vals, dtype=dtype).view(G, 1, 1)
     lr = col([c.lr for c in cs])
     alive = torch.ones(G, 1, 1, dtype=dtype)
     mom = col([c.momentum for c in cs])
@@ -345,6 +346,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     diverged_at = [None] * G
     checked = 0
     block = 32
+    minus_one = torch.full((G, B, 1), -1.0, dtype=dtype)
     idx_block = torch.empty(0)
 
     for t in range(steps):
@@ -370,12 +372,9 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         logits = torch.baddbmm(bs[depth], hs[-1], Ws[depth])
 
         # Cross-entropy and its gradient (softmax - onehot) / B, per model.
-        m = logits.amax(-1, keepdim=True)
-        sh = logits - m
-        e = sh.exp()
-        s = e.sum(-1, keepdim=True)
-        torch.sub(s.log().sum((1, 2)), sh.gather(-1, tg).sum((1, 2)), out=losses[t]).div_(B)
-        dz = e.div_(s).scatter_add_(-1, tg, torch.full_like(tg, -1, dtype=dtype))
+        lp = torch.log_softmax(logits, -1)
+        torch.sum(lp.gather(-1, tg), (1, 2), out=losses[t]).div_(-B)
+        dz = lp.exp_().scatter_add_(-1, tg, minus_one)
 
         ri = rec_index.get(t)
         fast = ri is None and opt == "sgd"

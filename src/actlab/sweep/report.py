@@ -30,7 +30,7 @@ COLUMN_AXES = ("depth", "lr", "width", "init", "bias_init", "optimiser", "batch_
 """Axes tried, in this order, as heatmap columns (those with more than one value)."""
 
 
-def summary_table(df: "pd.DataFrame") -> "pd.DataFrame":
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Mean (and std over seeds) of the final metrics per configuration without its seed."""
     keys = ["label", *[a for a in AXES if a not in ("activation", "seed") and df[a].nunique(dropna=False) > 1]]
     g = df.groupby(keys, dropna=False, sort=True)
@@ -49,7 +49,7 @@ def summary_table(df: "pd.DataFrame") -> "pd.DataFrame":
     return out.sort_values(["test_accuracy"], ascending=False, na_position="last").reset_index(drop=True)
 
 
-def _markdown(df: "pd.DataFrame") -> str:
+def _markdown(df: pd.DataFrame) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "–" if math.isnan(v) else f"{v:.4g}"
@@ -60,7 +60,7 @@ def _markdown(df: "pd.DataFrame") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _heatmap(df: "pd.DataFrame", metric: str, col: str, path: Path) -> bool:
+def _heatmap(df: pd.DataFrame, metric: str, col: str, path: Path) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +74,8 @@ def _heatmap(df: "pd.DataFrame", metric: str, col: str, path: Path) -> bool:
         return False
     title, cmap = HEATMAP_METRICS[metric]
     vals = piv.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * vals.shape[1], 1.0 + 0.45 * vals.shape[0]), dpi=110)
+    label_w = 0.08 * max(len(str(i)) for i in piv.index)  # inches for the row labels
+    fig, ax = plt.subplots(figsize=(2.2 + label_w + 0.9 * vals.shape[1], 1.4 + 0.45 * vals.shape[0]), dpi=110)
     cm = plt.get_cmap(cmap).with_extremes(bad="#cccccc")
     im = ax.imshow(np.ma.masked_invalid(vals), cmap=cm, aspect="auto")
     ax.set_xticks(range(vals.shape[1]), [f"{c:g}" if isinstance(c, float) else str(c) for c in piv.columns])
@@ -122,7 +123,7 @@ def make_report(store: Store | str | Path, out: str | Path, *, spec_hash: str | 
     summary = {
         "store": st.path,
         "sweeps": [{"spec_hash": s["spec_hash"], "name": s["name"]} for s in st.sweeps()],
-        "configs": int(len(df)),
+        "configs": len(df),
         "status": {k: int(v) for k, v in df.status.value_counts().items()},
         "heatmap_columns": cols,
         "files": files,

@@ -24,10 +24,10 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from actlab.activations import ActivationError, get
 
@@ -120,7 +120,7 @@ class Config:
         return f"{self.activation}({p})" if p else self.activation
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
         return validate_config(dict(d))
 
 
@@ -364,6 +364,10 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     suffix = p.suffix.lower()
     try:
         if suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                raise SpecError("TOML specs need Python >= 3.11 (tomllib); use YAML") from None
             obj = tomllib.loads(text)
         elif suffix in (".yaml", ".yml", ".json"):
             import yaml

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from actlab.sweep.spec import AXES, Config, SweepSpec
 
@@ -85,14 +86,14 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---------------------------------------------------------------- writing
-    def _tx(self) -> "_Transaction":
+    def _tx(self) -> _Transaction:
         return _Transaction(self.conn)
 
     def add_sweep(self, spec: SweepSpec) -> str:
@@ -110,7 +111,7 @@ class Store:
                                   [(h, c.hash, i) for i, c in enumerate(configs)])
         return h
 
-    def write_results(self, results: Iterable["ModelResult"]) -> int:
+    def write_results(self, results: Iterable[ModelResult]) -> int:
         """Write finished models (records, layer records, final metrics, status) in one transaction.
 
         Returns the number of configurations written; one already finished is skipped.
@@ -189,7 +190,7 @@ class Store:
         return rows[0]
 
     # ---------------------------------------------------------------- frames and export
-    def to_dataframe(self, spec_hash: str | None = None) -> "pd.DataFrame":
+    def to_dataframe(self, spec_hash: str | None = None) -> pd.DataFrame:
         """One row per configuration: its axes, ``label``, ``config_hash``, ``status`` and final metrics."""
         import pandas as pd
 
@@ -214,7 +215,7 @@ class Store:
             df["diverged"] = df["diverged"].astype("boolean")
         return df
 
-    def records_dataframe(self, spec_hash: str | None = None, *, layers: bool = False) -> "pd.DataFrame":
+    def records_dataframe(self, spec_hash: str | None = None, *, layers: bool = False) -> pd.DataFrame:
         """Recorded steps (``layers``: per layer) joined with each configuration's label and axes."""
         import pandas as pd
 
@@ -259,7 +260,7 @@ class _Transaction:
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 

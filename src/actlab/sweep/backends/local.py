@@ -9,9 +9,9 @@ the store in one transaction as soon as it finishes.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from actlab.sweep.engine import ModelResult, default_threads, group_configs, train_group
 from actlab.sweep.spec import Config, Record, SweepSpec
@@ -38,7 +38,7 @@ def run_local(chunks: Sequence[Sequence[Config]], record: Record, *, workers: in
     if workers <= 1:
         for chunk in chunks:
             steps = chunk[0].steps
-            cb = (lambda s, n=len(chunk): progress(n * s / steps)) if progress else None  # type: ignore[misc]
+            cb = (lambda s, n=len(chunk), steps=steps: progress(n * s / steps)) if progress else None  # type: ignore[misc]
             res = train_group(chunk, record, threads=threads, progress=cb)
             for r in res:
                 r.losses = None

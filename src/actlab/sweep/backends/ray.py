@@ -7,7 +7,7 @@ identical to a local run.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from actlab.sweep.engine import ModelResult
 from actlab.sweep.spec import Config, Record
