@@ -2,8 +2,9 @@
 
 from actlab import functional, nn
 from actlab.activations import ActivationError, ActivationSpec, apply, get, names, specs
+from actlab.probe import Probe
 
 __version__ = "0.1.0"
 
-__all__ = ["ActivationError", "ActivationSpec", "apply", "functional", "get", "names", "nn", "specs", "__version__"]
-from actlab.probe import Probe  # noqa: E402  (the probe builds on the catalog above)
+__all__ = ["ActivationError", "ActivationSpec", "Probe", "apply", "functional", "get", "names", "nn", "specs",
+           "__version__"]

@@ -57,7 +57,6 @@ def test_compare_single_and_gram_weight_gradient():
 
 
 def test_probe_measures_the_same():
-    pytest.importorskip("actlab.probe")
     kw = {"depth": 4, "width": 48, "seeds": 2, "batch": 6, "dtype": torch.float64}
     a = compare("tanh", 1.5, 0.1, measure="hooks", **kw)
     b = compare("tanh", 1.5, 0.1, measure="probe", **kw)

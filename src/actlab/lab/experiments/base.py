@@ -165,8 +165,13 @@ class Experiment:
     #: data sets the experiment needs beyond what ships (e.g. "mnist"); the lab skips it with a clear note when missing
     needs: ClassVar[tuple[str, ...]] = ()
 
+    #: the setup per mode (``"tiny"``, ``"quick"``, ``"full"``), written at the top of the file
+    settings_by_mode: ClassVar[dict[str, dict[str, Any]]] = {}
+
     def settings(self, mode: Mode) -> dict[str, Any]:
-        raise NotImplementedError
+        if mode not in self.settings_by_mode:
+            raise ValueError(f"{self.name}: no settings for mode {mode!r}; valid: {', '.join(self.settings_by_mode)}")
+        return dict(self.settings_by_mode[mode])
 
     def measure(self, settings: dict[str, Any], progress: Progress = _no_progress) -> dict[str, Any]:
         raise NotImplementedError

@@ -137,8 +137,7 @@ class DeadVsDropout(Experiment):
               "Jaccard is within 0.05 of p / (2 - p), over 99% of silenced units come back, and the dead-set "
               "Jaccard is clearly above the dropout one.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

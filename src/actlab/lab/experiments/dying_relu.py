@@ -78,8 +78,7 @@ class DyingRelu(Experiment):
               "output, y + alpha, which is exactly 0 in float32 below z = -17 (torch's exp(z) is below 1e-7 there); "
               "such units count as dead.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):

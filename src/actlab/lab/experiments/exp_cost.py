@@ -87,8 +87,7 @@ class ExpCost(Experiment):
               "instruction counts suggest; a few cheap ones are slow for other reasons (torch's heaviside, PReLU's "
               "backward), which the group median absorbs.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(s["threads"]):

@@ -75,8 +75,7 @@ class InitDepth30(Experiment):
               "loss falls by less than 5% on every seed. Xavier with ReLU (He et al.'s stalling case) is reported "
               "beside them, outside the rule.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

@@ -69,8 +69,7 @@ class LinearCollapse(Experiment):
               "accuracy is within 0.05 of logistic regression's, ReLU and tanh beat the identity net by at least "
               "0.15, and the product reproduces the net to a relative error below 1e-4.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

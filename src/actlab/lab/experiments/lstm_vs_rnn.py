@@ -92,8 +92,7 @@ class LSTMvsRNN(Experiment):
               "(log10, gap over 2 standard errors), the LSTM's test MSE is below 0.05 on every seed, and the RNN's "
               "is clearly higher than the LSTM's.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

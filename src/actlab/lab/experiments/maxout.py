@@ -83,8 +83,7 @@ class MaxoutGeneralises(Experiment):
               "maxout's test accuracy is clearly above 0.97 x ReLU's (gap over 2 standard errors), and the hidden "
               "layers of the maxout net hold k = 2 times the parameters (within 0.05).")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

@@ -87,8 +87,7 @@ class PReLULearnsSlopes(Experiment):
               "move is consistent across seeds). Whether the first layer's slope is larger than the last's "
               "(He et al.'s pattern) is reported beside the verdict, outside the rule.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

@@ -17,7 +17,6 @@ import numpy as np
 from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.init import init_weights
-from actlab.lab.measure import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
@@ -77,14 +76,9 @@ class ReluConvergesFaster(Experiment):
               "larger than two standard errors); not confirmed when one of them is clearly faster. Krizhevsky et al. "
               "used a CNN on CIFAR-10; a small, easy data set may not show the gap.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)
         out: dict[str, Any] = {"activations": s["activations"], "lrs": s["lrs"], "max_steps": s["max_steps"],
                                "target": s["target"], "steps": {}, "curves": {}}

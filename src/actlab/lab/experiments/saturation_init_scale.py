@@ -27,7 +27,7 @@ from actlab.lab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
-from actlab.lab.measure import layer_gradients, torch_threads
+from actlab.lab.measure import layer_gradients
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
@@ -74,14 +74,9 @@ class SaturationInitScale(Experiment):
               "norm at the largest std is below 0.25 x the smallest std's (log10 values; gaps larger than two "
               "standard errors).")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)
         x, y = data.x_train, data.y_train
         out: dict[str, Any] = {"stds": s["stds"], "activations": s["activations"], "grad_factor": s["grad_factor"],

@@ -18,7 +18,7 @@ import numpy as np
 from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.init import init_weights
-from actlab.lab.measure import layer_gradients, torch_threads
+from actlab.lab.measure import layer_gradients
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
@@ -58,14 +58,9 @@ class SigmoidVanishing(Experiment):
               "depth after training, sigmoid's ratio lies at least two orders of magnitude below ReLU's "
               "(compared on log10 values, gap larger than two standard errors).")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)
         x, y = data.x_train[: s["n_measure"]], data.y_train[: s["n_measure"]]
         out: dict[str, Any] = {"depths": s["depths"], "activations": s["activations"], "orders": s["orders"],

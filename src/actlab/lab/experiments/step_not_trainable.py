@@ -77,8 +77,7 @@ class StepNotTrainable(Experiment):
               "sigmoid net's hidden weights move by more than 1%, and the sigmoid net's final training accuracy is "
               "clearly higher (gap over 2 standard errors).")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

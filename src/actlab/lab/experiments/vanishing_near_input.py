@@ -24,7 +24,7 @@ from actlab.lab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
-from actlab.lab.measure import layer_gradients, torch_threads
+from actlab.lab.measure import layer_gradients
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
@@ -69,14 +69,9 @@ class VanishingNearInput(Experiment):
               "norm sits in the first quarter of the layers for every seed, and the first layer's norm is below "
               "0.1 x the last hidden layer's (log10 values, gap larger than two standard errors).")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)
         x, y = data.x_train[: s["n_measure"]], data.y_train[: s["n_measure"]]
         acts = [s["activation"], *s["references"]]

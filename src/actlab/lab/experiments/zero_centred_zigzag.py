@@ -19,7 +19,6 @@ import torch
 from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.init import init_weights
-from actlab.lab.measure import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train
 
@@ -82,14 +81,9 @@ class ZeroCentredZigzag(Experiment):
               "one, over seeds (gaps larger than two standard errors). Other batch sizes are shown: the sign rule is "
               "exact for one example and weakens as a minibatch averages deltas of both signs.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)
         out: dict[str, Any] = {"feeding": s["feeding"], "batch_sizes": s["batch_sizes"],
                                "decide_batch": s["decide_batch"], "same_sign": {}, "efficiency": {},

@@ -17,7 +17,6 @@ import torch
 from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
 from actlab.lab.init import init_weights
-from actlab.lab.measure import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
@@ -67,14 +66,9 @@ class ZeroInitSymmetry(Experiment):
               "for every seed and layer, zero and constant init leave the units identical (distance ratio < 1e-4, "
               "singular value ratio < 1e-4) while random init leaves them distinct (both > 0.1).")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)
         out: dict[str, Any] = {"inits": list(s["inits"]), "depth": s["depth"],
                                "identical_below": s["identical_below"], "distinct_above": s["distinct_above"],

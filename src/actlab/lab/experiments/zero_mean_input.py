@@ -97,8 +97,7 @@ class ZeroMeanInput(Experiment):
               "hidden layer's share moves clearly less than half as much (gap over 2 standard errors), and centring "
               "reaches a clearly lower training loss than raw input, each at its best learning rate.")
 
-    def settings(self, mode: str) -> dict[str, Any]:
-        return dict(SETTINGS[mode])
+    settings_by_mode = SETTINGS
 
     def _run(self, s: dict[str, Any], data: Any, seed: int, lr: float) -> tuple[SignShares, Any]:
         model = MLP(data.in_features, data.out_features, depth=s["depth"], width=s["width"], activation="relu")
