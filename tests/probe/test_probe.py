@@ -341,12 +341,12 @@ def test_probe_is_exported_from_actlab():
 def test_output_gradient_norms_follow_their_own_schedule():
     torch.manual_seed(0)
     model = mlp(nn.ReLU, depth=3)
-    with Probe(model) as probe:
+    with Probe(model) as probe:  # default: every recorded step, as parameter-gradient norms
+        train(model, steps=3)
+    assert {r.step for r in probe.records() if not math.isnan(r.out_grad_norm)} == {0, 1, 2}
+    model = mlp(nn.ReLU, depth=3)
+    with Probe(model, out_grads_every=10) as probe:
         train(model, steps=12)
     steps = {r.step for r in probe.records() if not math.isnan(r.out_grad_norm)}
     assert steps == {0, 10}
     assert {r.step for r in probe.records() if not math.isnan(r.grad_norm)} == set(range(12))
-    model = mlp(nn.ReLU, depth=3)
-    with Probe(model, out_grads_every=1) as probe:
-        train(model, steps=3)
-    assert {r.step for r in probe.records() if not math.isnan(r.out_grad_norm)} == {0, 1, 2}
