@@ -41,8 +41,13 @@ threads (on a loaded machine one thread gives steadier figures).
 
 Targets (issue 2): fwd+bwd of the analytic path >= 0.9x torch's built-in where torch has one,
 >= 1.5x the naive composition where it has none (and for erf, whose built-in backward is itself a
-composite). The table marks each PASS/FAIL; identity's built-in returns its input (no kernel, no
-bytes), which a function returning a fresh tensor cannot match.
+composite). The table marks each PASS/FAIL. Identity moves no bytes on either path (both return
+the input: ``spec.passthrough``), so its row times Python call overhead only.
+
+GELU and SiLU (and Swish at beta = 1) call torch's fused kernels, which give NaN at +-inf; the
+catalog promises the limits there, so their forward first reads the input once more (a BLAS
+``dot(x, x)``: NaN, inf or any |x| > 1e12 send that call to the exact slow path). On a
+memory-bound op that extra read caps the ratio at 5/6; the table shows what it costs here.
 
 Two traps on CPU machines with glibc:
 

@@ -61,7 +61,7 @@ def test_threads_shards_and_group_mates_do_not_change_results():
 
 def test_divergence_is_marked_and_isolated():
     ok = [Config(activation="relu", seed=s, lr=0.1, **SMALL) for s in range(3)]
-    bad = Config(activation="relu", seed=7, lr=1e4, **SMALL)
+    bad = Config(activation="relu", seed=3, lr=1e4, **SMALL)  # diverges within 25 steps
     rec = Record(every=5)
     mixed = train_group([ok[0], bad, ok[1], ok[2]], rec, threads=1)
     clean = train_group(ok, rec, threads=1)

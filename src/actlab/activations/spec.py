@@ -147,6 +147,9 @@ class ActivationSpec:
         transcendental: the costly primitives f needs (``exp``, ``log``, ``erf``, ``tanh``...).
         backprop: False for step and sign, whose derivative is zero almost everywhere.
         elementwise: False for maxout, which maps ``k`` inputs to one output.
+        passthrough: True for identity: ``apply`` returns the input itself (no kernel and no
+            autograd node; the gradient passes unchanged, which is the derivative 1), as torch's
+            ``nn.Identity`` does.
         builtin: torch's own functional op, if there is one, as ``fn(x, p)``: the oracle in tests
             and the baseline in benchmarks.
         torch_modules: torch module classes that compute this activation, with a function that
@@ -181,6 +184,7 @@ class ActivationSpec:
     transcendental: tuple[str, ...] = ()
     backprop: bool = True
     elementwise: bool = True
+    passthrough: bool = False
     builtin: Callable[[Tensor, Params], Tensor] | None = None
     torch_modules: tuple[tuple[type, Callable[[Any], dict | None]], ...] = ()
     torch_functions: tuple[Callable[..., Any], ...] = ()

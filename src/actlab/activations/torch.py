@@ -112,9 +112,12 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
         if arr.dtype.kind not in "fc":
             arr = arr.astype(np.float64)
         with torch.no_grad():
-            out = apply(spec, torch.from_numpy(arr), impl=impl, training=training, **p)
-        res = out.numpy()
+            t = torch.from_numpy(arr)
+            out = apply(spec, t, impl=impl, training=training, **p)
+        res = out.numpy().copy() if out is t else out.numpy()  # never alias the caller's array
         return res if np.ndim(x) else res[()]
+    if spec.passthrough and impl in ("analytic", "builtin"):
+        return x
     if impl == "builtin":
         if spec.builtin is None:
             raise ActivationError(f"torch has no built-in {spec.name!r}; use impl='analytic'")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +40,11 @@ from torch import Tensor, nn
 
 from actlab.activations import ActivationSpec, get
 from actlab.activations import apply as act_apply
-from actlab.sweep.spec import Config, Record
+from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
+_LOG2_E = 1.4426950408889634
 EVAL_CHUNK = 64  # models evaluated at once on the full data (bounds memory)
 
 
@@ -121,40 +123,62 @@ def layer_sizes(config: Config, in_features: int, n_classes: int) -> list[tuple[
 
 def init_params(config: Config, in_features: int, n_classes: int,
                 dtype: torch.dtype = torch.float32) -> list[tuple[Tensor, Tensor]]:
-    """Initial ``(weight (out, in), bias (out,))`` of every layer, from the config's own generator.
+    """Initial ``(weight (out, in), bias (out,))`` of every layer, drawn by the lab's initialiser.
 
-    Weights are drawn in float64 from ``torch.Generator().manual_seed(seed)`` layer by layer
-    (weight, then bias), so the batched engine and the one-by-one reference start equal.
+    The configuration's MLP is built as :class:`actlab.lab.models.MLP` in ``dtype`` and
+    initialised by :func:`actlab.lab.init.init_weights` (scheme ``config.init``, its aliases
+    resolved by :data:`~actlab.sweep.spec.INIT_ALIASES`; ``**config.init_args``; seed
+    ``config.seed``), so an engine model starts exactly where the lab's one-by-one model with
+    the same seed starts, and the one-by-one reference (:func:`reference_model`) too.
     """
-    g = torch.Generator().manual_seed(int(config.seed))
-    out = []
-    for fan_in, fan_out in layer_sizes(config, in_features, n_classes):
-        w = torch.empty(fan_out, fan_in, dtype=torch.float64)
-        scheme = config.init
-        if scheme == "he":
-            w.normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
-        elif scheme == "xavier":
-            w.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)), generator=g)
-        elif scheme == "lecun":
-            w.normal_(0.0, math.sqrt(1.0 / fan_in), generator=g)
-        elif scheme == "torch":
-            bound = 1.0 / math.sqrt(fan_in)
-            w.uniform_(-bound, bound, generator=g)
-        elif scheme == "orthogonal":
-            a = torch.empty(max(fan_out, fan_in), min(fan_out, fan_in), dtype=torch.float64).normal_(generator=g)
-            q, r = torch.linalg.qr(a)
-            q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-            w.copy_(q if fan_out >= fan_in else q.T)
-        else:  # validated in spec.py; kept as a guard for hand-built configs
-            raise ValueError(f"unknown init {scheme!r}")
-        b = torch.empty(fan_out, dtype=torch.float64)
-        if config.bias_init == "torch":
-            bound = 1.0 / math.sqrt(fan_in)
-            b.uniform_(-bound, bound, generator=g)
-        else:
-            b.fill_(0.0 if config.bias_init == "zeros" else float(config.bias_init))
-        out.append((w.to(dtype), b.to(dtype)))
-    return out
+    from actlab.lab.init import init_weights
+
+    b = config.bias_init
+    bias = "zeros" if b == "zeros" else "uniform" if b == "torch" else float(b)
+    scheme = INIT_ALIASES.get(config.init, config.init)
+    key = (in_features, n_classes, config.depth, config.width, config.activation_key, dtype)
+    # One template model per architecture, re-initialised for each configuration: every scheme
+    # (and the explicit bias) overwrites all of its weights and biases, and building a fresh MLP
+    # would cost twice the draws.  The lock serialises the shards of a group, which share it.
+    with _TEMPLATE_LOCK:
+        model = _TEMPLATES.get(key)
+        if model is None:
+            if len(_TEMPLATES) >= 64:
+                _TEMPLATES.clear()
+            # nn.Linear's own reset draws from the global generator: leave the caller's stream alone.
+            with torch.random.fork_rng(devices=[]):
+                model = _TEMPLATES[key] = lab_model(config, in_features, n_classes, dtype=dtype)
+        init_weights(model, scheme, bias=bias, seed=int(config.seed), **dict(config.init_args))
+        return [(m.weight.detach().clone(), m.bias.detach().clone()) for m in model.net if isinstance(m, nn.Linear)]
+
+
+_TEMPLATES: dict[tuple, nn.Module] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def lab_model(config: Config, in_features: int, n_classes: int,
+              params: Sequence[tuple[Tensor, Tensor]] | None = None, *, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The configuration as the lab's :class:`actlab.lab.models.MLP`, with ``params`` (``(weight (out, in),
+    bias (out,))`` per layer, e.g. :attr:`ModelResult.params`) loaded when given.
+
+    Example::
+
+        >>> (r,) = train_group([Config(steps=20)], Record(keep_params=True))
+        >>> model = lab_model(r.config, 64, 10, r.params)
+    """
+    from actlab.lab.models import MLP
+
+    model = MLP(in_features, n_classes, depth=config.depth, width=config.width, activation=config.activation,
+                activation_params=dict(config.activation_params) or None).to(dtype)
+    linears = [m for m in model.net if isinstance(m, nn.Linear)]
+    if [tuple(m.weight.shape[::-1]) for m in linears] != layer_sizes(config, in_features, n_classes):
+        raise ValueError(f"the lab's MLP for {config.label} has other layer sizes than the engine's")
+    if params is not None:
+        with torch.no_grad():
+            for m, (w, b) in zip(linears, params):
+                m.weight.copy_(w)
+                m.bias.copy_(b)
+    return model
 
 
 def batch_generator(config: Config) -> torch.Generator:
@@ -183,6 +207,7 @@ class ModelResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
     losses: Tensor | None = None  # every step's batch loss, (steps,)
+    params: list[tuple[Tensor, Tensor]] | None = None  # trained (weight (out, in), bias) per layer (keep_params)
 
 
 # ------------------------------------------------------------------------------------------ engine
@@ -237,8 +262,8 @@ def _vjp(spec: ActivationSpec, p: dict[str, Any], g: Tensor, x: Tensor | None, y
     return (g.unsqueeze(-1) * d.unflatten(-1, (-1, k))).flatten(-2)
 
 
-def _record_steps(steps: int, every: int) -> list[int]:
-    s = list(range(0, steps, every))
+def _record_steps(steps: int, every: int, first: int = 0) -> list[int]:
+    s = list(range(min(first, steps - 1), steps, every))
     if s[-1] != steps - 1:
         s.append(steps - 1)
     return s
@@ -273,27 +298,56 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
     if len(keys) != 1:
         raise ValueError(f"train_group needs configurations of one shape; got {len(keys)} shape keys")
     threads = default_threads() if threads is None else max(1, int(threads))
-    threads = min(threads, len(configs))
-    if threads == 1:
+    shards = _shards(configs, threads)
+    if len(shards) == 1:
         return _train_stack(configs, record, dtype, progress)
     # Shards of the stack on parallel Python threads, each running single-threaded kernels:
     # torch releases the GIL inside every op, and one-thread kernels avoid OpenMP's barriers,
-    # which cost most when other processes share the cores.
-    shards = [list(range(i, len(configs), threads)) for i in range(threads)]
+    # which cost most when other processes share the cores.  A worker trains its shards one
+    # after the other; worker 0 reports progress in steps of the whole group.
+    workers = min(threads, len(shards))
+    mine = [shards[k::workers] for k in range(workers)]
+
+    def work(k: int) -> list[tuple[list[int], list[ModelResult]]]:
+        out = []
+        for j, sh in enumerate(mine[k]):
+            cb = None
+            if k == 0 and progress is not None:
+                n = len(mine[0])
+                cb = lambda s, j=j, n=n: progress((j * configs[0].steps + s) // n)  # type: ignore[misc]
+            out.append((sh, _train_stack([configs[i] for i in sh], record, dtype, cb)))
+        return out
+
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(threads) as pool:
-            futs = [pool.submit(_train_stack, [configs[i] for i in sh], record, dtype,
-                                progress if k == 0 else None) for k, sh in enumerate(shards)]
-            parts = [f.result() for f in futs]
+        if workers == 1:
+            parts = [work(0)]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(work, range(workers)))
     finally:
         torch.set_num_threads(prev)
-    out: list[ModelResult | None] = [None] * len(configs)
-    for sh, res in zip(shards, parts):
-        for i, r in zip(sh, res):
-            out[i] = r
-    return out  # type: ignore[return-value]
+    res: list[ModelResult | None] = [None] * len(configs)
+    for part in parts:
+        for sh, rs in part:
+            for i, r in zip(sh, rs):
+                res[i] = r
+    return res  # type: ignore[return-value]
+
+
+# Models per stack: a stack whose activations, (G, batch, width) floats, stay near 512 KiB ran
+# fastest on the 2-core machine (width 64, batch 128, one thread: 5,900 model-steps/s at 12-16
+# models against 5,300 at 32), since each layer's operands then stay in cache between kernels.
+STACK_ELEMENTS = 1 << 17
+
+
+def _shards(configs: Sequence[Config], threads: int) -> list[list[int]]:
+    """Indices of the stacks to train: at least one per thread, none larger than STACK_ELEMENTS allows."""
+    c0 = configs[0]
+    per = max(1, STACK_ELEMENTS // max(1, c0.batch_size * max(c0.width, 1)))
+    n = min(len(configs), max(threads, -(-len(configs) // per)))
+    return [list(range(i, len(configs), n)) for i in range(n)]
 
 
 def default_threads() -> int:
@@ -343,7 +397,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     state2 = [torch.zeros_like(p) for p in params] if opt == "adam" else []
 
     gens = [batch_generator(c) for c in cs]
-    rec_steps = _record_steps(steps, record.every)
+    rec_steps = _record_steps(steps, record.every, record.first)
     rec_index = {s: i for i, s in enumerate(rec_steps)}
     R = len(rec_steps)
     losses = torch.empty(steps, G, dtype=dtype)
@@ -353,6 +407,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     want_act_stats = bool({"dead_fraction", "saturation_fraction"} & set(record.metrics))
     sat_thr = acts.saturation_threshold(record.saturation_tol, G, dtype)
     diverged_at = [None] * G
+    full = _FullSetMetrics(record, data, R, G)
+    full.at_init(Ws, bs, acts)
     checked = 0
     block = 32
     minus_one = torch.full((G, B, 1), -1.0, dtype=dtype)
@@ -383,7 +439,9 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         # Cross-entropy and its gradient (softmax - onehot) / B, per model.
         lp = torch.log_softmax(logits, -1)
         torch.sum(lp.gather(-1, tg), (1, 2), out=losses[t]).div_(-B)
-        dz = lp.exp_().scatter_add_(-1, tg, minus_one)
+        # softmax = 2^(log2(e) lp): torch's float32 exp ran 3-14x slower than exp2 here (worst on
+        # the very negative log-probabilities of a confident model).
+        dz = lp.mul_(_LOG2_E).exp2_().scatter_add_(-1, tg, minus_one)
 
         ri = rec_index.get(t)
         fast = ri is None and opt == "sgd"
@@ -404,9 +462,11 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                 _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, t + 1)
             if l > 0:
                 if ri is not None and want_act_stats:
-                    d = acts.derivative(zs[l - 1], hs[l])
-                    st_dead[ri, l - 1] = (d == 0).all(1).to(dtype).mean(-1)
-                    st_sat[ri, l - 1] = (d.abs() <= sat_thr).to(dtype).mean((1, 2))
+                    # |f'| (a fresh tensor: torch.cat) reduced with float kernels: all() over the
+                    # batch dim and a bool mean ran 10x and 6x slower than amax and le(out=float).
+                    d = acts.derivative(zs[l - 1], hs[l]).abs_()
+                    st_dead[ri, l - 1] = (d.amax(1) == 0).to(dtype).mean(-1)
+                    st_sat[ri, l - 1] = torch.le(d, sat_thr, out=torch.empty_like(d)).mean((1, 2))
                 dz = acts.backward(dh, zs[l - 1], hs[l])
 
         if ri is not None:  # one sync per record step: mark and mask diverged models
@@ -420,6 +480,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                         for tens in (*params, *state1, *state2):
                             tens[g].zero_()
                         bs[depth][g, :, C:] = -math.inf
+            full.at_record(ri, Ws, bs, acts)  # whole-data-set metrics (off unless asked)
             if progress is not None:
                 progress(t + 1)
 
@@ -427,11 +488,15 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     Ws[depth], bs[depth] = Ws[depth][..., :C], bs[depth][..., :C]
     ev_train = _evaluate(Ws, bs, acts, data.x_train, data.y_train)
     ev_test = _evaluate(Ws, bs, acts, data.x_test, data.y_test)
+    full.at_end(Ws, bs, acts)
     results: list[ModelResult | None] = [None] * G
     for g, c in enumerate(cs):
         results[order[g]] = _model_result(
             c, g, record, rec_steps, losses, st_grad, st_dead, st_sat, ev_train, ev_test, diverged_at[g],
             wall / G)
+        full.finish(results[order[g]], g, rec_steps, diverged_at[g])  # type: ignore[arg-type]
+        if record.keep_params:
+            results[order[g]].params = [(W[g].T.clone(), b[g, 0].clone()) for W, b in zip(Ws, bs)]  # type: ignore[union-attr]
     return results  # type: ignore[return-value]
 
 
@@ -475,6 +540,125 @@ def _evaluate_all(Ws, bs, acts, x, y):
                                              reduction="none").mean(1)
     acc = (logits.argmax(-1) == y.unsqueeze(0)).to(x.dtype).mean(1)
     return loss, acc
+
+
+FULL_SET_CHUNK = 2048  # training examples per forward pass of the whole-set metrics (bounds memory)
+
+
+def _hidden_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor):
+    """Per activation slice ``[a, b)`` of the stack and chunk of examples ``rows``, yield
+    ``(spec, params, a, b, rows, pre-activations per hidden layer, outputs per hidden layer, logits)``.
+
+    Each slice runs alone with its own activation, so no ``torch.cat`` joins the slices.
+    """
+    for spec, p, a, b in acts.parts:
+        for i in range(0, x.shape[0], FULL_SET_CHUNK):
+            rows = slice(i, i + FULL_SET_CHUNK)
+            h = x[rows].unsqueeze(0).expand(b - a, -1, -1)
+            zs, ys = [], []
+            for l in range(len(Ws) - 1):
+                zs.append(torch.baddbmm(bs[l][a:b], h, Ws[l][a:b]))
+                h = spec.forward(zs[-1], p)
+                ys.append(h)
+            yield spec, p, a, b, rows, zs, ys, torch.baddbmm(bs[-1][a:b], h, Ws[-1][a:b])
+
+
+@torch.no_grad()
+def loss_and_error(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, y: Tensor,
+                  n_classes: int) -> tuple[Tensor, Tensor]:
+    """Mean cross-entropy and error rate ``(G,)`` of every model on ``(x, y)`` (over the first
+    ``n_classes`` logits: the read-out may carry padding columns)."""
+    G = Ws[0].shape[0]
+    loss = torch.zeros(G, dtype=torch.float64)
+    wrong = torch.zeros(G, dtype=torch.float64)
+    for *_, a, b, rows, _, _, logits in _hidden_states(Ws, bs, acts, x):
+        logits = logits[..., :n_classes]
+        t = y[rows].unsqueeze(0).expand(b - a, -1)
+        loss[a:b] += torch.nn.functional.cross_entropy(logits.transpose(1, 2), t, reduction="none").double().sum(1)
+        wrong[a:b] += (logits.argmax(-1) != t).sum(1).double()
+    return loss / x.shape[0], wrong / x.shape[0]
+
+
+@torch.no_grad()
+def unit_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Fractions ``(G,)`` of hidden units that are dead (``f'(z) == 0`` for every example of
+    ``x``) and off (``z <= 0`` for every example), over all hidden layers of every model."""
+    G = Ws[0].shape[0]
+    live = [torch.zeros(G, w.shape[2], dtype=torch.bool) for w in Ws[:-1]]
+    on = [torch.zeros(G, w.shape[2], dtype=torch.bool) for w in Ws[:-1]]
+    for spec, p, a, b, _, zs, ys, _ in _hidden_states(Ws, bs, acts, x):
+        for l, (z, yl) in enumerate(zip(zs, ys)):
+            live[l][a:b] |= (spec.derivative(z, yl, p) != 0).any(1)
+            on[l][a:b] |= (z > 0).any(1)
+    units = sum(t.shape[1] for t in live)
+    dead = sum((~t).sum(1) for t in live) / units
+    off = sum((~t).sum(1) for t in on) / units
+    return dead.double(), off.double()
+
+
+class _FullSetMetrics:
+    """The metrics measured on whole data sets (``train_loss``, ``train_error``, ``test_loss``,
+    ``test_error``, ``unit_states``), kept out of the step loop but for one call per record step."""
+
+    CURVES = ("train_loss", "train_error", "test_loss", "test_error")
+
+    def __init__(self, record: Record, data: Data, R: int, G: int) -> None:
+        self.record, self.data = record, data
+        self.curves = [m for m in self.CURVES if m in record.metrics]
+        self.splits = [sp for sp in ("train", "test") if f"{sp}_loss" in self.curves or f"{sp}_error" in self.curves]
+        self.want_units = "unit_states" in record.metrics
+        # (loss, error) of each split: before training, and after each record step's update
+        self.at0: dict[str, Tensor] = {}
+        self.at = {sp: torch.full((2, R, G), math.nan, dtype=torch.float64) for sp in self.splits}
+        self.units0: tuple[Tensor, Tensor] | None = None
+        self.units1: tuple[Tensor, Tensor] | None = None
+
+    def _measure(self, Ws, bs, acts, split: str) -> Tensor:
+        d = self.data
+        x, y = (d.x_train, d.y_train) if split == "train" else (d.x_test, d.y_test)
+        return torch.stack(loss_and_error(Ws, bs, acts, x, y, d.n_classes))
+
+    def at_init(self, Ws, bs, acts) -> None:
+        for sp in self.splits:
+            self.at0[sp] = self._measure(Ws, bs, acts, sp)
+        if self.want_units:
+            self.units0 = unit_states(Ws, bs, acts, self.data.x_train)
+
+    def at_record(self, ri: int, Ws, bs, acts) -> None:
+        for sp in self.splits:
+            self.at[sp][:, ri] = self._measure(Ws, bs, acts, sp)
+
+    def at_end(self, Ws, bs, acts) -> None:
+        if self.want_units:
+            self.units1 = unit_states(Ws, bs, acts, self.data.x_train)
+
+    def finish(self, res: ModelResult, g: int, rec_steps: list[int], diverged_at: int | None) -> None:
+        """Add the metrics of model ``g`` to its result (``None`` where it had diverged).
+
+        ``final[f"{m}_curve"]`` is ``[(steps done, value), ...]`` from 0 (before training); a
+        record's ``m`` is measured after its step's update.
+        """
+        def ok(step: int) -> bool:
+            return diverged_at is None or step < diverged_at
+
+        for m in self.curves:
+            sp, k = m.split("_")[0], 0 if m.endswith("_loss") else 1
+            for r in res.records:
+                r[m] = _num(self.at[sp][k, rec_steps.index(r["step"]), g]) if ok(r["step"]) else None
+            curve = [(0, float(self.at0[sp][k, g]))] + [(s + 1, float(self.at[sp][k, ri, g]))
+                                                          for ri, s in enumerate(rec_steps) if ok(s)]
+            res.final[f"{m}_init"] = curve[0][1]
+            res.final[f"{m}_curve"] = curve
+            if m == "train_error":
+                target = self.record.target_error
+                hit = [n for n, e in curve if target is not None and e <= target]
+                res.final["steps_to_target_error"] = hit[0] if hit else None
+        if self.want_units:
+            assert self.units0 is not None and self.units1 is not None
+            res.final["dead_units_init"] = float(self.units0[0][g])
+            res.final["off_units_init"] = float(self.units0[1][g])
+            res.final["dead_units"] = None if diverged_at is not None else float(self.units1[0][g])
+            res.final["off_units"] = None if diverged_at is not None else float(self.units1[1][g])
 
 
 def _num(v: Tensor | float) -> float | None:
@@ -523,6 +707,23 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
         "wall_s": wall_per_model,
     }
     return ModelResult(c, "diverged" if diverged else "done", final, recs, layers, lg.clone())
+
+
+def train_configs(configs: Sequence[Config], record: Record | None = None, *, chunk_size: int = 64,
+                  dtype: torch.dtype = torch.float32, threads: int | None = None) -> list[ModelResult]:
+    """Train configurations of any shapes: :func:`group_configs`, then :func:`train_group` on each chunk.
+
+    Returns:
+        one :class:`ModelResult` per configuration, in the order given.
+    """
+    slots: dict[int, list[int]] = {}
+    for i, c in enumerate(configs):
+        slots.setdefault(id(c), []).append(i)
+    out: list[ModelResult | None] = [None] * len(configs)
+    for chunk in group_configs(configs, chunk_size):
+        for c, r in zip(chunk, train_group(chunk, record, dtype=dtype, threads=threads)):
+            out[slots[id(c)].pop()] = r
+    return out  # type: ignore[return-value]
 
 
 def group_configs(configs: Sequence[Config], chunk_size: int = 64) -> list[list[Config]]:

@@ -30,13 +30,22 @@ from pathlib import Path
 from typing import Any
 
 from actlab.activations import ActivationError, get
+from actlab.lab.init import INIT_SCHEMES as LAB_INIT_SCHEMES
 
 OPTIMISERS = ("sgd", "momentum", "adam")
 """Optimisers the batched engine implements on stacked tensors."""
 
-INIT_SCHEMES = ("he", "xavier", "lecun", "torch", "orthogonal")
-"""Weight initialisations (``he`` = Kaiming normal, ``xavier`` = Glorot normal, ``lecun`` normal,
-``torch`` = nn.Linear's default uniform, ``orthogonal`` with gain 1)."""
+INIT_ALIASES = {"he": "he_normal", "xavier": "xavier_normal", "lecun": "lecun_normal", "torch": "torch_default"}
+"""Short names of the lab's schemes, kept for existing sweep specs."""
+
+INIT_SCHEMES = (*INIT_ALIASES, *LAB_INIT_SCHEMES)
+"""Weight initialisations: the lab's schemes (:data:`actlab.lab.init.INIT_SCHEMES`, drawn by
+:func:`actlab.lab.init.init_weights`) and the aliases of :data:`INIT_ALIASES` (``he`` = He
+normal with the activation's leaky slope, ``xavier`` = Glorot normal, ``lecun`` = LeCun
+normal, ``torch`` = nn.Linear's default)."""
+
+INIT_ARGS = ("gain", "std", "value", "mode", "sigma_b2")
+"""Keyword arguments of :func:`actlab.lab.init.init_weights` a configuration may set (``init_args``)."""
 
 BIAS_INITS = ("zeros", "torch")
 """Named bias initialisations; a number gives a constant bias."""
@@ -47,8 +56,18 @@ PREPROCESS = ("none", "centre", "standardise")
 DATASETS = ("xor", "circles", "moons", "spirals", "digits", "iris", "wine", "breast_cancer", "mnist",
             "fashion_mnist")
 
-METRICS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
-"""What the engine can record per model and per layer on the record schedule."""
+DEFAULT_METRICS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
+"""What the engine records by default, per model and per layer, on the record schedule."""
+
+METRICS = (*DEFAULT_METRICS, "train_loss", "train_error", "test_loss", "test_error", "unit_states")
+"""Every metric the engine can record.  Beyond the defaults:
+
+* ``train_loss``, ``train_error``: mean cross-entropy and error rate on the whole training set,
+  before training and after each record step's update (``steps_to_target_error`` reads the error);
+* ``test_loss``, ``test_error``: the same on the test set;
+* ``unit_states``: the fractions of hidden units dead (``f'(z) = 0`` for every training example)
+  and off (``z <= 0`` for every example) on the whole training set, at init and at the end.
+"""
 
 
 class SpecError(ValueError):
@@ -65,6 +84,9 @@ class Config:
         depth: number of hidden layers (>= 1).
         width: units per hidden layer.
         init: weight initialisation, one of :data:`INIT_SCHEMES`.
+        init_args: keyword arguments of :func:`actlab.lab.init.init_weights` (:data:`INIT_ARGS`):
+            ``gain`` (a number or ``"auto"``: each layer's activation gain), ``std`` of ``normal``,
+            ``value`` of ``constant``, ``mode`` of He, ``sigma_b2`` of ``critical``.  Default: none
         bias_init: a constant, or one of :data:`BIAS_INITS`.
         lr: learning rate (> 0).
         optimiser: one of :data:`OPTIMISERS`.
@@ -82,6 +104,7 @@ class Config:
     depth: int = 3
     width: int = 64
     init: str = "he"
+    init_args: Mapping[str, Any] = field(default_factory=dict)
     bias_init: float | str = 0.0
     lr: float = 0.1
     optimiser: str = "sgd"
@@ -96,6 +119,9 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["activation_params"] = dict(sorted(dict(self.activation_params).items()))
+        d["init_args"] = dict(sorted(dict(self.init_args).items()))
+        if not d["init_args"]:  # absent, so configs written before it keep their hash
+            del d["init_args"]
         return d
 
     @property
@@ -134,6 +160,7 @@ def _digest(obj: Any) -> str:
 
 
 AXES: tuple[str, ...] = tuple(f.name for f in fields(Config) if f.name != "activation_params")
+# (an ``init_args`` axis takes mappings: ``init_args: [{gain: auto}, {gain: 2.0}]``)
 """Valid axis names (``activation`` entries carry their own hyperparameters)."""
 
 
@@ -143,15 +170,35 @@ class Record:
 
     Args:
         every: record per-model statistics every ``every`` steps (and at the last step).
-        metrics: a subset of :data:`METRICS`.
+        first: the first record step (0-based; the metrics measured after a step's update, such
+            as ``train_error``, then fall after ``first + 1``, ``first + 1 + every``, ... steps:
+            ``first = every - 1`` puts them at multiples of ``every``).  Default: ``0``
+        metrics: a subset of :data:`METRICS`.  Default: :data:`DEFAULT_METRICS`
         target_loss: ``steps_to_target`` is the first step whose batch loss is <= this.
+        target_error: with the ``train_error`` metric, ``steps_to_target_error`` is the number of
+            steps done at the first record whose training error is <= this (``None``: not tracked).
+        keep_params: return each model's trained weights (:attr:`ModelResult.params`).
         saturation_tol: a unit is saturated where ``|f'(z)| <= saturation_tol * max|f'|``.
     """
 
     every: int = 20
-    metrics: tuple[str, ...] = METRICS
+    first: int = 0
+    metrics: tuple[str, ...] = DEFAULT_METRICS
     target_loss: float = 0.5
     saturation_tol: float = 0.05
+    target_error: float | None = None
+    keep_params: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {**asdict(self), "metrics": list(self.metrics)}
+        # Fields added later are left out at their defaults, so older specs keep their hash.
+        if d["target_error"] is None:
+            del d["target_error"]
+        if d["first"] == 0:
+            del d["first"]
+        if not d["keep_params"]:
+            del d["keep_params"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -180,7 +227,7 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "axes": {k: list(v) for k, v in self.axes.items()},
-                "record": {**asdict(self.record), "metrics": list(self.record.metrics)}}
+                "record": self.record.to_dict()}
 
     @property
     def hash(self) -> str:
@@ -270,6 +317,10 @@ def validate_config(d: dict[str, Any]) -> Config:
         out["momentum"] = _float("momentum", d["momentum"], low=0.0, high=1.0)
     if "init" in d:
         out["init"] = _choice("init", d["init"], INIT_SCHEMES)
+    if d.get("init_args"):
+        out["init_args"] = _init_args(d["init_args"])
+    if out.get("init", "he") == "constant" and "value" not in out.get("init_args", {}):
+        raise SpecError("init: 'constant' needs init_args {value: ...} (the weight of every connection)")
     if "bias_init" in d:
         b = d["bias_init"]
         out["bias_init"] = (_choice("bias_init", b, BIAS_INITS) if isinstance(b, str)
@@ -281,6 +332,26 @@ def validate_config(d: dict[str, Any]) -> Config:
     if "preprocess" in d:
         out["preprocess"] = _choice("preprocess", d["preprocess"], _valid_preprocess())
     return Config(**out)
+
+
+def _init_args(a: Any) -> dict[str, Any]:
+    if not isinstance(a, Mapping):
+        raise SpecError(f"init_args: must be a mapping with keys among {', '.join(INIT_ARGS)}, got {a!r}")
+    out: dict[str, Any] = {}
+    for k, v in a.items():
+        if k not in INIT_ARGS:
+            raise SpecError(f"init_args: unknown key {k!r}; valid keys: {', '.join(INIT_ARGS)}")
+        if k == "gain":
+            if isinstance(v, str) and v.strip().lower() != "auto":
+                raise SpecError(f"init_args.gain: must be a number > 0 or 'auto', got {v!r}")
+            out[k] = "auto" if isinstance(v, str) else _float("init_args.gain", v, positive=True)
+        elif k == "mode":
+            out[k] = _choice("init_args.mode", v, ("fan_in", "fan_out"))
+        elif k == "value":
+            out[k] = _float("init_args.value", v)
+        else:
+            out[k] = _float(f"init_args.{k}", v, low=0.0)
+    return dict(sorted(out.items()))
 
 
 def parse_spec(obj: Mapping[str, Any], *, default_name: str = "sweep") -> SweepSpec:
@@ -318,6 +389,10 @@ def parse_spec(obj: Mapping[str, Any], *, default_name: str = "sweep") -> SweepS
         rec["metrics"] = tuple(_choice("record.metrics", m, METRICS) for m in ms)
     if "target_loss" in rec_in:
         rec["target_loss"] = _float("record.target_loss", rec_in["target_loss"], low=0.0)
+    if "first" in rec_in:
+        rec["first"] = _int("record.first", rec_in["first"], 0)
+    if rec_in.get("target_error") is not None:
+        rec["target_error"] = _float("record.target_error", rec_in["target_error"], low=0.0)
     if "saturation_tol" in rec_in:
         rec["saturation_tol"] = _float("record.saturation_tol", rec_in["saturation_tol"], low=0.0, high=1.0)
     spec = SweepSpec(name=str(obj.get("name") or default_name), axes=axes, record=Record(**rec))

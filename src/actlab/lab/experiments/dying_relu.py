@@ -7,6 +7,11 @@ inputs, so their units always get some gradient. We train the same MLP on digits
 activation and count, on the whole training set at the end, the units that are dead (zero
 derivative for every example) and those that are merely off (negative pre-activation for every
 example).
+
+Every run of an activation without learnable parameters trains at once on the batched engine
+(:func:`actlab.sweep.train_group`), which measures the unit states on the whole training set at
+init and at the end; activations with learnable parameters (PReLU), which the engine does not
+train, run one by one with :func:`actlab.lab.train.train`.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from actlab.activations import get
 from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.init import init_weights
 from actlab.lab.measure import activation_derivative, torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
+from actlab.sweep import Config, Record, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -35,7 +42,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "bias": -3.0,               # the negative-bias arm: every bias starts here ...
         "bias_lr": 0.001,           # ... trained at this (safe) learning rate
         "steps": 150,               # optimiser steps per run
-        "batch_size": 32,           # examples per step
+        "batch_size": 32,           # examples per step (engine runs: drawn with replacement)
         "seeds": [0, 1, 2],
     },
 }
@@ -69,7 +76,9 @@ class DyingRelu(Experiment):
     claim = ("ReLU units die (output zero, get zero gradient, for every input) when the learning rate is high or "
              "the bias very negative; leaky ReLU, PReLU and ELU units do not.")
     method = ("A 3-hidden-layer MLP (64 units, He normal init) on digits trained with Adam for 150 steps at "
-              "learning rates 0.001 to 0.1 (biases 0), and at lr 0.001 with every bias started at -3. At the end, on "
+              "learning rates 0.001 to 0.1 (biases 0), and at lr 0.001 with every bias started at -3 (ReLU, leaky ReLU "
+              "and ELU runs all trained at once on actlab's batched engine, batches drawn with replacement; PReLU, whose "
+              "slopes are learnt, one run at a time with shuffled epochs). At the end, on "
               "the whole training set: dead units (f'(z) = 0 for every example) and off units (z <= 0 for every "
               "example), as fractions of the hidden units. Confirmed when ReLU's dead fraction at the highest lr "
               "exceeds its dead fraction at the lowest lr, and, at the highest lr and in the bias -3 arm, exceeds each "
@@ -96,24 +105,56 @@ class DyingRelu(Experiment):
                 "train_error": res.final.get("train_error"), "diverged": res.diverged}
 
     def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        data = load_dataset(s["data"], seed=0)
         keys = ("dead", "off", "dead_init", "off_init", "train_error")
+        arms = [(lr, 0.0) for lr in s["lrs"]] + [(s["bias_lr"], s["bias"])]
+        runs = {**self._engine_runs(s, arms, progress), **self._module_runs(s, arms, progress)}
         out: dict[str, Any] = {"activations": s["activations"], "lrs": s["lrs"], "bias": s["bias"],
                                "bias_lr": s["bias_lr"], "lr_sweep": {}, "negative_bias": {}}
-        jobs, done = len(s["activations"]) * (len(s["lrs"]) + 1) * len(s["seeds"]), 0
         for act in s["activations"]:
-            sweep: dict[str, list] = {k: [] for k in keys}
-            for lr in s["lrs"]:
-                runs = [self._run(s, data, act, lr, 0.0, seed) for seed in s["seeds"]]
-                for k in keys:
-                    sweep[k].append([r[k] for r in runs])
+            per_arm = [[runs[act, lr, bias, seed] for seed in s["seeds"]] for lr, bias in arms]
+            out["lr_sweep"][act] = {k: [[r[k] for r in arm] for arm in per_arm[:-1]] for k in keys}
+            out["negative_bias"][act] = {k: [r[k] for r in per_arm[-1]] for k in keys}
+        return out
+
+    def _engine_runs(self, s: dict[str, Any], arms: list[tuple[float, float]], progress: Progress) -> dict:
+        """The runs of activations without learnable parameters, as one stack on the engine."""
+        acts = [a for a in s["activations"] if not get(a).learnable]
+        keys = [(act, lr, bias, seed) for act in acts for lr, bias in arms for seed in s["seeds"]]
+        if not keys:
+            return {}
+        configs = [Config.from_dict({"activation": act, "depth": s["depth"], "width": s["width"], "init": s["init"],
+                                     "bias_init": bias, "lr": lr, "optimiser": s["optimiser"], "data": s["data"],
+                                     "seed": seed, "steps": s["steps"], "batch_size": s["batch_size"]})
+                   for act, lr, bias, seed in keys]
+        share = len(keys) / (len(s["activations"]) * len(arms) * len(s["seeds"]))
+        results = train_group(configs, Record(every=s["steps"], metrics=("loss", "unit_states")),
+                              progress=lambda t: progress(share * t / s["steps"], f"engine: step {t}"))
+        nan = float("nan")
+        out = {}
+        for key, r in zip(keys, results):
+            f = r.final
+            out[key] = {"dead": nan if f["dead_units"] is None else f["dead_units"],
+                        "off": nan if f["off_units"] is None else f["off_units"],
+                        "dead_init": f["dead_units_init"], "off_init": f["off_units_init"],
+                        "train_error": None if f["train_accuracy"] is None else 1.0 - f["train_accuracy"],
+                        "diverged": f["diverged"]}
+        return out
+
+    def _module_runs(self, s: dict[str, Any], arms: list[tuple[float, float]], progress: Progress) -> dict:
+        """The runs of activations with learnable parameters (PReLU), one model at a time."""
+        acts = [a for a in s["activations"] if get(a).learnable]
+        if not acts:
+            return {}
+        data = load_dataset(s["data"], seed=0)
+        jobs = len(s["activations"]) * len(arms) * len(s["seeds"])
+        done = jobs - len(acts) * len(arms) * len(s["seeds"])
+        out = {}
+        for act in acts:
+            for lr, bias in arms:
+                for seed in s["seeds"]:
+                    out[act, lr, bias, seed] = self._run(s, data, act, lr, bias, seed)
                 done += len(s["seeds"])
-                progress(done / jobs, f"{act} lr {lr:g}")
-            runs = [self._run(s, data, act, s["bias_lr"], s["bias"], seed) for seed in s["seeds"]]
-            done += len(s["seeds"])
-            progress(done / jobs, f"{act} bias {s['bias']:g}")
-            out["lr_sweep"][act] = sweep
-            out["negative_bias"][act] = {k: [r[k] for r in runs] for k in keys}
+                progress(done / jobs, f"{act} lr {lr:g} bias {bias:g}")
         return out
 
     def decide(self, n: dict[str, Any]) -> Verdict:

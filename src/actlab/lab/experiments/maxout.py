@@ -24,10 +24,9 @@ from actlab.lab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab.lab.init import init_weights
 from actlab.lab.measure import torch_threads
 from actlab.lab.models import MLP, count_parameters
-from actlab.lab.train import TrainConfig, train
+from actlab.sweep import Config, Record, lab_model, train_configs
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -76,7 +75,8 @@ class MaxoutGeneralises(Experiment):
     title = "Maxout contains ReLU and leaky ReLU, at k times the parameters"
     claim = ("A maxout unit with pieces (w, b) and (0, 0) is a ReLU unit, and with pieces (w, b) and (a w, a b) a "
              "leaky ReLU; maxout trains as well as they do, and with k = 2 pieces it has twice the parameters.")
-    method = ("Digits; MLPs with 2 hidden layers of 64 units (ReLU, leaky ReLU, maxout k = 2), He normal init, Adam. "
+    method = ("Digits; MLPs with 2 hidden layers of 64 units (ReLU, leaky ReLU, maxout k = 2), He normal init, Adam "
+              "(batches drawn with replacement; all runs on actlab's batched engine). "
               "(1) The trained ReLU and leaky-ReLU nets are copied into maxout nets (second piece 0, or the slope "
               "times the first) and the largest output difference over the data is measured. (2) Test accuracy "
               "over seeds. (3) Parameters counted from the models. Confirmed when both copies agree to 1e-5, "
@@ -93,19 +93,28 @@ class MaxoutGeneralises(Experiment):
                                    "max_abs_diff": {"relu": [], "leaky_relu": []}, "output_scale": [],
                                    "parameters": {}, "hidden_parameters": {}, "pieces": s["pieces"],
                                    **{k: s[k] for k in ("exact_tol", "comparable", "ratio_tol")}}
-            jobs, done = len(s["activations"]) * len(s["seeds"]), 0
+            every = max(s["steps"] // 10, 1)
+            configs = [Config.from_dict({"activation": act,
+                                         "activation_params": {"pieces": s["pieces"]} if act == "maxout" else {},
+                                         "depth": s["depth"], "width": s["width"], "init": s["init"],
+                                         "bias_init": 0.0, "lr": s["lr"], "optimiser": "adam", "data": s["data"],
+                                         "seed": seed, "steps": s["steps"], "batch_size": s["batch_size"]})
+                       for act in s["activations"] for seed in s["seeds"]]
+            progress(0.0, "training every net on the batched engine")
+            # Test accuracy at init and after every `every` steps; the trained weights for the copies.
+            results = iter(zip(configs, train_configs(configs, Record(every=every, first=every - 1,
+                                                                      metrics=("loss", "test_error"),
+                                                                      keep_params=True))))
+            steps_at: list[int] = []
             for act in s["activations"]:
-                params = {"pieces": s["pieces"]} if act == "maxout" else None
                 accs, curves = [], []
-                for seed in s["seeds"]:
-                    model = MLP(data.in_features, data.out_features, depth=s["depth"], width=s["width"], activation=act,
-                                activation_params=params)
-                    init_weights(model, s["init"], seed=seed)
-                    cfg = TrainConfig(loss="ce", optimiser="adam", lr=s["lr"], batch_size=s["batch_size"],
-                                      steps=s["steps"], seed=seed, eval_every=max(s["steps"] // 10, 1), threads=1)
-                    res = train(model, data, cfg)
+                for _ in s["seeds"]:
+                    c, res = next(results)
+                    model = lab_model(c, data.in_features, data.out_features, res.params)
                     accs.append(res.final["test_accuracy"])
-                    curves.append(res.test_accuracy)
+                    curve = res.final["test_error_curve"]
+                    steps_at = max(steps_at, [n for n, _ in curve], key=len)
+                    curves.append([1.0 - e for _, e in curve])
                     if act in out["max_abs_diff"]:
                         slope = 0.0 if act == "relu" else float(get(act).defaults()["negative_slope"])
                         model.eval()
@@ -113,12 +122,13 @@ class MaxoutGeneralises(Experiment):
                             y, y_max = model(x), as_maxout(model, slope)(x)
                         out["max_abs_diff"][act].append(float((y - y_max).abs().max()))
                         out["output_scale"].append(float(y.abs().max()))
-                    done += 1
-                    progress(done / jobs, f"{act} seed {seed}")
                 out["test_accuracy"][act], out["curves"][act] = accs, curves
                 out["parameters"][act] = count_parameters(model)
                 out["hidden_parameters"][act] = hidden_parameters(model)
-            out["curve_steps"] = res.eval_steps
+                progress(len(out["curves"]) / len(s["activations"]), f"{act}: copies and counts")
+            for act in s["activations"]:  # a diverged run's curve stops early: pad it to the common steps
+                out["curves"][act] = [cv + [float("nan")] * (len(steps_at) - len(cv)) for cv in out["curves"][act]]
+            out["curve_steps"] = steps_at
             return out
 
     def decide(self, n: dict[str, Any]) -> Verdict:

@@ -14,11 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
-from actlab.lab.init import init_weights
-from actlab.lab.models import MLP
-from actlab.lab.train import TrainConfig, train
+from actlab.sweep import Config, Record, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -59,7 +56,8 @@ class ZeroInitSymmetry(Experiment):
     title = "Zero initialisation never breaks symmetry"
     claim = ("With all-zero (or all-equal) initial weights the hidden units of a layer stay identical during "
              "training: the weight matrix stays rank 1 and the net learns like one with a single unit per layer.")
-    method = ("A 2-hidden-layer tanh MLP (32 units) on digits, trained with SGD from zero weights, constant weights "
+    method = ("A 2-hidden-layer tanh MLP (32 units) on digits, trained with SGD (batches drawn with replacement; every run "
+              "at once on actlab's batched engine) from zero weights, constant weights "
               "(0.05) and Glorot normal weights (biases 0). After training, per hidden layer: the largest distance "
               "between two units' incoming weight vectors (bias included) relative to the largest vector's norm, and "
               "the ratio of the second to the first singular value of the weight matrix (0 = rank 1). Confirmed when, "
@@ -69,27 +67,28 @@ class ZeroInitSymmetry(Experiment):
     settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        data = load_dataset(s["data"], seed=0)
         out: dict[str, Any] = {"inits": list(s["inits"]), "depth": s["depth"],
                                "identical_below": s["identical_below"], "distinct_above": s["distinct_above"],
                                "spread": {}, "rank_ratio": {}, "train_error": {}, "loss_curve": {}}
-        jobs, done = len(s["inits"]) * len(s["seeds"]), 0
-        for name, kw in s["inits"].items():
+        every = max(s["steps"] // 10, 1)
+        configs = [Config.from_dict({"activation": s["activation"], "depth": s["depth"], "width": s["width"],
+                                     "init": kw["scheme"], "init_args": {k: v for k, v in kw.items() if k != "scheme"},
+                                     "bias_init": 0.0, "lr": s["lr"], "optimiser": "sgd", "data": s["data"],
+                                     "seed": seed, "steps": s["steps"], "batch_size": s["batch_size"]})
+                   for kw in s["inits"].values() for seed in s["seeds"]]
+        results = iter(train_group(configs, Record(every=every, first=every - 1, metrics=("loss", "train_error"),
+                                                   keep_params=True),
+                                   progress=lambda t: progress(t / s["steps"], f"step {t} of {s['steps']}")))
+        for name in s["inits"]:
             spread, rank, err, curve = [], [], [], []
-            for seed in s["seeds"]:
-                model = MLP(data.in_features, data.out_features, depth=s["depth"], width=s["width"],
-                            activation=s["activation"])
-                init_weights(model, **kw, seed=seed)
-                cfg = TrainConfig(loss="ce", optimiser="sgd", lr=s["lr"], batch_size=s["batch_size"],
-                                  steps=s["steps"], seed=seed, eval_every=max(s["steps"] // 10, 1))
-                res = train(model, data, cfg)
-                per_layer = [symmetry(lin.weight.detach(), lin.bias.detach()) for lin in model.hidden_layers()]
+            for _ in s["seeds"]:
+                res = next(results)
+                per_layer = [symmetry(w, b) for w, b in res.params[:-1]]  # type: ignore[index]
                 spread.append([p[0] for p in per_layer])
                 rank.append([p[1] for p in per_layer])
-                err.append(res.final.get("train_error"))
-                curve.append([res.eval_steps, res.train_error])
-                done += 1
-                progress(done / jobs, f"{name} seed {seed}")
+                err.append(None if res.final["train_accuracy"] is None else 1.0 - res.final["train_accuracy"])
+                steps, errs = zip(*res.final["train_error_curve"])
+                curve.append([list(steps), list(errs)])
             out["spread"][name], out["rank_ratio"][name] = spread, rank
             out["train_error"][name], out["loss_curve"][name] = err, curve
         return out
