@@ -42,7 +42,7 @@ threads (on a loaded machine one thread gives steadier figures).
 Targets (issue 2): fwd+bwd of the analytic path >= 0.9x torch's built-in where torch has one,
 >= 1.5x the naive composition where it has none (and for erf, whose built-in backward is itself a
 composite). The table marks each PASS/FAIL. Identity moves no bytes on either path (both return
-the input: ``spec.passthrough``), so its row times Python call overhead only.
+the input: ``spec.passthrough``), so its row times Python call overhead only and has no target.
 
 GELU and SiLU (and Swish at beta = 1) call torch's fused kernels, which give NaN at +-inf; the
 catalog promises the limits there, so their forward first reads the input once more (a BLAS
@@ -292,6 +292,9 @@ def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype
 def _targets(spec: ActivationSpec, row: dict[str, Any]) -> list[dict[str, Any]]:
     if not spec.backprop:
         return [{"target": "none (no backprop: f' = 0 almost everywhere; forward only)", "pass": None}]
+    if spec.passthrough:
+        # No kernel and no bytes on either path: the row times a Python call, not throughput.
+        return [{"target": "none (no kernel: both paths return the input)", "pass": None}]
     fb = row["modes"]["fwd+bwd"]
     out = []
     if spec.builtin is not None:

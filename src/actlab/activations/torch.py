@@ -106,6 +106,8 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
         training: RReLU samples its slopes when true.
         **params: hyperparameters (validated; defaults fill the rest).
     """
+    if spec.passthrough and isinstance(x, Tensor) and not params and impl in ("analytic", "builtin"):
+        return x
     p = spec.resolve(**params)
     if not isinstance(x, Tensor):
         arr = np.asarray(x)
