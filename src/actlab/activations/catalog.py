@@ -121,7 +121,8 @@ def _inf_to_relu(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _mask(cond: Tensor, like: Tensor) -> Tensor:
-    return cond.to(like.dtype)
+    # Through uint8: on the 2-core AVX-512 CPU, bool.to(float32) ran 7x slower than uint8's.
+    return cond.view(torch.uint8).to(like.dtype)
 
 
 def _std_normal_cdf(x: Tensor) -> Tensor:
