@@ -10,8 +10,12 @@ wall time, and the CPU time of this process (with one torch thread, the default 
 is the step's own work and barely moves when other jobs compete for the cores; wall time then
 also counts the waiting).
 
+A repetition runs 80 steps by default, more than the probe's longest period (it stacks its
+on-device records every 64 recorded steps): with 20-step blocks most repetitions missed that
+flush and their median understated the amortised cost by ~3%.
+
     python benchmarks/probe_overhead.py                 # both models, table
-    python benchmarks/probe_overhead.py --json out.json --reps 15 --steps 40 --models mlp
+    python benchmarks/probe_overhead.py --json out.json --reps 15 --steps 80 --models mlp
 """
 
 from __future__ import annotations
@@ -178,8 +182,11 @@ def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = V
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
-    ap.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
-    ap.add_argument("--steps", type=int, default=20, help="steps per repetition and variant (multiple of 10)")
+    ap.add_argument("--reps", type=int, default=9, help="interleaved repetitions")
+    ap.add_argument("--steps", type=int, default=80,
+                    help="steps per repetition and variant (multiple of 10; >= 64 so that every repetition "
+                         "carries the probe's periodic work: the update ratio every 10 steps, the flush of "
+                         "its records every 64)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each fresh model")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (0: torch's default); 1 keeps timings stable on a shared machine")
