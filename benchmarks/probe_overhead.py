@@ -5,7 +5,7 @@ that calls ``.item()`` per layer per step, and Cockpit's "economy" configuration
 
 Variants run interleaved (each repetition runs a block of steps of every variant in turn, the
 order rotating), so a machine shared with other jobs slows them alike; the table gives medians
-over repetitions and the median of the per-repetition ratios to "no probe", for two clocks:
+over repetitions and the median (and quartiles) of the per-repetition ratios to "no probe", for two clocks:
 wall time, and the CPU time of this process (with one torch thread, the default here, CPU time
 is the step's own work and barely moves when other jobs compete for the cores; wall time then
 also counts the waiting).
@@ -174,7 +174,9 @@ def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = V
         for clock in ("wall", "cpu"):
             ts, base = times[k][clock], times["no probe"][clock]
             ratios = [t / b for t, b in zip(ts, base)]
+            q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
             out[k][clock] = {"median_ms": 1e3 * statistics.median(ts), "ratio_median": statistics.median(ratios),
+                             "ratio_q1": q1, "ratio_q3": q3,
                              "ratio_of_medians": statistics.median(ts) / statistics.median(base), "ratios": ratios}
     return out
 
@@ -208,11 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         result["models"][kind] = r
         print(f"\n{kind}: step time, median of {a.reps} interleaved repetitions x {a.steps} steps "
               f"({torch.get_num_threads()} torch threads)")
-        print(f"{'variant':<20}{'cpu ms':>9}{'cpu ratio':>11}{'wall ms':>10}{'wall ratio':>12}")
+        print(f"{'variant':<20}{'cpu ms':>9}{'cpu ratio':>11}{'wall ms':>10}{'wall ratio':>12}"
+              f"{'(quartiles)':>18}")
         for k, v in r.items():
             c, w = v["cpu"], v["wall"]
             print(f"{k:<20}{c['median_ms']:>9.2f}{c['ratio_median']:>10.3f}x{w['median_ms']:>10.2f}"
-                  f"{w['ratio_median']:>11.3f}x", flush=True)
+                  f"{w['ratio_median']:>11.3f}x   {w['ratio_q1']:.3f}-{w['ratio_q3']:.3f}", flush=True)
     if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
         print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
     if a.json:
