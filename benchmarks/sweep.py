@@ -6,8 +6,9 @@ The same configurations (MLP: input 64, 3 hidden layers of 64, 10 classes; ReLU;
 - one by one, each as its own ``nn.Sequential`` of ``nn.Linear`` + ``nn.functional.relu``
   with ``torch.optim.SGD`` and autograd (:func:`actlab.sweep.engine.train_reference` with
   torch's built-in op), at 1 and at 2 intra-op threads; the faster is the baseline;
-- by the batched engine (:func:`actlab.sweep.engine.train_group`), all configurations as one
-  stack, recording its per-model statistics every ``--record-every`` steps.
+- by the batched engine (:func:`actlab.sweep.engine.train_group`), all configurations in one
+  call (stacks of about 16 models, ``engine.STACK_ELEMENTS``, on one Python thread per core),
+  recording its per-model statistics every ``--record-every`` steps.
 
 Variants are interleaved within each repeat (the machine may be shared), and each figure is
 the median over repeats; the ratio is the median of the per-repeat ratios.  For sizes above
