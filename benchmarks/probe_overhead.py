@@ -184,7 +184,7 @@ def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = V
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
-    ap.add_argument("--reps", type=int, default=9, help="interleaved repetitions")
+    ap.add_argument("--reps", type=int, default=21, help="interleaved repetitions")
     ap.add_argument("--steps", type=int, default=80,
                     help="steps per repetition and variant (multiple of 10; >= 64 so that every repetition "
                          "carries the probe's periodic work: the update ratio every 10 steps, the flush of "
