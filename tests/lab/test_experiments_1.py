@@ -61,21 +61,6 @@ def test_symmetry_measures_identical_and_distinct_units():
     assert spread > 1.0 and rank == pytest.approx(1.0)
 
 
-def test_dying_relu_counts_dead_units_on_every_example():
-    from actlab.lab.experiments.dying_relu import unit_states
-
-    model = MLP(2, 2, depth=1, width=3, activation="relu")
-    lin = model.hidden_layers()[0]
-    with torch.no_grad():
-        lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
-        lin.bias.copy_(torch.tensor([0.0, 0.0, -1.0]))  # unit 3 is off for every input
-    x = torch.tensor([[1.0, -1.0], [2.0, -3.0]])  # unit 2 is off for both inputs too
-    assert unit_states(model, x) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
-    model = MLP(2, 2, depth=1, width=3, activation="leaky_relu")
-    model.hidden_layers()[0].load_state_dict(lin.state_dict())
-    assert unit_states(model, x) == (0.0, pytest.approx(2 / 3))  # off, but never dead
-
-
 def _vanishing_numbers(sig: float, relu: float) -> dict:
     return {"depths": [2, 10], "activations": ["sigmoid", "relu"], "orders": 2.0, "min_depth": 10,
             "ratio_init": {"sigmoid": [[0.1, 0.1, 0.1], [sig, sig * 2, sig / 2]], "relu": [[1, 1, 1], [relu] * 3]},

@@ -98,3 +98,22 @@ def test_group_configs_by_shape():
     assert sorted(c.hash for ch in chunks for c in ch) == sorted(c.hash for c in cs)
     with pytest.raises(ValueError, match="one shape"):
         train_group(cs)
+
+
+@pytest.mark.parametrize("optimiser, lr", [("sgd", 0.1), ("momentum", 0.05), ("adam", 0.01)])
+def test_prelu_slopes_train_as_in_one_by_one(optimiser, lr):
+    # PReLU's slope is learned per model and hidden layer, in a stack mixed with fixed activations.
+    cs = [Config(activation="prelu", activation_params={"negative_slope": 0.1 + 0.2 * s}, seed=s, lr=lr,
+                 optimiser=optimiser, **SMALL) for s in range(2)]
+    cs += [Config(activation="relu", seed=5, lr=lr, optimiser=optimiser, **SMALL)]
+    res = train_group(cs, Record(every=10), dtype=torch.float64, threads=1)
+    for c, r in zip(cs, res):
+        ref_losses, model = train_reference(c, dtype=torch.float64)
+        assert _close(r.losses, ref_losses, torch.float64), (c.label, (r.losses - ref_losses).abs().max())
+        slopes = [m.negative_slope.item() for m in model if hasattr(m, "negative_slope")]
+        if c.activation == "prelu":
+            got = [d["negative_slope"] for d in r.final["learned"]]
+            assert got == pytest.approx(slopes, abs=1e-10)
+            assert got != pytest.approx([c.activation_params["negative_slope"]] * len(got))  # they moved
+        else:
+            assert "learned" not in r.final and not slopes

@@ -110,6 +110,6 @@ def test_safe_load_executes_nothing(tmp_path):
         load_spec(p)
 
 
-def test_learnable_activation_is_refused_clearly():
-    with pytest.raises(SpecError, match="prelu.*learnable"):
-        parse_spec({"axes": {"activation": "prelu"}})
+def test_learnable_activation_is_accepted_with_its_initial_value():
+    spec = parse_spec({"axes": {"activation": [{"name": "prelu", "negative_slope": 0.1}, "prelu"]}})
+    assert [c.activation_params["negative_slope"] for c in spec.configs()] == [0.1, 0.25]

@@ -17,7 +17,9 @@ share its group; :func:`train_reference` trains one configuration as a plain ``n
 with ``torch.optim`` and the tests hold the two equal.
 
 Models in one group may use different activations: the group is sorted by activation and
-each activation is applied to its contiguous slice of the stack.  A model whose loss turns
+each activation is applied to its contiguous slice of the stack.  Learnable hyperparameters
+(PReLU's slope) are trained too: one scalar per model and hidden layer, as ``nn.PReLU()``, updated
+by the same optimiser; their trained values come back in ``final["learned"]``.  A model whose loss turns
 NaN/Inf is marked diverged (with the step), its learning rate and weights are zeroed, and
 it cannot disturb the others (no operation mixes models).
 """
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from actlab.activations import ActivationSpec, get
+from actlab.activations import Activation, ActivationSpec, get
 from actlab.activations import apply as act_apply
 from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
@@ -212,9 +214,15 @@ class ModelResult:
 
 # ------------------------------------------------------------------------------------------ engine
 class _Slices:
-    """The activations of a sorted group, each over its contiguous slice of models."""
+    """The activations of a sorted group, each over its contiguous slice of models.
 
-    def __init__(self, configs: Sequence[Config]) -> None:
+    Learnable hyperparameters (PReLU's slope) are trained: one scalar per model and hidden
+    layer (``nn.PReLU``'s default ``num_parameters=1``), held in :attr:`learn` as ``(G, 1, 1)``
+    tensors and updated by the optimiser like the weights; :meth:`backward` leaves their
+    gradients in :attr:`grads`.
+    """
+
+    def __init__(self, configs: Sequence[Config], depth: int = 0, dtype: torch.dtype = torch.float32) -> None:
         self.parts: list[tuple[ActivationSpec, dict[str, Any], int, int]] = []
         start = 0
         for i in range(1, len(configs) + 1):
@@ -226,27 +234,61 @@ class _Slices:
                 self.parts.append((spec, p, start, i))
                 start = i
         self.needs_input = any(spec.derivative_from != "output" for spec, *_ in self.parts)
+        self.learnable = any(spec.learnable for spec, *_ in self.parts)
+        self.learn: list[dict[str, Tensor]] = []
+        if self.learnable:
+            for _ in range(depth):
+                d: dict[str, Tensor] = {}
+                for spec, p, a, b in self.parts:
+                    for name in spec.learnable:
+                        d.setdefault(name, torch.zeros(len(configs), 1, 1, dtype=dtype))[a:b] = float(p[name])
+                self.learn.append(d)
+        self.grads: list[dict[str, Tensor]] = [{k: torch.zeros_like(v) for k, v in d.items()} for d in self.learn]
 
-    def forward(self, z: Tensor) -> Tensor:
+    def params(self, spec: ActivationSpec, p: dict[str, Any], a: int, b: int, l: int | None) -> dict[str, Any]:
+        """``p`` with the current values of hidden layer ``l``'s learnable hyperparameters for models ``[a, b)``."""
+        if l is None or not spec.learnable:
+            return p
+        return {**p, **{n: self.learn[l][n][a:b] for n in spec.learnable}}
+
+    def forward(self, z: Tensor, l: int | None = None) -> Tensor:
         if len(self.parts) == 1:
-            spec, p, _, _ = self.parts[0]
-            return spec.forward(z, p)
-        outs = [spec.forward(z[a:b], p) for spec, p, a, b in self.parts]
+            spec, p, a, b = self.parts[0]
+            return spec.forward(z, self.params(spec, p, a, b, l))
+        outs = [spec.forward(z[a:b], self.params(spec, p, a, b, l)) for spec, p, a, b in self.parts]
         return torch.cat(outs)
 
-    def backward(self, g: Tensor, z: Tensor | None, y: Tensor) -> Tensor:
-        if len(self.parts) == 1:
-            spec, p, _, _ = self.parts[0]
-            return _vjp(spec, p, g, z, y)
-        return torch.cat([_vjp(spec, p, g[a:b], None if z is None else z[a:b], y[a:b])
-                          for spec, p, a, b in self.parts])
+    def backward(self, g: Tensor, z: Tensor | None, y: Tensor, l: int | None = None) -> Tensor:
+        if not self.learnable or l is None:
+            if len(self.parts) == 1:
+                spec, p, _, _ = self.parts[0]
+                return _vjp(spec, p, g, z, y)
+            return torch.cat([_vjp(spec, p, g[a:b], None if z is None else z[a:b], y[a:b])
+                              for spec, p, a, b in self.parts])
+        outs = []
+        for spec, p, a, b in self.parts:
+            gs, zs_, ys = g[a:b], None if z is None else z[a:b], y[a:b]
+            if not spec.learnable:
+                outs.append(_vjp(spec, p, gs, zs_, ys))
+                continue
+            q = self.params(spec, p, a, b, l)
+            if spec.param_vjp is not None:
+                gx, pg = spec.param_vjp(gs, zs_, ys, q)
+            else:
+                gx = _vjp(spec, q, gs, zs_, ys)
+                pg = {n: gs * spec.param_grads[n](zs_, ys, q) for n in spec.learnable}
+            for n in spec.learnable:
+                self.grads[l][n][a:b] = pg[n].sum_to_size(q[n].shape)
+            outs.append(gx)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-    def derivative_abs(self, z: Tensor | None, y: Tensor) -> Tensor:
+    def derivative_abs(self, z: Tensor | None, y: Tensor, l: int | None = None) -> Tensor:
         """``|f'(z)|`` of every model, a fresh tensor."""
         if len(self.parts) == 1:
-            spec, p, _, _ = self.parts[0]
-            return spec.derivative(z, y, p).abs()  # not in place: a derivative may return a view
-        return torch.cat([spec.derivative(None if z is None else z[a:b], y[a:b], p)
+            spec, p, a, b = self.parts[0]
+            # not in place: a derivative may return a view
+            return spec.derivative(z, y, self.params(spec, p, a, b, l)).abs()
+        return torch.cat([spec.derivative(None if z is None else z[a:b], y[a:b], self.params(spec, p, a, b, l))
                           for spec, p, a, b in self.parts]).abs_()
 
     def saturation_threshold(self, tol: float, n_models: int, dtype: torch.dtype) -> Tensor:
@@ -374,7 +416,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     G, L, depth, steps, B = len(cs), c0.depth + 1, c0.depth, c0.steps, c0.batch_size
     data = load_data(c0.data, c0.preprocess, c0.n, dtype)
     X, Y, n_train = data.x_train, data.y_train, data.x_train.shape[0]
-    acts = _Slices(cs)
+    acts = _Slices(cs, depth, dtype)
     t_start = time.perf_counter()
 
     # Parameters stacked as (G, in, out) and (G, 1, out), from each model's own generator.
@@ -392,6 +434,9 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         Ws[depth] = torch.cat([Ws[depth], Ws[depth].new_zeros(G, Ws[depth].shape[1], Cp - C)], 2)
         bs[depth] = torch.cat([bs[depth], bs[depth].new_full((G, 1, Cp - C), -math.inf)], 2)
     params = [t for l in range(L) for t in (Ws[l], bs[l])]
+    # learnable activation hyperparameters (PReLU's slope), after the weights: index 2 L + k
+    learned = [(l, n) for l in range(depth) for n in sorted(acts.learn[l])] if acts.learnable else []
+    params += [acts.learn[l][n] for l, n in learned]
 
     col = lambda vals: torch.tensor(vals, dtype=dtype).view(G, 1, 1)
     lr = col([c.lr for c in cs])
@@ -434,7 +479,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         hs, zs = [h], []
         for l in range(depth):
             z = torch.baddbmm(bs[l], hs[-1], Ws[l])
-            hs.append(acts.forward(z))
+            hs.append(acts.forward(z, l))
             # Specs whose derivative reads only the output let z go now: a smaller working set
             # keeps the matmuls' operands in cache.
             zs.append(z if acts.needs_input else None)
@@ -469,10 +514,17 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                 if ri is not None and want_act_stats:
                     # |f'| reduced with float kernels: all() over the batch dim and a bool mean
                     # ran 10x and 6x slower than amax and le(out=float).
-                    d = acts.derivative_abs(zs[l - 1], hs[l])
+                    d = acts.derivative_abs(zs[l - 1], hs[l], l - 1)
                     st_dead[ri, l - 1] = (d.amax(1) == 0).to(dtype).mean(-1)
                     st_sat[ri, l - 1] = torch.le(d, sat_thr, out=torch.empty_like(d)).mean((1, 2))
-                dz = acts.backward(dh, zs[l - 1], hs[l])
+                dz = acts.backward(dh, zs[l - 1], hs[l], l - 1)
+                for k, (ll, n) in enumerate(learned):
+                    if ll == l - 1:  # already lr-scaled on the fast path, as dz is
+                        gp = acts.grads[ll][n]
+                        if fast:
+                            acts.learn[ll][n].sub_(gp)
+                        else:
+                            _update(opt, 2 * L + k, acts.learn[ll][n], gp, state1, state2, lr * alive, mom, t + 1)
 
         if ri is not None:  # one sync per record step: mark and mask diverged models
             bad = ~torch.isfinite(losses[checked:t + 1]).all(0)
@@ -502,6 +554,10 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         full.finish(results[order[g]], g, rec_steps, diverged_at[g])  # type: ignore[arg-type]
         if record.keep_params:
             results[order[g]].params = [(W[g].T.clone(), b[g, 0].clone()) for W, b in zip(Ws, bs)]  # type: ignore[union-attr]
+        names = get(c.activation).learnable if learned else ()
+        if names:  # the trained values of the learnable hyperparameters, one dict per hidden layer
+            results[order[g]].final["learned"] = [  # type: ignore[union-attr]
+                {n: float(acts.learn[l][n][g]) for n in names} for l in range(depth)]
     return results  # type: ignore[return-value]
 
 
@@ -526,7 +582,7 @@ def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[T
 def _evaluate(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Mean cross-entropy and accuracy of every model on ``(x, y)``, in chunks of models."""
     G = Ws[0].shape[0]
-    if len(acts.parts) > 1 or G <= EVAL_CHUNK:
+    if len(acts.parts) > 1 or G <= EVAL_CHUNK or acts.learnable:
         return _evaluate_all(Ws, bs, acts, x, y)
     outs = []
     for a in range(0, G, EVAL_CHUNK):
@@ -539,7 +595,7 @@ def _evaluate_all(Ws, bs, acts, x, y):
     G = Ws[0].shape[0]
     h = x.unsqueeze(0).expand(G, *x.shape)
     for l in range(len(Ws) - 1):
-        h = acts.forward(torch.baddbmm(bs[l], h, Ws[l]))
+        h = acts.forward(torch.baddbmm(bs[l], h, Ws[l]), l)
     logits = torch.baddbmm(bs[-1], h, Ws[-1])
     loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.unsqueeze(0).expand(G, -1),
                                              reduction="none").mean(1)
@@ -563,7 +619,7 @@ def _hidden_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor)
             zs, ys = [], []
             for l in range(len(Ws) - 1):
                 zs.append(torch.baddbmm(bs[l][a:b], h, Ws[l][a:b]))
-                h = spec.forward(zs[-1], p)
+                h = spec.forward(zs[-1], acts.params(spec, p, a, b, l))
                 ys.append(h)
             yield spec, p, a, b, rows, zs, ys, torch.baddbmm(bs[-1][a:b], h, Ws[-1][a:b])
 
@@ -593,7 +649,7 @@ def unit_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor) ->
     on = [torch.zeros(G, w.shape[2], dtype=torch.bool) for w in Ws[:-1]]
     for spec, p, a, b, _, zs, ys, _ in _hidden_states(Ws, bs, acts, x):
         for l, (z, yl) in enumerate(zip(zs, ys)):
-            live[l][a:b] |= (spec.derivative(z, yl, p) != 0).any(1)
+            live[l][a:b] |= (spec.derivative(z, yl, acts.params(spec, p, a, b, l)) != 0).any(1)
             on[l][a:b] |= (z > 0).any(1)
     units = sum(t.shape[1] for t in live)
     dead = sum((~t).sum(1) for t in live) / units
@@ -780,8 +836,15 @@ def reference_model(config: Config, in_features: int, n_classes: int, *, builtin
             lin.bias.copy_(b)
         layers.append(lin)
         if i < len(inits) - 1:
-            layers.append(_Builtin(spec, {**p, "training": False}) if builtin and spec.builtin is not None
-                          else _Analytic(spec, p))
+            if spec.learnable:  # a module whose learnable hyperparameter is an nn.Parameter the optimiser trains
+                act = Activation(spec, **p).to(dtype)
+                with torch.no_grad():  # the initial value in dtype itself (it is made in float32)
+                    for n in spec.learnable:
+                        getattr(act, n).fill_(float(p[n]))
+                layers.append(act)
+            else:
+                layers.append(_Builtin(spec, {**p, "training": False}) if builtin and spec.builtin is not None
+                              else _Analytic(spec, p))
     return nn.Sequential(*layers)
 
 

@@ -297,10 +297,6 @@ def validate_config(d: dict[str, Any]) -> Config:
         spec = get(d.get("activation", "relu"))
     except ActivationError as e:
         raise SpecError(f"activation: {e}") from None
-    if spec.learnable:
-        raise SpecError(f"activation: {spec.name!r} has learnable hyperparameters "
-                        f"({', '.join(spec.learnable)}), which the batched engine does not train; "
-                        "use a fixed-slope activation such as leaky_relu")
     try:
         params = dict(spec.resolve(**dict(d.get("activation_params") or {})))
     except ActivationError as e:

@@ -8,10 +8,9 @@ activation and count, on the whole training set at the end, the units that are d
 derivative for every example) and those that are merely off (negative pre-activation for every
 example).
 
-Every run of an activation without learnable parameters trains at once on the batched engine
-(:func:`actlab.sweep.train_group`), which measures the unit states on the whole training set at
-init and at the end; activations with learnable parameters (PReLU), which the engine does not
-train, run one by one with :func:`actlab.lab.train.train`.
+Every run (activation x arm x seed, PReLU's learned slopes included) trains at once on the batched
+engine (:func:`actlab.sweep.train_group`), which measures the unit states on the whole training
+set at init and at the end.
 """
 
 from __future__ import annotations
@@ -19,15 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
-from actlab.activations import get
-from actlab.lab.data import load_dataset
 from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
-from actlab.lab.init import init_weights
-from actlab.lab.measure import activation_derivative, torch_threads
-from actlab.lab.models import MLP
-from actlab.lab.train import TrainConfig, train
 from actlab.sweep import Config, Record, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -42,7 +34,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "bias": -3.0,               # the negative-bias arm: every bias starts here ...
         "bias_lr": 0.001,           # ... trained at this (safe) learning rate
         "steps": 150,               # optimiser steps per run
-        "batch_size": 32,           # examples per step (engine runs: drawn with replacement)
+        "batch_size": 32,           # examples per step (drawn with replacement)
         "seeds": [0, 1, 2],
     },
 }
@@ -53,22 +45,6 @@ SETTINGS["full"] = {**SETTINGS["quick"], "lrs": [0.0003, 0.001, 0.003, 0.01, 0.0
 COLORS = {"relu": "#D55E00", "leaky_relu": "#0072B2", "prelu": "#CC79A7", "elu": "#009E73"}
 
 
-@torch.no_grad()
-def unit_states(model: MLP, x: torch.Tensor) -> tuple[float, float]:
-    """(dead fraction, off fraction) of the hidden units of ``model`` over the examples ``x``.
-
-    dead: ``f'(z) == 0`` for every example; off: ``z <= 0`` for every example.
-    """
-    _, pre, _ = model.forward_all(x)
-    dead = off = total = 0
-    for act, z in zip(model.activations(), pre):
-        d = activation_derivative(act, z)
-        dead += int((d == 0).all(0).sum())
-        off += int((z <= 0).all(0).sum())
-        total += z.shape[1]
-    return dead / total, off / total
-
-
 class DyingRelu(Experiment):
     name = "dying_relu"
     order = 70
@@ -76,9 +52,9 @@ class DyingRelu(Experiment):
     claim = ("ReLU units die (output zero, get zero gradient, for every input) when the learning rate is high or "
              "the bias very negative; leaky ReLU, PReLU and ELU units do not.")
     method = ("A 3-hidden-layer MLP (64 units, He normal init) on digits trained with Adam for 150 steps at "
-              "learning rates 0.001 to 0.1 (biases 0), and at lr 0.001 with every bias started at -3 (ReLU, leaky ReLU "
-              "and ELU runs all trained at once on actlab's batched engine, batches drawn with replacement; PReLU, whose "
-              "slopes are learnt, one run at a time with shuffled epochs). At the end, on "
+              "learning rates 0.001 to 0.1 (biases 0), and at lr 0.001 with every bias started at -3 (all runs, PReLU's "
+              "learnt slopes (one per layer) included, trained at once on actlab's batched engine, batches drawn with "
+              "replacement). At the end, on "
               "the whole training set: dead units (f'(z) = 0 for every example) and off units (z <= 0 for every "
               "example), as fractions of the hidden units. Confirmed when ReLU's dead fraction at the highest lr "
               "exceeds its dead fraction at the lowest lr, and, at the highest lr and in the bias -3 arm, exceeds each "
@@ -90,24 +66,9 @@ class DyingRelu(Experiment):
     settings_by_mode = SETTINGS
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        with torch_threads(1):
-            return self._measure(s, progress)
-
-    def _run(self, s: dict[str, Any], data: Any, act: str, lr: float, bias: float, seed: int) -> dict[str, Any]:
-        model = MLP(data.in_features, data.out_features, depth=s["depth"], width=s["width"], activation=act)
-        init_weights(model, s["init"], bias=bias, seed=seed)
-        dead0, off0 = unit_states(model, data.x_train)
-        cfg = TrainConfig(loss="ce", optimiser=s["optimiser"], lr=lr, batch_size=s["batch_size"], steps=s["steps"],
-                          seed=seed, eval_every=s["steps"])
-        res = train(model, data, cfg)
-        dead, off = (float("nan"), float("nan")) if res.diverged else unit_states(model, data.x_train)
-        return {"dead": dead, "off": off, "dead_init": dead0, "off_init": off0,
-                "train_error": res.final.get("train_error"), "diverged": res.diverged}
-
-    def _measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         keys = ("dead", "off", "dead_init", "off_init", "train_error")
         arms = [(lr, 0.0) for lr in s["lrs"]] + [(s["bias_lr"], s["bias"])]
-        runs = {**self._engine_runs(s, arms, progress), **self._module_runs(s, arms, progress)}
+        runs = self._engine_runs(s, arms, progress)
         out: dict[str, Any] = {"activations": s["activations"], "lrs": s["lrs"], "bias": s["bias"],
                                "bias_lr": s["bias_lr"], "lr_sweep": {}, "negative_bias": {}}
         for act in s["activations"]:
@@ -117,18 +78,14 @@ class DyingRelu(Experiment):
         return out
 
     def _engine_runs(self, s: dict[str, Any], arms: list[tuple[float, float]], progress: Progress) -> dict:
-        """The runs of activations without learnable parameters, as one stack on the engine."""
-        acts = [a for a in s["activations"] if not get(a).learnable]
-        keys = [(act, lr, bias, seed) for act in acts for lr, bias in arms for seed in s["seeds"]]
-        if not keys:
-            return {}
+        """Every run (activation x arm x seed) as one stack on the engine (PReLU's slopes are trained there)."""
+        keys = [(act, lr, bias, seed) for act in s["activations"] for lr, bias in arms for seed in s["seeds"]]
         configs = [Config.from_dict({"activation": act, "depth": s["depth"], "width": s["width"], "init": s["init"],
                                      "bias_init": bias, "lr": lr, "optimiser": s["optimiser"], "data": s["data"],
                                      "seed": seed, "steps": s["steps"], "batch_size": s["batch_size"]})
                    for act, lr, bias, seed in keys]
-        share = len(keys) / (len(s["activations"]) * len(arms) * len(s["seeds"]))
         results = train_group(configs, Record(every=s["steps"], metrics=("loss", "unit_states")),
-                              progress=lambda t: progress(share * t / s["steps"], f"engine: step {t}"))
+                              progress=lambda t: progress(t / s["steps"], f"engine: step {t}"))
         nan = float("nan")
         out = {}
         for key, r in zip(keys, results):
@@ -138,23 +95,6 @@ class DyingRelu(Experiment):
                         "dead_init": f["dead_units_init"], "off_init": f["off_units_init"],
                         "train_error": None if f["train_accuracy"] is None else 1.0 - f["train_accuracy"],
                         "diverged": f["diverged"]}
-        return out
-
-    def _module_runs(self, s: dict[str, Any], arms: list[tuple[float, float]], progress: Progress) -> dict:
-        """The runs of activations with learnable parameters (PReLU), one model at a time."""
-        acts = [a for a in s["activations"] if get(a).learnable]
-        if not acts:
-            return {}
-        data = load_dataset(s["data"], seed=0)
-        jobs = len(s["activations"]) * len(arms) * len(s["seeds"])
-        done = jobs - len(acts) * len(arms) * len(s["seeds"])
-        out = {}
-        for act in acts:
-            for lr, bias in arms:
-                for seed in s["seeds"]:
-                    out[act, lr, bias, seed] = self._run(s, data, act, lr, bias, seed)
-                done += len(s["seeds"])
-                progress(done / jobs, f"{act} lr {lr:g} bias {bias:g}")
         return out
 
     def decide(self, n: dict[str, Any]) -> Verdict:
