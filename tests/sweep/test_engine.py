@@ -117,3 +117,11 @@ def test_prelu_slopes_train_as_in_one_by_one(optimiser, lr):
             assert got != pytest.approx([c.activation_params["negative_slope"]] * len(got))  # they moved
         else:
             assert "learned" not in r.final and not slopes
+
+
+def test_prelu_slope_curve_follows_the_record_steps():
+    c = Config(activation="prelu", seed=1, lr=0.1, **SMALL)
+    (r,) = train_group([c], Record(every=5, first=4), dtype=torch.float64, threads=1)
+    curve = r.final["learned_curve"]
+    assert [s for s, _ in curve] == [5, 10, 15, 20, 25]
+    assert curve[-1][1] == r.final["learned"]  # the last record step is the last step

@@ -454,6 +454,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     st_grad = torch.full((R, L, G), math.nan, dtype=dtype)
     st_dead = torch.full((R, depth, G), math.nan, dtype=dtype)
     st_sat = torch.full((R, depth, G), math.nan, dtype=dtype)
+    st_learn = torch.full((R, len(learned), G), math.nan, dtype=dtype)  # learnable values after record steps
     want_act_stats = bool({"dead_fraction", "saturation_fraction"} & set(record.metrics))
     sat_thr = acts.saturation_threshold(record.saturation_tol, G, dtype)
     diverged_at = [None] * G
@@ -538,6 +539,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                             tens[g].zero_()
                         bs[depth][g, :, C:] = -math.inf
             full.at_record(ri, Ws, bs, acts)  # whole-data-set metrics (off unless asked)
+            for k, (ll, n) in enumerate(learned):
+                st_learn[ri, k] = acts.learn[ll][n].view(-1)
             if progress is not None:
                 progress(t + 1)
 
@@ -556,8 +559,13 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
             results[order[g]].params = [(W[g].T.clone(), b[g, 0].clone()) for W, b in zip(Ws, bs)]  # type: ignore[union-attr]
         names = get(c.activation).learnable if learned else ()
         if names:  # the trained values of the learnable hyperparameters, one dict per hidden layer
-            results[order[g]].final["learned"] = [  # type: ignore[union-attr]
-                {n: float(acts.learn[l][n][g]) for n in names} for l in range(depth)]
+            res = results[order[g]]
+            res.final["learned"] = [{n: float(acts.learn[l][n][g]) for n in names} for l in range(depth)]  # type: ignore[union-attr]
+            # and after each record step: (steps done, one dict per hidden layer)
+            vals = st_learn[:, :, g].tolist()
+            res.final["learned_curve"] = [  # type: ignore[union-attr]
+                (s + 1, [{n: vals[ri][learned.index((l, n))] for n in names} for l in range(depth)])
+                for ri, s in enumerate(rec_steps) if diverged_at[g] is None or s < diverged_at[g]]
     return results  # type: ignore[return-value]
 
 
