@@ -1,0 +1,266 @@
+"""The fused CPU pass (numba) against the eager torch kernels, and the statistics deferred to the
+end of the forward."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from probe_nets import SeqLSTM, SmallCNN, batches, mlp, train
+from torch import nn
+
+from actlab.activations import Activation, specs
+from actlab.probe import Probe
+from actlab.probe import fused
+from actlab.probe.stats import TINY, Workspace, plan_for
+
+needs_numba = pytest.mark.skipif(not fused.available(), reason="numba not installed (or ACTLAB_FUSED=0)")
+
+FIELDS = ("mean", "std", "out_rms", "saturated", "inactive", "dead", "out_grad_norm", "grad_norm")
+
+
+def _records(model: nn.Module, fused_: bool, steps: int = 6, **kw):
+    m = copy.deepcopy(model)
+    torch.manual_seed(1)  # RReLU draws its slopes in training: the same draws for both runs
+    with Probe(m, fused=fused_, **kw) as probe:
+        train(m, steps=steps, batch=64)
+    return probe.records()
+
+
+def _assert_same(a, b) -> None:
+    assert [(r.step, r.layer) for r in a] == [(r.step, r.layer) for r in b]
+    for ra, rb in zip(a, b):
+        for f in FIELDS:
+            x, y = getattr(ra, f), getattr(rb, f)
+            if math.isnan(y):
+                assert math.isnan(x), (ra.layer, ra.step, f)
+            elif f in ("saturated", "inactive", "dead"):
+                assert x == y, (ra.layer, ra.step, f, x, y)  # counts: exact
+            else:
+                assert x == pytest.approx(y, rel=2e-5, abs=1e-9), (ra.layer, ra.step, f)
+        assert ra.nonfinite == rb.nonfinite
+
+
+def _act(spec):
+    return lambda: Activation(spec)
+
+
+ELEMENTWISE = [s for s in specs() if s.elementwise and s.backprop and not s.learnable]
+
+
+@needs_numba
+@pytest.mark.parametrize("spec", ELEMENTWISE, ids=lambda s: s.name)
+def test_fused_mlp_records_equal_eager_for_every_activation(spec):
+    torch.manual_seed(0)
+    model = mlp(_act(spec), depth=3, width=32)
+    _assert_same(_records(model, True), _records(model, False))
+
+
+class ConvNet(nn.Module):
+    """Channel-first outputs in 1-D and 2-D convolutions, and a sequence with units last."""
+
+    def __init__(self, act) -> None:
+        super().__init__()
+        self.c2 = nn.Conv2d(1, 4, 3, padding=1)
+        self.a2 = act()
+        self.c1 = nn.Conv1d(4, 6, 3, padding=1)
+        self.a1 = act()
+        self.lin = nn.Linear(6, 5)
+        self.a3 = act()
+        self.out = nn.Linear(5 * 8, 10)
+
+    def forward(self, x):
+        h = self.a2(self.c2(x.view(-1, 1, 8, 8)))  # (N, 4, 8, 8): units are channels
+        h = self.a1(self.c1(h.mean(3)))  # (N, 6, 8): units are channels
+        h = self.a3(self.lin(h.transpose(1, 2)))  # (N, 8, 5): units last
+        return self.out(h.flatten(1))
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "elu", "hardtanh", "gelu", "silu", "relu6"])
+def test_fused_channel_first_and_sequence_layouts_equal_eager(name):
+    torch.manual_seed(0)
+    spec = next(s for s in specs() if s.name == name)
+    model = ConvNet(_act(spec))
+    _assert_same(_records(model, True), _records(model, False))
+
+
+@needs_numba
+@pytest.mark.parametrize("make", [SmallCNN, SeqLSTM], ids=["cnn", "lstm"])
+def test_fused_on_cnn_and_recurrent_nets_equals_eager(make):
+    torch.manual_seed(0)
+    model = make()
+    _assert_same(_records(model, True), _records(model, False))
+
+
+@needs_numba
+def test_fused_float64_model_equals_eager():
+    torch.manual_seed(0)
+    model = mlp(nn.Tanh, depth=3, width=32).double()
+    a, b = [], []
+    for fz, out in ((True, a), (False, b)):
+        m = copy.deepcopy(model)
+        with Probe(m, fused=fz) as probe:
+            opt = torch.optim.SGD(m.parameters(), lr=0.1)
+            for x, y in batches(4, 64):
+                opt.zero_grad()
+                F.cross_entropy(m(x.double()), y).backward()
+                opt.step()
+        out.extend(probe.records())
+    _assert_same(a, b)
+
+
+@needs_numba
+@pytest.mark.parametrize("spec", [s for s in ELEMENTWISE if plan_for(s).sat == "runs"], ids=lambda s: s.name)
+def test_fused_counts_equal_eager_at_run_boundaries_and_extremes(spec):
+    """Values on and one ulp around every boundary of the saturated runs, zeros, tiny, huge, inf."""
+    plan = plan_for(spec)
+    pts = [0.0, 1e-45, -1e-45, 1e-30, -1e-30, 3e38, -3e38, math.inf, -math.inf, 1.0, -1.0]
+    for r in plan.runs:
+        for c in (r.a, r.a + r.b, r.a - r.b):
+            if math.isfinite(c):
+                t = torch.tensor(c, dtype=torch.float32)
+                pts += [t.item(), torch.nextafter(t, torch.tensor(math.inf)).item(),
+                        torch.nextafter(t, torch.tensor(-math.inf)).item()]
+    x = torch.tensor(pts, dtype=torch.float32).repeat(8, 1)  # 8 samples of every point
+    y = spec.forward(x, {**spec.defaults(), "training": False}).contiguous()
+    s, ss, sat, amax, amin = fused.act_stats(plan, y, x, plan.unit_counts, (-1, x.shape[1]))
+    if plan.unit_counts:
+        # exact, also below TINY, where the eager clamp counts subnormals only fractionally
+        assert torch.equal(amax, (y > plan.lo).sum(0).to(torch.float32) * TINY)
+    else:
+        assert sat == _count_by_definition(plan, x if plan.domain == "input" else y)
+        if plan.dead in ("max", "both"):
+            assert torch.equal(amax, y.amax(0))
+        if plan.dead in ("min", "both"):
+            assert torch.equal(amin, y.amin(0))
+    for got, want, scale in ((s, y.double().sum().item(), y.double().abs().sum().item()),
+                             (ss, (y.double() ** 2).sum().item(), (y.double() ** 2).sum().item())):
+        if math.isfinite(want):
+            assert got == pytest.approx(want, abs=1e-6 * scale), (got, want)
+        else:  # inf - inf and NaN as the float32 sum gives them
+            assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+def _count_by_definition(plan, v):
+    """The saturated count as :class:`~actlab.probe.stats.Count` defines it, with boolean masks.
+
+    (The eager kernels count values within TINY = 2^-100 of a run's edge only fractionally, so
+    they are compared with the derivative elsewhere, away from the edges.)
+    """
+    total = 0
+    for r in plan.runs:
+        a = torch.tensor(r.a, dtype=v.dtype)
+        b = torch.tensor(r.b, dtype=v.dtype)
+        if r.form == "eq":
+            total += int((~((v - a) > 0) if r.b > 0 else ~((a - v) > 0)).sum())
+        elif r.form == "gt":
+            total += int(((v - a) > 0).sum())
+        elif r.form == "lt":
+            total += int(((a - v) > 0).sum())
+        else:
+            out = ((v - a).abs() - b) > 0
+            total += int((out if r.form == "out" else ~out).sum())
+    return float(total)
+
+
+@needs_numba
+@pytest.mark.parametrize("spec", [s for s in ELEMENTWISE if plan_for(s).sat == "runs"], ids=lambda s: s.name)
+def test_fused_counts_equal_eager_away_from_run_edges(spec):
+    plan = plan_for(spec)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(64, 50, generator=gen) * 4).contiguous()
+    y = spec.forward(x, {**spec.defaults(), "training": False}).contiguous()
+    s, ss, sat, amax, amin = fused.act_stats(plan, y, x, plan.unit_counts, (-1, 50))
+    if plan.unit_counts:
+        assert torch.equal(amax, plan.unit_count(y, 0, Workspace()))
+    else:
+        ts, cs, k = plan.saturated_count(x, y, Workspace())
+        assert sat == k + sum(c * t.item() for c, t in zip(cs, ts))
+
+
+@needs_numba
+def test_fused_amax_amin_propagate_nan_as_torch_does():
+    plan = plan_for(next(s for s in specs() if s.name == "tanh"))
+    y = torch.tensor([[0.5, -1.0], [float("nan"), -1.0], [0.2, -1.0]])
+    s, ss, sat, amax, amin = fused.act_stats(plan, y, None, False, (-1, 2))
+    assert math.isnan(s) and math.isnan(sat)
+    y2 = torch.tensor([[math.inf, -1.0], [-math.inf, 0.5]])  # inf - inf: a NaN sum, but counts stand
+    s2, _, sat2, _, _ = fused.act_stats(plan, y2, None, False, (-1, 2))
+    assert math.isnan(s2) and sat2 == 3.0  # inf, -1 and -inf are saturated
+    assert torch.equal(amax.isnan(), y.amax(0).isnan()) and torch.equal(amin.isnan(), y.amin(0).isnan())
+    assert amax[1].item() == amin[1].item() == -1.0  # a unit stuck at -1: dead, as the eager kernels say
+
+
+@needs_numba
+def test_fused_relu_counts_are_tiny_multiples():
+    plan = plan_for(next(s for s in specs() if s.name == "relu"))
+    y = torch.tensor([[0.0, 1e-45, 2.0], [0.0, 0.0, 3.0]])
+    _, _, _, counts, _ = fused.act_stats(plan, y, None, True, (-1, 3))
+    assert (counts / TINY).tolist() == [0.0, 1.0, 2.0]
+
+
+def test_fused_choice_is_validated(monkeypatch):
+    with pytest.raises(ValueError, match="fused must be None"):
+        Probe(mlp(), fused="yes")
+    monkeypatch.setattr(fused, "_kernels", False)  # as if numba were missing
+    with pytest.raises(ValueError, match="needs numba"):
+        Probe(mlp(), fused=True)
+    probe = Probe(mlp())  # None: falls back to the torch kernels
+    assert not fused.usable(plan_for(next(s for s in specs() if s.name == "relu")), torch.ones(2, 2), None)
+    with probe:
+        train(probe.model, steps=2, batch=32)
+    assert all(math.isfinite(r.mean) for r in probe.records() if r.kind == "activation")
+
+
+# ------------------------------------------------------------------ deferred statistics
+class InPlaceAfter(nn.Module):
+    """GELU whose output is then shifted in place (GELU saves its input, so autograd allows it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 32)
+        self.act = nn.GELU()
+        self.out = nn.Linear(32, 10)
+        self.seen: list[float] = []
+
+    def forward(self, x):
+        h = self.act(self.fc(x))
+        self.seen.append(h.detach().mean().item())  # what the probe must report
+        h.add_(1.0)
+        return self.out(h)
+
+
+@pytest.mark.parametrize("fused_", [None, False])
+def test_output_modified_in_place_after_the_activation_is_measured_before(fused_):
+    torch.manual_seed(0)
+    model = InPlaceAfter()
+    with Probe(model, fused=fused_) as probe:
+        train(model, steps=4, batch=64)
+    recs = [r for r in probe.records() if r.layer == "act"]
+    # the first step found the change (its numbers for the layer are dropped); later steps are
+    # taken at once, before the in-place shift
+    assert [r.step for r in recs if not math.isnan(r.mean)] == [1, 2, 3]
+    for r in recs[1:]:
+        assert r.mean == pytest.approx(model.seen[r.step], rel=1e-5)
+
+
+def test_deferred_statistics_keep_no_unneeded_input_alive():
+    """A ReLU plan reads only the output: the deferred entry must not hold the layer's input."""
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=2, width=16)
+    probe = Probe(model).attach()
+    held = []
+    orig = probe._run_deferred
+
+    def spy():
+        held.extend(entry[2] for entry in probe._pend)
+        orig()
+
+    probe._run_deferred = spy
+    train(model, steps=1, batch=8)
+    probe.detach()
+    assert held and all(x is None for x in held)
