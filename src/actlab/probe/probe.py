@@ -2,16 +2,20 @@
 activation functions do to training, keeping every statistic on the device until it is read.
 
 Cost model (why the code looks the way it does).  On the 10-layer MLP benchmark the statistics
-kernels, not the hooks, are what costs: ``std_mean`` and boolean masks with ``count_nonzero``
-cost 30-600 us each on a 256x256 CPU tensor, while a ``sum``, a dot or a per-unit ``amax`` cost
-4-10 us.  So each activation tensor gets one ``sum``, one dot (sum of squares) and the
-float-only counts of its :class:`~actlab.probe.stats.StatPlan` (for ReLU-like activations a
-single per-unit count gives both the saturated fraction and the dead units), written into a
-reused buffer.  The small results of every layer stay as lists of 0-d tensors and are stacked
-once every 64 recorded steps (or when read); the dead-unit streaks of all layers and all those
-steps are updated together in a handful of kernels.  Gradients are read once at the end of
-backward (a callback queued on the autograd engine by the first output-gradient hook, so no
-optimizer hook is needed).  Nothing calls ``.item()``.
+kernels and the Python around them, not the hooks, are what costs: ``std_mean`` and boolean
+masks with ``count_nonzero`` cost 30-600 us each on a 256x256 CPU tensor, while a ``sum``, a dot
+or a per-unit ``amax`` cost 4-10 us.  So each activation tensor gets one ``sum``, one dot (sum of
+squares) and the float-only counts of its :class:`~actlab.probe.stats.StatPlan` (for ReLU-like
+activations a single per-unit count gives both the saturated fraction and the dead units),
+written into a reused buffer; on the CPU all of that is one numba pass instead
+(:mod:`actlab.probe.fused`, 5-10 us against ~27 us).  CPU activations are measured in one loop at
+the end of the forward, not in their hooks: between two layers the matmuls evict the
+interpreter's code and data from the caches, and the same statistics cost ~40% more there.
+The small results of every layer stay as lists of 0-d tensors (host floats from the fused pass)
+and are stacked once every 64 recorded steps (or when read); the dead-unit streaks of all layers
+and all those steps are updated together in a handful of kernels.  Gradients are read once at
+the end of backward (a callback queued on the autograd engine by the first output-gradient hook,
+so no optimizer hook is needed).  Nothing calls ``.item()``.
 
 Models that call activation functions inside ``forward`` (``F.gelu`` in a transformer block)
 are seen through a ``TorchFunctionMode`` active during the root forward of recorded steps only;
