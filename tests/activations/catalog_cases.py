@@ -19,6 +19,7 @@ SPECS = specs()
 ELEMENTWISE = [s for s in SPECS if s.elementwise]
 WITH_BUILTIN = [s for s in SPECS if s.builtin is not None]
 WITH_VJP = [s for s in SPECS if s.vjp is not None]
+WITH_INPLACE = [s for s in SPECS if s.forward_inplace is not None or s.vjp_inplace is not None]
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 DTYPE_IDS = ["f16", "bf16", "f32", "f64"]

@@ -8,10 +8,15 @@ each fused ``vjp`` against ``grad * derivative``.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from catalog_cases import (
+    DTYPE_IDS,
+    DTYPES,
     SPECS,
+    WITH_INPLACE,
     WITH_VJP,
     group_size,
     kink_points,
@@ -122,3 +127,28 @@ def test_vjp_equals_grad_times_derivative(spec, params, dtype):
     # (GELU-tanh's 1 + tanh near -5): absolute ~|x| eps against derivatives of order 1.
     atol = 1e-12 if dtype == torch.float64 else 1e-5
     torch.testing.assert_close(got, want, rtol=1e-6, atol=atol)
+
+
+@pytest.mark.parametrize(("spec", "params"), spec_param_cases(WITH_INPLACE))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_inplace_forms_equal_their_out_of_place_forms(spec, params, dtype):
+    """``forward_inplace`` and ``vjp_inplace`` write into their argument and match, bit for bit,
+    ``forward`` and ``vjp`` (or ``g * derivative``), extremes, NaN and infinities included."""
+    p = resolved(spec, params)
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(256, generator=gen, dtype=torch.float64) * 4
+    extra = [*kink_points(spec, params), 0.0, -0.0, -30.0, 30.0, -1e4, 1e4, math.inf, -math.inf, math.nan]
+    x = torch.cat([x, torch.tensor(extra, dtype=torch.float64)]).to(dtype)
+    y = spec.forward(x, p)
+    if spec.forward_inplace is not None:
+        buf = x.clone()
+        out = spec.forward_inplace(buf, p)
+        assert out.data_ptr() == buf.data_ptr()
+        torch.testing.assert_close(out, y, rtol=0, atol=0, equal_nan=True)
+    if spec.vjp_inplace is not None:
+        g = torch.randn(y.shape, generator=gen, dtype=torch.float64).to(dtype)
+        want = spec.vjp(g, x, y, p) if spec.vjp is not None else g * spec.derivative(x, y, p)
+        buf = g.clone()
+        out = spec.vjp_inplace(buf, x, y, p)
+        assert out.data_ptr() == buf.data_ptr()
+        torch.testing.assert_close(out, want, rtol=0, atol=0, equal_nan=True)

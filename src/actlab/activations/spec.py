@@ -133,6 +133,11 @@ class ActivationSpec:
             backward drop the input, as sigmoid's ``y(1-y)`` does).
         vjp: optional fused ``grad * f'`` (e.g. torch's own ``*_backward`` kernel); a test holds
             it equal to ``grad * derivative``.
+        forward_inplace: optional ``forward`` that overwrites ``x`` with ``f(x)`` and returns it,
+            for callers that own ``x`` and no longer need it (the sweeps' batched engine: no fresh
+            buffer, and the data is still in cache); a test holds it equal to ``forward``.
+        vjp_inplace: optional ``vjp`` that overwrites ``grad`` with ``grad * f'`` and returns it,
+            on the same terms.
         param_grads: for learnable hyperparameters, ``d f / d param`` as a function of ``(x, y, p)``.
         param_vjp: optional fused backward for the input and the learnable hyperparameters at
             once (PReLU: torch's ``_prelu_kernel_backward``), used when a hyperparameter needs a
@@ -178,6 +183,8 @@ class ActivationSpec:
     params: tuple[HyperParam, ...] = ()
     aliases: tuple[str, ...] = ()
     vjp: VjpFn | None = None
+    forward_inplace: ForwardFn | None = None
+    vjp_inplace: VjpFn | None = None
     param_grads: Mapping[str, DerivativeFn] = field(default_factory=dict)
     param_vjp: ParamVjpFn | None = None
     kinks: Callable[[Params], tuple[Kink, ...]] = lambda p: ()
