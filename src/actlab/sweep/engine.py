@@ -452,6 +452,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     col = lambda vals: torch.tensor(vals, dtype=dtype).view(G, 1, 1)
     lr = col([c.lr for c in cs])
     alive = torch.ones(G, 1, 1, dtype=dtype)
+    fast_scale = lr * alive / B  # kept until a model diverges: two kernels less per step
     mom = col([c.momentum for c in cs])
     opt = c0.optimiser
     state1 = [torch.zeros_like(p) for p in params] if opt in ("momentum", "adam") else []
@@ -509,7 +510,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         fast = ri is None and opt == "sgd"
         # Fast path: fold lr into dz, so every gradient below is already lr-scaled and each
         # weight update is one in-place baddbmm_.
-        dz.mul_(lr * alive / B if fast else alive / B)
+        dz.mul_(fast_scale if fast else alive / B)
         for l in range(depth, -1, -1):
             dh = torch.bmm(dz, Ws[l].transpose(1, 2)) if l > 0 else None
             if fast:
@@ -546,6 +547,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                     if diverged_at[g] is None:
                         diverged_at[g] = int(torch.nonzero(~torch.isfinite(losses[:, g][:t + 1]))[0])
                         alive[g] = 0.0
+                        fast_scale = lr * alive / B
                         for tens in (*params, *state1, *state2):
                             tens[g].zero_()
                         bs[depth][g, :, C:] = -math.inf
