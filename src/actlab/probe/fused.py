@@ -74,7 +74,7 @@ def _build() -> Any:
 
     @jit
     def last(a, mode, lo, tiny, ua, ub, zero):
-        """a: (P, U) C-contiguous, units along the last axis."""
+        """a: (P, U) C-contiguous, units along the last axis (per-unit counts: ``count_last``)."""
         P, U = a.shape
         s = 0.0
         ss = 0.0
@@ -82,13 +82,7 @@ def _build() -> Any:
             row = a[i]
             rs = zero
             rq = zero
-            if mode == 1:
-                for j in range(U):
-                    x = row[j]
-                    rs += x
-                    rq += x * x
-                    ua[j] += tiny if x > lo else zero
-            elif mode == 2:
+            if mode == 2:
                 for j in range(U):
                     x = row[j]
                     rs += x
@@ -209,30 +203,38 @@ def _build() -> Any:
     return last, count_last, mid, runs
 
 
+def _cached(plan: StatPlan, key: tuple, make: Any) -> Any:
+    """``make()``, kept on the (frozen, lru-cached) plan under ``key``."""
+    cache = plan.__dict__.setdefault("_fused", {})
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = make()
+    return value
+
+
 def _run_table(plan: StatPlan, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     # Bounds in the tensor's dtype: the eager ``torch.sub(v, a)`` rounds a to it as well.
-    key = "_fused_runs_" + dtype.char
-    table = plan.__dict__.get(key)
-    if table is None:
-        kinds, comps, A, B = [], [], [], []
-        for r in plan.runs:
-            if r.form == "eq":
-                kinds.append(R_PLAIN if r.b > 0 else R_NEG)
-                comps.append(True)
-            elif r.form == "gt":
-                kinds.append(R_PLAIN)
-                comps.append(False)
-            elif r.form == "lt":
-                kinds.append(R_NEG)
-                comps.append(False)
-            else:  # "out": |v - a| > b; "in": its complement
-                kinds.append(R_ABS)
-                comps.append(r.form == "in")
-            A.append(r.a)
-            B.append(r.b)
-        table = (np.array(kinds, np.int64), np.array(comps, np.bool_), np.array(A, dtype), np.array(B, dtype))
-        object.__setattr__(plan, key, table)
-    return table
+    return _cached(plan, ("runs", dtype.char), lambda: _make_run_table(plan, dtype))
+
+
+def _make_run_table(plan: StatPlan, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    kinds, comps, A, B = [], [], [], []
+    for r in plan.runs:
+        if r.form == "eq":
+            kinds.append(R_PLAIN if r.b > 0 else R_NEG)
+            comps.append(True)
+        elif r.form == "gt":
+            kinds.append(R_PLAIN)
+            comps.append(False)
+        elif r.form == "lt":
+            kinds.append(R_NEG)
+            comps.append(False)
+        else:  # "out": |v - a| > b; "in": its complement
+            kinds.append(R_ABS)
+            comps.append(r.form == "in")
+        A.append(r.a)
+        B.append(r.b)
+    return (np.array(kinds, np.int64), np.array(comps, np.bool_), np.array(A, dtype), np.array(B, dtype))
 
 
 def _mode(plan: StatPlan, counted: bool) -> int:
@@ -302,14 +304,9 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
 
 def _consts(plan: StatPlan, dtype: np.dtype, counted: bool | None) -> tuple:
     """(unit mode, lo, TINY, 0, a 1-element placeholder) in ``dtype``, cached on the plan."""
-    key = ("_fused_consts", dtype.char, counted)
-    cache = plan.__dict__.setdefault("_fused_consts", {})
-    c = cache.get(key)
-    if c is None:
-        dt = dtype.type
-        mode = U_NONE if counted is None else _mode(plan, counted)
-        c = cache[key] = (mode, dt(plan.lo if math.isfinite(plan.lo) else 0.0), dt(TINY), dt(0),
-                          np.zeros(1, dtype))
-    return c
+    dt = dtype.type
+    return _cached(plan, ("consts", dtype.char, counted), lambda: (
+        U_NONE if counted is None else _mode(plan, counted), dt(plan.lo if math.isfinite(plan.lo) else 0.0),
+        dt(TINY), dt(0), np.zeros(1, dtype)))
 
 
