@@ -44,10 +44,12 @@ Targets (issue 2): fwd+bwd of the analytic path >= 0.9x torch's built-in where t
 composite). The table marks each PASS/FAIL. Identity moves no bytes on either path (both return
 the input: ``spec.passthrough``), so its row times Python call overhead only and has no target.
 
-GELU and SiLU (and Swish at beta = 1) call torch's fused kernels, which give NaN at +-inf; the
-catalog promises the limits there, so their forward first reads the input once more (a BLAS
-``dot(x, x)``: NaN, inf or any |x| > 1e12 send that call to the exact slow path). On a
-memory-bound op that extra read caps the ratio at 5/6; the table shows what it costs here.
+torch's fused SiLU and GELU kernels give NaN at +-inf, where the catalog promises the limits.
+Made exact around torch's kernels, each call would read its input once more (a norm check), which
+on a memory-bound op caps the ratio at 5/6; so for float32 CPU tensors of at least 256K elements
+SiLU (and Swish at beta = 1), GELU and GELU-tanh run actlab's own fused numba kernels
+(``actlab.activations.kernels``), exact for every input in the one pass. ``ACTLAB_FUSED=0``
+measures the torch-kernel form instead.
 
 Two traps on CPU machines with glibc:
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from scipy import special
 from torch import Tensor, nn
 
+from actlab.activations import kernels
 from actlab.activations.moments import gaussian_rule
 from actlab.activations.spec import SCRATCH, ActivationSpec, HyperParam, Kink, Params
 
@@ -55,6 +56,8 @@ def _zeros(x: Tensor) -> Tensor:
 # limit (1 or 0) to the last bit in every dtype: exact for all inputs, NaN kept.
 # On CUDA, and while torch.compile traces, a data-dependent branch would sync or break the
 # graph, so there the branch-free form is used.
+# SiLU, GELU and GELU-tanh skip all this for large contiguous float32 CPU tensors: their own
+# fused kernels (:mod:`.kernels`) are exact for every input in the one pass (``_fused``).
 # (For float32/float64 the squared norm comes from BLAS ``dot(x, x)``: on the 2-core CPU it read
 # a 64 MiB tensor in 1.8 ms against vector_norm's 2.4 ms, and that read is the whole cost of the
 # exactness; half dtypes accumulate in float32 through vector_norm, since their own squares
@@ -90,10 +93,38 @@ def _exact(x: Tensor, y: Tensor, p: Params | None, fix) -> Tensor:
     if _branch_free(x):
         return fix(x, y)
     ok = _norm(x) <= _MODERATE_NORM  # false for NaN and inf
+    _record(p, ok)
+    return y if ok else fix(x, y)
+
+
+def _record(p: Params | None, moderate: bool) -> None:
     scratch = None if p is None else p.get(SCRATCH)
     if scratch is not None:
-        scratch[_MODERATE] = ok
-    return y if ok else fix(x, y)
+        scratch[_MODERATE] = moderate
+
+
+def _fused(kind: int, builtin, fix):
+    """A forward: the exact fused float32 kernel of :mod:`.kernels` where it runs (it needs no
+    check, and records none: a vjp that cannot use the kernel then clamps), else ``builtin``
+    (torch's kernel) made exact by :func:`_exact`."""
+
+    def forward(x: Tensor, p: Params | None = None) -> Tensor:
+        if kernels.usable(x):
+            return kernels.forward(kind, x)
+        return _exact(x, builtin(x), p, fix)
+
+    return forward
+
+
+def _fused_vjp(kind: int, kernel):
+    """A vjp: the exact fused kernel where it runs, else ``kernel`` (torch's) as :func:`_vjp_clamped`."""
+
+    def vjp(g: Tensor, x: Tensor, y: Tensor | None, p: Params) -> Tensor:
+        if kernels.usable(x, g):
+            return kernels.backward(kind, g, x)
+        return _vjp_clamped(kernel, g, x, p)
+
+    return vjp
 
 
 def _moderate(p: Params) -> bool:
@@ -118,6 +149,12 @@ def _inf_to_relu(x: Tensor, y: Tensor) -> Tensor:
     # and it computes x * (1 + erf) / 2, which overflows to inf for x > max / 2.  Beyond
     # |x| = 1e4, GELU (both forms) equals relu to the last bit in every dtype.
     return torch.where(x.abs() > 1e4, x.clamp(min=0), y)
+
+
+_silu = _fused(kernels.SILU, F.silu, _zero_at_neg_inf)
+_gelu = _fused(kernels.GELU, F.gelu, _inf_to_relu)
+_gelu_tanh = _fused(kernels.GELU_TANH, lambda x: F.gelu(x, approximate="tanh"), _inf_to_relu)
+_silu_vjp = _fused_vjp(kernels.SILU, aten.silu_backward)
 
 
 def _mask(cond: Tensor, like: Tensor) -> Tensor:
@@ -156,13 +193,12 @@ def _swish_derivative(x: Tensor, beta: float) -> Tensor:
 def _swish(x: Tensor, p: Params) -> Tensor:
     beta = p["beta"]
     if beta == 1:
-        y = F.silu(x)
-    else:
-        # softplus_backward(g, x) is g * sigmoid(beta x), so with g = x it is swish in one pass;
-        # above its threshold it returns g, where sigmoid(beta x) is 1 to the last bit (e^-20 <
-        # 2^-25; float64 needs e^-40), and the threshold also keeps its exp from overflowing.
-        threshold = 40.0 if x.dtype == torch.float64 else 20.0
-        y = aten.softplus_backward(x, x, beta, threshold)
+        return _silu(x, p)
+    # softplus_backward(g, x) is g * sigmoid(beta x), so with g = x it is swish in one pass;
+    # above its threshold it returns g, where sigmoid(beta x) is 1 to the last bit (e^-20 <
+    # 2^-25; float64 needs e^-40), and the threshold also keeps its exp from overflowing.
+    threshold = 40.0 if x.dtype == torch.float64 else 20.0
+    y = aten.softplus_backward(x, x, beta, threshold)
     return _exact(x, y, p, _zero_at_neg_inf)
 
 
@@ -170,7 +206,7 @@ def _swish_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     # f'(x) = silu'(beta x): torch's fused SiLU backward at beta x.
     beta = p["beta"]
     if beta == 1:
-        return _vjp_clamped(aten.silu_backward, g, x, p)
+        return _silu_vjp(g, x, y, p)
     z = x * beta
     # silu_backward is exact for every finite z; beta x overflows only if |x| or beta is huge
     # (always possible in float16), and then the clamp makes it exact again.
@@ -742,10 +778,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         title="GELU",
         formula=r"f(x) = x \, \Phi(x) = \tfrac{x}{2}\left(1 + \operatorname{erf}(x / \sqrt{2})\right)",
         derivative_formula=r"f'(x) = \Phi(x) + x \, \varphi(x)",
-        forward=lambda x, p: _exact(x, F.gelu(x), p, _inf_to_relu),
+        forward=_gelu,
         derivative=lambda x, y, p: _gelu_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: _vjp_clamped(aten.gelu_backward, g, x, p),
+        vjp=_fused_vjp(kernels.GELU, aten.gelu_backward),
         output_range=lambda p: (-0.16997120747990222, INF),
         monotone=False,
         saturates="left",
@@ -764,11 +800,11 @@ CATALOG: tuple[ActivationSpec, ...] = (
         aliases=("gelu_approx",),
         formula=r"f(x) = \tfrac{x}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + 0.044715 x^3)\right)\right)",
         derivative_formula=r"f'(x) = \tfrac12(1 + t) + \tfrac{x}{2}(1 - t^2)\sqrt{2/\pi}(1 + 0.134145 x^2)",
-        forward=lambda x, p: _exact(x, F.gelu(x, approximate="tanh"), p, _inf_to_relu),
+        forward=_gelu_tanh,
         derivative=lambda x, y, p: _gelu_tanh_derivative(x),
         derivative_from="input",
         # aten's kernel cubes x: inf * 0 = NaN beyond |x| ~ 1e13 (f32); f' is 0 or 1 past 1e4.
-        vjp=lambda g, x, y, p: _vjp_clamped(lambda g, t: aten.gelu_backward(g, t, approximate="tanh"), g, x, p),
+        vjp=_fused_vjp(kernels.GELU_TANH, lambda g, t: aten.gelu_backward(g, t, approximate="tanh")),
         output_range=lambda p: (-0.17004075057125406, INF),  # f(-0.75246142339), measured in float64
         monotone=False,
         saturates="left",
@@ -785,10 +821,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         aliases=("swish1",),
         formula=r"f(x) = x \, \sigma(x)",
         derivative_formula=r"f'(x) = \sigma(x)\,(1 + x (1 - \sigma(x)))",
-        forward=lambda x, p: _exact(x, F.silu(x), p, _zero_at_neg_inf),
+        forward=_silu,
         derivative=lambda x, y, p: _swish_derivative(x, 1.0),
         derivative_from="input",
-        vjp=lambda g, x, y, p: _vjp_clamped(aten.silu_backward, g, x, p),
+        vjp=_silu_vjp,
         output_range=lambda p: (-0.27846454276107380, INF),
         monotone=False,
         saturates="left",

@@ -29,13 +29,13 @@ The kernels compile on first use (about a second) and are cached on disk by numb
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from actlab._jit import load
 from actlab.probe.stats import TINY, StatPlan
 
 # Unit statistics, one code each (the numba kernels branch on it outside their inner loops).
@@ -44,7 +44,6 @@ U_NONE, U_COUNT, U_MAX, U_MIN, U_BOTH = 0, 1, 2, 3, 4
 R_PLAIN, R_NEG, R_ABS = 0, 1, 2
 
 _kernels: Any = None  # the compiled functions, or False when numba is missing or disabled
-_ENV = "ACTLAB_FUSED"
 
 
 def available() -> bool:
@@ -55,13 +54,7 @@ def available() -> bool:
 def _load() -> Any:
     global _kernels
     if _kernels is None:
-        if os.environ.get(_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-            _kernels = False
-        else:
-            try:
-                _kernels = _build()
-            except ImportError:
-                _kernels = False
+        _kernels = load(_build)
     return _kernels
 
 
