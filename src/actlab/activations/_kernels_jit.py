@@ -22,7 +22,7 @@ def times_pow2(typingctx, p, k):
     """``p * 2^n`` for ``k = n + 1.5 * 2^23`` (float32), in two factors so that it underflows gradually.
 
     Written in LLVM IR so that the exponent arithmetic stays in 32-bit lanes (numba's own integer
-    arithmetic widens to 64 bits, which halved the vector width and cost 20% here)."""
+    arithmetic widens to 64 bits, half as many lanes per vector)."""
     if p != types.float32 or k != types.float32:
         return None
 
