@@ -24,9 +24,9 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
     import torch
 
     import actlab
-    from actlab.lab.experiments import UnknownExperiment, get_experiment
-    from actlab.lab.experiments.base import MODES
-    from actlab.lab.runner import run_experiment, write_outputs
+    from actlab.experiments import UnknownExperiment, get_experiment
+    from actlab.experiments.base import MODES
+    from actlab.experiments.runner import run_experiment, write_outputs
 
     if mode not in MODES:
         raise fail(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
@@ -40,7 +40,7 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
     except UnknownExperiment as e:
         raise fail(str(e)) from None
     if chosen is None:
-        from actlab.lab.experiments import experiments
+        from actlab.experiments import experiments
 
         chosen = experiments()
     t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def lab(
 ) -> None:
     """Run every classic claim about activation functions on real data; write one HTML report."""
     if list_:
-        from actlab.lab.experiments import experiments
+        from actlab.experiments import experiments
 
         exps = experiments()
         if as_json:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
+from actlab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
 from actlab.sweep import Config, Record, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {

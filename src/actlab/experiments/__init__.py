@@ -1,7 +1,7 @@
 """The lab's experiments, one file per classic claim.
 
 Every module in this package that defines a module-level ``EXPERIMENT`` (an instance of an
-:class:`~actlab.lab.experiments.base.Experiment` subclass) is found automatically, so adding a
+:class:`~actlab.experiments.base.Experiment` subclass) is found automatically, so adding a
 claim means adding one file. ``order`` sets its place in the report.
 """
 
@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-from actlab.lab.experiments.base import Experiment
+from actlab.experiments.base import Experiment
 
 
 class UnknownExperiment(ValueError):

@@ -7,7 +7,7 @@ import html
 import json
 from typing import Any, Sequence
 
-from actlab.lab.experiments.base import ExperimentResult
+from actlab.experiments.base import ExperimentResult
 
 _COLOURS = {
     "confirmed": ("#1b7f3b", "#e3f4e8"),

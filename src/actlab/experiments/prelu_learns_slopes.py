@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import (
+from actlab.experiments.base import (
     Check,
     Experiment,
     Progress,

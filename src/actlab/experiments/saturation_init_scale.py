@@ -18,7 +18,7 @@ import torch
 
 from actlab.activations import get
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import (
+from actlab.experiments.base import (
     Experiment,
     Progress,
     Verdict,

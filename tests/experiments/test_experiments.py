@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from actlab.lab.experiments import UnknownExperiment, experiment_names, experiments, get_experiment
-from actlab.lab.experiments.base import Check, Verdict, compare, threshold
-from actlab.lab.runner import run_experiment, write_outputs
+from actlab.experiments import UnknownExperiment, experiment_names, experiments, get_experiment
+from actlab.experiments.base import Check, Verdict, compare, threshold
+from actlab.experiments.runner import run_experiment, write_outputs
 
 NAMES = experiment_names()
 

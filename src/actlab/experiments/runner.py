@@ -8,8 +8,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from actlab.lab.experiments import experiments, get_experiment
-from actlab.lab.experiments.base import MODES, Experiment, ExperimentResult, Mode, Verdict
+from actlab.experiments import experiments, get_experiment
+from actlab.experiments.base import MODES, Experiment, ExperimentResult, Mode, Verdict
 
 Progress = Callable[[str, float, str], None]
 """``progress(experiment_name, fraction_done, message)``."""
@@ -88,7 +88,7 @@ def write_outputs(results: Sequence[ExperimentResult], out: Path, *, meta: dict[
     """Write ``report.html`` (self-contained), ``results.json`` and one PNG per experiment to ``out``."""
     import json
 
-    from actlab.lab.report import render_html
+    from actlab.experiments.report import render_html
 
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
+from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.measure import layer_gradients
 from actlab.sweep import Config, Record, init_params, lab_model, train_configs
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import (
+from actlab.experiments.base import (
     Experiment,
     Progress,
     Verdict,

@@ -14,7 +14,7 @@ An experiment file defines one subclass of :class:`Experiment`:
 * ``counterfactual(numbers)``: the numbers with the effect reversed, so tests can show that the
   verdict follows from the numbers.
 
-The runner (:func:`actlab.lab.runner.run_experiments`) calls them in that order, catches any error
+The runner (:func:`actlab.experiments.runner.run_experiments`) calls them in that order, catches any error
 as a result (an experiment that fails reports ``"error"``, the lab goes on) and the report shows
 claim, setup, figure, numbers and verdict.
 """

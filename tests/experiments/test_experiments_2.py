@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 
-from actlab.lab.experiments import get_experiment
-from actlab.lab.experiments.dead_vs_dropout import DropoutMasks, jaccard
-from actlab.lab.experiments.linear_collapse import collapse
-from actlab.lab.experiments.lstm_vs_rnn import build, gradient_ratio
-from actlab.lab.experiments.maxout import as_maxout, hidden_parameters
-from actlab.lab.experiments.prelu_learns_slopes import moved
-from actlab.lab.experiments.step_not_trainable import HiddenGradients
-from actlab.lab.experiments.zero_mean_input import same_sign_share
+from actlab.experiments import get_experiment
+from actlab.experiments.dead_vs_dropout import DropoutMasks, jaccard
+from actlab.experiments.linear_collapse import collapse
+from actlab.experiments.lstm_vs_rnn import build, gradient_ratio
+from actlab.experiments.maxout import as_maxout, hidden_parameters
+from actlab.experiments.prelu_learns_slopes import moved
+from actlab.experiments.step_not_trainable import HiddenGradients
+from actlab.experiments.zero_mean_input import same_sign_share
 from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
 

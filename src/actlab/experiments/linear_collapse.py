@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
+from actlab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
 from actlab.lab.init import init_weights
 from actlab.lab.measure import torch_threads
 from actlab.lab.models import MLP

@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from actlab.lab.experiments import get_experiment
-from actlab.lab.experiments.zero_init_symmetry import symmetry
+from actlab.experiments import get_experiment
+from actlab.experiments.zero_init_symmetry import symmetry
 from actlab.lab.init import init_weights
 from actlab.lab.measure import activation_derivative, layer_gradients, torch_threads
 from actlab.lab.models import MLP
@@ -74,7 +74,7 @@ def test_sigmoid_vanishing_needs_orders_of_magnitude():
 
 
 def test_relu_converges_faster_scores_each_at_its_best_lr():
-    from actlab.lab.experiments.relu_converges_faster import best_lr
+    from actlab.experiments.relu_converges_faster import best_lr
 
     exp = get_experiment("relu_converges_faster")
     n = {"activations": ["relu", "tanh"], "lrs": [0.1, 1.0], "max_steps": 500, "target": 0.05,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from actlab.lab.data import load_dataset
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
+from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
+from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.sweep import Config, Record, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from actlab.activations import apply, specs
-from actlab.lab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
+from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.measure import torch_threads
 
 SETTINGS: dict[str, dict[str, Any]] = {

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from actlab.lab.data import load_sequence_task
-from actlab.lab.experiments.base import (
+from actlab.experiments.base import (
     Experiment,
     Progress,
     Verdict,
