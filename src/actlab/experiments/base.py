@@ -22,6 +22,7 @@ claim, setup, figure, numbers and verdict.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Literal, Sequence
 
@@ -32,64 +33,135 @@ MODES: tuple[str, ...] = ("tiny", "quick", "full")
 Status = Literal["confirmed", "not confirmed", "inconclusive", "error"]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of a decision rule: a status and the reason, with the figures behind it."""
+#: The level of every statistical decision: a clause holds (or fails) when the two-sided
+#: ``1 - LEVEL`` confidence interval of its effect lies wholly on one side. A verdict needs every
+#: clause to hold, so "confirmed" is an intersection-union test and keeps this level.
+LEVEL = 0.05
 
-    status: Status
-    reason: str
-
-    @staticmethod
-    def from_checks(checks: Sequence["Check"], *, require: str = "all") -> "Verdict":
-        """Combine checks: confirmed if every (or ``require="any"``: some) check passes clearly,
-        not confirmed if one clearly fails, else inconclusive.
-        """
-        if not checks:
-            return Verdict("inconclusive", "no checks could be made")
-        reasons = "; ".join(c.text() for c in checks)
-        states = [c.state for c in checks]
-        if require == "any":
-            if "pass" in states:
-                return Verdict("confirmed", reasons)
-            if all(s == "fail" for s in states):
-                return Verdict("not confirmed", reasons)
-            return Verdict("inconclusive", reasons)
-        if all(s == "pass" for s in states):
-            return Verdict("confirmed", reasons)
-        if "fail" in states:
-            return Verdict("not confirmed", reasons)
-        return Verdict("inconclusive", reasons)
+Role = Literal["rule", "sanity"]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One comparison in a decision rule.
+    """One clause of a decision rule, with the figures behind it.
 
-    ``state`` is ``"pass"`` when the claim's direction holds by a clear margin, ``"fail"`` when
-    the opposite holds by a clear margin, ``"unclear"`` otherwise.
+    ``state`` is ``"pass"`` when the claim's direction holds at the stated level, ``"fail"``
+    when the opposite holds at that level, ``"unclear"`` otherwise (including "the test is
+    undefined"). ``effect`` is the estimated effect in the clause's own units and ``ci`` its
+    two-sided ``1 - LEVEL`` confidence interval; ``test`` names how they were computed.
+    ``role="sanity"`` marks an identity or definitional check: it is shown apart and never
+    decides a verdict.
     """
 
     description: str
     state: Literal["pass", "fail", "unclear"]
     detail: str = ""
+    effect: float | None = None
+    ci: tuple[float, float] | None = None
+    test: str = ""
+    role: Role = "rule"
 
     def text(self) -> str:
         mark = {"pass": "holds", "fail": "fails", "unclear": "unclear"}[self.state]
         return f"{self.description}: {mark}" + (f" ({self.detail})" if self.detail else "")
 
+    def as_sanity(self) -> "Check":
+        """The same check, shown as a sanity check (never deciding the verdict)."""
+        return Check(self.description, self.state, self.detail, self.effect, self.ci, self.test, "sanity")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a decision rule: a status and the reason, with the checks behind it.
+
+    ``checks`` are the rule's clauses (they decide ``status``); ``sanity`` are identities and
+    definitional checks shown beside it that never decide it.
+    """
+
+    status: Status
+    reason: str
+    checks: tuple[Check, ...] = ()
+    sanity: tuple[Check, ...] = ()
+
+    @staticmethod
+    def from_checks(checks: Sequence[Check], *, require: str = "all", sanity: Sequence[Check] = (),
+                    note: str = "") -> "Verdict":
+        """Combine the rule's checks: confirmed if every (or ``require="any"``: some) check
+        passes, not confirmed if one fails (``"any"``: all fail), else inconclusive.
+
+        ``sanity`` checks are carried along for the report and never change the status;
+        ``note`` is appended to the reason (figures reported outside the rule).
+        """
+        sanity = tuple(c.as_sanity() for c in sanity)
+        if not checks:
+            return Verdict("inconclusive", "no checks could be made" + (f"; {note}" if note else ""), (), sanity)
+        reasons = "; ".join(c.text() for c in checks) + (f"; {note}" if note else "")
+        states = [c.state for c in checks]
+        if require == "any":
+            status: Status = ("confirmed" if "pass" in states else
+                              "not confirmed" if all(s == "fail" for s in states) else "inconclusive")
+        else:
+            status = ("confirmed" if all(s == "pass" for s in states) else
+                      "not confirmed" if "fail" in states else "inconclusive")
+        return Verdict(status, reasons, tuple(checks), sanity)
+
+
+def _finite(values: Iterable[Any]) -> np.ndarray:
+    """The finite numbers among ``values`` (None, strings such as "diverged", NaN and inf dropped)."""
+    return np.asarray([float(x) for x in values if isinstance(x, numbers.Real) and not isinstance(x, bool)
+                       and math.isfinite(x)], dtype=float)
+
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds, ignoring non-finite values (NaN if none)."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    v = _finite(values)
     if v.size == 0:
         return math.nan, math.nan
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def fmt_ms(values: Iterable[float], digits: int = 3) -> str:
-    """``"m ± s"`` over seeds."""
-    m, s = mean_std(values)
-    return f"{m:.{digits}g} ± {s:.2g}"
+    """``"m ± s (n)"`` over seeds: mean ± sample standard deviation of the n finite values;
+    ``"no finite value (0/k)"`` when none is finite, ``(n/k)`` when some are not."""
+    vals = list(values)
+    v = _finite(vals)
+    if v.size == 0:
+        return f"no finite value (0/{len(vals)})"
+    m, s = mean_std(v)
+    count = f" ({v.size}/{len(vals)})" if v.size != len(vals) else ""
+    return f"{m:.{digits}g} ± {s:.2g}{count}"
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of ``values`` with its two-sided ``1 - level`` Student-t interval."""
+    from scipy import stats
+
+    v = _finite(values)
+    if v.size < 2:
+        m = float(v.mean()) if v.size else math.nan
+        return m, math.nan, math.nan
+    m, se = float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
+    h = float(stats.t.ppf(1 - level / 2, v.size - 1)) * se
+    return m, m - h, m + h
+
+
+def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> tuple[float, float, float, float]:
+    """(difference of means a - b, CI low, CI high, degrees of freedom): Welch's two-sample t
+    interval at two-sided level ``1 - level``. The interval is NaN when it is undefined (an arm
+    with fewer than two values, or both arms without spread)."""
+    from scipy import stats
+
+    xa, xb = _finite(a), _finite(b)
+    diff = float(xa.mean() - xb.mean()) if xa.size and xb.size else math.nan
+    if xa.size < 2 or xb.size < 2:
+        return diff, math.nan, math.nan, math.nan
+    va, vb = xa.var(ddof=1) / xa.size, xb.var(ddof=1) / xb.size
+    se2 = va + vb
+    if se2 == 0.0:
+        return diff, math.nan, math.nan, math.nan
+    df = se2 ** 2 / ((va ** 2 / (xa.size - 1) if va else 0.0) + (vb ** 2 / (xb.size - 1) if vb else 0.0))
+    h = float(stats.t.ppf(1 - level / 2, df)) * math.sqrt(se2)
+    return diff, diff - h, diff + h, float(df)
 
 
 def compare(
@@ -99,51 +171,90 @@ def compare(
     *,
     expect: Literal["less", "greater"],
     factor: float = 1.0,
-    z: float = 2.0,
     log: bool = False,
+    level: float = LEVEL,
 ) -> Check:
-    """Is ``a`` clearly ``expect`` than ``factor * b`` over seeds?
+    """Is ``a`` ``expect`` than ``factor * b`` over seeds, at the stated level?
 
-    "Clearly" means the gap between the means is larger than ``z`` standard errors of the
-    difference (Welch), so run-to-run noise alone cannot flip it. With ``log=True`` the
-    comparison is made on log10 values (for quantities that span decades, such as gradient
-    norms); ``factor`` then multiplies before the log.
+    The test is Welch's two-sample t: the difference of means ``mean(a) - mean(factor * b)``
+    and its two-sided ``1 - level`` confidence interval with the t-quantile at the
+    Welch-Satterthwaite degrees of freedom. The clause holds when the interval lies wholly on
+    the claimed side of 0, fails when it lies wholly on the other side, and is unclear
+    otherwise - also when the test is undefined (an arm with fewer than two finite values, or
+    both arms with zero spread: then no difference can be called clear). With ``log=True``
+    the comparison is made on log10 values (for quantities that span decades); ``factor``
+    multiplies before the log.
     """
     def tr(v: Sequence[float], f: float = 1.0) -> np.ndarray:
-        arr = np.asarray([x * f for x in v if x is not None and math.isfinite(x)], dtype=float)
+        arr = _finite(v) * f
         if log:
             arr = np.log10(np.clip(arr, 1e-300, None))
         return arr
 
     xa, xb = tr(a), tr(b, factor)
+    test = f"Welch t, two-sided {1 - level:.0%} CI" + (" on log10" if log else "")
     if xa.size == 0 or xb.size == 0:
-        return Check(description, "unclear", "no finite measurements")
-    diff = xa.mean() - xb.mean()
-    se = math.sqrt((xa.var(ddof=1) / xa.size if xa.size > 1 else 0.0) + (xb.var(ddof=1) / xb.size if xb.size > 1 else 0.0))
-    margin = z * se
+        return Check(description, "unclear", "no finite measurements", test=test)
+    diff, lo, hi, df = welch(xa, xb, level)
     unit = "log10 " if log else ""
-    detail = f"{unit}{xa.mean():.4g} vs {unit}{xb.mean():.4g}" + (f" x {factor:g}" if factor != 1 and not log else "")
-    detail += f", margin {margin:.2g}"
-    good = diff < -margin if expect == "less" else diff > margin
-    bad = diff > margin if expect == "less" else diff < -margin
-    return Check(description, "pass" if good else "fail" if bad else "unclear", detail)
+    detail = f"{unit}{xa.mean():.4g} vs {unit}{xb.mean():.4g}" + (f" (= {factor:g} x b)" if factor != 1 and not log else "")
+    if not math.isfinite(lo):
+        why = ("fewer than 2 finite values in an arm" if min(xa.size, xb.size) < 2
+               else "both arms have zero spread")
+        return Check(description, "unclear", f"{detail}; cannot decide: {why}, the test is undefined",
+                     diff, None, test)
+    detail += f"; difference {diff:.3g}, {1 - level:.0%} CI [{lo:.3g}, {hi:.3g}], df {df:.1f}"
+    good = hi < 0 if expect == "less" else lo > 0
+    bad = lo > 0 if expect == "less" else hi < 0
+    return Check(description, "pass" if good else "fail" if bad else "unclear", detail, diff, (lo, hi), test)
 
 
-def threshold(description: str, values: Sequence[float], *, below: float | None = None, above: float | None = None) -> Check:
-    """Do all seeds sit below (or above) a fixed threshold? Pass if all do, fail if none do."""
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    if not v:
-        return Check(description, "unclear", "no finite measurements")
+def threshold(description: str, values: Sequence[float], *, below: float | None = None,
+              above: float | None = None) -> Check:
+    """Do all seeds sit below (or above) a fixed threshold? Pass if all do, fail if none do.
+
+    This is a rule on every seed, not a test on the mean; the mean's t interval is reported
+    beside it as the effect.
+    """
+    v = _finite(values)
+    test = "every seed vs a fixed threshold"
+    if not v.size:
+        return Check(description, "unclear", "no finite measurements", test=test)
     if below is not None:
-        ok = [x < below for x in v]
-        detail = f"{fmt_ms(v)} vs < {below:g}"
+        ok = v < below
+        detail = f"{fmt_ms(values)} vs < {below:g}"
     elif above is not None:
-        ok = [x > above for x in v]
-        detail = f"{fmt_ms(v)} vs > {above:g}"
+        ok = v > above
+        detail = f"{fmt_ms(values)} vs > {above:g}"
     else:
         raise ValueError("threshold() needs below= or above=")
-    state = "pass" if all(ok) else "fail" if not any(ok) else "unclear"
-    return Check(description, state, detail)
+    state = "pass" if ok.all() else "fail" if not ok.any() else "unclear"
+    m, lo, hi = t_interval(v)
+    return Check(description, state, detail, m, (lo, hi) if math.isfinite(lo) else None, test)
+
+
+def mean_beyond(description: str, values: Sequence[float], *, below: float | None = None,
+                above: float | None = None, level: float = LEVEL) -> Check:
+    """Is the mean over seeds below (or above) a fixed value, at the stated level?
+
+    One-sample t: the mean's two-sided ``1 - level`` interval wholly on the claimed side holds,
+    wholly on the other side fails, else unclear (also when it is undefined).
+    """
+    if (below is None) == (above is None):
+        raise ValueError("mean_beyond() needs exactly one of below= or above=")
+    m, lo, hi = t_interval(values, level)
+    bound = below if below is not None else above
+    test = f"one-sample t, two-sided {1 - level:.0%} CI"
+    if not math.isfinite(m):
+        return Check(description, "unclear", "no finite measurements", test=test)
+    if not math.isfinite(lo):
+        return Check(description, "unclear", f"mean {m:.3g}; cannot decide: the interval is undefined", m, None, test)
+    detail = f"mean {m:.3g}, {1 - level:.0%} CI [{lo:.3g}, {hi:.3g}] vs {'<' if below is not None else '>'} {bound:g}"
+    if below is not None:
+        state = "pass" if hi < below else "fail" if lo > below else "unclear"
+    else:
+        state = "pass" if lo > above else "fail" if hi < above else "unclear"  # type: ignore[operator]
+    return Check(description, state, detail, m, (lo, hi), test)
 
 
 Progress = Callable[[float, str], None]
@@ -162,6 +273,12 @@ class Experiment:
     claim: ClassVar[str]
     #: what is measured and how the verdict is decided, in plain words (shown in the report)
     method: ClassVar[str] = ""
+    #: the source of the claim: paper, figure or table
+    source: ClassVar[str] = ""
+    #: what the source found, in its own setting (shown beside what we found)
+    source_found: ClassVar[str] = ""
+    #: how this experiment's setup differs from the source's ("" when it repeats it); see :meth:`proxy`
+    proxy_note: ClassVar[str] = ""
     #: data sets the experiment needs beyond what ships (e.g. "mnist"); the lab skips it with a clear note when missing
     needs: ClassVar[tuple[str, ...]] = ()
 
@@ -172,6 +289,10 @@ class Experiment:
         if mode not in self.settings_by_mode:
             raise ValueError(f"{self.name}: no settings for mode {mode!r}; valid: {', '.join(self.settings_by_mode)}")
         return dict(self.settings_by_mode[mode])
+
+    def proxy(self, mode: Mode) -> str:
+        """How the setup of ``mode`` differs from the source's ("" when it repeats the source's)."""
+        return self.proxy_note
 
     def measure(self, settings: dict[str, Any], progress: Progress = _no_progress) -> dict[str, Any]:
         raise NotImplementedError
@@ -208,6 +329,9 @@ class ExperimentResult:
     settings: dict[str, Any]
     numbers: dict[str, Any]
     verdict: Verdict
+    source: str = ""
+    source_found: str = ""
+    proxy: str = ""
     table: list[dict[str, Any]] = field(default_factory=list)
     figure_png: bytes | None = None
     seconds: float = 0.0

@@ -71,7 +71,8 @@ def run_experiment(exp: Experiment | str, mode: Mode = "quick", progress: Progre
         torch.set_num_threads(threads)
     cb(1.0, "done")
     return ExperimentResult(
-        name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode,
+        name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode, source=exp.source,
+        source_found=exp.source_found, proxy=exp.proxy(mode),
         settings=settings, numbers=numbers, verdict=verdict, table=table, figure_png=png,
         seconds=time.perf_counter() - t0, error=error,
     )
@@ -84,8 +85,75 @@ def run_experiments(names: Sequence[str] | None = None, mode: Mode = "quick",
     return [run_experiment(e, mode, progress) for e in chosen]
 
 
+def _git_commit() -> str:
+    """The commit of the actlab checkout the code was imported from (plus "+dirty" when it has changes)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown (not a git checkout)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+
+
+def _datasets_used(results: Sequence[ExperimentResult]) -> list[str]:
+    """Names of the IDX data sets (MNIST, Fashion-MNIST) any experiment's settings name."""
+    from actlab.lab.data import SHA256
+
+    found: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            key = v.strip().lower().replace("-", "_")
+            if key in SHA256:
+                found.add(key)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    for r in results:
+        walk(r.settings)
+    return sorted(found)
+
+
+def provenance(results: Sequence[ExperimentResult]) -> dict[str, Any]:
+    """What a reader needs to repeat the run: the code's git commit, library versions, the hardware,
+    and the decompressed SHA-256 of every real data file an experiment read (checked against the
+    canonical checksums). Each experiment's full settings are in its own result."""
+    import os
+    import platform
+
+    import numpy
+    import torch
+
+    from actlab.lab.data import SHA256, resolve_data_dir, verify
+
+    hw = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
+          "cpu cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
+          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
+    data: dict[str, Any] = {}
+    for name in _datasets_used(results):
+        checked = verify(name)  # decompressed SHA-256 against the canonical one, per file
+        data[name] = {"data dir": str(resolve_data_dir(None)),
+                      **{stem: {"status": st, "sha256": SHA256[name][stem] if st == "ok" else st}
+                         for stem, st in checked.items()}}
+    import sys
+
+    return {"git commit": _git_commit(), "python": sys.version.split()[0], "torch": torch.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform(), "hardware": hw, "data files": data}
+
+
 def write_outputs(results: Sequence[ExperimentResult], out: Path, *, meta: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``report.html`` (self-contained), ``results.json`` and one PNG per experiment to ``out``."""
+    """Write ``report.html`` (self-contained), ``results.json`` (with :func:`provenance`) and one PNG
+    per experiment to ``out``."""
     import json
 
     from actlab.experiments.report import render_html
@@ -96,7 +164,7 @@ def write_outputs(results: Sequence[ExperimentResult], out: Path, *, meta: dict[
         if r.figure_png:
             (out / "figures" / f"{r.name}.png").write_bytes(r.figure_png)
     meta = dict(meta or {})
-    payload = {"meta": meta, "results": [r.to_json() for r in results]}
+    payload = {"meta": meta, "provenance": provenance(results), "results": [r.to_json() for r in results]}
     (out / "results.json").write_text(json.dumps(payload, indent=2, sort_keys=False))
-    (out / "report.html").write_text(render_html(results, meta))
+    (out / "report.html").write_text(render_html(results, {**meta, "git commit": payload["provenance"]["git commit"]}))
     return {"html": out / "report.html", "json": out / "results.json", "figures": out / "figures"}
