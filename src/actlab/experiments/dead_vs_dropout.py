@@ -127,6 +127,8 @@ class DeadVsDropout(Experiment):
     title = "Dead ReLUs stay dead; units silenced by dropout come back"
     claim = ("A dead ReLU unit (zero on every input) gets no gradient and stays dead epoch after epoch, while "
              "dropout silences a fresh random set each step, so every unit it silences is back soon after.")
+    source = 'CS231n notes on ReLU; Srivastava et al. 2014, Dropout'
+    source_found = ('A dead ReLU never activates again, since no gradient reaches it; dropout silences a random subset each step, and a silenced unit is back in the next step.')
     method = ("Digits; an MLP with 2 ReLU hidden layers of 128 units, He normal init. (a) Plain SGD at a high "
               "learning rate (1.0): the set of dead units (derivative 0 on all 1437 training images) after every "
               "epoch, its Jaccard overlap between consecutive epochs, and the share of ever-dead units alive again "

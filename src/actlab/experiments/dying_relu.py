@@ -51,6 +51,8 @@ class DyingRelu(Experiment):
     title = "ReLU units die; leaky ReLU, PReLU and ELU do not"
     claim = ("ReLU units die (output zero, get zero gradient, for every input) when the learning rate is high or "
              "the bias very negative; leaky ReLU, PReLU and ELU units do not.")
+    source = 'Maas, Hannun & Ng 2013 (leaky ReLU); CS231n notes on ReLU'
+    source_found = ('With a learning rate set too high, as much as 40% of a ReLU network can die (CS231n); leaky units keep a gradient for negative inputs (Maas et al.).')
     method = ("A 3-hidden-layer MLP (64 units, He normal init) on digits trained with Adam for 150 steps at "
               "learning rates 0.001 to 0.1 (biases 0), and at lr 0.001 with every bias started at -3 (all runs, PReLU's "
               "learnt slopes (one per layer) included, trained at once on actlab's batched engine, batches drawn with "

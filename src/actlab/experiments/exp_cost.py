@@ -77,6 +77,8 @@ class ExpCost(Experiment):
     title = "exp() is costly"
     claim = ("Activations that need exp (or another transcendental function) cost more time per element than ReLU "
              "and the other piecewise-linear ones.")
+    source = 'CS231n notes; Krizhevsky et al. 2012, Sec. 3.1'
+    source_found = ('Sigmoid and tanh involve expensive operations (exponentials), ReLU a threshold.')
     method = ("Every catalog activation on one float32 tensor of 2^20 elements (one thread), timed forward and "
               "forward + backward (torch's own kernel where it has one, else actlab's analytic op), relative to ReLU "
               "timed in the same round (fastest of 5 calls); 5 rounds in shuffled order. Activations are grouped by "

@@ -62,6 +62,8 @@ class LinearCollapse(Experiment):
     title = "Stacked linear layers collapse into one"
     claim = ("Without a nonlinearity a deep net is one linear map: a 5-layer identity-activation MLP fits XOR and "
              "spirals no better than logistic regression, while the same MLP with ReLU or tanh fits them.")
+    source = 'Minsky & Papert 1969 (XOR); Goodfellow, Bengio & Courville 2016, Sec. 6.1'
+    source_found = ('A composition of linear maps is linear, so a net without nonlinearity cannot fit XOR.')
     method = ("XOR and two spirals (2-D); MLPs with 5 hidden layers of 32 units and the identity, ReLU or tanh "
               "activation, plus logistic regression (no hidden layer), trained with full-batch Adam; training "
               "accuracy over seeds. The trained identity net's weight matrices are multiplied into one W, b and "

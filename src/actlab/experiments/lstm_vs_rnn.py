@@ -85,6 +85,8 @@ class LSTMvsRNN(Experiment):
     title = "LSTM keeps gradients through time; a plain RNN loses them"
     claim = ("In a plain RNN the gradient reaching early inputs shrinks geometrically with the sequence length; "
              "an LSTM's additive cell keeps it, and the LSTM solves the adding problem where the RNN does not.")
+    source = 'Hochreiter & Schmidhuber 1997, Long Short-Term Memory, Experiment 4 (adding problem); Bengio, Simard & Frasconi 1994'
+    source_found = ('LSTM solves the adding problem with minimal lag T = 100 and more; gradient-based plain RNNs fail at such lags.')
     method = ("Adding problem; a tanh RNN and an LSTM (32 units, LSTM forget bias 1, torch's default init). "
               "||dL/dx_1|| / ||dL/dx_T|| on 256 sequences for T = 10..100, at init and after 300 Adam steps of "
               "training at T = 20 (test MSE recorded; always answering 1 gives 0.167). Confirmed when, at the "

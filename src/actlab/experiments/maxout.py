@@ -75,6 +75,9 @@ class MaxoutGeneralises(Experiment):
     title = "Maxout contains ReLU and leaky ReLU, at k times the parameters"
     claim = ("A maxout unit with pieces (w, b) and (0, 0) is a ReLU unit, and with pieces (w, b) and (a w, a b) a "
              "leaky ReLU; maxout trains as well as they do, and with k = 2 pieces it has twice the parameters.")
+    source = 'Goodfellow, Warde-Farley, Mirza, Courville & Bengio 2013, Maxout Networks, Sec. 3-4'
+    source_found = ('A maxout unit can implement ReLU, absolute value and other convex piecewise-linear functions; maxout nets matched or beat rectifier nets on MNIST, CIFAR-10/100 and SVHN.')
+    proxy_note = 'An MLP on 8x8 digits, without dropout (Goodfellow et al. paired maxout with dropout).'
     method = ("Digits; MLPs with 2 hidden layers of 64 units (ReLU, leaky ReLU, maxout k = 2), He normal init, Adam "
               "(batches drawn with replacement; all runs on actlab's batched engine). "
               "(1) The trained ReLU and leaky-ReLU nets are copied into maxout nets (second piece 0, or the slope "

@@ -81,6 +81,9 @@ class PReLULearnsSlopes(Experiment):
     title = "PReLU learns its slopes"
     claim = ("PReLU's negative slope, started at 0.25, is learned: it moves away from its start, layer by layer "
              "(He et al. 2015 found large slopes in the first layer and smaller ones deeper).")
+    source = 'He, Zhang, Ren & Sun 2015, Delving Deep into Rectifiers, Table 1'
+    source_found = ('Learned PReLU coefficients are large in the first conv layer (0.681 channel-shared, 0.596 channel-wise) and smaller in deeper layers.')
+    proxy_note = 'An MLP on 8x8 digits with one shared slope per layer, not a 14-layer CNN on ImageNet.'
     method = ("Digits; an MLP with 4 hidden layers of 64 units, one PReLU slope per layer starting at 0.25, He normal "
               "init, momentum SGD without weight decay. The learned slope of each layer over seeds. Confirmed when "
               "every layer's slope ends more than 0.05 away from 0.25, beyond 2 standard errors over seeds (so the "

@@ -66,6 +66,8 @@ class SaturationInitScale(Experiment):
     title = "Large initial weights saturate units and kill their gradients"
     claim = ("Saturated tanh / sigmoid units pass back almost no gradient, and large initial weights "
              "saturate more units.")
+    source = 'LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp, Sec. 4.6; Glorot & Bengio 2010'
+    source_found = ('Weights too large for the fan-in drive sigmoid units into saturation, where their derivative (and the gradient) is tiny.')
     method = ("One hidden layer (128 units, tanh or sigmoid) on digits; its weights drawn N(0, std^2) for std from "
               "0.01 to 3 (output layer: Glorot normal). Measured on the whole training set, at init and after a short "
               "SGD run: the saturated fraction (|f'(z)| < 5% of its maximum, over examples and units) and the hidden "

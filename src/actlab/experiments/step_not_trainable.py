@@ -69,6 +69,8 @@ class StepNotTrainable(Experiment):
     title = "The step function blocks backpropagation"
     claim = ("The step function's derivative is 0, so backpropagation sends no gradient to the layers below it and "
              "they never learn; a sigmoid in its place trains.")
+    source = 'Rumelhart, Hinton & Williams 1986, Learning representations by back-propagating errors'
+    source_found = ("Gradient descent needs a differentiable unit: the threshold unit's derivative is zero, so they replaced it by the logistic sigmoid.")
     method = ("Circles (2-D); MLPs with 2 hidden layers of 32 step or sigmoid units (the catalog's step, "
               "derivative 0), Glorot normal weights, uniform biases, full-batch Adam. Recorded: the largest "
               "hidden-layer gradient norm over all steps, the relative change of the hidden weights, the loss curve "

@@ -73,6 +73,8 @@ class ZeroCentredZigzag(Experiment):
     title = "Non-zero-centred sigmoid outputs make updates zig-zag"
     claim = ("Sigmoid outputs are all positive, so the gradient of every weight into a neuron of the next layer "
              "shares one sign; its updates zig-zag instead of heading straight for the solution.")
+    source = 'LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp, Sec. 4.3-4.4; CS231n'
+    source_found = ('An argument, not a measurement: with all-positive inputs to a neuron every weight update shares one sign, so the weights zig-zag; zero-mean activations converge faster.')
     method = ("A 2-hidden-layer MLP (32 units; second hidden layer tanh) on digits, plain SGD, with the first hidden "
               "layer sigmoid or tanh. For the second layer's weights we record, at every step, the share of neurons "
               "whose incoming-weight gradients all have one sign, and after the run the path efficiency of each "

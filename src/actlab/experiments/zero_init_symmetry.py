@@ -56,6 +56,8 @@ class ZeroInitSymmetry(Experiment):
     title = "Zero initialisation never breaks symmetry"
     claim = ("With all-zero (or all-equal) initial weights the hidden units of a layer stay identical during "
              "training: the weight matrix stays rank 1 and the net learns like one with a single unit per layer.")
+    source = 'Goodfellow, Bengio & Courville 2016, Deep Learning, Sec. 8.4'
+    source_found = ('Units with the same inputs, activation and initial weights receive the same updates for ever: initialisation must break the symmetry.')
     method = ("A 2-hidden-layer tanh MLP (32 units) on digits, trained with SGD (batches drawn with replacement; every run "
               "at once on actlab's batched engine) from zero weights, constant weights "
               "(0.05) and Glorot normal weights (biases 0). After training, per hidden layer: the largest distance "

@@ -88,6 +88,8 @@ class ZeroMeanInput(Experiment):
     claim = ("With all-positive inputs a unit's weight gradients share one sign and updates zig-zag; centring the "
              "inputs fixes this in the first layer and speeds training, but deeper layers (fed by ReLU outputs "
              ">= 0) keep it.")
+    source = 'LeCun, Bottou, Orr & Mueller 1998, Efficient BackProp, Sec. 4.3'
+    source_found = ('Inputs should be shifted to zero mean over the training set: all-positive inputs force same-sign weight updates; the fix acts on the first layer only.')
     method = ("Digits with raw 0..16 intensities, preprocessed as none / centre / standardise / PCA-whiten (fitted "
               "on the training split); an MLP with 3 ReLU hidden layers of 64 units, He normal init, plain SGD at "
               "one learning rate (none and centre also on a small grid). Per layer, the share of each unit's "
