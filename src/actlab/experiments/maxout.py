@@ -82,9 +82,10 @@ class MaxoutGeneralises(Experiment):
               "(batches drawn with replacement; all runs on actlab's batched engine). "
               "(1) The trained ReLU and leaky-ReLU nets are copied into maxout nets (second piece 0, or the slope "
               "times the first) and the largest output difference over the data is measured. (2) Test accuracy "
-              "over seeds. (3) Parameters counted from the models. Confirmed when both copies agree to 1e-5, "
-              "maxout's test accuracy is clearly above 0.97 x ReLU's (gap over 2 standard errors), and the hidden "
-              "layers of the maxout net hold k = 2 times the parameters (within 0.05).")
+              "over seeds. (3) Parameters counted from the models. The rule: confirmed when maxout's test accuracy "
+              "is above 0.97 x ReLU's (Welch's t at the 5% level), not confirmed when the CI shows it below. The "
+              "copies (agreeing to 1e-5) and the parameter ratio (k = 2 within 0.05) are identities, shown as sanity "
+              "checks that never decide the verdict (before, they did).")
 
     settings_by_mode = SETTINGS
 
@@ -135,15 +136,17 @@ class MaxoutGeneralises(Experiment):
             return out
 
     def decide(self, n: dict[str, Any]) -> Verdict:
-        checks = [threshold(f"maxout with pieces (w, b), ({'a w, a b' if a == 'leaky_relu' else '0, 0'}) "
+        # The copies and the parameter count are identities (they hold by construction): sanity checks.
+        sanity = [threshold(f"maxout with pieces (w, b), ({'a w, a b' if a == 'leaky_relu' else '0, 0'}) "
                             f"reproduces the trained {a} net (max |output difference|)", n["max_abs_diff"][a],
                             below=n["exact_tol"]) for a in ("relu", "leaky_relu")]
-        checks.append(compare(f"maxout's test accuracy > {n['comparable']:g} x ReLU's", n["test_accuracy"]["maxout"],
-                              n["test_accuracy"]["relu"], expect="greater", factor=n["comparable"]))
         ratio = n["hidden_parameters"]["maxout"] / n["hidden_parameters"]["relu"]
-        checks.append(threshold(f"hidden-layer parameters, maxout / ReLU = {ratio:.3f}, off k = {n['pieces']} by",
+        sanity.append(threshold(f"hidden-layer parameters, maxout / ReLU = {ratio:.3f}, off k = {n['pieces']} by",
                                 [abs(ratio - n["pieces"])], below=n["ratio_tol"]))
-        return Verdict.from_checks(checks)
+        # The rule is the claim that can fail: maxout trains as well as ReLU (non-inferiority margin 3%).
+        checks = [compare(f"maxout's test accuracy > {n['comparable']:g} x ReLU's", n["test_accuracy"]["maxout"],
+                          n["test_accuracy"]["relu"], expect="greater", factor=n["comparable"])]
+        return Verdict.from_checks(checks, sanity=sanity)
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
         # As if maxout could not express ReLU, trained worse, and cost no extra parameters.
