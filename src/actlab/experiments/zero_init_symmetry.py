@@ -23,7 +23,11 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "activation": "tanh",
         "depth": 2,               # hidden layers
         "width": 32,              # units per hidden layer
+        # each arm: the init scheme and its arguments (and the activation, when not the default above);
+        # with tanh, zero weights keep every hidden output at 0, so the sigmoid arm (outputs 1/2) is the
+        # one where the tied units do move - together
         "inits": {"zeros": {"scheme": "zeros"},
+                  "zeros, sigmoid": {"scheme": "zeros", "activation": "sigmoid"},
                   "constant": {"scheme": "constant", "value": 0.05},
                   "random": {"scheme": "xavier_normal"}},
         "lr": 0.1,                # SGD learning rate
@@ -73,8 +77,9 @@ class ZeroInitSymmetry(Experiment):
                                "identical_below": s["identical_below"], "distinct_above": s["distinct_above"],
                                "spread": {}, "rank_ratio": {}, "train_error": {}, "loss_curve": {}}
         every = max(s["steps"] // 10, 1)
-        configs = [Config.from_dict({"activation": s["activation"], "depth": s["depth"], "width": s["width"],
-                                     "init": kw["scheme"], "init_args": {k: v for k, v in kw.items() if k != "scheme"},
+        configs = [Config.from_dict({"activation": kw.get("activation", s["activation"]), "depth": s["depth"],
+                                     "width": s["width"], "init": kw["scheme"],
+                                     "init_args": {k: v for k, v in kw.items() if k not in ("scheme", "activation")},
                                      "bias_init": 0.0, "lr": s["lr"], "optimiser": "sgd", "data": s["data"],
                                      "seed": seed, "steps": s["steps"], "batch_size": s["batch_size"]})
                    for kw in s["inits"].values() for seed in s["seeds"]]
@@ -130,14 +135,14 @@ class ZeroInitSymmetry(Experiment):
 
     def figure(self, n: dict[str, Any], fig: Any) -> None:
         ax1, ax2 = fig.subplots(1, 2)
-        colors = {"zeros": "#D55E00", "constant": "#E69F00", "random": "#0072B2"}
+        colors = {"zeros": "#D55E00", "zeros, sigmoid": "#CC79A7", "constant": "#E69F00", "random": "#0072B2"}
         inits = n["inits"]
         x = np.arange(n["depth"])
         floor = 1e-17  # exact zeros drawn at the float64 floor so they show on a log axis
         for j, name in enumerate(inits):
             for k, (key, marker) in enumerate((("spread", "o"), ("rank_ratio", "s"))):
                 v = np.clip(np.array(n[key][name], dtype=float), floor, None)
-                xs = x + (j - 1) * 0.22 + (k - 0.5) * 0.08
+                xs = x + (j - (len(inits) - 1) / 2) * 0.18 + (k - 0.5) * 0.06
                 for seed_vals in v:
                     ax1.plot(xs, seed_vals, marker, color=colors.get(name), ms=6, alpha=0.8,
                              mfc="none" if key == "rank_ratio" else colors.get(name))
