@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actlab.experiments import UnknownExperiment, experiment_names, experiments, get_experiment
-from actlab.experiments.base import Check, Verdict, compare, threshold
+from actlab.experiments.base import Check, Verdict, compare, fmt_ms, threshold
 from actlab.experiments.runner import run_experiment, write_outputs
 
 NAMES = experiment_names()
@@ -17,6 +17,7 @@ def test_the_lab_has_experiments():
     assert len(NAMES) >= 1
     for e in experiments():
         assert e.claim and e.title and e.method, e.name
+        assert e.source and e.source_found, f"{e.name}: name the source and what it found"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -59,3 +60,49 @@ def test_decision_helpers():
     assert v.status == "not confirmed"
     assert Verdict.from_checks([Check("x", "pass"), Check("y", "unclear")]).status == "inconclusive"
     assert Verdict.from_checks([Check("x", "pass"), Check("y", "pass")]).status == "confirmed"
+    v = Verdict.from_checks([Check("x", "pass")], sanity=[Check("s", "fail")])
+    assert v.status == "confirmed" and v.sanity[0].role == "sanity"  # sanity checks never decide
+
+
+def test_compare_is_welch_t_at_the_stated_level():
+    from scipy import stats
+
+    a, b = [1.0, 1.2, 0.9, 1.1, 1.05], [1.5, 1.7, 1.4, 1.6, 1.45]
+    c = compare("a<b", a, b, expect="less")
+    t = stats.ttest_ind(a, b, equal_var=False)
+    ci = t.confidence_interval(0.95)
+    assert c.state == "pass" and c.effect == pytest.approx(-0.48)
+    assert c.ci == pytest.approx((ci.low, ci.high), rel=1e-9)
+    # A gap just over 2 standard errors with 3 seeds is not a 95% test: t_{0.975, ~4} is ~2.8, not 2.
+    assert compare("a<b", [0.0, 1.0, 2.0], [2.2, 3.2, 4.2], expect="less").state == "unclear"
+
+
+def test_compare_cannot_decide_without_spread():
+    c = compare("a<b", [0.0, 0.0, 0.0], [0.02, 0.02, 0.02], expect="less")
+    assert c.state == "unclear" and "cannot decide" in c.detail and c.ci is None
+    assert compare("a<b", [1.0], [2.0, 3.0], expect="less").state == "unclear"
+
+
+def test_fmt_ms_says_how_many_values_were_finite():
+    assert fmt_ms([1.0, 3.0]) == "2 ± 1.4"
+    assert fmt_ms([1.0, float("nan"), 3.0]) == "2 ± 1.4 (2/3)"
+    assert fmt_ms([float("nan")] * 3) == "no finite value (0/3)"
+
+
+def test_report_highlights_the_failing_clause_and_records_provenance(tmp_path):
+    from actlab.experiments.base import ExperimentResult
+
+    v = Verdict.from_checks([compare("good clause", [1, 1.1, 0.9], [5, 5.2, 4.8], expect="less"),
+                             compare("bad clause", [5, 5.2, 4.8], [1, 1.1, 0.9], expect="less")],
+                            sanity=[threshold("identity", [0.0], below=1e-6)])
+    r = ExperimentResult(name="x", title="X", claim="c", method="m", mode="tiny", settings={"data": "digits"},
+                         numbers={}, verdict=v, source="Someone 2001, Fig. 1", source_found="it works",
+                         proxy="a smaller net")
+    paths = write_outputs([r], tmp_path)
+    page = paths["html"].read_text()
+    assert "<tr class='fail'><td>bad clause</td><td>FAILS" in page
+    assert "Sanity checks" in page and "The source found" in page and "proxy" in page
+    assert "max-width:600px" in page  # the narrow-screen layout
+    meta = json.loads(paths["json"].read_text())
+    assert set(meta["provenance"]) >= {"git commit", "torch", "hardware", "data files"}
+    assert meta["results"][0]["verdict"]["checks"][1]["state"] == "fail"

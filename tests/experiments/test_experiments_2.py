@@ -95,20 +95,66 @@ def test_moved_check():
     assert moved("m", [0.0, 0.6], 0.25, 0.05).state == "unclear"
 
 
-def test_init_depth30_rule_on_hand_made_numbers():
-    exp = get_experiment("init_depth30")
+def _depth30(he_drop: list[float], xavier_drop: list[float]) -> dict:
     arms = ["ReLU, He normal", "ReLU, Xavier normal", "ReLU, N(0, 0.01^2)", "tanh, Xavier normal"]
-    good = {"first_grad": {a: [0.5, 0.6, 0.7] for a in arms}, "loss_drop": {a: [0.3, 0.35, 0.4] for a in arms},
-            "decades": 3.0, "stall": 0.05}
-    good["first_grad"]["ReLU, N(0, 0.01^2)"] = [1e-17, 2e-17, 1.5e-17]
-    good["loss_drop"]["ReLU, N(0, 0.01^2)"] = [1e-5, 2e-5, 1e-5]
-    assert exp.decide(good).status == "confirmed"
-    stalled_he = {**good, "loss_drop": {**good["loss_drop"], "ReLU, He normal": [1e-7, 2e-7, 1.5e-7]}}
-    assert exp.decide(stalled_he).status == "not confirmed"
-    same = {**good, "loss_drop": {**good["loss_drop"], "ReLU, He normal": good["loss_drop"]["ReLU, N(0, 0.01^2)"]}}
-    assert exp.decide(same).status == "inconclusive"
+    n = {"arms": arms, "first_grad": {a: [0.5, 0.6, 0.7] for a in arms},
+         "loss_drop": {a: [0.3, 0.35, 0.4] for a in arms}, "decades": 3.0, "stall": 0.05,
+         "profile": {a: [[0.5] * 31] * 3 for a in arms}}
+    n["first_grad"]["ReLU, N(0, 0.01^2)"] = [1e-35, 2e-35, 1.5e-35]
+    n["loss_drop"]["ReLU, N(0, 0.01^2)"] = [1e-5, 2e-5, 1e-5]
+    n["loss_drop"]["ReLU, He normal"], n["loss_drop"]["ReLU, Xavier normal"] = he_drop, xavier_drop
+    return n
 
 
+def test_init_depth30_rule_is_he_et_al_s_xavier_stall():
+    exp = get_experiment("init_depth30")
+    v = exp.decide(_depth30([0.4, 0.38, 0.43], [-3e-4, -2e-4, -4e-4]))
+    assert v.status == "confirmed"
+    assert v.sanity and all(c.role == "sanity" for c in v.sanity)
+    # Plausible other outcome: at a milder depth Xavier-ReLU trains too (loss falls by 30%): not confirmed.
+    assert exp.decide(_depth30([0.4, 0.38, 0.43], [0.3, 0.28, 0.33])).status == "not confirmed"
+    # The small init's stall no longer decides: make it train, the verdict stays.
+    n = _depth30([0.4, 0.38, 0.43], [-3e-4, -2e-4, -4e-4])
+    n["loss_drop"]["ReLU, N(0, 0.01^2)"] = [0.3, 0.31, 0.29]
+    assert exp.decide(n).status == "confirmed"
+
+
+def test_prelu_rule_can_fail_when_slopes_are_flat_over_depth():
+    exp = get_experiment("prelu_learns_slopes")
+    n = {"depth": 4, "slope0": 0.25, "margin": 0.05, "slopes": [[0.95, 0.6, 0.5, 0.48], [1.0, 0.63, 0.58, 0.39],
+                                                                  [0.89, 0.7, 0.47, 0.47]]}
+    assert exp.decide(n).status == "confirmed"
+    # Plausible: every layer learns about the same slope (moved from 0.25, no depth pattern).
+    flat = {**n, "slopes": [[0.5, 0.52, 0.49, 0.51], [0.47, 0.5, 0.52, 0.5], [0.53, 0.49, 0.5, 0.49]]}
+    v = exp.decide(flat)
+    assert v.status == "inconclusive" and all(c.state == "pass" for c in v.sanity)
+
+
+def test_maxout_rule_can_fail_and_identities_do_not_decide():
+    exp = get_experiment("maxout")
+    n = {"activations": ["relu", "leaky_relu", "maxout"], "pieces": 2, "exact_tol": 1e-5, "comparable": 0.97,
+         "ratio_tol": 0.05, "max_abs_diff": {"relu": [0.0, 0.0], "leaky_relu": [2e-6, 3e-6]},
+         "hidden_parameters": {"relu": 100, "leaky_relu": 100, "maxout": 200},
+         "test_accuracy": {"relu": [0.97, 0.965, 0.968], "leaky_relu": [0.97] * 3, "maxout": [0.966, 0.97, 0.96]}}
+    assert exp.decide(n).status == "confirmed"
+    worse = {**n, "test_accuracy": {**n["test_accuracy"], "maxout": [0.90, 0.91, 0.905]}}  # overfits, say
+    assert exp.decide(worse).status == "not confirmed"
+    broken_copy = {**n, "max_abs_diff": {"relu": [1.0, 1.0], "leaky_relu": [1.0, 1.0]}}
+    assert exp.decide(broken_copy).status == "confirmed"  # an identity shown apart, never deciding
+
+
+def test_dying_relu_rule_can_fail_when_high_lr_kills_no_more():
+    exp = get_experiment("dying_relu")
+    acts = ["relu", "leaky_relu", "prelu", "elu"]
+    zero = {"dead": [[0.0] * 3, [0.0] * 3]}
+    n = {"activations": acts, "lrs": [0.001, 0.1], "bias": -3.0, "bias_lr": 0.001,
+         "lr_sweep": {a: zero for a in acts}, "negative_bias": {a: {"dead": [0.0] * 3} for a in acts}}
+    n["lr_sweep"]["relu"] = {"dead": [[0.0, 0.01, 0.0], [0.5, 0.6, 0.55]]}
+    n["negative_bias"]["relu"] = {"dead": [0.3, 0.35, 0.32]}
+    assert exp.decide(n).status == "confirmed"
+    # Plausible: a high lr that a smaller net survives, with a few units dead either way.
+    same = {**n, "lr_sweep": {**n["lr_sweep"], "relu": {"dead": [[0.02, 0.03, 0.01], [0.03, 0.01, 0.02]]}}}
+    assert exp.decide(same).status != "confirmed"
 def test_same_seed_same_numbers():
     exp = get_experiment("step_not_trainable")
     s = {**exp.settings("tiny"), "steps": 20, "seeds": [3]}
