@@ -98,7 +98,8 @@ def test_exp_cost_groups_follow_the_catalog_cost():
 
 def test_vanishing_near_input_counterfactual_reverses_the_profile():
     exp = get_experiment("vanishing_near_input")
-    prof = [[10.0 ** (k - 6) for k in range(4)] + [1.0]] * 3
+    # three seeds with some spread: without any, Welch's test is undefined and the rule cannot decide
+    prof = [[10.0 ** (k - 6) * (1 + 0.1 * seed) for k in range(4)] + [1.0] for seed in range(3)]
     n = {"activation": "sigmoid", "activations": ["sigmoid"], "depth": 4, "first_share": 0.25, "factor": 0.1,
          "init": {"sigmoid": prof}, "trained": {"sigmoid": prof}}
     assert exp.decide(n).status == "confirmed"
