@@ -159,3 +159,32 @@ def test_same_seed_same_numbers():
     exp = get_experiment("step_not_trainable")
     s = {**exp.settings("tiny"), "steps": 20, "seeds": [3]}
     assert exp.measure(s, lambda f, m: None) == exp.measure(s, lambda f, m: None)
+
+
+def _saturation(top_means: list[float]) -> dict:
+    """Two sigmoid seeds, measurements at steps 0, 50, 100: layer means, the top one given per step."""
+    run = [[0.5, 0.5, 0.5, top_means[0]], [0.5, 0.52, 0.6, top_means[1]], [0.5, 0.53, 0.62, top_means[2]]]
+    run2 = [[0.51, 0.5, 0.49, top_means[0] + 0.01], [0.5, 0.51, 0.61, top_means[1] + 0.01],
+            [0.49, 0.52, 0.63, top_means[2] + 0.01]]
+    return {"activations": ["sigmoid"], "depth": 4, "low": 0.1, "early": 0.5, "steps": 100,
+            "watch_steps": [0, 50, 100], "mean": {"sigmoid": [run, run2]}}
+
+
+def test_top_layer_saturation_rule_can_fail_without_early_saturation():
+    exp = get_experiment("top_layer_saturation")
+    assert exp.decide(_saturation([0.5, 0.05, 0.04])).status == "confirmed"
+    # Plausible: the top layer drifts down but not to 0 (as a narrower net does in a short run).
+    assert exp.decide(_saturation([0.5, 0.3, 0.2])).status != "confirmed"
+
+
+def test_output_loss_rule_can_fail_when_a_larger_lr_makes_up_for_sigma_prime():
+    exp = get_experiment("output_loss")
+    fast, slow = [0.5, 0.1, 0.05, 0.04], [0.5, 0.45, 0.3, 0.1]
+    n = {"tasks": ["binary"], "lrs": [1.0, 10.0], "steps": 3,
+         "curves": {"binary": {"mse": [[slow, [v + 0.01 for v in slow]], [slow, [v + 0.02 for v in slow]]],
+                               "bce": [[fast, [v + 0.01 for v in fast]], [fast, [v + 0.02 for v in fast]]]}},
+         "wrong_grad": {"binary": {"mse": [0.01, 0.012], "bce": [0.98, 0.99]}}}
+    assert exp.decide(n).status == "confirmed"
+    # Plausible (we measured it for the binary read-out): MSE at a 100x larger lr learns as fast as BCE.
+    n["curves"]["binary"]["mse"][1] = [fast, [v + 0.005 for v in fast]]
+    assert exp.decide(n).status != "confirmed"

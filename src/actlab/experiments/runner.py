@@ -58,6 +58,12 @@ def run_experiment(exp: Experiment | str, mode: Mode = "quick", progress: Progre
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)} for {exp.name}; valid: {sorted(settings)}")
         settings.update(overrides or {})
+        missing = _missing_data(settings)
+        if missing:  # a real data set that is not on disk: say so plainly, measure nothing
+            return ExperimentResult(
+                name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode, settings=settings,
+                numbers={}, verdict=Verdict("inconclusive", f"not run: {missing}"), source=exp.source,
+                source_found=exp.source_found, proxy=exp.proxy(mode), seconds=time.perf_counter() - t0)
         numbers = exp.measure(settings, cb)
         verdict = exp.decide(numbers)
         table = exp.table(numbers)
@@ -83,6 +89,21 @@ def run_experiments(names: Sequence[str] | None = None, mode: Mode = "quick",
     """Run the named experiments (all when ``names`` is None) in report order."""
     chosen = [get_experiment(n) for n in names] if names else experiments()
     return [run_experiment(e, mode, progress) for e in chosen]
+
+
+def _missing_data(settings: dict[str, Any]) -> str:
+    """"" when the real data set named by ``settings["data"]`` (if any) is on disk, else why not."""
+    from actlab.lab.data import SHA256, resolve_data_dir, verify
+
+    name = str(settings.get("data", "")).strip().lower().replace("-", "_")
+    if name not in SHA256:
+        return ""
+    state = verify(name)
+    bad = {k: v for k, v in state.items() if v != "ok"}
+    if not bad:
+        return ""
+    return (f"{name} files {', '.join(f'{k} ({v[:40]})' for k, v in bad.items())} in {resolve_data_dir(None)}; "
+            "set ACTLAB_DATA (or run `actlab data download`) to the folder holding them")
 
 
 def _git_commit() -> str:
