@@ -3,7 +3,9 @@ test_experiments.py): the helpers they measure with, and their decision rules on
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,3 +190,39 @@ def test_output_loss_rule_can_fail_when_a_larger_lr_makes_up_for_sigma_prime():
     # Plausible (we measured it for the binary read-out): MSE at a 100x larger lr learns as fast as BCE.
     n["curves"]["binary"]["mse"][1] = [fast, [v + 0.005 for v in fast]]
     assert exp.decide(n).status != "confirmed"
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "data"
+
+
+def _data_dir() -> Path | None:
+    import os
+
+    for cand in (os.environ.get("ACTLAB_DATA"), "/work/shared/data", SHARED_DATA):
+        if cand and (Path(cand) / "mnist").is_dir():
+            return Path(cand)
+    return None
+
+
+def test_an_experiment_on_missing_real_data_says_so(monkeypatch, tmp_path):
+    from actlab.experiments.runner import run_experiment
+
+    monkeypatch.setenv("ACTLAB_DATA", str(tmp_path))
+    r = run_experiment("top_layer_saturation", "tiny", overrides={"data": "mnist"})
+    assert r.verdict.status == "inconclusive" and r.verdict.reason.startswith("not run: mnist files")
+    assert "ACTLAB_DATA" in r.verdict.reason and r.error is None
+
+
+def test_top_layer_saturation_runs_on_mnist(monkeypatch, tmp_path):
+    from actlab.experiments.runner import run_experiment, write_outputs
+
+    root = _data_dir()
+    if root is None:
+        pytest.skip("MNIST not found (set ACTLAB_DATA)")
+    monkeypatch.setenv("ACTLAB_DATA", str(root))
+    r = run_experiment("top_layer_saturation", "tiny", overrides={"data": "mnist", "n_train": 1000, "steps": 40})
+    assert r.error is None, r.error
+    assert r.numbers["mean"]["sigmoid"][0][0][0] == pytest.approx(0.5, abs=0.05)  # sigmoid's mean at init
+    meta = json.loads(write_outputs([r], tmp_path)["json"].read_text())
+    files = meta["provenance"]["data files"]["mnist"]
+    assert files["train-images-idx3-ubyte"]["status"] == "ok"
