@@ -226,3 +226,27 @@ def test_top_layer_saturation_runs_on_mnist(monkeypatch, tmp_path):
     meta = json.loads(write_outputs([r], tmp_path)["json"].read_text())
     files = meta["provenance"]["data files"]["mnist"]
     assert files["train-images-idx3-ubyte"]["status"] == "ok"
+
+
+def _dead(revived2: list[int], ever2: list[int]) -> dict:
+    return {"p": 0.5, "expected": 1 / 3, "dead_fraction": [0.05, 0.06, 0.05], "min_dead": 0.02,
+            "dead_jaccard": [0.95, 0.96, 0.94], "dropout_jaccard": [0.333, 0.334, 0.333], "revived": [0.0] * 3,
+            "comeback": [1.0] * 3, "revive_max": 0.1, "expected_tol": 0.05, "comeback_min": 0.99,
+            "revived_per_layer": [[0, r] for r in revived2], "ever_dead_per_layer": [[0, e] for e in ever2]}
+
+
+def test_dead_vs_dropout_rule_reads_the_deeper_layers_and_can_fail():
+    exp = get_experiment("dead_vs_dropout")
+    assert exp.decide(_dead([0, 1, 0], [40, 45, 50])).status == "confirmed"
+    # Plausible (layer 2's inputs move as layer 1 trains): a third of its dead units revive.
+    assert exp.decide(_dead([15, 14, 16], [40, 45, 50])).status == "not confirmed"
+
+
+def test_proportion_is_the_exact_binomial_interval():
+    from actlab.experiments.base import proportion
+
+    c = proportion("share", 8, 48, below=0.1)
+    assert c.state == "unclear" and c.ci == pytest.approx((0.0748, 0.3022), abs=1e-3)
+    assert proportion("share", 0, 384, below=0.1).state == "pass"
+    assert proportion("share", 40, 100, below=0.1).state == "fail"
+    assert proportion("share", 0, 0, below=0.1).state == "unclear"

@@ -257,6 +257,33 @@ def mean_beyond(description: str, values: Sequence[float], *, below: float | Non
     return Check(description, state, detail, m, (lo, hi), test)
 
 
+def proportion(description: str, successes: int, trials: int, *, below: float | None = None,
+               above: float | None = None, level: float = LEVEL) -> Check:
+    """Is a pooled share ``successes / trials`` below (or above) a fixed value, at the stated level?
+
+    The test is the exact (Clopper-Pearson) binomial interval at two-sided ``1 - level``: it
+    holds when the interval lies wholly on the claimed side, fails when wholly on the other,
+    and is unclear otherwise (also with no trials). Pool counts over seeds (and say so).
+    """
+    from scipy import stats
+
+    if (below is None) == (above is None):
+        raise ValueError("proportion() needs exactly one of below= or above=")
+    test = f"exact binomial (Clopper-Pearson), two-sided {1 - level:.0%} CI"
+    if trials <= 0:
+        return Check(description, "unclear", "no units to count (0 trials)", test=test)
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(1 - level, method="exact")
+    lo, hi, share = float(ci.low), float(ci.high), successes / trials
+    bound = below if below is not None else above
+    detail = (f"{successes}/{trials} = {share:.3g}, {1 - level:.0%} CI [{lo:.3g}, {hi:.3g}] vs "
+              f"{'<' if below is not None else '>'} {bound:g}")
+    if below is not None:
+        state = "pass" if hi < below else "fail" if lo > below else "unclear"
+    else:
+        state = "pass" if lo > above else "fail" if hi < above else "unclear"  # type: ignore[operator]
+    return Check(description, state, detail, share, (lo, hi), test)
+
+
 Progress = Callable[[float, str], None]
 """``progress(fraction_done, message)``; experiments call it between units of work."""
 
