@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -32,7 +33,7 @@ def test_tiny_run_verdict_is_computed_from_numbers(name, tmp_path):
     flipped = exp.decide(exp.counterfactual(r.numbers))
     assert flipped != r.verdict, (name, r.verdict, flipped)
     paths = write_outputs([r], tmp_path)
-    assert paths["html"].read_text().count(r.title) >= 1
+    assert paths["html"].read_text().count(html.escape(r.title)) >= 1
     assert json.loads(paths["json"].read_text())["results"][0]["verdict"]["status"] == r.verdict.status
 
 

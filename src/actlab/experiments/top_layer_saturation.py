@@ -74,7 +74,7 @@ class LayerStats(Callback):
 class TopLayerSaturation(Experiment):
     name = "top_layer_saturation"
     order = 25
-    title = "A sigmoid net's top hidden layer saturates at 0 early in training"
+    title = "The top hidden layer of a sigmoid net saturates at 0 early in training"
     claim = ("With the standard init U[-1/sqrt(n), 1/sqrt(n)], the top hidden layer of a 4-layer sigmoid MLP is "
              "driven to 0 (saturated) early in training while the lower layers stay near 0.5 (Glorot & Bengio 2010).")
     source = ("Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward neural networks, "
