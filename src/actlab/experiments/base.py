@@ -284,6 +284,29 @@ def proportion(description: str, successes: int, trials: int, *, below: float | 
     return Check(description, state, detail, share, (lo, hi), test)
 
 
+def to_target(v: Any, cap: float) -> float:
+    """Time (steps, epochs) to a target of one run as stored in the numbers: a number is itself,
+    ``None`` (not reached) counts as ``cap``, ``"diverged"`` as infinite (dropped by the tests)."""
+    if v == "diverged":
+        return math.inf
+    return cap if v is None else float(v)
+
+
+def best_setting(per_setting: Sequence[Sequence[Any]], cap: float) -> int:
+    """Index of the setting (e.g. learning rate) whose runs reach the target soonest on average
+    (:func:`to_target`; ties: the first, i.e. the smaller learning rate)."""
+    return int(np.argmin([np.mean([to_target(v, cap) for v in runs]) for runs in per_setting]))
+
+
+def ratio_text(check: Check, label: str) -> str:
+    """``"<label> 2.3 (95% CI 1.9 to 2.8)"``: the ratio b / a read from a ``compare(..., log=True)``
+    check of a against b (its effect is log10 a - log10 b)."""
+    if check.effect is None or not math.isfinite(check.effect):
+        return f"{label} undefined"
+    ci = f" (95% CI {10 ** -check.ci[1]:.2g} to {10 ** -check.ci[0]:.2g})" if check.ci else ""
+    return f"{label} {10 ** -check.effect:.2g}{ci}"
+
+
 Progress = Callable[[float, str], None]
 """``progress(fraction_done, message)``; experiments call it between units of work."""
 

@@ -20,7 +20,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from actlab.experiments.base import Experiment, Mode, Progress, Verdict, compare, fmt_ms, threshold
+from actlab.experiments.base import (
+    Experiment,
+    Mode,
+    Progress,
+    Verdict,
+    best_setting,
+    compare,
+    fmt_ms,
+    ratio_text,
+    threshold,
+    to_target,
+)
 from actlab.lab.data import load_dataset
 from actlab.lab.init import init_weights
 from actlab.lab.measure import torch_threads
@@ -72,22 +83,13 @@ class ConvNet(nn.Module):
         return self.net(x.view(x.shape[0], self.in_channels, self.image_size, self.image_size))
 
 
-def epochs_to(v: Any, cap: float) -> float:
-    """Epochs to target of one run: not reached counts as the cap, a diverged run as infinite."""
-    if v == "diverged":
-        return math.inf
-    return cap if v is None else float(v)
-
-
 def best_lr(n: dict[str, Any], act: str) -> int:
     """Index of the learning rate with the fewest mean epochs to target (ties: the smaller lr)."""
-    cap = float(n["max_epochs"])
-    return int(np.argmin([np.mean([epochs_to(v, cap) for v in runs]) for runs in n["epochs"][act]]))
+    return best_setting(n["epochs"][act], float(n["max_epochs"]))
 
 
 def best_epochs(n: dict[str, Any], act: str) -> list[float]:
-    cap = float(n["max_epochs"])
-    return [epochs_to(v, cap) for v in n["epochs"][act][best_lr(n, act)]]
+    return [to_target(v, float(n["max_epochs"])) for v in n["epochs"][act][best_lr(n, act)]]
 
 
 class ReluCnnEpochs(Experiment):
@@ -163,11 +165,8 @@ class ReluCnnEpochs(Experiment):
         relu, tanh = best_epochs(n, "relu"), best_epochs(n, "tanh")
         check = compare(f"epochs to {n['target'] * 100:g}% training error at the best lr: ReLU < tanh", relu, tanh,
                         expect="less", log=True)
-        note = ""
-        if check.effect is not None and math.isfinite(check.effect):
-            ci = f" (95% CI {10 ** -check.ci[1]:.2g} to {10 ** -check.ci[0]:.2g})" if check.ci else ""
-            note = (f"tanh / ReLU epochs ratio {10 ** -check.effect:.2g}{ci} vs the source's {n['source_ratio']:g}x "
-                    f"(runs not reaching the target count at {n['max_epochs']:g} epochs)")
+        note = (ratio_text(check, "tanh / ReLU epochs ratio") + f" vs the source's {n['source_ratio']:g}x (runs not "
+                f"reaching the target count at {n['max_epochs']:g} epochs)")
         sanity = []
         for act in n["activations"]:
             b = best_lr(n, act)
@@ -188,7 +187,7 @@ class ReluCnnEpochs(Experiment):
             for i, lr in enumerate(n["lrs"]):
                 runs = n["epochs"][act][i]
                 reached = sum(isinstance(v, (int, float)) for v in runs)
-                row[f"lr {lr:g}: epochs (reached)"] = f"{fmt_ms([epochs_to(v, cap) for v in runs])} ({reached}/{len(runs)})"
+                row[f"lr {lr:g}: epochs (reached)"] = f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)})"
             row["best lr"] = n["lrs"][best_lr(n, act)]
             rows.append(row)
         return rows
@@ -198,7 +197,7 @@ class ReluCnnEpochs(Experiment):
         cap = float(n["max_epochs"])
         for act in n["activations"]:
             col = COLORS.get(act)
-            v = np.array([[min(epochs_to(x, cap), cap * 1.1) for x in runs] for runs in n["epochs"][act]])
+            v = np.array([[min(to_target(x, cap), cap * 1.1) for x in runs] for runs in n["epochs"][act]])
             ax1.errorbar(n["lrs"], v.mean(1), v.std(1), fmt="o-", color=col, capsize=3, label=act)
             b = best_lr(n, act)
             for ep, err in n["curves"][act][b]:

@@ -10,12 +10,20 @@ seed) trains as one stacked computation on the batched engine (:func:`actlab.swe
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
+from actlab.experiments.base import (
+    Experiment,
+    Progress,
+    Verdict,
+    best_setting,
+    compare,
+    fmt_ms,
+    ratio_text,
+    to_target,
+)
 from actlab.sweep import Config, Record, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -42,13 +50,6 @@ SETTINGS["full"] = {**SETTINGS["quick"], "lrs": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 COLORS = {"sigmoid": "#D55E00", "tanh": "#0072B2", "relu": "#009E73"}
 
 
-def _steps(v: Any, cap: float) -> float:
-    """Steps to target of one run: not reached counts as the cap, a diverged run as infinite."""
-    if v is None or v == "diverged":
-        return math.inf if v == "diverged" else cap
-    return float(v)
-
-
 def pct(fraction: float) -> str:
     """A training-error target as a percentage with the digits it needs (0.005 -> "0.5%")."""
     return f"{fraction * 100:g}%"
@@ -56,14 +57,12 @@ def pct(fraction: float) -> str:
 
 def best_lr(n: dict[str, Any], act: str) -> int:
     """Index of the learning rate with the fewest mean steps to target (ties: the smaller lr)."""
-    cap = float(n["max_steps"])
-    means = [np.mean([_steps(v, cap) for v in runs]) for runs in n["steps"][act]]
-    return int(np.argmin(means))
+    return best_setting(n["steps"][act], float(n["max_steps"]))
 
 
 def best_steps(n: dict[str, Any], act: str) -> list[float]:
     cap = float(n["max_steps"])
-    return [_steps(v, cap) for v in n["steps"][act][best_lr(n, act)]]
+    return [to_target(v, cap) for v in n["steps"][act][best_lr(n, act)]]
 
 
 class ReluConvergesFaster(Experiment):
@@ -126,11 +125,8 @@ class ReluConvergesFaster(Experiment):
         checks = [compare(f"steps to {pct(n['target'])} training error at the best lr: ReLU < {act}",
                           relu, best_steps(n, act), expect="less", log=True)
                   for act in n["activations"] if act != "relu"]
-        notes = []
-        for c, act in zip(checks, [a for a in n["activations"] if a != "relu"]):
-            if c.effect is not None and math.isfinite(c.effect):
-                ci = (f" (95% CI {10 ** -c.ci[1]:.2g} to {10 ** -c.ci[0]:.2g})" if c.ci else "")
-                notes.append(f"{act}/ReLU steps ratio {10 ** -c.effect:.2g}{ci}")
+        notes = [ratio_text(c, f"{act}/ReLU steps ratio")
+                 for c, act in zip(checks, [a for a in n["activations"] if a != "relu"])]
         note = ", ".join(notes) + " vs the source's 6x for tanh/ReLU (a run not reaching the target counts at the cap)"
         return Verdict.from_checks(checks, note=note)
 
@@ -151,7 +147,7 @@ class ReluConvergesFaster(Experiment):
             for i, lr in enumerate(n["lrs"]):
                 runs = n["steps"][act][i]
                 reached = sum(isinstance(v, (int, float)) for v in runs)
-                row[f"lr {lr:g}"] = f"{fmt_ms([_steps(v, cap) for v in runs])} ({reached}/{len(runs)})"
+                row[f"lr {lr:g}"] = f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)})"
             row["best lr"] = n["lrs"][best_lr(n, act)]
             row["steps at best lr"] = fmt_ms(best_steps(n, act))
             rows.append(row)
@@ -162,7 +158,7 @@ class ReluConvergesFaster(Experiment):
         cap = float(n["max_steps"])
         for act in n["activations"]:
             c = COLORS.get(act)
-            v = np.array([[min(_steps(x, cap), cap * 1.1) for x in runs] for runs in n["steps"][act]], dtype=float)
+            v = np.array([[min(to_target(x, cap), cap * 1.1) for x in runs] for runs in n["steps"][act]], dtype=float)
             ax1.errorbar(n["lrs"], v.mean(1), v.std(1), fmt="o-", color=c, capsize=3, label=act)
             b = best_lr(n, act)
             for steps, err in n["curves"][act][b]:

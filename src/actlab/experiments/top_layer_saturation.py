@@ -11,7 +11,6 @@ symmetric around 0, are shown beside.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
