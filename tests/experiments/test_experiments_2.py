@@ -250,3 +250,29 @@ def test_proportion_is_the_exact_binomial_interval():
     assert proportion("share", 0, 384, below=0.1).state == "pass"
     assert proportion("share", 40, 100, below=0.1).state == "fail"
     assert proportion("share", 0, 0, below=0.1).state == "unclear"
+
+
+def test_step_rule_reads_learning_not_the_zero_gradient():
+    exp = get_experiment("step_not_trainable")
+    n = {"zero": 1e-12, "moves": 0.01, "grad_max": {"step": [0.0, 0.0], "sigmoid": [0.5, 0.6]},
+         "weight_change": {"step": [0.0, 0.0], "sigmoid": [0.3, 0.35]},
+         "accuracy": {"step": [0.6, 0.62], "sigmoid": [0.97, 0.98]}}
+    assert exp.decide(n).status == "confirmed"
+    # Plausible: on an easy task the read-out above random step features fits as well as sigmoid.
+    easy = {**n, "accuracy": {"step": [0.97, 0.99], "sigmoid": [0.98, 0.97]}}
+    assert exp.decide(easy).status != "confirmed"
+
+
+def test_zigzag_rule_compares_with_the_centred_sigmoid_and_can_fail():
+    from actlab.experiments.zero_centred_zigzag import CENTRED
+
+    exp = get_experiment("zero_centred_zigzag")
+    n = {"feeding": ["sigmoid", CENTRED, "tanh"], "batch_sizes": [1, 8], "decide_batch": 8,
+         "same_sign": {"sigmoid": [[1.0, 1.0], [0.37, 0.36, 0.38]], CENTRED: [[0.0, 0.0], [0.0, 0.01, 0.0]],
+                       "tanh": [[0.0, 0.0], [0.0, 0.0, 0.0]]},
+         "efficiency": {"sigmoid": [[0.09, 0.08], [0.21, 0.22, 0.2]], CENTRED: [[0.18, 0.19], [0.4, 0.39, 0.41]],
+                        "tanh": [[0.12, 0.13], [0.25, 0.24, 0.26]]}}
+    assert exp.decide(n).status == "confirmed"
+    # Plausible: with a wide batch the deltas' signs average out and the paths look alike.
+    alike = {**n, "efficiency": {**n["efficiency"], CENTRED: [[0.1, 0.1], [0.21, 0.2, 0.22]]}}
+    assert exp.decide(alike).status != "confirmed"
