@@ -84,8 +84,8 @@ class ExpCost(Experiment):
               "timed in the same round (fastest of 5 calls); 5 rounds in shuffled order. Activations are grouped by "
               "the catalog's cost field: cheap (comparisons and products) vs transcendental (exp, erf, log, tanh). "
               "Per round the group's median ratio is one sample. Confirmed when the transcendental group's ratio "
-              "exceeds 1.5x the cheap group's, forward and forward + backward (gap larger than two standard errors "
-              "over rounds). Large tensors make cheap activations memory-bound, so ratios are smaller than the "
+              "exceeds 1.5x the cheap group's, forward and forward + backward (Welch's t over rounds "
+              "at the 5% level). Large tensors make cheap activations memory-bound, so ratios are smaller than the "
               "instruction counts suggest; a few cheap ones are slow for other reasons (torch's heaviside, PReLU's "
               "backward), which the group median absorbs.")
 

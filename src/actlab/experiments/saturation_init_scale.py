@@ -73,8 +73,8 @@ class SaturationInitScale(Experiment):
               "SGD run: the saturated fraction (|f'(z)| < 5% of its maximum, over examples and units) and the hidden "
               "layer's weight-gradient norm. Confirmed when, for both activations, the saturated fraction at the "
               "largest std exceeds the smallest std's (at init and after training) and 0.5 at init, and the gradient "
-              "norm at the largest std is below 0.25 x the smallest std's (log10 values; gaps larger than two "
-              "standard errors).")
+              "norm at the largest std is below 0.25 x the smallest std's (log10 values; Welch's t at "
+              "the 5% level).")
 
     settings_by_mode = SETTINGS
 

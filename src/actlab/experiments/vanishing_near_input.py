@@ -69,7 +69,7 @@ class VanishingNearInput(Experiment):
               "once on actlab's batched engine), over seeds; tanh and ReLU nets of the same "
               "shape are drawn for reference. Confirmed when, at init and after training, the smallest hidden-layer "
               "norm sits in the first quarter of the layers for every seed, and the first layer's norm is below "
-              "0.1 x the last hidden layer's (log10 values, gap larger than two standard errors).")
+              "0.1 x the last hidden layer's (log10 values, Welch's t at the 5% level).")
 
     settings_by_mode = SETTINGS
 

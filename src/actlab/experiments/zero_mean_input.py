@@ -96,7 +96,7 @@ class ZeroMeanInput(Experiment):
               "weight-gradient components with the row's majority sign, averaged over the first 50 steps (0.5 = "
               "signs mixed, 1 = all the same); and the training loss reached. Confirmed when, for every zero-mean "
               "preprocessing, layer 1's share drops by more than 0.1 from 'none' on every seed while each deeper "
-              "hidden layer's share moves clearly less than half as much (gap over 2 standard errors), and centring "
+              "hidden layer's share moves clearly less than half as much (Welch's t at the 5% level), and centring "
               "reaches a clearly lower training loss than raw input, each at its best learning rate.")
 
     settings_by_mode = SETTINGS
