@@ -41,7 +41,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "early": 0.5,                          # ... within this fraction of the run, on every seed
     },
 }
-SETTINGS["quick"] = {**SETTINGS["full"], "n_train": 10000, "width": 250, "steps": 400, "seeds": [0, 1, 2],
+SETTINGS["quick"] = {**SETTINGS["full"], "n_train": 5000, "width": 200, "steps": 300, "every": 25, "seeds": [0, 1, 2],
                      "activations": ["sigmoid", "tanh"]}
 SETTINGS["tiny"] = {**SETTINGS["quick"], "data": "digits", "width": 64, "steps": 120, "every": 20, "n_watch": 200,
                     "activations": ["sigmoid", "tanh"], "seeds": [0, 1]}
@@ -98,7 +98,7 @@ class TopLayerSaturation(Experiment):
             return ("A third of an epoch, not the paper's many epochs: the early saturation is tested, the slow "
                     "recovery is not.")
         if mode == "quick":
-            return ("4 x 250 instead of 4 x 1000, 10,000 MNIST images, 400 steps, no softsign arm: a scaled-down "
+            return ("4 x 200 instead of 4 x 1000, 5,000 MNIST images, 300 steps, no softsign arm: a scaled-down "
                     "repeat of the paper's setup.")
         return "Digits and 4 x 64: a smoke test, not a reproduction."
 
