@@ -56,7 +56,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 # quick and tiny: 8x8 digits (ships with scikit-learn) - a proxy of the proxy, labelled so
 SETTINGS["quick"] = {**SETTINGS["full"], "data": "digits", "n_train": None, "channels": [8, 8, 16],
-                     "lrs": [0.03, 0.1, 0.3], "target": 0.1, "max_epochs": 6.0, "check_every": 0.25,
+                     "lrs": [0.01, 0.03, 0.1], "target": 0.1, "max_epochs": 6.0, "check_every": 0.25,
                      "seeds": [0, 1, 2]}
 SETTINGS["tiny"] = {**SETTINGS["quick"], "lrs": [0.03, 0.1], "max_epochs": 2.0, "target": 0.5, "check_every": 0.25,
                     "seeds": [0, 1]}
