@@ -298,6 +298,12 @@ def best_setting(per_setting: Sequence[Sequence[Any]], cap: float) -> int:
     return int(np.argmin([np.mean([to_target(v, cap) for v in runs]) for runs in per_setting]))
 
 
+def fmt_to_target(runs: Sequence[Any], cap: float) -> str:
+    """``"m ± s (r/k)"``: time to target over seeds (not reached = cap) and how many of k reached it."""
+    reached = sum(isinstance(v, (int, float)) and not isinstance(v, bool) for v in runs)
+    return f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)} reached)"
+
+
 def ratio_text(check: Check, label: str) -> str:
     """``"<label> 2.3 (95% CI 1.9 to 2.8)"``: the ratio b / a read from a ``compare(..., log=True)``
     check of a against b (its effect is log10 a - log10 b)."""

@@ -28,6 +28,7 @@ from actlab.experiments.base import (
     best_setting,
     compare,
     fmt_ms,
+    fmt_to_target,
     ratio_text,
     threshold,
     to_target,
@@ -186,9 +187,7 @@ class ReluCnnEpochs(Experiment):
         for act in n["activations"]:
             row: dict[str, Any] = {"activation": act}
             for i, lr in enumerate(n["lrs"]):
-                runs = n["epochs"][act][i]
-                reached = sum(isinstance(v, (int, float)) for v in runs)
-                row[f"lr {lr:g}: epochs (reached)"] = f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)})"
+                row[f"lr {lr:g}: epochs (reached)"] = fmt_to_target(n["epochs"][act][i], cap)
             row["best lr"] = n["lrs"][best_lr(n, act)]
             rows.append(row)
         return rows

@@ -21,6 +21,7 @@ from actlab.experiments.base import (
     best_setting,
     compare,
     fmt_ms,
+    fmt_to_target,
     ratio_text,
     to_target,
 )
@@ -145,9 +146,7 @@ class ReluConvergesFaster(Experiment):
         for act in n["activations"]:
             row: dict[str, Any] = {"activation": act}
             for i, lr in enumerate(n["lrs"]):
-                runs = n["steps"][act][i]
-                reached = sum(isinstance(v, (int, float)) for v in runs)
-                row[f"lr {lr:g}"] = f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)})"
+                row[f"lr {lr:g}"] = fmt_to_target(n["steps"][act][i], cap)
             row["best lr"] = n["lrs"][best_lr(n, act)]
             row["steps at best lr"] = fmt_ms(best_steps(n, act))
             rows.append(row)
