@@ -68,7 +68,9 @@ _BIG = 1e4
 
 
 def _branch_free(x: Tensor) -> bool:
-    return x.device.type != "cpu" or torch.compiler.is_compiling()
+    # A torch.func transform's wrapped tensor (vmap, grad) has no value to read either.
+    return (x.device.type != "cpu" or torch.compiler.is_compiling()
+            or torch._C._functorch.is_functorch_wrapped_tensor(x))
 
 
 def _norm(t: Tensor) -> float:
@@ -577,6 +579,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="left",
         can_die=True,
         kinks=_relu_kink,
+        leak=lambda p: 0.0,
         builtin=lambda x, p: F.relu(x),
         torch_modules=((nn.ReLU, lambda m: {}),),
         torch_functions=(torch.relu, F.relu, torch.Tensor.relu, torch.relu_, F.relu_, torch.Tensor.relu_),
@@ -621,6 +624,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="none",
         can_die=False,
         kinks=_slope_kink,
+        leak=lambda p: p["negative_slope"],
         builtin=lambda x, p: F.leaky_relu(x, p["negative_slope"]),
         torch_modules=((nn.LeakyReLU, _module_params(negative_slope="negative_slope")),),
         torch_functions=(F.leaky_relu, F.leaky_relu_),
@@ -646,6 +650,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         can_die=False,
         kinks=lambda p: (Kink(0.0, float(torch.as_tensor(p["negative_slope"]).flatten()[0]),
                               float(torch.as_tensor(p["negative_slope"]).flatten()[0]), 1.0),),
+        leak=lambda p: p["negative_slope"],
         builtin=lambda x, p: F.prelu(x, torch.as_tensor(p["negative_slope"], dtype=x.dtype).reshape(-1)),
         torch_modules=((nn.PReLU, lambda m: {"negative_slope": m.weight.detach()}),),
         torch_functions=(F.prelu,),
@@ -675,6 +680,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="none",
         can_die=False,
         kinks=lambda p: (Kink(0.0, (p["lower"] + p["upper"]) / 2, (p["lower"] + p["upper"]) / 2, 1.0),),
+        leak=lambda p: (p["lower"] + p["upper"]) / 2,  # the mean slope, what eval uses
         builtin=lambda x, p: F.rrelu(x, p["lower"], p["upper"], training=bool(p.get("training", False))),
         torch_modules=((nn.RReLU, _module_params(lower="lower", upper="upper")),),
         torch_functions=(F.rrelu, F.rrelu_),
@@ -909,6 +915,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="none",
         can_die=False,
         elementwise=False,
+        group="pieces",
         moments_override=_maxout_moments,
         note="Max over k linear pieces per unit (Linear(n, m * k) then maxout gives m units): k times the "
         "parameters of the layer it follows (2x at k = 2); generalises ReLU and leaky ReLU; cannot die.",

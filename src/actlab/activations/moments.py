@@ -12,12 +12,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from actlab.activations.spec import ActivationSpec, Params
+Params = Mapping[str, Any]
+"""Hyperparameter values by name (floats, or tensors for learnable ones)."""
+
+
+class ActivationSpec(Protocol):
+    """What this module reads of an :class:`actlab.activations.spec.ActivationSpec`.
+
+    A protocol rather than an import: the spec builds its property sheet (moments, max |f'|)
+    on this module, which therefore sits below it and must not import it back.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def elementwise(self) -> bool: ...
+    @property
+    def moments_override(self) -> Callable[[Params], tuple[float, float]] | None: ...
+    def forward(self, x: torch.Tensor, p: Params) -> torch.Tensor: ...
+    def derivative(self, x: torch.Tensor, y: torch.Tensor, p: Params) -> torch.Tensor: ...
+    def kinks(self, p: Params) -> tuple[Any, ...]: ...
+    def defaults(self) -> dict[str, Any]: ...
+    def group_size(self, p: Params | None = None) -> int: ...
 
 Z_MAX = 13.0
 NODES_PER_PIECE = 160
@@ -118,7 +139,7 @@ def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Mo
         if spec.moments_override is None:
             raise ValueError(f"{spec.name!r} is not elementwise and declares no moments")
         m1, m2 = spec.moments_override(pp)
-        k = float(pp.get("pieces", 1))
+        k = float(spec.group_size(pp))
         return Moments(m1 * math.sqrt(q), m2 * q, 1 / k, 1 / k, q)
     f, df = fns(spec, pp)
     kinks = kink_points(spec, pp)

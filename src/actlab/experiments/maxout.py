@@ -116,7 +116,7 @@ class MaxoutGeneralises(Experiment):
                     steps_at = max(steps_at, [n for n, _ in curve], key=len)
                     curves.append([1.0 - e for _, e in curve])
                     if act in out["max_abs_diff"]:
-                        slope = 0.0 if act == "relu" else float(get(act).defaults()["negative_slope"])
+                        slope = get(act).leaky_slope()
                         model.eval()
                         with torch.no_grad():
                             y, y_max = model(x), as_maxout(model, slope)(x)

@@ -78,11 +78,7 @@ def _scalar(v: Any) -> float:
 def leaky_slope(activation: Any, params: Mapping[str, Any] | None = None) -> float:
     """The negative-side slope ``a`` He et al.'s gain ``sqrt(2 / (1 + a^2))`` uses (0 for non-leaky)."""
     spec, p = _resolve_activation(activation, params)
-    if "negative_slope" in p:
-        return _scalar(p["negative_slope"])
-    if spec.name == "rrelu":
-        return (float(p["lower"]) + float(p["upper"])) / 2
-    return 0.0
+    return spec.leaky_slope(p)
 
 
 def activation_gain(activation: Any, params: Mapping[str, Any] | None = None) -> float:
@@ -121,7 +117,7 @@ def _critical_cached(spec: ActivationSpec, items: tuple, sigma_b2: float) -> flo
 
     p = dict(items)
     if not spec.elementwise:
-        return 1.0 / (int(p.get("pieces", 1)) * moments(spec, p).dsecond)
+        return 1.0 / (spec.group_size(p) * moments(spec, p).dsecond)
     try:
         return float(theory_critical(spec, sigma_b2, **p))
     except TheoryError as e:

@@ -40,9 +40,7 @@ def make_activation(activation: ActivationArg, params: ParamsArg = None) -> Acti
 
 def _pieces(act: nn.Module) -> int:
     """Inputs per output unit: ``k`` for maxout, 1 for elementwise activations."""
-    if isinstance(act, Activation) and not act.spec.elementwise:
-        return int(act.fixed.get("pieces", 1))
-    return 1
+    return act.spec.group_size(act.fixed) if isinstance(act, Activation) else 1
 
 
 def _per_layer(value: Any, depth: int, what: str) -> list[Any]:

@@ -3,8 +3,8 @@
 Configurations that share a shape (:attr:`Config.shape_key`: depth, width, data, steps,
 batch size, optimiser) are trained together.  Layer ``l``'s weights of all ``G`` models are
 one tensor of shape ``(G, in, out)``; the forward pass is one ``torch.baddbmm`` per layer, the
-backward pass is written out by hand with the catalog's analytic derivatives (``spec.vjp`` or
-``spec.derivative``), and the optimiser (SGD, heavy-ball momentum, Adam) updates the stacked
+backward pass is written out by hand with the activations' own backward
+(:meth:`ActivationSpec.backward`, the one the autograd Function uses), and the optimiser (SGD, heavy-ball momentum, Adam) updates the stacked
 tensors in place with a per-model learning rate of shape ``(G, 1, 1)``.  No autograd graph is
 built.  For plain SGD the per-model learning rate is folded into the loss gradient, so a
 layer's weight update *is* one in-place ``baddbmm_`` (``W -= h^T (lr * dz)``), and a step
@@ -114,7 +114,7 @@ def _sklearn_data(name: str, preprocess: str, dtype: torch.dtype) -> Data:
 # ------------------------------------------------------------------------------------------ seeds
 def layer_sizes(config: Config, in_features: int, n_classes: int) -> list[tuple[int, int]]:
     """``(fan_in, fan_out)`` of each linear layer; maxout's layers emit ``width * pieces`` units."""
-    k = int(dict(config.activation_params).get("pieces", 1)) if config.activation == "maxout" else 1
+    k = get(config.activation).group_size(dict(config.activation_params))
     sizes, fan_in = [], in_features
     for _ in range(config.depth):
         sizes.append((fan_in, config.width * k))
@@ -273,23 +273,18 @@ class _Slices:
         if not self.learnable or l is None:
             if len(self.parts) == 1:
                 spec, p, _, _ = self.parts[0]
-                return _vjp(spec, p, g, z, y)
-            return torch.cat([_vjp(spec, p, g[a:b], None if z is None else z[a:b], y[a:b])
+                return spec.backward(g, z, y, p)
+            return torch.cat([spec.backward(g[a:b], None if z is None else z[a:b], y[a:b], p)
                               for spec, p, a, b in self.parts])
         outs = []
         for spec, p, a, b in self.parts:
             gs, zs_, ys = g[a:b], None if z is None else z[a:b], y[a:b]
             if not spec.learnable:
-                outs.append(_vjp(spec, p, gs, zs_, ys))
+                outs.append(spec.backward(gs, zs_, ys, p))
                 continue
-            q = self.params(spec, p, a, b, l)
-            if spec.param_vjp is not None:
-                gx, pg = spec.param_vjp(gs, zs_, ys, q)
-            else:
-                gx = _vjp(spec, q, gs, zs_, ys)
-                pg = {n: gs * spec.param_grads[n](zs_, ys, q) for n in spec.learnable}
+            gx, pg = spec.backward_params(gs, zs_, ys, self.params(spec, p, a, b, l), spec.learnable)
             for n in spec.learnable:
-                self.grads[l][n][a:b] = pg[n].sum_to_size(q[n].shape)
+                self.grads[l][n][a:b] = pg[n]
             outs.append(gx)
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
@@ -307,17 +302,6 @@ class _Slices:
         for spec, _, a, b in self.parts:
             t[a:b] = tol * spec.max_abs_derivative
         return t
-
-
-def _vjp(spec: ActivationSpec, p: dict[str, Any], g: Tensor, x: Tensor | None, y: Tensor) -> Tensor:
-    """``g * f'(x)`` through the catalog: its fused ``vjp`` where declared."""
-    if spec.vjp is not None:
-        return spec.vjp(g, x, y, p)
-    d = spec.derivative(x, y, p)
-    if spec.elementwise:
-        return g * d
-    k = int(p["pieces"])
-    return (g.unsqueeze(-1) * d.unflatten(-1, (-1, k))).flatten(-2)
 
 
 def _record_steps(steps: int, every: int, first: int = 0) -> list[int]:

@@ -151,7 +151,7 @@ class Config:
 
 
 def _pieces(c: Config) -> int:
-    return int(dict(c.activation_params).get("pieces", 1)) if c.activation == "maxout" else 1
+    return get(c.activation).group_size(dict(c.activation_params))
 
 
 def _digest(obj: Any) -> str:
