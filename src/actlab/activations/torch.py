@@ -33,6 +33,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
     itself differentiated (double backward, nested transforms); plain backward keeps the fused
     kernels.
     """
+    name = spec.name
     names = tuple(hp.name for hp in spec.params)
     learnable = spec.learnable
     at = {n: 3 + names.index(n) for n in learnable}  # position of each learnable among the inputs
@@ -45,7 +46,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
             p = dict(zip(names, values))
             p["training"] = training
             p[SCRATCH] = scratch  # what forward learns about x, for this call's backward
-            return spec.forward(x, p)
+            return _FUNCTIONS[name][0].forward(x, p)  # (not the closure's spec: see backward)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -58,6 +59,9 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
 
         @staticmethod
         def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+            # The spec through the module's dict, not the closure: Dynamo traces the Function's
+            # closure objects without a source and cannot wrap a spec there (fullgraph fails).
+            spec = _FUNCTIONS[name][0]
             x, y, *lp = ctx.saved_tensors
             p = {**ctx.p, **dict(zip(learnable, lp))} if learnable else ctx.p
             # Differentiated again (create_graph, or a torch.func transform above this one):
@@ -144,9 +148,10 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
     if impl != "analytic":
         raise ActivationError(f"unknown impl {impl!r}; valid: 'analytic', 'builtin'")
     k = spec.group_size(p)
-    if x.shape[-1] % k:
+    if k != 1 and (x.dim() == 0 or x.shape[-1] % k):
         raise ActivationError(
-            f"{spec.name}: the last dimension ({x.shape[-1]}) must be a multiple of {spec.group}={k}"
+            f"{spec.name}: the last dimension ({x.shape[-1] if x.dim() else 'none: a 0-d input'}) must be a "
+            f"multiple of {spec.group}={k}"
         )
     values = []
     for hp in spec.params:
