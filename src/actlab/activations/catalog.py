@@ -164,6 +164,18 @@ def _mask(cond: Tensor, like: Tensor) -> Tensor:
     return cond.view(torch.uint8).to(like.dtype)
 
 
+def _hard_sigmoid_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    # torch's fused kernel multiplies by 1/6 rounded to float32 in every dtype (3e-8 off in
+    # float64), so float64 takes the derivative's exact 1/6.
+    if x.dtype == torch.float64:
+        return g * _hard_sigmoid_derivative(x)
+    return aten.hardsigmoid_backward(g, x)
+
+
+def _hard_sigmoid_derivative(x: Tensor) -> Tensor:
+    return _mask((x > -3) & (x < 3), x) / 6
+
+
 def _std_normal_cdf(x: Tensor) -> Tensor:
     return 0.5 * torch.erfc(-x * _INV_SQRT_2)
 
@@ -477,9 +489,9 @@ CATALOG: tuple[ActivationSpec, ...] = (
         derivative_formula=r"f'(x) = \tfrac16 \text{ on } (-3, 3) \text{, else } 0",
         forward=lambda x, p: F.hardsigmoid(x),
         # From the input: torch's fused kernel reads x (one pass), the output form would need two.
-        derivative=lambda x, y, p: _mask((x > -3) & (x < 3), x) / 6,
+        derivative=lambda x, y, p: _hard_sigmoid_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: aten.hardsigmoid_backward(g, x),
+        vjp=_hard_sigmoid_vjp,
         output_range=lambda p: (0.0, 1.0),
         monotone=True,
         saturates="both",
