@@ -58,9 +58,9 @@ def _zeros(x: Tensor) -> Tensor:
 # graph, so there the branch-free form is used.
 # SiLU, GELU, GELU-tanh and Mish skip all this for large contiguous float32 CPU tensors: their own
 # fused kernels (:mod:`.kernels`) are exact for every input in the one pass (``_fused``).
-# (For float32/float64 the squared norm comes from BLAS ``dot(x, x)``: on the 2-core CPU it read
-# a 64 MiB tensor in 1.8 ms against vector_norm's 2.4 ms, and that read is the whole cost of the
-# exactness; half dtypes accumulate in float32 through vector_norm, since their own squares
+# (For float32/float64 the squared norm comes from BLAS ``dot(x, x)``, which reads memory faster
+# than ``vector_norm`` (figures: benchmarks/activations.py), and that read is the whole cost of
+# the exactness; half dtypes accumulate in float32 through vector_norm, since their own squares
 # overflow at 256.)
 _MODERATE = "_input_moderate"
 _MODERATE_NORM = 1e12
@@ -160,7 +160,8 @@ _silu_vjp = _fused_vjp(kernels.SILU, aten.silu_backward)
 
 
 def _mask(cond: Tensor, like: Tensor) -> Tensor:
-    # Through uint8: on the 2-core AVX-512 CPU, bool.to(float32) ran 7x slower than uint8's.
+    # Through uint8: torch's bool -> float cast is not vectorised on CPU, uint8's is (figures:
+    # benchmarks/activations.py).
     return cond.view(torch.uint8).to(like.dtype)
 
 
@@ -234,7 +235,8 @@ _LOG2_ERF_SCALE = math.log2(2 / math.sqrt(math.pi))
 
 def _erf_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     # 2/sqrt(pi) exp(-x^2) g as 2^(log2(2/sqrt(pi)) - x^2 log2(e)) g: one fused multiply-add, then
-    # exp2 (torch's exp2 runs ~3x faster than its exp on CPU here) and the product, in place.
+    # exp2 (torch's CPU exp2 is cheaper than its exp; figures: benchmarks/activations.py) and the
+    # product, in place.
     c = torch.tensor(_LOG2_ERF_SCALE, dtype=x.dtype, device=x.device)
     return torch.addcmul(c, x, x, value=-math.log2(math.e)).exp2_().mul_(g)
 
@@ -351,8 +353,9 @@ def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     if k == 2:
         # The first piece wins ties, as argmax does; selects avoid a scatter.
         if g.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
-            # Elementwise ops writing every other element are not vectorised (~5x slower than
-            # contiguous ones); torch.complex interleaves two contiguous halves at memory speed.
+            # Elementwise ops writing every other element are not vectorised (several times slower
+            # than contiguous ones; figures: benchmarks/activations.py); torch.complex interleaves
+            # two contiguous halves at memory speed.
             # g * [first wins] and g - that are g * f' for each piece (inf/NaN in g spread as in
             # g * f').  (A comparison of strided inputs written straight into a float tensor is
             # not vectorised either; bool, then a contiguous cast, is.)

@@ -37,6 +37,8 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -48,10 +50,9 @@ from actlab._jit import load
 SILU, GELU, GELU_TANH, MISH = 0, 1, 2, 3
 KINDS = {"silu": SILU, "gelu": GELU, "gelu_tanh": GELU_TANH, "mish": MISH}
 
-# Below this torch's kernel and its check (whose extra read then hits the cache) are faster on the
-# 2-core CPU.  SiLU forward+backward through ``apply``, fused against torch's kernels, medians:
-# 64K elements 144 us (one thread) against 111 us; 256K 235 against 225 (2 threads, from here on);
-# 1M 684 against 705; 4M 2551 against 2756.
+# Below this torch's kernel and its check (whose extra read then hits the cache) are faster: the
+# kernels' launch (and their thread pool's wake-up) is not paid back on small tensors.  The
+# crossover was measured for SiLU forward+backward; figures in benchmarks/activations.py.
 MIN_NUMEL = 1 << 18
 
 _jit: Any = None  # actlab.activations._kernels_jit, or False when numba is missing or disabled
@@ -61,6 +62,19 @@ _pool_layer: str | None = None  # numba's threading layer, once its pool has sta
 
 
 _TINY = np.zeros(32, np.float32)
+_off = 0  # depth of :func:`disabled` blocks
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Inside the block the catalog runs torch's kernels (as ``ACTLAB_FUSED=0`` does for a whole
+    process): the benchmark times both forms side by side with it."""
+    global _off
+    _off += 1
+    try:
+        yield
+    finally:
+        _off -= 1
 
 
 def available() -> bool:
@@ -90,9 +104,10 @@ def usable(x: Tensor, g: Tensor | None = None) -> bool:
 
     Not where torch runs on several threads but numba's pool is its ``workqueue`` layer (numba
     uses it when neither TBB nor a system GNU OpenMP is found): its threads then wait on torch's
-    spinning OpenMP threads, and SiLU forward+backward ran at 0.62x torch's (16M float32).
+    spinning OpenMP threads, and the fused kernels ran slower than torch's (figures:
+    ``benchmarks/activations.py``).
     """
-    if x.numel() < MIN_NUMEL or _wrapped(x, g) or not _fits(x) or (g is not None and (g.shape != x.shape or not _fits(g))):
+    if x.numel() < MIN_NUMEL or _off or _wrapped(x, g) or not _fits(x) or (g is not None and (g.shape != x.shape or not _fits(g))):
         return False
     if torch.compiler.is_compiling() or not (_jit if _jit is not None else _load()):
         return False
