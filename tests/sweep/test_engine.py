@@ -125,3 +125,15 @@ def test_prelu_slope_curve_follows_the_record_steps():
     curve = r.final["learned_curve"]
     assert [s for s, _ in curve] == [5, 10, 15, 20, 25]
     assert curve[-1][1] == r.final["learned"]  # the last record step is the last step
+
+
+def test_maxout_without_params_gets_its_default_pieces():
+    """The group size comes from the spec (its default where the config gives none), so layer
+    sizes and the forward agree: maxout's layers emit width * 2 units by default."""
+    from actlab.sweep.engine import layer_sizes
+
+    c = Config(activation="maxout", seed=0, lr=0.05, **SMALL)
+    assert layer_sizes(c, 4, 3)[0] == (4, 2 * SMALL["width"])
+    assert layer_sizes(Config(activation="maxout", activation_params={"pieces": 3}, **SMALL), 4, 3)[0] == (4, 48)
+    (res,) = train_group([c], dtype=torch.float64, threads=1)
+    assert _close(res.losses, train_reference(c, dtype=torch.float64)[0], torch.float64)
