@@ -33,7 +33,8 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
     itself differentiated (double backward, nested transforms); plain backward keeps the fused
     kernels.
     """
-    name = spec.name
+    token = len(_SPECS)  # this spec's key in _SPECS (a spec built like a catalog one may share its name)
+    _SPECS[token] = spec
     names = tuple(hp.name for hp in spec.params)
     learnable = spec.learnable
     at = {n: 3 + names.index(n) for n in learnable}  # position of each learnable among the inputs
@@ -46,7 +47,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
             p = dict(zip(names, values))
             p["training"] = training
             p[SCRATCH] = scratch  # what forward learns about x, for this call's backward
-            return _FUNCTIONS[name][0].forward(x, p)  # (not the closure's spec: see backward)
+            return _SPECS[token].forward(x, p)  # (not the closure's spec: see backward)
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -61,7 +62,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
         def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
             # The spec through the module's dict, not the closure: Dynamo traces the Function's
             # closure objects without a source and cannot wrap a spec there (fullgraph fails).
-            spec = _FUNCTIONS[name][0]
+            spec = _SPECS[token]
             x, y, *lp = ctx.saved_tensors
             p = {**ctx.p, **dict(zip(learnable, lp))} if learnable else ctx.p
             # Differentiated again (create_graph, or a torch.func transform above this one):
@@ -107,6 +108,7 @@ def _traced(t: Tensor) -> bool:
 # first eager use (``Activation.__init__`` does it for modules).
 # (An attribute read off the Function class does not trace either, hence the (spec, Function) pairs.)
 _FUNCTIONS: dict[str, tuple[ActivationSpec, type[torch.autograd.Function]]] = {}
+_SPECS: dict[int, ActivationSpec] = {}  # each Function's spec, by an int its closure holds
 
 
 def _function_for(spec: ActivationSpec) -> type[torch.autograd.Function]:
