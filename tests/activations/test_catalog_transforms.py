@@ -152,3 +152,26 @@ def test_shared_backward_fused_equals_differentiable(spec, params):
         for n in spec.learnable:
             assert pg[n].shape == p[n].shape
             torch.testing.assert_close(pg[n], pg2[n], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("spec", "params"), cases())
+def test_per_sample_gradients_of_a_model(spec, params):
+    """The common use: per-example gradients of a small net (``vmap(grad(...))`` over
+    ``functional_call``) equal one autograd backward per example."""
+    from actlab.nn import module_class
+
+    torch.manual_seed(0)
+    k = group_size(spec, params)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4 * k), module_class(spec)(**params), torch.nn.Linear(4, 1)).double()
+    net.eval()  # RReLU: its mean slope (training samples a new slope per call)
+    xs = torch.randn(5, 3, dtype=torch.float64)
+    weights = {n: p.detach() for n, p in net.named_parameters()}
+
+    def loss(w, x):
+        return torch.func.functional_call(net, w, (x.unsqueeze(0),)).square().sum()
+
+    got = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(weights, xs)
+    for i in range(len(xs)):
+        want = torch.autograd.grad(loss(dict(net.named_parameters()), xs[i]), list(net.parameters()))
+        for (n, g), w in zip(got.items(), want):
+            torch.testing.assert_close(g[i], w, rtol=1e-12, atol=1e-12, msg=f"{spec.name} {n}")

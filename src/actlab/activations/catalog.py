@@ -344,7 +344,8 @@ def _maxout_forward(x: Tensor, p: Params) -> Tensor:
 def _maxout_derivative(x: Tensor, y: Tensor, p: Params) -> Tensor:
     v = _maxout_view(x, p)
     idx = v.argmax(-1, keepdim=True)
-    return torch.zeros_like(v).scatter_(-1, idx, 1.0).flatten(-2)
+    # one-hot of the first maximal piece by a comparison (an in-place scatter has no vmap rule)
+    return (torch.arange(v.shape[-1], device=v.device) == idx).to(x.dtype).flatten(-2)
 
 
 def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
