@@ -107,9 +107,11 @@ def usable(x: Tensor, g: Tensor | None = None) -> bool:
     spinning OpenMP threads, and the fused kernels ran slower than torch's (figures:
     ``benchmarks/activations.py``).
     """
-    if x.numel() < MIN_NUMEL or _off or _wrapped(x, g) or not _fits(x) or (g is not None and (g.shape != x.shape or not _fits(g))):
+    if x.numel() < MIN_NUMEL or _off or torch.compiler.is_compiling() or _wrapped(x, g) or not _fits(x):
         return False
-    if torch.compiler.is_compiling() or not (_jit if _jit is not None else _load()):
+    if g is not None and (g.shape != x.shape or not _fits(g)):
+        return False
+    if not (_jit if _jit is not None else _load()):
         return False
     return torch.get_num_threads() == 1 or _pool_ok()
 

@@ -277,8 +277,10 @@ class ActivationSpec:
         # d f_j / d x_(jk+i) for each output j: g_j spreads over its k inputs.
         return (g.unsqueeze(-1) * d.unflatten(-1, (-1, self.group_size(p)))).flatten(-2)
 
-    def backward_params(self, g: Tensor, x: Tensor | None, y: Tensor | None, p: Params, names: tuple[str, ...] | list[str],
-                        *, input_grad: bool = True, differentiable: bool = False) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def backward_params(
+        self, g: Tensor, x: Tensor | None, y: Tensor | None, p: Params, names: tuple[str, ...] | list[str],
+        *, input_grad: bool = True, differentiable: bool = False,
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
         """The input's and the learnable hyperparameters' gradients at once.
 
         Args:

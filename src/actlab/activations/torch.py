@@ -77,7 +77,8 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
             return (gx, None, None, *(pg.get(n) for n in names))
 
         @staticmethod
-        def vmap(info: Any, in_dims: tuple, x: Tensor, scratch: dict, training: bool, *values: Any) -> tuple[Tensor, int]:
+        def vmap(info: Any, in_dims: tuple, x: Tensor, scratch: dict, training: bool,
+                 *values: Any) -> tuple[Tensor, int]:
             # Elementwise (or grouped along the last dim, which keeps its place): the batched
             # call is one call on the batch-first tensor.  A batched hyperparameter (a PReLU
             # slope per example) gets ones between the batch dim and its own dims, so it

@@ -4,8 +4,8 @@ Configurations that share a shape (:attr:`Config.shape_key`: depth, width, data,
 batch size, optimiser) are trained together.  Layer ``l``'s weights of all ``G`` models are
 one tensor of shape ``(G, in, out)``; the forward pass is one ``torch.baddbmm`` per layer, the
 backward pass is written out by hand with the activations' own backward
-(:meth:`ActivationSpec.backward`, the one the autograd Function uses), and the optimiser (SGD, heavy-ball momentum, Adam) updates the stacked
-tensors in place with a per-model learning rate of shape ``(G, 1, 1)``.  No autograd graph is
+(:meth:`ActivationSpec.backward`, the one the autograd Function uses), and the optimiser (SGD,
+heavy-ball momentum, Adam) updates the stacked tensors in place with a per-model learning rate of shape ``(G, 1, 1)``.  No autograd graph is
 built.  For plain SGD the per-model learning rate is folded into the loss gradient, so a
 layer's weight update *is* one in-place ``baddbmm_`` (``W -= h^T (lr * dz)``), and a step
 is 3 * depth + 2 batched matmuls and a handful of elementwise ops.
