@@ -21,7 +21,7 @@ Params = Mapping[str, Any]
 """Hyperparameter values by name (floats, or tensors for learnable ones)."""
 
 
-class ActivationSpec(Protocol):
+class SpecLike(Protocol):
     """What this module reads of an :class:`actlab.activations.spec.ActivationSpec`.
 
     A protocol rather than an import: the spec builds its property sheet (moments, max |f'|)
@@ -109,11 +109,11 @@ class Moments:
     q: float = 1.0
 
 
-def kink_points(spec: ActivationSpec, p: Params) -> list[float]:
+def kink_points(spec: SpecLike, p: Params) -> list[float]:
     return [k.x for k in spec.kinks(p)]
 
 
-def fns(spec: ActivationSpec, p: Params | None = None) -> tuple[Callable, Callable]:
+def fns(spec: SpecLike, p: Params | None = None) -> tuple[Callable, Callable]:
     """``f`` and ``f'`` as float64 tensor functions at params ``p`` (defaults when None)."""
     pp = dict(spec.defaults() if p is None else p)
     pp.setdefault("training", False)
@@ -128,7 +128,7 @@ def fns(spec: ActivationSpec, p: Params | None = None) -> tuple[Callable, Callab
     return f, df
 
 
-def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Moments:
+def moments(spec: SpecLike, p: Params | None = None, q: float = 1.0) -> Moments:
     """E[f], E[f^2], E[f'], E[f'^2] under x ~ N(0, q).
 
     For maxout (not elementwise) the declared ``moments_override`` gives E[f] and E[f^2];
@@ -152,7 +152,7 @@ def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Mo
     )
 
 
-def max_abs_derivative(spec: ActivationSpec, p: Params | None = None) -> float:
+def max_abs_derivative(spec: SpecLike, p: Params | None = None) -> float:
     """``sup |f'|`` on [-50, 50] (grid of 2e5 points, refined by golden-section search)."""
     if not spec.elementwise:
         return 1.0
