@@ -100,7 +100,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
 
 def _traced(t: Tensor) -> bool:
     """Whether autograd or a ``torch.func`` transform will differentiate through ``t``."""
-    return t.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(t)
+    return t.requires_grad or _wrapped(t)
 
 
 # torch.compile (Dynamo) cannot trace a call to an lru_cache'd function that builds a class:
@@ -166,7 +166,23 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
             # float32); the cast is differentiable, so the slope's gradient comes back in its dtype.
             v = v.to(x.dtype)
         values.append(v)
-    return _function_for(spec).apply(x, {}, training, *values)
+    return _call(_function_for(spec), x, training, values)
+
+
+def _call(fn: type[torch.autograd.Function], x: Tensor, training: bool, values: list) -> Tensor:
+    """``fn.apply(x, {}, training, *values)``, straight to autograd's C++ ``apply`` when no
+    ``torch.func`` transform and no compiler is involved: for a Function with ``setup_context``
+    torch's Python ``apply`` binds the forward's signature (``inspect``) on every call, which
+    tripled the cost of a small activation; with every argument positional there is nothing
+    to bind.  Transforms, the compiler and tensors left over from a transform take torch's path.
+    """
+    if (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+            or _wrapped(x) or any(isinstance(v, Tensor) and _wrapped(v) for v in values)):
+        return fn.apply(x, {}, training, *values)
+    return super(torch.autograd.Function, fn).apply(x, {}, training, *values)  # type: ignore[misc]
+
+
+_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 class Activation(nn.Module):
