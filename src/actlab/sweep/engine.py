@@ -808,6 +808,14 @@ def train_configs(configs: Sequence[Config], record: Record | None = None, *, ch
     return out  # type: ignore[return-value]
 
 
+def train_chunk(configs: Sequence[Config], record: Record, threads: int | None = None) -> list[ModelResult]:
+    """Train one chunk (configurations of one shape) with the batched engine; the unit of work
+    that the process pool and Ray run (it sits here, below both backends, so neither imports the other)."""
+    for r in (res := train_group(configs, record, threads=threads)):
+        r.losses = None  # every-step losses stay in the worker; the store keeps recorded steps
+    return res
+
+
 def group_configs(configs: Sequence[Config], chunk_size: int = 64) -> list[list[Config]]:
     """Split configurations into stackable chunks: same shape key, at most ``chunk_size`` each.
 
