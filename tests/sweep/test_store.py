@@ -34,7 +34,7 @@ def test_run_write_read_export(tmp_path):
     assert st.count("layer_records") >= n_rec
     df = st.to_dataframe(h)
     assert len(df) == 8 and set(df.activation) == {"relu", "tanh"}
-    assert df.loc[df.lr == 0.1, "test_accuracy"].notna().all()
+    assert df.loc[df.lr == 0.1, "test_error"].notna().all()
     div = df[df.status == "diverged"]
     assert div.diverged.all() and set(div.activation) == {"relu"} and set(div.lr) == {1e4}
     rec = st.records_dataframe(h)

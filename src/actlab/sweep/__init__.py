@@ -5,11 +5,10 @@ Example::
 
     >>> from actlab.sweep import load_spec, run_sweep
     >>> store = run_sweep(load_spec("examples/sweep_small.yaml"), "sweep.db")
-    >>> store.to_dataframe().groupby("activation").test_accuracy.mean()
+    >>> store.to_dataframe().groupby("activation").test_error.mean()
 """
 
 from actlab.sweep.engine import (
-    Data,
     ModelResult,
     group_configs,
     init_params,
@@ -40,7 +39,6 @@ __all__ = [
     "METRICS",
     "OPTIMISERS",
     "Config",
-    "Data",
     "ModelResult",
     "Record",
     "SpecError",

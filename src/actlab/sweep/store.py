@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from actlab.sweep.engine import ModelResult
 
 FINISHED = ("done", "diverged")
-RESULT_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "last_batch_loss",
+RESULT_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error", "last_batch_loss",
                   "steps_to_target", "dead_fraction", "saturation_fraction", "diverged", "diverged_at", "wall_s")
 RECORD_COLUMNS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
 LAYER_COLUMNS = ("grad_norm", "dead_fraction", "saturation_fraction")
@@ -82,6 +82,12 @@ class Store:
         # last transactions), and much faster than FULL.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
+        # Stores written before the lab and the engine shared one vocabulary (errors, not
+        # accuracies) lack the new columns: add them, so an old file still opens and resumes.
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        for c in RESULT_COLUMNS:
+            if c not in have:
+                self.conn.execute(f"ALTER TABLE results ADD COLUMN {c} REAL")
 
     def close(self) -> None:
         self.conn.close()
