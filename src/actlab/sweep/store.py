@@ -141,7 +141,8 @@ class Store:
                     [(h, rec["step"], rec["layer"], *(rec.get(c) for c in LAYER_COLUMNS)) for rec in r.layers])
                 f = r.final
                 self.conn.execute(
-                    f"INSERT INTO results VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
+                    f"INSERT INTO results (config_hash, {', '.join(RESULT_COLUMNS)}, finished) "
+                    f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
                     (h, *(_sql(f.get(c)) for c in RESULT_COLUMNS), now))
                 self.conn.execute("UPDATE configs SET status = ?, updated = ? WHERE hash = ?", (r.status, now, h))
                 n += 1
