@@ -480,11 +480,16 @@ def _run(model: nn.Module, cfg: TrainConfig, cbs: list[Callback], d: Dataset, pr
             c.on_start(model, cfg)
         stop = run_eval(0)
         checked = 0
+        epoch, row = None, 0
         while not stop and done < total:
             if batches.full:
                 xb, tb = d.x_train, t_train
             else:
-                idx = batches.next().to(device)
+                if epoch is None or row == len(epoch):
+                    # a whole epoch's indices at once: one host-to-device copy (a sync) per epoch
+                    epoch, row = batches.take(batches.per_epoch).to(device), 0
+                idx = epoch[row]
+                row += 1
                 xb, tb = d.x_train[idx], t_train[idx]
             out = _last_step(model(xb), tb)
             loss = loss_fn(out, tb)
