@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from actlab.activations import names
 from actlab.sweep.engine import group_configs, train_group, train_reference
 from actlab.sweep.spec import Config, Record
 
@@ -157,3 +158,26 @@ def test_engine_trains_what_lab_train_trains(batch_size, optimiser, lr):
             assert slopes == pytest.approx([v for d in r.final["learned"] for v in d.values()], abs=1e-10)
         for key in ("train_loss", "train_error", "test_loss", "test_error"):
             assert r.final[key] == pytest.approx(lab.final[key], rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_activation_trains_in_the_engine_as_in_lab_train(name):
+    # The run contract over the whole registry (a new activation is covered without an edit).
+    # RReLU, whose training forward draws random slopes, trains in the engine at its mean slope
+    # (its eval form, deterministic per seed): lab.train of leaky ReLU at that slope.
+    from actlab.lab.train import train as lab_train
+    from actlab.sweep.engine import lab_model, load_data
+
+    F64 = torch.float64
+    c = Config.from_dict(dict(activation=name, data="iris", depth=2, width=8, steps=10, batch_size=32, lr=0.05))
+    (r,) = train_group([c], Record(every=5, keep_params=True), dtype=F64, threads=1)
+    data = load_data("iris", dtype=F64)
+    twin = c
+    if name == "rrelu":
+        p = c.activation_params
+        twin = Config.from_dict({**c.to_dict(), "activation": "leaky_relu",
+                                 "activation_params": {"negative_slope": (p["lower"] + p["upper"]) / 2}})
+    lab = lab_train(lab_model(twin, data.in_features, data.n_classes, r.params_init, dtype=F64), data,
+                    c.train_config())
+    lab_losses = torch.tensor(lab.losses, dtype=F64)
+    assert _close(r.losses, lab_losses, F64), (name, (r.losses - lab_losses).abs().max())

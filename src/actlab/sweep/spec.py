@@ -108,6 +108,8 @@ class Config:
     The training part is the lab's :class:`~actlab.lab.train.TrainConfig`
     (:meth:`train_config`): the engine trains exactly what :func:`actlab.lab.train.train`
     trains with it, on :func:`actlab.sweep.engine.lab_model` from the same initial weights.
+    One exception: RReLU, whose training forward draws random slopes, trains in the engine at
+    its mean slope (its eval form, deterministic per seed), as leaky ReLU at that slope.
     """
 
     activation: str = "relu"
