@@ -8,6 +8,7 @@ Example::
     >>> store.to_dataframe().groupby("activation").test_error.mean()
 """
 
+from actlab.sweep.backends.local import run_sweep  # pandas and ray are imported only where used
 from actlab.sweep.engine import (
     ModelResult,
     group_configs,
@@ -32,6 +33,7 @@ from actlab.sweep.spec import (
     parse_spec,
     spec_from_flags,
 )
+from actlab.sweep.store import Store, open_store
 
 __all__ = [
     "AXES",
@@ -42,28 +44,19 @@ __all__ = [
     "ModelResult",
     "Record",
     "SpecError",
+    "Store",
     "SweepSpec",
     "group_configs",
     "init_params",
     "lab_model",
     "load_data",
     "load_spec",
+    "open_store",
     "parse_spec",
     "reference_model",
+    "run_sweep",
     "spec_from_flags",
     "train_configs",
     "train_group",
     "train_reference",
 ]
-
-
-def __getattr__(name: str):  # store and backends import lazily (sqlite, pandas, ray)
-    if name in ("Store", "open_store"):
-        from actlab.sweep import store
-
-        return getattr(store, name)
-    if name in ("run_sweep", "run_configs"):
-        from actlab.sweep.backends import local
-
-        return getattr(local, name)
-    raise AttributeError(name)
