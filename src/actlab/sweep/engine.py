@@ -46,7 +46,7 @@ from actlab.activations import apply as act_apply
 from actlab.lab.data import Dataset, load_dataset
 from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
-from actlab.lab.train import EpochBatches, TrainConfig
+from actlab.lab.train import EpochBatches
 from actlab.lab.train import train as lab_train
 from actlab.sweep.spec import INIT_ALIASES, Config, Record
 

@@ -203,7 +203,8 @@ class Record:
         target_loss: ``steps_to_target`` is the first step whose batch loss is <= this.
         target_error: with the ``train_error`` metric, ``steps_to_target_error`` is the number of
             steps done at the first record whose training error is <= this (``None``: not tracked).
-        keep_params: return each model's trained weights (:attr:`ModelResult.params`).
+        keep_params: return each model's initial and trained weights
+            (:attr:`ModelResult.params_init`, :attr:`ModelResult.params`).
         saturation_tol: a unit is saturated where ``|f'(z)| <= saturation_tol * max|f'|``.
     """
 
