@@ -82,12 +82,20 @@ class Store:
         # last transactions), and much faster than FULL.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
-        # Stores written before the lab and the engine shared one vocabulary (errors, not
-        # accuracies) lack the new columns: add them, so an old file still opens and resumes.
+        self._errors_not_accuracies()
+
+    def _errors_not_accuracies(self) -> None:
+        """A store written before the lab and the engine shared one vocabulary holds accuracies:
+        each becomes the error rate ``1 - accuracy`` under the error's name, in one transaction
+        (a half-done migration would leave accuracies under an error's name)."""
         have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
-        for c in RESULT_COLUMNS:
-            if c not in have:
-                self.conn.execute(f"ALTER TABLE results ADD COLUMN {c} REAL")
+        old = [sp for sp in ("train", "test") if f"{sp}_accuracy" in have and f"{sp}_error" not in have]
+        if not old:
+            return
+        with self._tx():
+            for sp in old:
+                self.conn.execute(f"ALTER TABLE results RENAME COLUMN {sp}_accuracy TO {sp}_error")
+                self.conn.execute(f"UPDATE results SET {sp}_error = 1.0 - {sp}_error WHERE {sp}_error IS NOT NULL")
 
     def close(self) -> None:
         self.conn.close()
