@@ -68,6 +68,15 @@ def test_no_import_circle(graph: grimp.ImportGraph) -> None:
     assert not gone, f"these circles are gone; delete them from BEING_FIXED: {sorted(map(sorted, gone))}"
 
 
+def test_root_helpers_are_leaves(graph: grimp.ImportGraph) -> None:
+    # actlab._jit and every other private root module (actlab._*) sit under every floor, so any
+    # floor may use them: they import no actlab module but one another.
+    helpers = {m for m in graph.modules if m.count(".") == 1 and m.split(".")[1].startswith("_")}
+    assert "actlab._jit" in helpers
+    for m in sorted(helpers):
+        assert graph.find_modules_directly_imported_by(m) <= helpers, (m, graph.find_modules_directly_imported_by(m))
+
+
 def test_import_linter_contracts_hold(capsys: pytest.CaptureFixture[str]) -> None:
     code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
     out = capsys.readouterr().out
