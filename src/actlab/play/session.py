@@ -1,0 +1,425 @@
+"""One playground run: the lab builds, initialises and trains the net, the probe measures it, and
+the session turns the latest measurements into a *frame* (plain JSON) for the browser.
+
+The training loop is the lab's :func:`actlab.lab.train`, run in a worker thread with a
+:class:`~actlab.lab.train.Callback` that pauses it (play / pause / step) and, at most every
+``frame_interval`` seconds, builds a frame from the model and the probe.  Nothing here measures a
+statistic of its own: losses and errors come from :func:`actlab.lab.train.evaluate`, gradient
+norms, dead and saturated fractions and findings from :class:`actlab.Probe`, the predicted
+gradient line from :func:`actlab.theory.gradient_profile`, saturated regions from
+:func:`actlab.plot.activations.curves`.  What the frame adds is only what is drawn: the
+decision surface and each hidden unit's output over the plane, activation histograms and
+predictions on sample images.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from actlab.activations import get as get_spec
+from actlab.lab.data import Dataset, load_dataset
+from actlab.lab.init import init_weights
+from actlab.lab.models import MLP
+from actlab.lab.train import Callback, TrainConfig, evaluate, train
+from actlab.play.config import FEATURES, PlayConfig
+from actlab.probe import Probe
+
+# Sizes of what is drawn (not of what is measured): kept small so a frame is ~10-30 kB of JSON.
+SURFACE = 48          # decision surface: SURFACE x SURFACE grid over the data's square
+THUMB = 16            # each hidden unit's output over the plane: THUMB x THUMB
+MAX_THUMB_LAYERS, MAX_THUMB_UNITS = 10, 16
+BINS = 40             # activation histograms
+DISPLAY_BATCH = 256   # training examples the histograms are taken over
+SAMPLE_IMAGES = 12    # image sets: test images whose predictions are shown
+EVAL_MAX = 1000       # frame losses over at most this many examples per split (a fixed subset)
+FINDINGS_EVERY = 0.5  # seconds between runs of the probe's detectors while training (each costs ~10 ms)
+PROBE_SPAN = 400      # recorded steps per probe before a fresh one takes over (findings: recent steps)
+STEPS_MAX = 1_000_000   # "train until stopped": the lab's loop needs a step count (and keeps 4 bytes per step)
+
+
+class _Closed(Exception):
+    """Raised inside the training thread to end it (reset, new setup, closed page)."""
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def _u8(v: Tensor, lo: float, hi: float) -> np.ndarray:
+    """Map ``[lo, hi]`` to 0..255 (clipped) for a compact image."""
+    span = hi - lo if hi > lo else 1.0
+    return ((v.clamp(lo, hi) - lo) * (255.0 / span)).round().to(torch.uint8).numpy()
+
+
+def _num(v: float) -> float | None:
+    """JSON has no NaN / Inf: they travel as null and the browser draws a gap."""
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def load_data(cfg: PlayConfig) -> Dataset:
+    """The data set of ``cfg`` through the lab's loader (split, noise and features applied there)."""
+    frac = 1.0 - cfg.train_pct / 100.0
+    kw: dict[str, Any] = {"preprocess": FEATURES[cfg.features], "seed": cfg.seed, "test_fraction": frac}
+    if cfg.plane:
+        # n is the training share of 500 points, so the split control moves points between the sides.
+        kw.update(n=max(2, round(500 * cfg.train_pct / 100)), noise=cfg.noise)
+    elif cfg.data != "digits":
+        kw.update(n=5000, n_test=1000)  # MNIST-size sets: a subset keeps a step at a few ms on a CPU
+    return load_dataset(cfg.data, **kw)
+
+
+def build_model(cfg: PlayConfig, data: Dataset) -> MLP:
+    """The lab's MLP for ``cfg``, initialised by the lab's scheme (or N(0, sigma_w^2 / fan_in))."""
+    model = MLP(data.in_features, data.out_features, depth=cfg.depth, width=cfg.width,
+                activation=cfg.activation, dropout=cfg.dropout)
+    if cfg.sigma_w2 is not None:
+        # lecun_normal draws N(0, gain^2 / fan_in): with gain = sigma_w it is the mean-field init.
+        init_weights(model, "lecun_normal", gain=math.sqrt(cfg.sigma_w2), seed=cfg.seed)
+    else:
+        init_weights(model, cfg.init, seed=cfg.seed, **({"value": 0.1} if cfg.init == "constant" else {}))
+    return model
+
+
+def weight_variance(model: MLP) -> tuple[float, float]:
+    """``(sigma_w^2, sigma_b^2)`` read off the initialised hidden weights: ``mean(W^2) * fan_in``
+    and ``mean(b^2)`` over the hidden-to-hidden layers (the first layer when there is only one),
+    so the theory line describes the init that was drawn, whatever the scheme."""
+    layers = model.hidden_layers()
+    square = layers[1:] or layers
+    sw = [float(l.weight.detach().double().pow(2).mean()) * l.weight.shape[1] for l in square]
+    sb = [float(l.bias.detach().double().pow(2).mean()) for l in square if l.bias is not None]
+    return float(np.mean(sw)), float(np.mean(sb)) if sb else 0.0
+
+
+def activation_sheet(name: str) -> dict[str, Any]:
+    """f and f' of an activation on its default plot range, its saturated regions and properties."""
+    from actlab.plot.activations import curves
+
+    spec = get_spec(name)
+    c = curves(spec, n=241)
+    s = spec.summary()
+    keep = ("name", "title", "formula", "derivative_formula", "range_text", "saturates", "zero_centred",
+            "monotone", "smooth", "can_die", "note")
+    props = {k: s[k] for k in keep if k in s}
+    return {
+        "name": spec.name, "lo": c.lo, "hi": c.hi,
+        "x": [_num(v) for v in c.x_f.tolist()], "f": [_num(v) for v in c.f.tolist()],
+        "xd": [_num(v) for v in c.x_df.tolist()], "df": [_num(v) for v in c.df.tolist()],
+        "saturated": [list(r) for r in c.saturated], "props": props,
+    }
+
+
+def theory_sheet(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int = 10) -> dict[str, Any]:
+    """q*, chi_1, phase and the critical sigma_w^2 from :func:`actlab.theory.analyse`, or why not."""
+    from actlab.theory import TheoryError, analyse
+
+    try:
+        mf = analyse(activation, sigma_w2, sigma_b2, depth)
+    except (TheoryError, ValueError) as e:
+        return {"ok": False, "why": f"mean-field theory does not apply to {activation}: {e}"}
+    return {"ok": True, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "q_star": _num(mf.q_star),
+            "chi_1": _num(mf.chi_1), "phase": mf.phase, "critical_sigma_w2": _num(mf.critical_sigma_w2),
+            "depth_scale": _num(mf.xi_q), "notes": list(mf.notes)}
+
+
+class Session:
+    """A net training in a worker thread, paused until told to run, publishing frames.
+
+    Args:
+        config: the setup.
+        frame_interval: seconds between frames while running.  Default: ``0.05`` (20 per second)
+        on_frame: called (from the training thread) after each new frame.
+
+    The newest frame is :attr:`frame` with sequence number :attr:`seq`; a reader compares
+    ``seq`` with the last one it sent and sends only new data.
+    """
+
+    def __init__(self, config: PlayConfig, *, frame_interval: float = 0.05,
+                 on_frame: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.frame_interval = float(frame_interval)
+        self.on_frame = on_frame
+        torch.manual_seed(config.seed)
+        self.data = load_data(config)
+        self.model = build_model(config, self.data)
+        self.sigma_w2, self.sigma_b2 = weight_variance(self.model)
+        self.spec = get_spec(config.activation)
+        self._cond = threading.Condition()
+        self._budget = 0          # steps allowed before pausing; -1: run until paused
+        self._closing = False
+        self.state = "paused"     # paused | running | diverged | stopped | error
+        self.error = ""
+        self.steps = 0
+        self.seq = 0
+        self.frame: dict[str, Any] = {}
+        self._probe: Probe | None = None
+        self._probe_from = 0
+        self._last_frame = 0.0
+        self._findings: list[dict[str, Any]] = []
+        self._notes: list[str] = []
+        self._findings_at = -math.inf
+        self._prepare_display()
+        self._thread = threading.Thread(target=self._run, name=f"actlab-play-{id(self):x}", daemon=True)
+        self._publish()
+        self._thread.start()
+
+    # ------------------------------------------------------------------ controls
+    def play(self) -> None:
+        with self._cond:
+            if self.state in ("paused", "running"):
+                self._budget, self.state = -1, "running"
+                self._cond.notify_all()
+
+    def pause(self) -> None:
+        with self._cond:
+            if self.state == "running":
+                self._budget, self.state = 0, "paused"
+                self._cond.notify_all()
+
+    def step(self, n: int = 1) -> None:
+        """Run ``n`` more steps, then pause (a frame is published when they are done)."""
+        with self._cond:
+            if self.state in ("paused", "running"):
+                self._budget, self.state = int(n), "running"
+                self._cond.notify_all()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the training thread and detach the probe."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the training thread
+    def _run(self) -> None:
+        cfg = self.config
+        tc = TrainConfig(optimiser=cfg.optimiser, lr=cfg.lr, batch_size=cfg.batch_size,
+                         weight_decay=cfg.weight_decay, seed=cfg.seed, steps=STEPS_MAX, eval_every=STEPS_MAX)
+        try:
+            result = train(self.model, self.data, tc, callbacks=[_Gate(self)])
+            if result.diverged:
+                self.state, self.error = "diverged", f"the loss became NaN or Inf at step {result.diverged_at}"
+        except _Closed:
+            self.state = "stopped"
+        except Exception as e:  # a setup the lab refuses mid-run: shown, the server keeps going
+            self.state, self.error = "error", f"{type(e).__name__}: {e}"
+        finally:
+            if self._probe is not None:
+                self._probe.detach()
+        if not self._closing:
+            self._publish()
+
+    def _attach_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.detach()
+        self._probe = Probe(self.model, every=1, param_outputs=True).attach()
+        self._probe_from = self.steps
+
+    def _gate(self, stepped: bool) -> None:
+        """Between steps: publish a frame when due, then wait while paused."""
+        now = time.perf_counter()
+        with self._cond:
+            if stepped and self._budget > 0:
+                self._budget -= 1
+            done_stepping = self._budget == 0 and self.state == "running"
+            if done_stepping:
+                self.state = "paused"
+        if done_stepping or now - self._last_frame >= self.frame_interval:
+            self._publish()
+        with self._cond:
+            while self._budget == 0 and not self._closing:
+                self._cond.wait()
+            if self._closing:
+                raise _Closed()
+
+    # ------------------------------------------------------------------ frames
+    def _prepare_display(self) -> None:
+        d = self.data
+        g = torch.Generator().manual_seed(self.config.seed + 7)
+        n_ev = min(EVAL_MAX, d.n_train)
+        self._ev = torch.randperm(d.n_train, generator=g)[:n_ev].sort().values
+        self._te = torch.arange(min(EVAL_MAX, d.n_test))
+        self._disp = self._ev[:DISPLAY_BATCH]
+        self._linear = [n for n, m in self.model.named_modules() if isinstance(m, nn.Linear)]
+        from actlab.plot.activations import curves
+
+        try:
+            c = curves(self.spec, x_range=(-50.0, 50.0), n=4001)
+            self._saturated = [list(r) for r in c.saturated]
+        except (ValueError, TypeError):
+            self._saturated = []
+        self._profile: list[float] | None = None
+        self._theory_note = ""
+        from actlab.theory import TheoryError, gradient_profile
+
+        q_in = float(d.x_train.double().pow(2).mean())
+        try:
+            prof = gradient_profile(self.config.activation, self.sigma_w2, self.sigma_b2, self.config.depth,
+                                    q_in=q_in if q_in > 0 else 1e-12)
+            self._profile = [float(v) for v in prof]
+        except (TheoryError, ValueError) as e:
+            self._theory_note = f"no theory line: {e}"
+        if self.config.plane:
+            r = float(d.x_train.abs().max()) * 1.1 or 1.0
+            self._extent = r
+            ax = torch.linspace(-r, r, SURFACE)
+            yy, xx = torch.meshgrid(ax.flip(0), ax, indexing="ij")
+            self._grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+            at = torch.linspace(-r, r, THUMB)
+            ty, tx = torch.meshgrid(at.flip(0), at, indexing="ij")
+            self._tgrid = torch.stack([tx.reshape(-1), ty.reshape(-1)], 1)
+        else:
+            self._samples = torch.arange(min(SAMPLE_IMAGES, d.n_test))
+
+    def intro(self) -> dict[str, Any]:
+        """What does not change while training: points or sample images, the setup, the theory."""
+        d, cfg = self.data, self.config
+        out: dict[str, Any] = {
+            "config": cfg.to_dict(), "plane": cfg.plane, "n_train": d.n_train, "n_test": d.n_test,
+            "n_classes": d.n_classes, "sigma_w2": _num(self.sigma_w2), "sigma_b2": _num(self.sigma_b2),
+            "layers": self._linear, "saturated": self._saturated, "theory_note": self._theory_note,
+            "theory": theory_sheet(cfg.activation, self.sigma_w2, self.sigma_b2, cfg.depth),
+        }
+        if cfg.plane:
+            pts = torch.cat([d.x_train, d.x_test])
+            lab = torch.cat([d.y_train, d.y_test])
+            out["extent"] = self._extent
+            out["points"] = [[round(float(a), 3), round(float(b), 3), int(c), int(i >= d.n_train)]
+                             for i, ((a, b), c) in enumerate(zip(pts.tolist(), lab.tolist()))]
+        else:
+            shape = d.input_shape[-2:] if len(d.input_shape) > 1 else None
+            side = int(round(math.sqrt(d.in_features)))
+            h, w = shape if shape else (side, d.in_features // side)
+            imgs = []
+            for i in self._samples.tolist():
+                x = d.x_test[i].reshape(-1)
+                lo, hi = float(x.min()), float(x.max())
+                imgs.append({"px": _b64(_u8(x, lo, hi)), "label": int(d.y_test[i])})
+            out["images"] = {"h": int(h), "w": int(w), "items": imgs}
+        return out
+
+    def _publish(self) -> None:
+        try:
+            frame = self._build_frame()
+        except Exception as e:  # a frame that cannot be drawn must not stop the run
+            frame = {"step": self.steps, "state": self.state, "error": f"frame failed: {type(e).__name__}: {e}"}
+        self._last_frame = time.perf_counter()
+        with self._cond:
+            self.seq += 1
+            frame["seq"] = self.seq
+            self.frame = frame
+        if self.on_frame is not None:
+            self.on_frame()
+
+    @torch.no_grad()
+    def _build_frame(self) -> dict[str, Any]:
+        d, model = self.data, self.model
+        was = model.training
+        model.eval()
+        try:
+            tr = evaluate(model, d.x_train[self._ev], d.y_train[self._ev], d.y_train[self._ev], "ce")
+            te = evaluate(model, d.x_test[self._te], d.y_test[self._te], d.y_test[self._te], "ce")
+            vals = torch.stack([*tr, *te]).tolist()
+            frame: dict[str, Any] = {
+                "step": self.steps, "state": self.state, "error": self.error,
+                "loss": {"train": _num(vals[0]), "test": _num(vals[2]),
+                         "train_error": _num(vals[1]), "test_error": _num(vals[3])},
+            }
+            _, pre, post = model.forward_all(d.x_train[self._disp])
+            frame["hist"] = [self._histogram(p) for p in pre]
+            if self.config.plane:
+                frame.update(self._plane(model))
+            else:
+                logits = model(d.x_test[self._samples])
+                prob = torch.softmax(logits.float(), 1)
+                pv, pk = prob.max(1)
+                frame["predictions"] = [[int(k), round(float(v), 3)] for k, v in zip(pk.tolist(), pv.tolist())]
+        finally:
+            model.train(was)
+        frame.update(self._probe_view())
+        return frame
+
+    def _histogram(self, pre: Tensor) -> dict[str, Any]:
+        v = torch.nan_to_num(pre.detach().float().reshape(-1), nan=0.0, posinf=60.0, neginf=-60.0)
+        r = min(max(float(v.abs().max()), 1.0), 60.0)
+        counts = torch.histc(v.clamp(-r, r), BINS, -r, r)
+        return {"r": r, "counts": [int(c) for c in counts.tolist()]}
+
+    def _plane(self, model: MLP) -> dict[str, Any]:
+        logits = model(self._grid)
+        p1 = torch.softmax(logits.float(), 1)[:, 1]
+        units = []
+        _, _, post = model.forward_all(self._tgrid)
+        for h in post[:MAX_THUMB_LAYERS]:
+            # Each unit scaled by its own max |output| over the plane: the thumbnail shows its shape.
+            h = torch.nan_to_num(h[:, :MAX_THUMB_UNITS].float(), nan=0.0, posinf=0.0, neginf=0.0)
+            m = h.abs().amax(0).clamp_min(1e-30)
+            px = _u8(h / m, -1.0, 1.0).T
+            units.append([_b64(row) for row in px])
+        return {"surface": _b64(_u8(p1, 0.0, 1.0)), "units": units}
+
+    def _probe_view(self) -> dict[str, Any]:
+        """Per-layer gradient norms, dead and saturated fractions and findings, all from the probe."""
+        probe = self._probe
+        if probe is None or not probe.steps():
+            return {"grads": None, "findings": [], "probe_steps": 0}
+        out_grads = probe.layer_grad_norms(which="output")
+        measured = [_num(out_grads.get(n, math.nan)) for n in self._linear]
+        theory = None
+        if self._profile is not None and measured[-1] is not None:
+            theory = [measured[-1] * p for p in self._profile] + [measured[-1]]
+        last = max(probe.steps())
+        acts = [r for r in probe.records() if r.step == last and r.kind == "activation"]
+        acts.sort(key=lambda r: r.order)
+        now = time.perf_counter()
+        if now - self._findings_at >= FINDINGS_EVERY or self.state != "running":
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = probe.findings()
+            # The detectors say when they see too little (a window longer than the run): shown as notes.
+            self._notes = sorted({str(w.message) for w in caught})
+            self._findings = [{"severity": f.severity, "kind": f.kind, "message": f.message, "cause": f.cause,
+                               "advice": f.advice, "layers": list(f.layers)} for f in found]
+            self._findings_at = now
+        findings = self._findings
+        return {
+            "grads": {"layers": self._linear, "measured": measured, "theory": theory},
+            "dead": [_num(r.dead) for r in acts], "saturated_frac": [_num(r.saturated) for r in acts],
+            "findings": findings, "notes": self._notes, "probe_steps": len(probe.steps()), "probe_from": self._probe_from,
+        }
+
+
+class _Gate(Callback):
+    """The lab trainer's hooks into the session: probe on start, pause and publish between steps."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def on_start(self, model: nn.Module, config: TrainConfig) -> None:
+        self.s._attach_probe()
+
+    def on_eval(self, step: int, model: nn.Module, metrics: dict[str, float]) -> bool | None:
+        self.s._gate(False)  # step 0: wait for play / step before the first update
+        return None
+
+    def on_step_end(self, step: int, model: nn.Module, loss: Tensor) -> None:
+        s = self.s
+        s.steps = step + 1
+        if s._probe is not None and s.steps - s._probe_from >= PROBE_SPAN:
+            # The probe keeps every record; a fresh one every PROBE_SPAN steps keeps frames cheap,
+            # and the findings describe the recent steps, which is what the panel is for.
+            s._attach_probe()
+        s._gate(True)
+
+
+__all__ = ["Session", "activation_sheet", "build_model", "load_data", "theory_sheet", "weight_variance"]
