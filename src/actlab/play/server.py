@@ -18,13 +18,14 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -161,6 +162,10 @@ async def _index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
 
+async def _no_icon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
 async def _controls(request: Request) -> JSONResponse:
     from actlab import __version__
 
@@ -169,15 +174,19 @@ async def _controls(request: Request) -> JSONResponse:
 
 
 def _warm_up() -> None:
-    """Run one probed step on a tiny net so the first real step does not pay for compilation."""
-    import torch
+    """Build the opening setup once and take one probed step, in the background at start-up, so
+    the first page does not wait for imports (scikit-learn, matplotlib) and kernel compilation."""
+    from actlab.play.session import Session
 
-    from actlab.lab.models import MLP
-    from actlab.probe import Probe
-
-    m = MLP(2, 2, depth=2, width=4, activation="tanh")
-    with Probe(m, every=1, param_outputs=True):
-        m(torch.randn(8, 2)).square().mean().backward()
+    s = Session(PlayConfig(), frame_interval=3600.0)
+    try:
+        s.step(1)
+        deadline = time.monotonic() + 60.0
+        while s.steps < 1 and s.state == "running" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        s.intro()
+    finally:
+        s.close()
 
 
 def create_app(*, frame_interval: float = 0.05, warm_up: bool = True) -> Starlette:
@@ -190,6 +199,7 @@ def create_app(*, frame_interval: float = 0.05, warm_up: bool = True) -> Starlet
     app = Starlette(routes=[
         Route("/", _index),
         Route("/api/controls", _controls),
+        Route("/favicon.ico", _no_icon),
         WebSocketRoute("/ws", _ws),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ])
@@ -231,7 +241,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, open_browser: bool = True, 
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?{query.lstrip('?')}" if query else "")
     app = create_app(frame_interval=frame_interval)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="auto")
     server = uvicorn.Server(config)
 
     async def run() -> None:

@@ -107,9 +107,10 @@ def activation_sheet(name: str) -> dict[str, Any]:
     spec = get_spec(name)
     c = curves(spec, n=241)
     s = spec.summary()
-    keep = ("name", "title", "formula", "derivative_formula", "range_text", "saturates", "zero_centred",
+    keep = ("name", "title", "formula", "derivative_formula", "saturates", "zero_centred",
             "monotone", "smooth", "can_die", "note")
     props = {k: s[k] for k in keep if k in s}
+    props["range_text"] = spec.range_text()
     return {
         "name": spec.name, "lo": c.lo, "hi": c.hi,
         "x": [_num(v) for v in c.x_f.tolist()], "f": [_num(v) for v in c.f.tolist()],
@@ -361,10 +362,14 @@ class Session:
         units = []
         _, _, post = model.forward_all(self._tgrid)
         for h in post[:MAX_THUMB_LAYERS]:
-            # Each unit scaled by its own max |output| over the plane: the thumbnail shows its shape.
+            # Each unit scaled to its own range over the plane, so the thumbnail shows where it is
+            # high and low; a unit constant over the plane (to 1e-6 of its size) is drawn flat.
             h = torch.nan_to_num(h[:, :MAX_THUMB_UNITS].float(), nan=0.0, posinf=0.0, neginf=0.0)
-            m = h.abs().amax(0).clamp_min(1e-30)
-            px = _u8(h / m, -1.0, 1.0).T
+            lo, hi = h.amin(0), h.amax(0)
+            span = hi - lo
+            flat = span <= 1e-6 * torch.maximum(hi.abs(), lo.abs()).clamp_min(1e-30)
+            t = torch.where(flat, torch.zeros_like(h), (h - lo) / span.clamp_min(1e-30) * 2.0 - 1.0)
+            px = _u8(t, -1.0, 1.0).T
             units.append([_b64(row) for row in px])
         return {"surface": _b64(_u8(p1, 0.0, 1.0)), "units": units}
 

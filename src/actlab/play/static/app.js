@@ -94,7 +94,8 @@ function showControls() {
   }
   const sw = c.sigma_w2 !== null ? c.sigma_w2 : (S.ready[S.editing] && S.ready[S.editing].sigma_w2) || 1;
   $("c-sigma_w2").value = logSlider.to(Math.min(10, Math.max(0.01, sw)));
-  $("o-sigma_w2").textContent = c.sigma_w2 !== null ? fmt(c.sigma_w2) + " (set)" : fmt(sw) + " (" + c.init + ")";
+  $("o-sigma_w2").textContent = c.sigma_w2 !== null ? `σw² = ${fmt(c.sigma_w2)}: weights N(0, σw²/fan_in)`
+    : `σw² = ${fmt(sw)}, as drawn by ${c.init}`;
   $("c-init").classList.toggle("overridden", c.sigma_w2 !== null);
   for (const k of SHARED) { const el = $("c-" + k); if (el) el.disabled = S.editing === "b"; }
   document.querySelectorAll("#edit-tabs button").forEach((b) => b.classList.toggle("on", b.dataset.run === S.editing));
@@ -139,7 +140,7 @@ function bindControls() {
   const sw = $("c-sigma_w2");
   sw.addEventListener("input", () => {
     const v = +logSlider.from(+sw.value).toPrecision(3);
-    $("o-sigma_w2").textContent = fmt(v);
+    $("o-sigma_w2").textContent = `σw² = ${fmt(v)} (release to train with it)`;
     requestTheory(v);
   });
   sw.addEventListener("change", () => setControl("sigma_w2", +logSlider.from(+sw.value).toPrecision(3)));
