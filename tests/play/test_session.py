@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from actlab.play.config import PlayConfig
-from actlab.play.session import Session, activation_sheet, build_model, load_data, theory_sheet, weight_variance
+from actlab.play.session import (Session, activation_sheet, build_model, load_data, scheme_variance, theory_sheet,
+                                 weight_variance)
 from actlab.theory import analyse, gradient_profile
 
 
@@ -88,6 +89,14 @@ def test_sigma_w2_overrides_the_scheme_and_is_read_back() -> None:
     m = build_model(cfg, load_data(cfg))
     sw, sb = weight_variance(m)
     assert sw == pytest.approx(2.5, rel=0.1) and sb == 0.0
+    assert scheme_variance(cfg)[0] == pytest.approx(2.5, rel=0.02)
+
+
+@pytest.mark.parametrize("act, init, want", [("relu", "he_normal", 2.0), ("tanh", "xavier_normal", 1.0),
+                                             ("tanh", "torch_default", 1 / 3), ("leaky_relu", "he_normal", 2 / 1.0001)])
+def test_theory_reads_the_scheme_s_variance_not_one_small_draw(act: str, init: str, want: float) -> None:
+    sw, _ = scheme_variance(PlayConfig(activation=act, init=init, width=8))
+    assert sw == pytest.approx(want, rel=0.02)
 
 
 def test_image_sets_show_sample_predictions() -> None:

@@ -100,6 +100,21 @@ def weight_variance(model: MLP) -> tuple[float, float]:
     return float(np.mean(sw)), float(np.mean(sb)) if sb else 0.0
 
 
+def scheme_variance(cfg: PlayConfig, width: int = 256) -> tuple[float, float]:
+    """``(sigma_w^2, sigma_b^2)`` of ``cfg``'s init *as a distribution*: read off a wide twin
+    (``width x width`` hidden layer, 65k draws, ~1% error) built and initialised the same way.
+
+    Mean-field theory is about the distribution, not one small draw: an 8 x 8 layer's
+    ``mean(W^2) * fan_in`` scatters by ~20% around it (He for ReLU would read as "chaotic").
+    """
+    twin = MLP(width, 2, depth=2, width=width, activation=cfg.activation, dropout=0.0)
+    if cfg.sigma_w2 is not None:
+        init_weights(twin, "lecun_normal", gain=math.sqrt(cfg.sigma_w2), seed=cfg.seed)
+    else:
+        init_weights(twin, cfg.init, seed=cfg.seed, **({"value": 0.1} if cfg.init == "constant" else {}))
+    return weight_variance(twin)
+
+
 def activation_sheet(name: str) -> dict[str, Any]:
     """f and f' of an activation on its default plot range, its saturated regions and properties."""
     from actlab.plot.activations import curves
@@ -152,7 +167,8 @@ class Session:
         torch.manual_seed(config.seed)
         self.data = load_data(config)
         self.model = build_model(config, self.data)
-        self.sigma_w2, self.sigma_b2 = weight_variance(self.model)
+        self.drawn_sigma_w2 = weight_variance(self.model)[0]
+        self.sigma_w2, self.sigma_b2 = scheme_variance(config)
         self.spec = get_spec(config.activation)
         self._cond = threading.Condition()
         self._budget = 0          # steps allowed before pausing; -1: run until paused
@@ -288,6 +304,7 @@ class Session:
         out: dict[str, Any] = {
             "config": cfg.to_dict(), "plane": cfg.plane, "n_train": d.n_train, "n_test": d.n_test,
             "n_classes": d.n_classes, "sigma_w2": _num(self.sigma_w2), "sigma_b2": _num(self.sigma_b2),
+            "drawn_sigma_w2": _num(self.drawn_sigma_w2),
             "layers": self._linear, "saturated": self._saturated, "theory_note": self._theory_note,
             "theory": theory_sheet(cfg.activation, self.sigma_w2, self.sigma_b2, cfg.depth),
         }
@@ -427,4 +444,5 @@ class _Gate(Callback):
         s._gate(True)
 
 
-__all__ = ["Session", "activation_sheet", "build_model", "load_data", "theory_sheet", "weight_variance"]
+__all__ = ["Session", "activation_sheet", "build_model", "load_data", "scheme_variance", "theory_sheet",
+           "weight_variance"]

@@ -95,7 +95,9 @@ function showControls() {
   const sw = c.sigma_w2 !== null ? c.sigma_w2 : (S.ready[S.editing] && S.ready[S.editing].sigma_w2) || 1;
   $("c-sigma_w2").value = logSlider.to(Math.min(10, Math.max(0.01, sw)));
   $("o-sigma_w2").textContent = c.sigma_w2 !== null ? `σw² = ${fmt(c.sigma_w2)}: weights N(0, σw²/fan_in)`
-    : `σw² = ${fmt(sw)}, as drawn by ${c.init}`;
+    : `σw² = ${fmt(sw)} (${c.init})`;
+  const r = S.ready[S.editing];
+  if (r && r.drawn_sigma_w2 !== null) $("o-sigma_w2").textContent += `; this draw: ${fmt(r.drawn_sigma_w2)}`;
   $("c-init").classList.toggle("overridden", c.sigma_w2 !== null);
   for (const k of SHARED) { const el = $("c-" + k); if (el) el.disabled = S.editing === "b"; }
   document.querySelectorAll("#edit-tabs button").forEach((b) => b.classList.toggle("on", b.dataset.run === S.editing));
