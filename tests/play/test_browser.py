@@ -161,3 +161,44 @@ def test_malformed_messages_are_rejected_and_the_server_keeps_running(page, serv
     page.wait_for_function(f"Number(document.querySelector('#run-a').dataset.step) > {before}", timeout=60_000)
     assert "not valid JSON" in page.inner_text("#log")
     page.screenshot(path=str(shots / "play-rejected.png"), full_page=True)
+
+
+LIVE_SCRIPT = """
+import sys, time, torch
+from actlab import Probe
+from actlab.play import watch
+torch.manual_seed(0)
+model = torch.nn.Sequential(*[m for _ in range(8) for m in (torch.nn.Linear(16, 16), torch.nn.Sigmoid())],
+                            torch.nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+x = torch.randn(256, 16); y = (x[:, 0] > 0).long()
+with Probe(model) as probe, watch(probe, open_browser=False) as live:
+    for i in range(100000):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step(); live.loss(loss)
+        time.sleep(0.005)
+"""
+
+
+def test_your_own_training_streams_into_the_page(browser, shots: Path) -> None:
+    p = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        end = time.monotonic() + 120
+        while "http" not in line and time.monotonic() < end and p.poll() is None:
+            line = p.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:\d+/\?live=1", line)
+        assert m, f"no live URL printed: {line!r}"
+        pg = browser.new_page(viewport={"width": 1300, "height": 900})
+        pg.goto(m.group(0))
+        pg.wait_for_function("(document.querySelector('#run-a .f-list') || {innerText: ''}).innerText.includes('vanishing')",
+                             timeout=120_000)
+        assert "Sequential" in pg.inner_text("#run-a .run-title")
+        pg.wait_for_function("Number(document.querySelector('#run-a').dataset.step) >= 30", timeout=120_000)
+        ratio = float(pg.get_attribute("#run-a .r-grads", "data-ratio"))
+        assert ratio < 1e-2
+        pg.screenshot(path=str(shots / "play-live.png"), full_page=True)
+        pg.close()
+    finally:
+        p.terminate()
+        p.wait(30)

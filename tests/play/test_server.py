@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import warnings
 from importlib import resources
 
 import pytest
-from starlette.testclient import TestClient
 
 from actlab.play.server import create_app, free_socket
 
-# starlette 1.x asks for httpx2 in its TestClient; httpx still works and is what the test extra installs.
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with:DeprecationWarning")
+with warnings.catch_warnings():
+    # starlette 1.x asks for httpx2 in its TestClient; httpx still works and is what the test extra installs.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ MESSAGES: dict[str, dict[str, bool]] = {
     "close": {"run": True},                        # end a run (the comparison's "b")
     "theory": {"activation": True, "sigma_w2": True, "sigma_b2": False, "depth": False},
     "activation": {"name": True},                  # f, f' and properties of an activation
+    "watch": {},                                   # show the live feed of a user's probe as run "a"
 }
 
 

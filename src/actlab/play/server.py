@@ -53,8 +53,9 @@ def _theory(activation: str, sigma_w2: float, sigma_b2: float, depth: int) -> st
 class _Page:
     """One connected page: its runs, and what was last sent of each."""
 
-    def __init__(self, ws: WebSocket, frame_interval: float) -> None:
+    def __init__(self, ws: WebSocket, frame_interval: float, live: Any = None) -> None:
         self.ws = ws
+        self.live = live
         self.frame_interval = frame_interval
         self.sessions: dict[str, Any] = {}
         self.sent: dict[str, int] = {}
@@ -103,7 +104,18 @@ class _Page:
     async def handle(self, m: Message) -> None:
         if m.type == "configure":
             assert m.config is not None
+            if self.sessions.get(m.run) is self.live and self.live is not None:
+                self.sessions.pop(m.run)
             await self.configure(m.run, m.config)
+        elif m.type == "watch":
+            if self.live is None:
+                await self.error("no live feed here: start one from Python with actlab.play.watch(probe)", "watch")
+                return
+            self.live.on_frame = self._poke
+            await self.send({"type": "ready", "run": "a", **self.live.intro()})
+            self.sessions["a"] = self.live
+            self.sent.pop("a", None)
+            self._poke()
         elif m.type == "theory":
             await self.ws.send_text(await asyncio.to_thread(_theory, **m.args))
         elif m.type == "activation":
@@ -118,6 +130,8 @@ class _Page:
             s = self.sessions.get(m.run)
             if s is None:
                 await self.error(f"run {m.run!r} has no setup yet; send a 'configure' message first", m.type)
+            elif s is self.live:
+                await self.error("a live run is driven by your own training loop; the buttons do not apply", m.type)
             elif m.type == "reset":
                 await self.configure(m.run, s.config)
             elif m.type == "play":
@@ -129,13 +143,14 @@ class _Page:
 
     def close(self) -> None:
         for s in self.sessions.values():
-            s.close(timeout=2.0)
+            if s is not self.live:  # the feed belongs to the user's loop and outlives a page
+                s.close(timeout=2.0)
         self.sessions.clear()
 
 
 async def _ws(ws: WebSocket) -> None:
     await ws.accept()
-    page = _Page(ws, ws.app.state.frame_interval)
+    page = _Page(ws, ws.app.state.frame_interval, ws.app.state.live)
     ws.app.state.pages.add(page)
     sender = asyncio.create_task(page.sender())
     try:
@@ -189,12 +204,13 @@ def _warm_up() -> None:
         s.close()
 
 
-def create_app(*, frame_interval: float = 0.05, warm_up: bool = True) -> Starlette:
+def create_app(*, frame_interval: float = 0.05, warm_up: bool = True, live: Any = None) -> Starlette:
     """The playground as an ASGI app (``uvicorn`` serves it; tests use Starlette's TestClient).
 
     Args:
         frame_interval: seconds between frames of a running net.  Default: ``0.05``
         warm_up: compile the probe's kernels in the background at start-up.  Default: ``True``
+        live: a :class:`~actlab.play.live.LiveFeed` the page shows with ``?live=1``.
     """
     app = Starlette(routes=[
         Route("/", _index),
@@ -205,6 +221,7 @@ def create_app(*, frame_interval: float = 0.05, warm_up: bool = True) -> Starlet
     ])
     app.state.frame_interval = float(frame_interval)
     app.state.pages = set()
+    app.state.live = live
     if warm_up:
         threading.Thread(target=_warm_up, name="actlab-play-warm-up", daemon=True).start()
     return app
@@ -221,7 +238,8 @@ def free_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, *, open_browser: bool = True, query: str = "",
-          on_ready: Callable[[str], None] | None = None, frame_interval: float = 0.05) -> None:
+          on_ready: Callable[[str], None] | None = None, frame_interval: float = 0.05, live: Any = None,
+          threads: int | None = 1) -> None:
     """Serve the playground until interrupted.
 
     Args:
@@ -231,16 +249,19 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, open_browser: bool = True, 
         query: a setup to open, as a URL query (``"activation=relu&depth=10"``).
         on_ready: called with the URL once the server listens (the CLI prints it).
         frame_interval: seconds between frames of a running net.
+        live: a :class:`~actlab.play.live.LiveFeed` to show (:func:`actlab.play.watch`).
+        threads: torch's intra-op threads for the process; ``None`` leaves them (a user's process).
     """
     import torch
     import uvicorn
 
-    # Two nets side by side each get one core; more threads only spin against each other here.
-    torch.set_num_threads(1)
+    if threads is not None:
+        # Two nets side by side each get one core; more threads only spin against each other here.
+        torch.set_num_threads(int(threads))
     sock = free_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?{query.lstrip('?')}" if query else "")
-    app = create_app(frame_interval=frame_interval)
+    app = create_app(frame_interval=frame_interval, warm_up=live is None, live=live)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="auto")
     server = uvicorn.Server(config)
 

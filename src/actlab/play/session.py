@@ -147,6 +147,62 @@ def theory_sheet(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth:
             "depth_scale": _num(mf.xi_q), "notes": list(mf.notes)}
 
 
+class ProbeView:
+    """The probe's part of a frame: per-layer gradient norms, dead and saturated fractions per
+    activation layer, and the findings (re-run at most every :data:`FINDINGS_EVERY` seconds
+    while training, since each run of the detectors reads every record)."""
+
+    def __init__(self) -> None:
+        self._findings: list[dict[str, Any]] = []
+        self._notes: list[str] = []
+        self._at = -math.inf
+
+    def panels(self, probe: Probe, *, busy: bool, layers: list[str] | None = None,
+               profile: list[float] | None = None, offset: int = 0) -> dict[str, Any]:
+        """Args:
+            probe: the probe to read (from the thread that trains).
+            busy: training is running (findings are then refreshed on a timer, else every call).
+            layers: the weight layers of the depth profile, input side first; ``None``: every layer
+                with a parameter gradient, in forward order (any model).
+            profile: the theory's ``||dL/du^l|| / ||dL/du^{L+1}||`` for ``layers[:-1]``; drawn
+                through the last layer's measured value.
+            offset: training step at which ``probe`` was attached.
+        """
+        steps = probe.steps()
+        if not steps:
+            return {"grads": None, "findings": [], "notes": [], "probe_steps": 0}
+        if layers is not None:
+            which = "output"  # ||dL/du^l||: the quantity the mean-field profile predicts
+            got = probe.layer_grad_norms(which=which)
+            names = layers
+        else:
+            which = "params"
+            got = probe.layer_grad_norms(which=which)
+            names = list(got)
+        measured = [_num(got.get(n, math.nan)) for n in names]
+        theory = None
+        if profile is not None and measured and measured[-1] is not None:
+            theory = [measured[-1] * p for p in profile] + [measured[-1]]
+        last = max(steps)
+        acts = sorted((r for r in probe.records() if r.step == last and r.kind == "activation"), key=lambda r: r.order)
+        now = time.perf_counter()
+        if now - self._at >= FINDINGS_EVERY or not busy:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = probe.findings()
+            # The detectors say when they see too little (a window longer than the run): shown as notes.
+            self._notes = sorted({str(w.message) for w in caught})
+            self._findings = [{"severity": f.severity, "kind": f.kind, "message": f.message, "cause": f.cause,
+                               "advice": f.advice, "layers": list(f.layers)} for f in found]
+            self._at = now
+        return {
+            "grads": {"layers": names, "measured": measured, "theory": theory, "which": which},
+            "dead": [_num(r.dead) for r in acts], "saturated_frac": [_num(r.saturated) for r in acts],
+            "act_layers": [r.layer for r in acts], "findings": self._findings, "notes": self._notes,
+            "probe_steps": len(steps), "probe_from": offset,
+        }
+
+
 class Session:
     """A net training in a worker thread, paused until told to run, publishing frames.
 
@@ -181,9 +237,7 @@ class Session:
         self._probe: Probe | None = None
         self._probe_from = 0
         self._last_frame = 0.0
-        self._findings: list[dict[str, Any]] = []
-        self._notes: list[str] = []
-        self._findings_at = -math.inf
+        self._view = ProbeView()
         self._prepare_display()
         self._thread = threading.Thread(target=self._run, name=f"actlab-play-{id(self):x}", daemon=True)
         self._publish()
@@ -391,34 +445,10 @@ class Session:
         return {"surface": _b64(_u8(p1, 0.0, 1.0)), "units": units}
 
     def _probe_view(self) -> dict[str, Any]:
-        """Per-layer gradient norms, dead and saturated fractions and findings, all from the probe."""
-        probe = self._probe
-        if probe is None or not probe.steps():
+        if self._probe is None:
             return {"grads": None, "findings": [], "probe_steps": 0}
-        out_grads = probe.layer_grad_norms(which="output")
-        measured = [_num(out_grads.get(n, math.nan)) for n in self._linear]
-        theory = None
-        if self._profile is not None and measured[-1] is not None:
-            theory = [measured[-1] * p for p in self._profile] + [measured[-1]]
-        last = max(probe.steps())
-        acts = [r for r in probe.records() if r.step == last and r.kind == "activation"]
-        acts.sort(key=lambda r: r.order)
-        now = time.perf_counter()
-        if now - self._findings_at >= FINDINGS_EVERY or self.state != "running":
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                found = probe.findings()
-            # The detectors say when they see too little (a window longer than the run): shown as notes.
-            self._notes = sorted({str(w.message) for w in caught})
-            self._findings = [{"severity": f.severity, "kind": f.kind, "message": f.message, "cause": f.cause,
-                               "advice": f.advice, "layers": list(f.layers)} for f in found]
-            self._findings_at = now
-        findings = self._findings
-        return {
-            "grads": {"layers": self._linear, "measured": measured, "theory": theory},
-            "dead": [_num(r.dead) for r in acts], "saturated_frac": [_num(r.saturated) for r in acts],
-            "findings": findings, "notes": self._notes, "probe_steps": len(probe.steps()), "probe_from": self._probe_from,
-        }
+        return self._view.panels(self._probe, busy=self.state == "running", layers=self._linear,
+                                 profile=self._profile, offset=self._probe_from)
 
 
 class _Gate(Callback):
@@ -444,5 +474,5 @@ class _Gate(Callback):
         s._gate(True)
 
 
-__all__ = ["Session", "activation_sheet", "build_model", "load_data", "scheme_variance", "theory_sheet",
+__all__ = ["ProbeView", "Session", "activation_sheet", "build_model", "load_data", "scheme_variance", "theory_sheet",
            "weight_variance"]

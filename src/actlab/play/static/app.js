@@ -209,6 +209,7 @@ function connect() {
   S.ws = ws;
   ws.onopen = () => {
     $("status").textContent = "connected";
+    if (S.live) { send({ type: "watch" }); return; }
     configure("a");
     if (S.compare) configure("b");
     requestActivation();
@@ -324,6 +325,12 @@ class RunView {
   ready(m) {
     this.reset();
     this.intro = m;
+    if (m.live) {
+      this.q(".run-title").textContent = m.title;
+      for (const sel of [".plane", ".units", ".hist"]) this.q(sel).hidden = true;
+      this.q(".grads figcaption").textContent = "gradient norm of each layer's parameters (log), from your probe";
+      return;
+    }
     const c = m.config;
     this.q(".run-title").textContent = (S.compare ? this.run.toUpperCase() + ": " : "") +
       `${c.activation}, depth ${c.depth} x ${c.width}, ${c.sigma_w2 !== null ? "N(0, " + c.sigma_w2 + "/fan_in)" : c.init} init, ${c.optimiser} lr ${c.lr} on ${c.data}`;
@@ -529,6 +536,8 @@ async function main() {
   SHARED = j.shared;
   bindControls();
   fromURL();
+  S.live = new URLSearchParams(location.search).get("live") === "1";
+  if (S.live) { $("controls").hidden = true; document.querySelector(".transport").hidden = true; }
   $("compare").checked = S.compare;
   $("edit-tabs").hidden = !S.compare;
   showControls();
