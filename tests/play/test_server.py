@@ -55,7 +55,7 @@ def test_bad_messages_get_an_error_and_the_connection_keeps_working(client: Test
         assert "configure" in _until(ws, "error")["message"]  # nothing to play yet, said so
         ws.send_text(json.dumps({"type": "configure", "config": {"activation": "sigmoid", "depth": 10}}))
         ready = _until(ws, "ready")
-        assert ready["config"]["depth"] == 10 and ready["theory"]["ok"]
+        assert ready["config"]["depth"] == 10 and ready["sigma_w2"] == pytest.approx(1.0, rel=0.05)
         ws.send_text(json.dumps({"type": "step", "n": 3}))
         for _ in range(500):
             f = _until(ws, "frame")

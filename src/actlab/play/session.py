@@ -42,7 +42,8 @@ DISPLAY_BATCH = 256   # training examples the histograms are taken over
 SAMPLE_IMAGES = 12    # image sets: test images whose predictions are shown
 EVAL_MAX = 1000       # frame losses over at most this many examples per split (a fixed subset)
 FINDINGS_EVERY = 0.5  # seconds between runs of the probe's detectors while training (each costs ~10 ms)
-PROBE_SPAN = 400      # recorded steps per probe before a fresh one takes over (findings: recent steps)
+PROBE_SPAN = 200      # recorded steps per probe before a fresh one takes over (findings: recent steps;
+                      # the detectors read every record, so a longer span makes frames slower)
 STEPS_MAX = 1_000_000   # "train until stopped": the lab's loop needs a step count (and keeps 4 bytes per step)
 
 
@@ -360,7 +361,6 @@ class Session:
             "n_classes": d.n_classes, "sigma_w2": _num(self.sigma_w2), "sigma_b2": _num(self.sigma_b2),
             "drawn_sigma_w2": _num(self.drawn_sigma_w2),
             "layers": self._linear, "saturated": self._saturated, "theory_note": self._theory_note,
-            "theory": theory_sheet(cfg.activation, self.sigma_w2, self.sigma_b2, cfg.depth),
         }
         if cfg.plane:
             pts = torch.cat([d.x_train, d.x_test])
@@ -381,11 +381,13 @@ class Session:
         return out
 
     def _publish(self) -> None:
+        # Frames are due frame_interval after the previous one *started*, so the rate is set by
+        # the interval, not by the interval plus the cost of a frame.
+        self._last_frame = time.perf_counter()
         try:
             frame = self._build_frame()
         except Exception as e:  # a frame that cannot be drawn must not stop the run
             frame = {"step": self.steps, "state": self.state, "error": f"frame failed: {type(e).__name__}: {e}"}
-        self._last_frame = time.perf_counter()
         with self._cond:
             self.seq += 1
             frame["seq"] = self.seq
