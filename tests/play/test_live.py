@@ -14,7 +14,7 @@ from actlab.play.server import create_app
 
 with warnings.catch_warnings():
     # starlette 1.x asks for httpx2 in its TestClient; httpx still works and is what the test extra installs.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 
