@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from torch import Tensor
 
-from actlab.play.session import ProbeView, _num
+from actlab.play.session import FrameSource, ProbeView, json_number
 from actlab.probe import Probe
 
 
-class LiveFeed:
+class LiveFeed(FrameSource):
     """Frames of a probe on a user's model, for the playground's page (see :func:`watch`).
 
     Attributes:
@@ -42,22 +42,20 @@ class LiveFeed:
             raise TypeError(f"watch needs an actlab.Probe, got {type(probe).__name__}")
         if not interval > 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+        super().__init__()
         self.probe = probe
         self.interval = float(interval)
-        self.seq = 0
-        self.frame: dict[str, Any] = {"step": 0, "state": "running", "grads": None, "findings": []}
+        self.frame = {"step": 0, "state": "running", "grads": None, "findings": []}
         self.url = ""
-        self.on_frame: Callable[[], None] | None = None
         self._view = ProbeView()
         self._last = -float("inf")
-        self._loss: float | None = None
-        self._lock = threading.Lock()
+        self._loss: float | Tensor | None = None
         # prepend: runs before the probe's own pre-hook, so the previous step is complete when read.
         self._handle = probe.model.register_forward_pre_hook(self._tick, prepend=True)
 
     def loss(self, value: float | Tensor) -> None:
         """Report the step's training loss (read lazily: a tensor is synced only when a frame is built)."""
-        self._loss = value  # type: ignore[assignment]
+        self._loss = value
 
     def _tick(self, module: Any, args: Any) -> None:
         if not module.training or time.perf_counter() - self._last < self.interval:
@@ -70,16 +68,11 @@ class LiveFeed:
         if isinstance(loss, Tensor):
             loss = float(loss.detach())
         frame = {"step": self.probe.current_step, "state": state, "error": "",
-                 "loss": {"train": _num(loss) if loss is not None else None, "test": None,
+                 "loss": {"train": json_number(loss) if loss is not None else None, "test": None,
                           "train_error": None, "test_error": None}}
         frame.update(self._view.panels(self.probe, busy=state == "running"))
         self._last = time.perf_counter()
-        with self._lock:
-            self.seq += 1
-            frame["seq"] = self.seq
-            self.frame = frame
-        if self.on_frame is not None:
-            self.on_frame()
+        self._post(frame)
 
     def intro(self) -> dict[str, Any]:
         m = self.probe.model

@@ -61,7 +61,7 @@ def _u8(v: Tensor, lo: float, hi: float) -> np.ndarray:
     return ((v.clamp(lo, hi) - lo) * (255.0 / span)).round().to(torch.uint8).numpy()
 
 
-def _num(v: float) -> float | None:
+def json_number(v: float) -> float | None:
     """JSON has no NaN / Inf: they travel as null and the browser draws a gap."""
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
@@ -129,8 +129,8 @@ def activation_sheet(name: str) -> dict[str, Any]:
     props["range_text"] = spec.range_text()
     return {
         "name": spec.name, "lo": c.lo, "hi": c.hi,
-        "x": [_num(v) for v in c.x_f.tolist()], "f": [_num(v) for v in c.f.tolist()],
-        "xd": [_num(v) for v in c.x_df.tolist()], "df": [_num(v) for v in c.df.tolist()],
+        "x": [json_number(v) for v in c.x_f.tolist()], "f": [json_number(v) for v in c.f.tolist()],
+        "xd": [json_number(v) for v in c.x_df.tolist()], "df": [json_number(v) for v in c.df.tolist()],
         "saturated": [list(r) for r in c.saturated], "props": props,
     }
 
@@ -143,9 +143,9 @@ def theory_sheet(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth:
         mf = analyse(activation, sigma_w2, sigma_b2, depth)
     except (TheoryError, ValueError) as e:
         return {"ok": False, "why": f"mean-field theory does not apply to {activation}: {e}"}
-    return {"ok": True, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "q_star": _num(mf.q_star),
-            "chi_1": _num(mf.chi_1), "phase": mf.phase, "critical_sigma_w2": _num(mf.critical_sigma_w2),
-            "depth_scale": _num(mf.xi_q), "notes": list(mf.notes)}
+    return {"ok": True, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "q_star": json_number(mf.q_star),
+            "chi_1": json_number(mf.chi_1), "phase": mf.phase, "critical_sigma_w2": json_number(mf.critical_sigma_w2),
+            "depth_scale": json_number(mf.xi_q), "notes": list(mf.notes)}
 
 
 class ProbeView:
@@ -180,7 +180,7 @@ class ProbeView:
             which = "params"
             got = probe.layer_grad_norms(which=which)
             names = list(got)
-        measured = [_num(got.get(n, math.nan)) for n in names]
+        measured = [json_number(got.get(n, math.nan)) for n in names]
         theory = None
         if profile is not None and measured and measured[-1] is not None:
             theory = [measured[-1] * p for p in profile] + [measured[-1]]
@@ -198,13 +198,32 @@ class ProbeView:
             self._at = now
         return {
             "grads": {"layers": names, "measured": measured, "theory": theory, "which": which},
-            "dead": [_num(r.dead) for r in acts], "saturated_frac": [_num(r.saturated) for r in acts],
+            "dead": [json_number(r.dead) for r in acts], "saturated_frac": [json_number(r.saturated) for r in acts],
             "act_layers": [r.layer for r in acts], "findings": self._findings, "notes": self._notes,
             "probe_steps": len(steps), "probe_from": offset,
         }
 
 
-class Session:
+class FrameSource:
+    """What the server reads from a run: the newest :attr:`frame`, its sequence number
+    :attr:`seq`, and :attr:`on_frame`, called after each new frame (from the producing thread)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.frame: dict[str, Any] = {}
+        self.on_frame: Callable[[], None] | None = None
+        self._frame_lock = threading.Lock()
+
+    def _post(self, frame: dict[str, Any]) -> None:
+        with self._frame_lock:
+            self.seq += 1
+            frame["seq"] = self.seq
+            self.frame = frame
+        if self.on_frame is not None:
+            self.on_frame()
+
+
+class Session(FrameSource):
     """A net training in a worker thread, paused until told to run, publishing frames.
 
     Args:
@@ -218,6 +237,7 @@ class Session:
 
     def __init__(self, config: PlayConfig, *, frame_interval: float = 0.05,
                  on_frame: Callable[[], None] | None = None) -> None:
+        super().__init__()
         self.config = config
         self.frame_interval = float(frame_interval)
         self.on_frame = on_frame
@@ -233,8 +253,6 @@ class Session:
         self.state = "paused"     # paused | running | diverged | stopped | error
         self.error = ""
         self.steps = 0
-        self.seq = 0
-        self.frame: dict[str, Any] = {}
         self._probe: Probe | None = None
         self._probe_from = 0
         self._last_frame = 0.0
@@ -358,8 +376,8 @@ class Session:
         d, cfg = self.data, self.config
         out: dict[str, Any] = {
             "config": cfg.to_dict(), "plane": cfg.plane, "n_train": d.n_train, "n_test": d.n_test,
-            "n_classes": d.n_classes, "sigma_w2": _num(self.sigma_w2), "sigma_b2": _num(self.sigma_b2),
-            "drawn_sigma_w2": _num(self.drawn_sigma_w2),
+            "n_classes": d.n_classes, "sigma_w2": json_number(self.sigma_w2), "sigma_b2": json_number(self.sigma_b2),
+            "drawn_sigma_w2": json_number(self.drawn_sigma_w2),
             "layers": self._linear, "saturated": self._saturated, "theory_note": self._theory_note,
         }
         if cfg.plane:
@@ -388,12 +406,7 @@ class Session:
             frame = self._build_frame()
         except Exception as e:  # a frame that cannot be drawn must not stop the run
             frame = {"step": self.steps, "state": self.state, "error": f"frame failed: {type(e).__name__}: {e}"}
-        with self._cond:
-            self.seq += 1
-            frame["seq"] = self.seq
-            self.frame = frame
-        if self.on_frame is not None:
-            self.on_frame()
+        self._post(frame)
 
     @torch.no_grad()
     def _build_frame(self) -> dict[str, Any]:
@@ -406,8 +419,8 @@ class Session:
             vals = torch.stack([*tr, *te]).tolist()
             frame: dict[str, Any] = {
                 "step": self.steps, "state": self.state, "error": self.error,
-                "loss": {"train": _num(vals[0]), "test": _num(vals[2]),
-                         "train_error": _num(vals[1]), "test_error": _num(vals[3])},
+                "loss": {"train": json_number(vals[0]), "test": json_number(vals[2]),
+                         "train_error": json_number(vals[1]), "test_error": json_number(vals[3])},
             }
             _, pre, post = model.forward_all(d.x_train[self._disp])
             frame["hist"] = [self._histogram(p) for p in pre]
@@ -476,5 +489,5 @@ class _Gate(Callback):
         s._gate(True)
 
 
-__all__ = ["ProbeView", "Session", "activation_sheet", "build_model", "load_data", "scheme_variance", "theory_sheet",
+__all__ = ["FrameSource", "ProbeView", "Session", "activation_sheet", "build_model", "load_data", "scheme_variance", "theory_sheet",
            "weight_variance"]
