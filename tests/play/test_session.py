@@ -89,14 +89,22 @@ def test_sigma_w2_overrides_the_scheme_and_is_read_back() -> None:
     m = build_model(cfg, load_data(cfg))
     sw, sb = weight_variance(m)
     assert sw == pytest.approx(2.5, rel=0.1) and sb == 0.0
-    assert scheme_variance(cfg)[0] == pytest.approx(2.5, rel=0.02)
+    assert scheme_variance(cfg)[0] == pytest.approx(2.5, rel=0.02) and scheme_variance(cfg)[2] < 0.02
 
 
 @pytest.mark.parametrize("act, init, want", [("relu", "he_normal", 2.0), ("tanh", "xavier_normal", 1.0),
                                              ("tanh", "torch_default", 1 / 3), ("leaky_relu", "he_normal", 2 / 1.0001)])
 def test_theory_reads_the_scheme_s_variance_not_one_small_draw(act: str, init: str, want: float) -> None:
-    sw, _ = scheme_variance(PlayConfig(activation=act, init=init, width=8))
-    assert sw == pytest.approx(want, rel=0.02)
+    sw, _, off = scheme_variance(PlayConfig(activation=act, init=init, width=8))
+    assert sw == pytest.approx(want, rel=0.02) and off < 0.02
+
+
+def test_no_theory_line_for_weights_that_are_not_zero_mean() -> None:
+    s = Session(PlayConfig(init="constant"), frame_interval=0.0)
+    try:
+        assert s._profile is None and "not zero-mean" in s.intro()["theory_note"]
+    finally:
+        s.close()
 
 
 def test_image_sets_show_sample_predictions() -> None:

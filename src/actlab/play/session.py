@@ -41,6 +41,7 @@ BINS = 40             # activation histograms
 DISPLAY_BATCH = 256   # training examples the histograms are taken over
 SAMPLE_IMAGES = 12    # image sets: test images whose predictions are shown
 EVAL_MAX = 1000       # frame losses over at most this many examples per split (a fixed subset)
+OFF_CENTRE_MAX = 0.1  # |mean| / rms of the weights beyond which no theory line is drawn
 FINDINGS_EVERY = 0.5  # seconds between runs of the probe's detectors while training (each costs ~10 ms)
 PROBE_SPAN = 200      # recorded steps per probe before a fresh one takes over (findings: recent steps;
                       # the detectors read every record, so a longer span makes frames slower)
@@ -82,12 +83,14 @@ def build_model(cfg: PlayConfig, data: Dataset) -> MLP:
     """The lab's MLP for ``cfg``, initialised by the lab's scheme (or N(0, sigma_w^2 / fan_in))."""
     model = MLP(data.in_features, data.out_features, depth=cfg.depth, width=cfg.width,
                 activation=cfg.activation, dropout=cfg.dropout)
+    return _initialise(model, cfg)
+
+
+def _initialise(model: MLP, cfg: PlayConfig) -> MLP:
     if cfg.sigma_w2 is not None:
         # lecun_normal draws N(0, gain^2 / fan_in): with gain = sigma_w it is the mean-field init.
-        init_weights(model, "lecun_normal", gain=math.sqrt(cfg.sigma_w2), seed=cfg.seed)
-    else:
-        init_weights(model, cfg.init, seed=cfg.seed, **({"value": 0.1} if cfg.init == "constant" else {}))
-    return model
+        return init_weights(model, "lecun_normal", gain=math.sqrt(cfg.sigma_w2), seed=cfg.seed)
+    return init_weights(model, cfg.init, seed=cfg.seed, **({"value": 0.1} if cfg.init == "constant" else {}))
 
 
 def weight_variance(model: MLP) -> tuple[float, float]:
@@ -101,19 +104,20 @@ def weight_variance(model: MLP) -> tuple[float, float]:
     return float(np.mean(sw)), float(np.mean(sb)) if sb else 0.0
 
 
-def scheme_variance(cfg: PlayConfig, width: int = 256) -> tuple[float, float]:
-    """``(sigma_w^2, sigma_b^2)`` of ``cfg``'s init *as a distribution*: read off a wide twin
-    (``width x width`` hidden layer, 65k draws, ~1% error) built and initialised the same way.
+def scheme_variance(cfg: PlayConfig, width: int = 256) -> tuple[float, float, float]:
+    """``(sigma_w^2, sigma_b^2, |mean| / rms)`` of ``cfg``'s init *as a distribution*: read off a
+    wide twin (``width x width`` hidden layer, 65k draws, ~1% error) initialised the same way.
 
     Mean-field theory is about the distribution, not one small draw: an 8 x 8 layer's
     ``mean(W^2) * fan_in`` scatters by ~20% around it (He for ReLU would read as "chaotic").
+    It also assumes zero-mean weights; the third figure says how far the scheme is from that
+    (``"constant"``: 1).
     """
-    twin = MLP(width, 2, depth=2, width=width, activation=cfg.activation, dropout=0.0)
-    if cfg.sigma_w2 is not None:
-        init_weights(twin, "lecun_normal", gain=math.sqrt(cfg.sigma_w2), seed=cfg.seed)
-    else:
-        init_weights(twin, cfg.init, seed=cfg.seed, **({"value": 0.1} if cfg.init == "constant" else {}))
-    return weight_variance(twin)
+    twin = _initialise(MLP(width, 2, depth=2, width=width, activation=cfg.activation, dropout=0.0), cfg)
+    sw, sb = weight_variance(twin)
+    w = twin.hidden_layers()[1].weight.detach().double()
+    rms = float(w.pow(2).mean().sqrt())
+    return sw, sb, abs(float(w.mean())) / rms if rms > 0 else 0.0
 
 
 def activation_sheet(name: str) -> dict[str, Any]:
@@ -245,7 +249,7 @@ class Session(FrameSource):
         self.data = load_data(config)
         self.model = build_model(config, self.data)
         self.drawn_sigma_w2 = weight_variance(self.model)[0]
-        self.sigma_w2, self.sigma_b2 = scheme_variance(config)
+        self.sigma_w2, self.sigma_b2, self._off_centre = scheme_variance(config)
         self.spec = get_spec(config.activation)
         self._cond = threading.Condition()
         self._budget = 0          # steps allowed before pausing; -1: run until paused
@@ -354,6 +358,9 @@ class Session(FrameSource):
 
         q_in = float(d.x_train.double().pow(2).mean())
         try:
+            if self._off_centre > OFF_CENTRE_MAX:
+                raise TheoryError(f"the weights of {self.config.init!r} are not zero-mean (|mean| / rms = "
+                                  f"{self._off_centre:.2f}); mean-field theory assumes zero-mean random weights")
             prof = gradient_profile(self.config.activation, self.sigma_w2, self.sigma_b2, self.config.depth,
                                     q_in=q_in if q_in > 0 else 1e-12)
             self._profile = [float(v) for v in prof]
