@@ -9,7 +9,9 @@ WebSocket client (the ``websockets`` package) the way the page does, asks for th
 - *first frame*: process start -> the first frame of the opening setup received (what the page
   shows first; the page itself adds its own load time, ~0.1 s locally);
 - *frames/s*: distinct frames (new sequence numbers, each with a new training step) received per
-  second over ``--seconds`` of training, and the training steps per second alongside.
+  second over ``--seconds`` of training, and the training steps per second alongside;
+- *CPU ms*: CPU time of the training thread per frame and per step (medians, from the frames),
+  which a busy machine does not inflate as it does wall time.
 
 Timings depend on the machine's load: print them with it (the load average is printed too).
 
@@ -24,6 +26,7 @@ import asyncio
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -43,7 +46,7 @@ async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
             if m["type"] == "frame":
                 first = time.perf_counter() - t0
         await ws.send(json.dumps({"type": "play"}))
-        seqs, steps = set(), []
+        seqs, steps, frame_cpu, step_cpu = set(), [], [], []
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             try:
@@ -53,11 +56,17 @@ async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
             if m["type"] == "frame" and m["state"] == "running":
                 seqs.add(m["seq"])
                 steps.append(m["step"])
+                cost = m.get("cost") or {}
+                frame_cpu.append(cost.get("frame_cpu_ms"))
+                if cost.get("step_cpu_ms") is not None:
+                    step_cpu.append(cost["step_cpu_ms"])
         elapsed = time.perf_counter() - start
         await ws.send(json.dumps({"type": "pause"}))
     return {"first_frame_s": first, "frames_per_s": len(seqs) / elapsed,
             "steps_per_s": (max(steps) - min(steps)) / elapsed if len(steps) > 1 else 0.0,
-            "frames": len(seqs), "seconds": elapsed}
+            "frames": len(seqs), "seconds": elapsed,
+            "frame_cpu_ms": statistics.median(x for x in frame_cpu if x is not None) if frame_cpu else None,
+            "step_cpu_ms": statistics.median(step_cpu) if step_cpu else None}
 
 
 def main() -> None:
@@ -93,6 +102,10 @@ def main() -> None:
     print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s (goal < 3 s)")
     print(f"training: {res['frames_per_s']:.1f} frames with new data per second (goal >= 10), "
           f"{res['steps_per_s']:.0f} steps/s, over {res['seconds']:.1f} s")
+    if res["frame_cpu_ms"] is not None and res["step_cpu_ms"] is not None:
+        f, st = res["frame_cpu_ms"], res["step_cpu_ms"]
+        print(f"CPU time of the training thread (median): {f:.1f} ms per frame, {st:.1f} ms per step; "
+              f"a core of its own would allow ~{min(20.0, 1e3 / (f + st)):.0f} frames/s at the 20/s cap")
     la = res["load_average"]
     print(f"machine: {res['cpus']} CPUs, load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min)")
     if args.json:

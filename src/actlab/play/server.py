@@ -187,8 +187,10 @@ async def _no_icon(request: Request) -> Response:
 async def _controls(request: Request) -> JSONResponse:
     from actlab import __version__
 
+    from actlab.lab.data import SYNTHETIC_NOISE
+
     return JSONResponse({"controls": describe_fields(), "default": PlayConfig().to_dict(), "shared": list(SHARED_FIELDS),
-                         "version": __version__})
+                         "noise": SYNTHETIC_NOISE, "version": __version__})
 
 
 def _warm_up() -> None:

@@ -261,6 +261,7 @@ class Session(FrameSource):
         self._probe_from = 0
         self._last_frame = 0.0
         self._view = ProbeView()
+        self._cost_cpu, self._cost_steps = 0.0, 0
         self._prepare_display()
         self._thread = threading.Thread(target=self._run, name=f"actlab-play-{id(self):x}", daemon=True)
         self._publish()
@@ -409,10 +410,18 @@ class Session(FrameSource):
         # Frames are due frame_interval after the previous one *started*, so the rate is set by
         # the interval, not by the interval plus the cost of a frame.
         self._last_frame = time.perf_counter()
+        cpu0 = time.thread_time()
         try:
             frame = self._build_frame()
         except Exception as e:  # a frame that cannot be drawn must not stop the run
             frame = {"step": self.steps, "state": self.state, "error": f"frame failed: {type(e).__name__}: {e}"}
+        # CPU seconds of this thread (not wall time, which a busy machine inflates): what a frame
+        # and a training step cost, for benchmarks/play.py.
+        cpu1 = time.thread_time()
+        steps = self.steps - self._cost_steps
+        frame["cost"] = {"frame_cpu_ms": 1e3 * (cpu1 - cpu0),
+                         "step_cpu_ms": 1e3 * (cpu0 - self._cost_cpu) / steps if steps > 0 else None}
+        self._cost_cpu, self._cost_steps = cpu1, self.steps
         self._post(frame)
 
     @torch.no_grad()

@@ -88,7 +88,13 @@ function showControls() {
     if (!el) continue;
     const v = c[name];
     if (name === "sigma_w2") continue;
-    if (name === "noise") { el.value = v === null ? (S.ready[S.editing] ? 0 : 0) : v; $("o-noise").textContent = v === null ? "set's own" : v; continue; }
+    if (name === "noise") {
+      const own = S.noiseDefaults[c.data];
+      el.disabled = own === undefined || S.editing === "b"; // image sets have no noise control
+      el.value = v === null ? (own || 0) : v;
+      $("o-noise").textContent = own === undefined ? "n/a" : v === null ? `${own} (set's own)` : v;
+      continue;
+    }
     el.value = String(v);
     if (name === "train_pct") $("o-train_pct").textContent = v + "%";
   }
@@ -99,7 +105,7 @@ function showControls() {
   const r = S.ready[S.editing];
   if (r && r.drawn_sigma_w2 !== null) $("o-sigma_w2").textContent += `; this draw: ${fmt(r.drawn_sigma_w2)}`;
   $("c-init").classList.toggle("overridden", c.sigma_w2 !== null);
-  for (const k of SHARED) { const el = $("c-" + k); if (el) el.disabled = S.editing === "b"; }
+  for (const k of SHARED) { const el = $("c-" + k); if (el && k !== "noise") el.disabled = S.editing === "b"; }
   document.querySelectorAll("#edit-tabs button").forEach((b) => b.classList.toggle("on", b.dataset.run === S.editing));
 }
 
@@ -534,6 +540,7 @@ async function main() {
   S.controls = j.controls;
   S.defaults = j.default;
   SHARED = j.shared;
+  S.noiseDefaults = j.noise;
   bindControls();
   fromURL();
   S.live = new URLSearchParams(location.search).get("live") === "1";
