@@ -104,9 +104,14 @@ def weight_variance(model: MLP) -> tuple[float, float]:
     return float(np.mean(sw)), float(np.mean(sb)) if sb else 0.0
 
 
-def scheme_variance(cfg: PlayConfig, width: int = 256) -> tuple[float, float, float]:
+TWIN = 512  # the wide twin's hidden width: 262k weights, so sigma_w^2 is read to ~0.3% (1 s.e.)
+
+
+def scheme_variance(cfg: PlayConfig, width: int = TWIN) -> tuple[float, float, float]:
     """``(sigma_w^2, sigma_b^2, |mean| / rms)`` of ``cfg``'s init *as a distribution*: read off a
-    wide twin (``width x width`` hidden layer, 65k draws, ~1% error) initialised the same way.
+    wide twin (``width x width`` hidden layer) initialised the same way; the relative standard
+    error of ``sigma_w^2`` is at most ``sqrt(2 / width^2)`` (Gaussian weights; less for uniform
+    ones, none for orthogonal ones).
 
     Mean-field theory is about the distribution, not one small draw: an 8 x 8 layer's
     ``mean(W^2) * fan_in`` scatters by ~20% around it (He for ReLU would read as "chaotic").
@@ -386,6 +391,7 @@ class Session(FrameSource):
             "config": cfg.to_dict(), "plane": cfg.plane, "n_train": d.n_train, "n_test": d.n_test,
             "n_classes": d.n_classes, "sigma_w2": json_number(self.sigma_w2), "sigma_b2": json_number(self.sigma_b2),
             "drawn_sigma_w2": json_number(self.drawn_sigma_w2),
+            "sigma_w2_rel_se": None if self.config.sigma_w2 is not None else math.sqrt(2.0) / TWIN,
             "layers": self._linear, "saturated": self._saturated, "theory_note": self._theory_note,
         }
         if cfg.plane:

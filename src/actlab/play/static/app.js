@@ -238,9 +238,16 @@ function connect() {
 function drawTheory(m) {
   const el = $("theory"), mark = $("crit-mark");
   if (!m.ok) { el.innerHTML = `<span class="blind">${esc(m.why)}</span>`; mark.hidden = true; el.dataset.phase = ""; return; }
-  el.dataset.phase = m.phase;
+  // A scheme's sigma_w^2 is estimated from a wide draw: within 3 standard errors of the critical
+  // value the estimate cannot tell the phases apart, and the panel says so instead of guessing.
+  const r = S.ready[S.editing], se = r && r.sigma_w2_rel_se;
+  const fromScheme = r && r.sigma_w2 !== null && Math.abs(m.sigma_w2 - r.sigma_w2) < 1e-9 * r.sigma_w2;
+  const near = fromScheme && se && m.critical_sigma_w2 && Math.abs(m.sigma_w2 - m.critical_sigma_w2) <= 3 * se * m.sigma_w2;
+  const phase = near ? "critical" : m.phase;
+  el.dataset.phase = phase;
   el.innerHTML = `<div>q* = <b>${fmt(m.q_star)}</b> &nbsp; &chi;<sub>1</sub> = <b>${fmt(m.chi_1)}</b></div>` +
-    `<div>phase: <b class="phase ${m.phase}">${m.phase}</b> at &sigma;<sub>w</sub><sup>2</sup> = ${fmt(m.sigma_w2)}</div>` +
+    `<div>phase: <b class="phase ${phase}">${phase}</b> at &sigma;<sub>w</sub><sup>2</sup> = ${fmt(m.sigma_w2)}` +
+    (near ? ` <span class="blind">(the scheme's &sigma;<sub>w</sub><sup>2</sup> is the critical one within its estimate, &plusmn;${(300 * se).toFixed(1)}%)</span>` : "") + `</div>` +
     `<div>critical &sigma;<sub>w</sub><sup>2</sup> = <b>${fmt(m.critical_sigma_w2)}</b> <button id="use-critical">use it</button></div>` +
     (m.notes && m.notes.length ? `<div class="blind">${esc(m.notes.join("; "))}</div>` : "");
   if (m.critical_sigma_w2 && m.critical_sigma_w2 >= 0.01 && m.critical_sigma_w2 <= 10) {
