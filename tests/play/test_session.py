@@ -57,7 +57,8 @@ def test_frame_figures_are_the_probe_s_and_the_theory_s(sigmoid10: Session) -> N
     kinds = [f["kind"] for f in s.frame["findings"]]
     assert any("vanish" in k for k in kinds)
     assert len(s.frame["dead"]) == 10 and len(s.frame["hist"]) == 10
-    assert sum(s.frame["hist"][0]["counts"]) == min(256, s.data.n_train) * 8
+    assert sum(s.frame["hist"][0]["counts"]) == min(512, s.data.n_train) * 8
+    assert [len(r) for r in s.frame["dead_units"]] == [8] * 10
 
 
 def test_relu_he_trains() -> None:
@@ -141,3 +142,17 @@ def test_activation_sheet_comes_from_the_catalog_plot_curves() -> None:
     assert a["props"]["saturates"] == "both" and len(a["saturated"]) == 2
     x0 = [v for v in a["x"] if v is not None]
     assert math.isclose(a["f"][a["x"].index(min(x0, key=abs))], 0.5, abs_tol=0.02)
+
+
+def test_dead_unit_map_is_relu_s_never_positive_units() -> None:
+    s = Session(PlayConfig(activation="relu", init="he_normal", lr=1.0, depth=6), frame_interval=0.0)
+    try:
+        s.step(30)
+        _wait(lambda: s.steps == 30 and s.state == "paused")
+        time.sleep(0.1)
+        with torch.no_grad():
+            _, pre, _ = s.model.eval().forward_all(s.data.x_train[s._disp])
+        want = [[int(v) for v in (p <= 0).all(0).tolist()] for p in pre]
+        assert s.frame["dead_units"] == want and sum(map(sum, want)) > 0  # lr 1.0 kills some
+    finally:
+        s.close()

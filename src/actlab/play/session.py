@@ -26,19 +26,22 @@ import torch
 from torch import Tensor, nn
 
 from actlab.activations import get as get_spec
+from actlab.activations import spec_for_module
 from actlab.lab.data import Dataset, load_dataset
 from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, evaluate, train
 from actlab.play.config import FEATURES, PlayConfig
 from actlab.probe import Probe
+from actlab.probe.quantities.dead import dead_on_data
+from actlab.probe.quantities.inactive import inactive_units
 
 # Sizes of what is drawn (not of what is measured): kept small so a frame is ~10-30 kB of JSON.
 SURFACE = 48          # decision surface: SURFACE x SURFACE grid over the data's square
 THUMB = 16            # each hidden unit's output over the plane: THUMB x THUMB
 MAX_THUMB_LAYERS, MAX_THUMB_UNITS = 10, 16
 BINS = 40             # activation histograms
-DISPLAY_BATCH = 256   # training examples the histograms are taken over
+DISPLAY_BATCH = 512   # training examples the histograms and the dead-unit map are taken over
 SAMPLE_IMAGES = 12    # image sets: test images whose predictions are shown
 EVAL_MAX = 1000       # frame losses over at most this many examples per split (a fixed subset)
 OFF_CENTRE_MAX = 0.1  # |mean| / rms of the weights beyond which no theory line is drawn
@@ -446,6 +449,7 @@ class Session(FrameSource):
             }
             _, pre, post = model.forward_all(d.x_train[self._disp])
             frame["hist"] = [self._histogram(p) for p in pre]
+            frame["dead_units"] = self._dead_on_data(model, pre, post)
             if self.config.plane:
                 frame.update(self._plane(model))
             else:
@@ -457,6 +461,22 @@ class Session(FrameSource):
             model.train(was)
         frame.update(self._probe_view())
         return frame
+
+    def _dead_on_data(self, model: MLP, pre: list[Tensor], post: list[Tensor]) -> list[list[int]] | None:
+        """Per hidden unit, 1 if it is dead on the display batch (f' = 0 on every example), by the
+        probe's own rule (:func:`inactive_units`, :func:`dead_on_data`); ``None`` where f' is not
+        one number per unit (maxout)."""
+        if not self.spec.elementwise:
+            return None
+        out = []
+        for act, x, y in zip(model.activations(), pre, post):
+            found = spec_for_module(act)
+            if found is None:
+                return None
+            spec, params = found
+            d = spec.derivative(x, y, {**params, "training": False})
+            out.append([int(v) for v in dead_on_data([inactive_units(d.expand_as(x))]).tolist()])
+        return out
 
     def _histogram(self, pre: Tensor) -> dict[str, Any]:
         v = torch.nan_to_num(pre.detach().float().reshape(-1), nan=0.0, posinf=60.0, neginf=-60.0)

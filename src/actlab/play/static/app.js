@@ -470,17 +470,32 @@ class RunView {
   drawDead() {
     const cv = this.q(".c-dead"), g = cv.getContext("2d"), W = cv.width, H = cv.height;
     g.clearRect(0, 0, W, H);
-    if (!this.dead.length) { g.fillStyle = "#888"; g.fillText("appears after the first step", 8, 20); return; }
-    const L = this.dead[this.dead.length - 1].length, half = W / 2 - 4, cw = half / HISTORY, rh = (H - 12) / Math.max(L, 1);
+    g.font = "9px sans-serif";
+    // Left: each hidden unit now, dead on the display batch (f' = 0 on every example).
+    const units = this.last && this.last.dead_units, uw = W * 0.3;
+    if (units) {
+      const L = units.length, n = Math.max(...units.map((r) => r.length), 1);
+      const cw = Math.min(12, (uw - 4) / n), rh = Math.min(12, (H - 14) / Math.max(L, 1));
+      units.forEach((row, l) => row.forEach((dead, j) => {
+        g.fillStyle = dead ? "#c92a2a" : "#d3e9d6";
+        g.fillRect(j * cw, l * rh, cw - 1, rh - 1);
+      }));
+      const nd = units.flat().reduce((a, b) => a + b, 0);
+      g.fillStyle = "#555"; g.fillText(`dead on data now: ${nd} units`, 0, H - 1);
+      this.root.dataset.deadUnits = nd;
+    } else { g.fillStyle = "#888"; g.fillText("per-unit map: n/a here", 0, 12); }
+    // Right: the probe's dead and saturated fractions per layer over the last frames.
+    if (!this.dead.length) { g.fillStyle = "#888"; g.fillText("fractions appear after the first step", uw + 8, 20); return; }
+    const L = this.dead[this.dead.length - 1].length, half = (W - uw - 16) / 2, cw = half / HISTORY, rh = (H - 12) / Math.max(L, 1);
     const draw = (hist, x0, rgb) => hist.forEach((col, t) => col.forEach((v, l) => {
       g.fillStyle = v === null ? "#f4f4f4" : `rgba(${rgb},${0.08 + 0.92 * v})`;
       g.fillRect(x0 + t * cw, l * rh, Math.ceil(cw), rh - 1);
     }));
-    draw(this.dead, 0, "214,39,40");
-    draw(this.sat, half + 8, "117,65,175");
-    g.fillStyle = "#555"; g.font = "9px sans-serif";
-    g.fillText("dead (rows: layers 1..L, top first)", 0, H - 1);
-    g.fillText("saturated", half + 8, H - 1);
+    draw(this.dead, uw + 8, "214,39,40");
+    draw(this.sat, uw + 16 + half, "117,65,175");
+    g.fillStyle = "#555";
+    g.fillText("dead over the window", uw + 8, H - 1);
+    g.fillText("saturated", uw + 16 + half, H - 1);
   }
 
   drawFindings(f) {
