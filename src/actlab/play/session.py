@@ -211,7 +211,9 @@ class ProbeView:
         return {
             "grads": {"layers": names, "measured": measured, "theory": theory, "which": which},
             "dead": [json_number(r.dead) for r in acts], "saturated_frac": [json_number(r.saturated) for r in acts],
-            "act_layers": [r.layer for r in acts], "findings": self._findings, "notes": self._notes,
+            "act_layers": [r.layer for r in acts], "findings": self._findings,
+            "notes": self._notes + ([f"the probe is renewed every {PROBE_SPAN} steps to keep frames fast: the steps in "
+                                     f"these findings count from training step {offset}"] if offset else []),
             "probe_steps": len(steps), "probe_from": offset,
         }
 
