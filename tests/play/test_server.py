@@ -93,3 +93,22 @@ def test_free_socket_binds_loopback_on_a_free_port() -> None:
         assert host == "127.0.0.1" and port > 0
     finally:
         s.close()
+
+
+def test_a_setup_that_fails_to_build_is_reported_and_the_page_goes_on(client: TestClient, monkeypatch) -> None:
+    import actlab.play.session as session
+
+    real = session.Session
+
+    def broken(config, **kw):
+        if config.depth == 13:
+            raise RuntimeError("simulated failure deep in torch")
+        return real(config, **kw)
+
+    monkeypatch.setattr(session, "Session", broken)
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text(json.dumps({"type": "configure", "config": {"depth": 13}}))
+        err = _until(ws, "error")
+        assert "simulated failure" in err["message"] and err["request"] == "configure"
+        ws.send_text(json.dumps({"type": "configure", "config": {"depth": 2}}))
+        assert _until(ws, "ready")["config"]["depth"] == 2

@@ -167,7 +167,12 @@ async def _ws(ws: WebSocket) -> None:
             except PlayError as e:
                 await page.error(str(e))
                 continue
-            await page.handle(m)
+            try:
+                await page.handle(m)
+            except WebSocketDisconnect:
+                raise
+            except Exception as e:  # a setup the lab cannot run is an answer, not the end of the page
+                await page.error(f"could not do {m.type!r}: {type(e).__name__}: {e}"[:500], m.type)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
