@@ -24,7 +24,7 @@ import torch
 from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms, threshold
 from actlab.lab.data import load_dataset
 from actlab.lab.measure import activation_derivative
-from actlab.sweep import Config, Record, init_params, lab_model, train_group
+from actlab.sweep import Config, Record, lab_model, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -38,7 +38,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "bias": -3.0,               # the negative-bias arm: every bias starts here ...
         "bias_lr": 0.01,            # ... trained at this (safe) learning rate
         "steps": 150,               # optimiser steps per run
-        "batch_size": 32,           # examples per step (drawn with replacement)
+        "batch_size": 32,           # examples per step (a fresh permutation each epoch)
         "seeds": [0, 1, 2, 3, 4],
     },
 }
@@ -80,8 +80,8 @@ class DyingRelu(Experiment):
     source_found = ('With a learning rate set too high, as much as 40% of a ReLU network can die (CS231n); leaky units keep a gradient for negative inputs (Maas et al.).')
     method = ("A 3-hidden-layer MLP (64 units, He normal init) on digits trained with plain SGD for 150 steps at "
               "learning rates 0.01 to 1.0 (biases 0; 1.0 is at the edge of divergence), and at lr 0.01 with every "
-              "bias started at -3 (all runs trained at once on actlab's batched engine, batches drawn with "
-              "replacement; a diverged run is reported, not counted). Per hidden layer, on the whole training set, "
+              "bias started at -3 (all runs trained at once on actlab's batched engine, a fresh permutation "
+              "of the training set each epoch; a diverged run is reported, not counted). Per hidden layer, on the whole training set, "
               "the units that died during training: alive at init (f'(z) != 0 on some example) and dead at the end "
               "(f'(z) = 0 on every example), so units born dead do not count. Rule: confirmed when the share of "
               "ReLU units that died at the highest lr exceeds that at the lowest lr, and with biases started at -3 "
@@ -124,14 +124,13 @@ class DyingRelu(Experiment):
             if key[0] in ("relu", "elu") and r.params is not None and not f["diverged"]:
                 # Units alive at init (f' != 0 on some example) and dead at the end (f' = 0 on every
                 # example), per hidden layer: the units that died during training, not those born dead.
-                start = dead_units(lab_model(c, data.in_features, data.out_features,
-                                             init_params(c, data.in_features, data.out_features)), data.x_train)
+                start = dead_units(lab_model(c, data.in_features, data.out_features, r.params_init), data.x_train)
                 end = dead_units(lab_model(c, data.in_features, data.out_features, r.params), data.x_train)
                 died = [float((e & ~b).double().mean()) for b, e in zip(start, end)]
             out[key] = {"dead": nan if f["dead_units"] is None else f["dead_units"],
                         "off": nan if f["off_units"] is None else f["off_units"],
                         "dead_init": f["dead_units_init"], "off_init": f["off_units_init"],
-                        "train_error": None if f["train_accuracy"] is None else 1.0 - f["train_accuracy"],
+                        "train_error": f["train_error"],
                         "diverged": f["diverged"], "died": died}
         return out
 

@@ -79,7 +79,7 @@ class MaxoutGeneralises(Experiment):
     source_found = ('A maxout unit can implement ReLU, absolute value and other convex piecewise-linear functions; maxout nets matched or beat rectifier nets on MNIST, CIFAR-10/100 and SVHN.')
     proxy_note = 'An MLP on 8x8 digits, without dropout (Goodfellow et al. paired maxout with dropout).'
     method = ("Digits; MLPs with 2 hidden layers of 64 units (ReLU, leaky ReLU, maxout k = 2), He normal init, Adam "
-              "(batches drawn with replacement; all runs on actlab's batched engine). "
+              "(a fresh permutation of the training set each epoch; all runs on actlab's batched engine). "
               "(1) The trained ReLU and leaky-ReLU nets are copied into maxout nets (second piece 0, or the slope "
               "times the first) and the largest output difference over the data is measured. (2) Test accuracy "
               "over seeds. (3) Parameters counted from the models. The rule: confirmed when maxout's test accuracy "
@@ -115,12 +115,12 @@ class MaxoutGeneralises(Experiment):
                 for _ in s["seeds"]:
                     c, res = next(results)
                     model = lab_model(c, data.in_features, data.out_features, res.params)
-                    accs.append(res.final["test_accuracy"])
+                    accs.append(None if res.final["test_error"] is None else 1.0 - res.final["test_error"])
                     curve = res.final["test_error_curve"]
                     steps_at = max(steps_at, [n for n, _ in curve], key=len)
                     curves.append([1.0 - e for _, e in curve])
                     if act in out["max_abs_diff"]:
-                        slope = 0.0 if act == "relu" else float(get(act).defaults()["negative_slope"])
+                        slope = get(act).leaky_slope()
                         model.eval()
                         with torch.no_grad():
                             y, y_max = model(x), as_maxout(model, slope)(x)

@@ -36,7 +36,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "init": "xavier_normal",       # Glorot normal times the activation's forward gain 1/sqrt(E[f(z)^2]), z~N(0,1)
                                        # (actlab.theory.gain; it equals torch's calculate_gain for ReLU only)
         "lrs": [0.03, 0.1, 0.3, 1.0],  # SGD learning-rate grid, the same for every activation
-        "batch_size": 32,              # examples per SGD step (drawn with replacement)
+        "batch_size": 32,              # examples per SGD step (a fresh permutation each epoch)
         "target": 0.02,                # training error to reach (2%)
         "max_steps": 800,              # a run that has not reached it by then counts as max_steps
         "eval_every": 10,              # steps between checks of the training error (the resolution, finer than the gap)
@@ -78,7 +78,7 @@ class ReluConvergesFaster(Experiment):
                   "to this proxy, not to the source's 6x figure.")
     source_found = ('A four-layer CNN with ReLUs reaches 25% training error on CIFAR-10 six times faster (in epochs) than the same net with tanh, each at its own best learning rate.')
     method = ("A 4-layer MLP (3 hidden layers of 64, Glorot normal init with the activation's gain) on digits, plain "
-              "SGD with batch 32 (drawn with replacement; the whole grid trained at once on actlab's batched engine), "
+              "SGD with batch 32 (a fresh permutation of the training set each epoch; the whole grid trained at once on actlab's batched engine), "
               "for each activation and each learning rate of a small grid; we count SGD steps until "
               "the training error first reaches 2% (checked every 10 steps on the whole training set; a run that has not reached it after 800 "
               "steps counts as 800, a diverged run as never). Each activation is scored at its own best learning rate "
