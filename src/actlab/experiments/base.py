@@ -304,6 +304,21 @@ def fmt_to_target(runs: Sequence[Any], cap: float) -> str:
     return f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)} reached)"
 
 
+def lr_grid_rows(runs: dict[str, Sequence[Sequence[Any]]], lrs: Sequence[float], cap: float,
+                 unit: str) -> list[dict[str, Any]]:
+    """Report rows for a learning-rate grid: per activation, time to target at each lr (:func:`fmt_to_target`),
+    the best lr (:func:`best_setting`) and the time there. ``runs[act][i]`` are the seeds' runs at ``lrs[i]``."""
+    rows = []
+    for act, per_lr in runs.items():
+        best = best_setting(per_lr, cap)
+        row: dict[str, Any] = {"activation": act}
+        row.update({f"lr {lr:g}: {unit} (reached)": fmt_to_target(per_lr[i], cap) for i, lr in enumerate(lrs)})
+        row["best lr"] = lrs[best]
+        row[f"{unit} at best lr"] = fmt_ms([to_target(v, cap) for v in per_lr[best]])
+        rows.append(row)
+    return rows
+
+
 def ratio_text(check: Check, label: str) -> str:
     """``"<label> 2.3 (95% CI 1.9 to 2.8)"``: the ratio b / a read from a ``compare(..., log=True)``
     check of a against b (its effect is log10 a - log10 b)."""

@@ -27,8 +27,7 @@ from actlab.experiments.base import (
     Verdict,
     best_setting,
     compare,
-    fmt_ms,
-    fmt_to_target,
+    lr_grid_rows,
     ratio_text,
     threshold,
     to_target,
@@ -182,15 +181,7 @@ class ReluCnnEpochs(Experiment):
                 "curves": {**n["curves"], "relu": n["curves"]["tanh"], "tanh": n["curves"]["relu"]}}
 
     def table(self, n: dict[str, Any]) -> list[dict[str, Any]]:
-        cap = float(n["max_epochs"])
-        rows = []
-        for act in n["activations"]:
-            row: dict[str, Any] = {"activation": act}
-            for i, lr in enumerate(n["lrs"]):
-                row[f"lr {lr:g}: epochs (reached)"] = fmt_to_target(n["epochs"][act][i], cap)
-            row["best lr"] = n["lrs"][best_lr(n, act)]
-            rows.append(row)
-        return rows
+        return lr_grid_rows({a: n["epochs"][a] for a in n["activations"]}, n["lrs"], float(n["max_epochs"]), "epochs")
 
     def figure(self, n: dict[str, Any], fig: Any) -> None:
         ax1, ax2 = fig.subplots(1, 2)

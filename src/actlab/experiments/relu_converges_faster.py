@@ -20,8 +20,7 @@ from actlab.experiments.base import (
     Verdict,
     best_setting,
     compare,
-    fmt_ms,
-    fmt_to_target,
+    lr_grid_rows,
     ratio_text,
     to_target,
 )
@@ -141,16 +140,7 @@ class ReluConvergesFaster(Experiment):
         return out
 
     def table(self, n: dict[str, Any]) -> list[dict[str, Any]]:
-        cap = float(n["max_steps"])
-        rows = []
-        for act in n["activations"]:
-            row: dict[str, Any] = {"activation": act}
-            for i, lr in enumerate(n["lrs"]):
-                row[f"lr {lr:g}"] = fmt_to_target(n["steps"][act][i], cap)
-            row["best lr"] = n["lrs"][best_lr(n, act)]
-            row["steps at best lr"] = fmt_ms(best_steps(n, act))
-            rows.append(row)
-        return rows
+        return lr_grid_rows({a: n["steps"][a] for a in n["activations"]}, n["lrs"], float(n["max_steps"]), "steps")
 
     def figure(self, n: dict[str, Any], fig: Any) -> None:
         ax1, ax2 = fig.subplots(1, 2)
