@@ -11,6 +11,6 @@ Example::
 """
 
 from actlab.probe.findings import Finding, Thresholds
-from actlab.probe.probe import LayerRecord, Probe, ProbeLayer
+from actlab.probe.probe import LayerRecord, NonFiniteError, Probe, ProbeLayer
 
-__all__ = ["Finding", "LayerRecord", "Probe", "ProbeLayer", "Thresholds"]
+__all__ = ["Finding", "LayerRecord", "NonFiniteError", "Probe", "ProbeLayer", "Thresholds"]

@@ -274,6 +274,10 @@ def _stack_rows(rows: list, attr: str, square: bool = False) -> None:
         off += n
 
 
+class NonFiniteError(FloatingPointError):
+    """Raised by a probe made with ``on_nonfinite="raise"`` at the first NaN/Inf it records."""
+
+
 class Probe:
     """Watch a model train: gradient norms, activation statistics, saturation judged by each
     layer's own activation, dead units, update ratios and the first NaN, with findings and advice.
@@ -314,6 +318,10 @@ class Probe:
             where it can run (numba installed, float32/float64 CPU tensors); ``True`` also
             raises if numba is missing; ``False`` keeps the torch kernels. The numbers are the
             same either way. Default: ``None``.
+        on_nonfinite: ``"record"``: a NaN/Inf is recorded and reported by :meth:`findings`;
+            ``"raise"``: raise :class:`NonFiniteError` naming the layer, step and pass at the end
+            of the first recorded forward or backward that had one (it reads the statistics on
+            the host every recorded step, a sync the default avoids). Default: ``"record"``.
 
     Example::
 
@@ -337,6 +345,7 @@ class Probe:
         auto_step: bool = True,
         thresholds: Any = None,
         fused: bool | None = None,
+        on_nonfinite: str = "record",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"Probe needs a torch.nn.Module, got {type(model).__name__}")
@@ -365,6 +374,9 @@ class Probe:
             raise ValueError("fused=True needs numba (pip install numba) and ACTLAB_FUSED not set to 0; "
                              "pass fused=None to fall back to torch kernels where it is missing")
         self._fused = fused is not False
+        if on_nonfinite not in ("record", "raise"):
+            raise ValueError(f"on_nonfinite must be 'record' or 'raise', got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
         self._window_records = -(-window // every)
 
         self.layers: list[ProbeLayer] = []
@@ -426,6 +438,16 @@ class Probe:
         self._driven = False
         self._host: Any = None
         self._host_key: tuple = ()
+        # what the findings need beyond the layer rows: the model's input on recorded steps
+        # (step, sum, sum of squares, count; 0-d tensors), losses given to step(), and the
+        # forwards the probe could not see (eval mode)
+        self._inputs: list[tuple[int, Tensor, Tensor, int]] = []
+        self._losses: list[tuple[int, Any]] = []
+        self._eval_forwards = 0
+        self._train_forwards = 0
+        self._init_amax: list[tuple[int, Tensor]] | None = None  # max|W| per chain layer at the first record
+        self._calls_of: dict[int, int] = {}  # calls of each activation module in this forward
+        self._sites: dict[tuple[int, int], ProbeLayer] = {}  # (module, k): the k-th call site's layer
 
     # ------------------------------------------------------------------ layers
     def _new_layer(self, name: str, kind: str, module: str, spec: ActivationSpec | None = None,
@@ -525,12 +547,18 @@ class Probe:
         """The step the next (or current) forward belongs to."""
         return max(self._step, 0)
 
-    def step(self) -> int:
+    def step(self, loss: Any = None) -> int:
         """Advance the step counter by one and stop counting forwards automatically.
 
         Call it once per iteration, after the optimizer step: the forwards before the first call
         are step 0, those after the k-th call step k.  Returns the new step.
+
+        Args:
+            loss: the loss of the step just finished (a tensor or a float), for the loss-trend
+                finding (plateau, divergence). It is kept detached on its device; nothing syncs.
         """
+        if loss is not None:
+            self._losses.append((max(self._step, 0), loss.detach() if isinstance(loss, Tensor) else float(loss)))
         self._auto = False
         self._manual_steps += 1
         self._step = self._manual_steps
@@ -546,13 +574,34 @@ class Probe:
         if self._snapshot is not None:
             self._finish_update()
         if not module.training:
+            self._eval_forwards += 1
             return
+        self._train_forwards += 1
         if self._auto:
             self._step += 1
         step = max(self._step, 0)
         if not self._is_record_step(step):
             return
         self._start_recording(step)
+        self._record_input(step, args)
+        if self._init_amax is None:
+            self._record_init_scale()
+
+    def _record_init_scale(self) -> None:
+        """max|W| of each layer with a weight matrix at the first recorded step (symmetry finding)."""
+        self._init_amax = []
+        for mid, layer in self._by_module.items():
+            w = getattr(self._modules[mid][1], "weight", None)
+            if layer.chain and isinstance(w, Tensor) and w.dim() >= 2 and w.numel():
+                self._init_amax.append((layer.index, w.detach().abs().amax()))
+
+    def _record_input(self, step: int, args: Any) -> None:
+        """Sum and sum of squares of the model's first floating-point input (what layer 1 receives)."""
+        x = _first_tensor(args)
+        if x is None or not x.is_floating_point() or x.numel() == 0:
+            return
+        v = x.detach()
+        self._inputs.append((step, v.sum(), _sq(v), v.numel()))
 
     def _start_recording(self, step: int) -> None:
         self._recording = True
@@ -566,6 +615,7 @@ class Probe:
         self._hooked = False
         self._stack = []
         self._fcount = {}
+        self._calls_of = {}
         self._last_channel_first = False
         if not self._discovered:
             self._begin_discovery()
@@ -702,6 +752,17 @@ class Probe:
         if not self._recording or type(output) is not Tensor and not isinstance(output, Tensor):
             return
         layer = self._by_module[id(module)]
+        # one module called at several places (one nn.ReLU reused) is one row per call site:
+        # merged, a dead layer hides among live ones
+        k = self._calls_of.get(id(module), 0)
+        self._calls_of[id(module)] = k + 1
+        if k:
+            site = self._sites.get((id(module), k))
+            if site is None:
+                site = self._new_layer(f"{layer.name}#{k}", "activation", layer.module, layer.spec, layer.params)
+                self._sites[(id(module), k)] = site
+                self._plans[site.index] = self._plans[layer.index]
+            layer = site
         if layer.learnable:
             plan = self._plan(layer.spec, spec_for_module(module)[1])  # type: ignore[arg-type]
         else:
@@ -878,6 +939,8 @@ class Probe:
         self._stack_later.append(row)
         self._dead_update(row)
         self._host = None
+        if self.on_nonfinite == "raise":
+            self._raise_if_nonfinite_forward(row)
         if self._grad_on and not self._hooked:
             # no activation output hooked on this step: the model output's node starts the reading
             state = self._bw_state
@@ -892,6 +955,24 @@ class Probe:
                     t.grad_fn.register_prehook(start)
         if len(self._stack_later) >= self._flush_every:
             self._flush()
+
+    def _raise_if_nonfinite_forward(self, row: _FwRow) -> None:
+        if self._inputs and self._inputs[-1][0] == row.step and not math.isfinite(float(self._inputs[-1][1])):
+            raise NonFiniteError(f"non-finite value at step {row.step} in the model's input (forward pass): "
+                                 "the batch itself has a NaN or Inf")
+        for c in sorted(row.calls, key=lambda c: self.layers[c.layer].order):
+            if not math.isfinite(float(row.scalars[c.offset])):  # type: ignore[index]
+                raise NonFiniteError(f"non-finite value at step {row.step} in layer {self.layers[c.layer].name} "
+                                     "(forward pass, the first such layer in execution order)")
+
+    def _raise_if_nonfinite_backward(self, row: _BwRow) -> None:
+        bad = [self._params[pi] for pi, n in zip(row.params, row.p_sq) if not math.isfinite(float(n))]
+        bad += [(li, "", None) for li, q in zip(row.out_layers, row.o_sq) if not math.isfinite(float(q))]
+        if bad:
+            # backward runs from the output: the first non-finite gradient is the one nearest it
+            li = max((b[0] for b in bad), key=lambda i: self.layers[i].order)
+            raise NonFiniteError(f"non-finite gradient at step {row.step} in layer {self.layers[li].name} "
+                                 "(backward pass, the layer nearest the output with one)")
 
     def _dead_update(self, row: _FwRow) -> None:
         units, self._units = self._units, {}
@@ -1011,6 +1092,8 @@ class Probe:
             except (RuntimeError, NotImplementedError):
                 norms = _norm_list(grads)
             row = _BwRow(step, idx, [li for li, _ in out_grads], norms, [q for _, q in out_grads])
+            if self.on_nonfinite == "raise":
+                self._raise_if_nonfinite_backward(row)
             out_grads.clear()
             self._bw_rows.append(row)
             self._bw_later.append(row)

@@ -59,6 +59,17 @@ class Thresholds:
             (about 1e-3 is typical for SGD). Default: ``1e-2``.
         severe: factor past the threshold (or fraction 0.4 for dead/saturated) that makes a
             warning an error. Default: ``1e3``.
+        profile: growth of the output-gradient norm toward the input (or of the activation RMS
+            toward the output) across the activation layers that is called exploding, before
+            any NaN. Default: ``100``.
+        input_scale: RMS, or ``|mean|`` when it exceeds the std, of the model's input above
+            which the input is called not standardised. Default: ``10``.
+        plateau: relative fall of the loss (median of the first fifth to the last) below which
+            a run of at least 20 losses is a plateau. Default: ``0.01``.
+        diverge: rise of the loss by this factor (first fifth to the last) is a divergence.
+            Default: ``2``.
+        low_update: median update-to-weight ratio below which the learning rate is called too
+            low. Default: ``1e-5``.
     """
 
     vanishing: float = 1e-3
@@ -69,6 +80,11 @@ class Thresholds:
     off_centre: float = 1.0
     high_update: float = 1e-2
     severe: float = 1e3
+    profile: float = 100.0
+    input_scale: float = 10.0
+    plateau: float = 0.01
+    diverge: float = 2.0
+    low_update: float = 1e-5
 
 
 @dataclass
@@ -276,23 +292,20 @@ def _first_nonfinite(records: list) -> tuple[int, Any, str] | None:
 # ---------------------------------------------------------------------------- detectors
 def detect(probe: "Probe") -> list[Finding]:
     """Run every detector on the probe's records; most severe first."""
-    import warnings
+    from actlab.probe.findings.blind import blind_findings
+    from actlab.probe.findings.inputs import input_findings
+    from actlab.probe.findings.loss import loss_findings
+    from actlab.probe.findings.profile import profile_findings
+    from actlab.probe.findings.symmetry import symmetry_findings
 
     data = probe._data()
     records = data.records
     th: Thresholds = probe.thresholds
     out: list[Finding] = list(probe._born)
     steps = sorted({r.step for r in records})
+    blind = blind_findings(probe, steps)  # info lines, listed last
     if not steps:
-        return out
-    span = steps[-1] + 1
-    if span < probe.window:
-        warnings.warn(
-            f"window={probe.window} steps is longer than the run so far ({span} steps, "
-            f"{len(steps)} recorded); dead units are judged over the {len(steps)} recorded steps",
-            UserWarning,
-            stacklevel=3,
-        )
+        return out + blind
     nf = _first_nonfinite(records)
     clean = records
     if nf is not None:
@@ -302,30 +315,52 @@ def detect(probe: "Probe") -> list[Finding]:
         if layer is not None and layer.kind == "activation" and where == "forward":
             prod = _producer(probe, layer)
             after = prod.name if prod is not None else None
-        out.append(_nonfinite_finding(step, r, where, records, after))
+        out.append(_nonfinite_finding(probe, step, r, where, records, after))
         clean = [x for x in records if x.step < step]
     window_steps = [s for s in sorted({r.step for r in clean})][-max(probe._window_records, 1):]
     recent = [r for r in clean if r.step in set(window_steps)]
+    sym = symmetry_findings(probe)
+    out += sym
+    out += input_findings(probe, th)
     dead = _dead_findings(probe, clean, th, nf is not None)
-    out += _gradient_findings(probe, clean, recent, th, dead)
+    prof = profile_findings(probe, recent, clean, th)
+    grads = _gradient_findings(probe, clean, recent, th, dead)
+    if prof:  # one exploding finding: the profile one, which needs no NaN and no long run
+        grads = [f for f in grads if f.kind != "exploding_gradients"]
+    out += prof + grads
     out += dead
     out += _saturation_findings(probe, recent, th)
+    out += loss_findings(probe, records, th, list(out))
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(out, key=lambda f: order.get(f.severity, 9))
+    return sorted(out, key=lambda f: order.get(f.severity, 9)) + blind
 
 
-def _nonfinite_finding(step: int, r, where: str, records: list, after: str | None = None) -> Finding:
-    prev = [x for x in records if x.step < step and not math.isnan(x.update_ratio)]
-    ratio = max((x.update_ratio for x in prev), default=math.nan)
+def _nonfinite_finding(probe: "Probe", step: int, r, where: str, records: list, after: str | None = None) -> Finding:
+    from actlab.probe.findings.evidence import input_stats, max_update_ratio
+
+    ratio = max_update_ratio(records, before=step)
     figures = {"step": step, "layer": r.layer, "order": r.order, "where": where}
     if after:
         figures["after"] = after
     if not math.isnan(ratio):
         figures["max_update_ratio_before"] = ratio
-    cause = ("a NaN or Inf in the " + ("forward pass" if where == "forward" else "gradients")
-             + ": overflow from a too-high learning rate, a division by zero or log of zero, or bad input")
-    advice = ("lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_), check the "
-              "inputs for NaN, and run that step under torch.autograd.detect_anomaly() to find the op")
+    st = input_stats(probe)
+    bad_input = [s for s in (st.nonfinite_steps if st is not None else []) if s <= step]
+    th: Thresholds = probe.thresholds
+    if bad_input:
+        figures["input_nonfinite_step"] = bad_input[0]
+        cause = f"the input batch of step {bad_input[0]} has a NaN or Inf: the data, not the model"
+        advice = "find the bad samples (torch.isfinite(x).all(1) == False) and clean or drop them"
+    elif not math.isnan(ratio) and ratio > th.high_update:
+        cause = (f"learning rate too high: update ratios reached {_fmt(ratio)} before step {step} (about 1e-3 is "
+                 "typical), so the weights overflowed")
+        advice = "lower the learning rate (try 1/10), or clip gradients (torch.nn.utils.clip_grad_norm_)"
+    else:
+        cause = ("a NaN or Inf in the " + ("forward pass" if where == "forward" else "gradients")
+                 + "; the probe's figures do not single out a cause; candidates: overflow from a too-high learning "
+                 "rate, a division by zero or log of zero, bad input")
+        advice = ("lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_), check the "
+                  "inputs for NaN, and run that step under torch.autograd.detect_anomaly() to find the op")
     where_txt = f"layer {r.layer}" + (f" (the activation after {after})" if after else "")
     msg = (f"first non-finite value at step {step} in {where_txt} ({where} pass); "
            "every later figure is meaningless")
@@ -359,28 +394,7 @@ def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds
     if low and low[0] == 0:
         names = [prof[i][0] for i in low]
         worst = float(rel[0])
-        acts = _activations_before(probe, prof[top][0])
-        sat = [s for s in acts if s.saturates == "both"]
-        small = [s for s in acts if s.max_abs_derivative < 0.5]
-        blocked = [f for f in dead if f.figures.get("dead_fraction", 0) >= 0.4]
-        if blocked:
-            cause = (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
-                     "gradient to the layers before them")
-            advice = blocked[0].advice
-        elif small:
-            s = small[0]
-            cause = (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
-                     "gradient; it compounds with depth and the layers near the input stop learning")
-            advice = ("use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
-                      "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
-        elif sat:
-            cause = f"{sat[0].name} units saturate (|f'| near 0) and the gradient shrinks layer by layer"
-            advice = ("use Xavier/Glorot initialisation and normalised inputs, add BatchNorm/LayerNorm, or "
-                      "switch to ReLU-family activations")
-        else:
-            cause = "weights too small for this depth (the gradient shrinks by a constant factor a layer)"
-            advice = ("initialise with He (ReLU family) or Xavier (tanh/sigmoid) scaling, add normalisation or "
-                      "residual connections")
+        cause, advice = _vanishing_cause(probe, recent, prof[top][0], dead, th)
         sev = "error" if worst < th.vanishing / th.severe else "warning"
         msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s "
                f"(layers below {th.vanishing:g} of it: {_ranges(names)})")
@@ -397,10 +411,65 @@ def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds
                    "threshold": th.exploding}
         msg = (f"exploding gradients: gradient RMS at {prof[0][0]} is {_fmt(ratio)}x that of {prof[-1][0]}"
                if high else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
-        cause = "weights too large for this depth, or a learning rate high enough to feed back on itself"
-        advice = ("lower the learning rate, clip gradients, use He/Xavier initialisation, add normalisation")
+        from actlab.probe.findings.profile import explode_cause
+
+        cause, advice, extra = explode_cause(probe, clean, th)
+        figures.update(extra)
         sev = "error" if max(ratio, growth) > th.exploding * th.severe else "warning"
         out.append(Finding(sev, "exploding_gradients", names, figures, cause, advice, msg))
+    return out
+
+
+def _vanishing_cause(probe: "Probe", recent: list, top: str, dead: list[Finding], th: Thresholds) -> tuple[str, str]:
+    """The cause of vanishing gradients, named only where the figures show it."""
+    from actlab.probe.findings.evidence import scale_evidence, zero_at_start
+
+    acts = _activations_before(probe, top)
+    small = [s for s in acts if s.max_abs_derivative < 0.5]
+    blocked = [f for f in dead if f.figures.get("dead_fraction", 0) >= 0.4]
+    zero = [s.layer for s in scale_evidence(probe, "zero")] or zero_at_start(probe)
+    sat = {name: v for name, v in _saturated_fractions(probe, recent).items() if v >= th.saturated}
+    tiny = scale_evidence(probe, "small")
+    if zero:
+        return (f"zero weights (at the start) in {_ranges(zero)}: identical units, and no gradient reaches the "
+                "layers before a zero layer",
+                "initialise the weights randomly: actlab.init.critical_(model)")
+    if blocked:
+        return (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
+                "gradient to the layers before them", blocked[0].advice)
+    if small:
+        s = small[0]
+        return (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
+                "gradient; it compounds with depth and the layers near the input stop learning",
+                "use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
+                "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
+    if sat:
+        worst = max(sat, key=sat.get)
+        return (f"saturated units ({sat[worst]:.0%} of (sample, unit) in {worst}) have |f'| near 0 and the gradient "
+                "shrinks layer by layer", "use Xavier/Glorot initialisation and normalised inputs, add "
+                "BatchNorm/LayerNorm, or switch to ReLU-family activations")
+    if tiny:
+        s = min(tiny, key=lambda s: s.ratio)
+        return (f"weights too small for this depth: {s.describe()}, {s.ratio:.2g}x it (layers: "
+                f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer",
+                "re-initialise per activation: actlab.init.critical_(model) (He for ReLU, Xavier for tanh)")
+    return ("the probe's figures do not single out a cause (weights at the variance-preserving scale, no "
+            "saturation or dead units); candidates: depth without normalisation or residual connections, "
+            "an activation whose derivative is below 1 on the typical pre-activations",
+            "add normalisation (BatchNorm/LayerNorm) or residual connections; check actlab.init.critical_(model)")
+
+
+def _saturated_fractions(probe: "Probe", recent: list) -> dict[str, float]:
+    """Mean saturated fraction over the window of each two-sided saturating activation layer."""
+    spec_of = {l.name: l.spec for l in probe.layers}
+    out = {}
+    for name, rs in _by_layer(recent).items():
+        spec = spec_of.get(name)
+        if spec is None or spec.saturates != "both" or not spec.backprop:
+            continue
+        f = _nanmean([r.saturated for r in rs])
+        if not math.isnan(f):
+            out[name] = f
     return out
 
 
@@ -484,6 +553,13 @@ def _dead_findings(probe: "Probe", records: list, th: Thresholds, had_nonfinite:
         sev = "error" if frac >= 0.4 else "warning"
         msg = (f"{frac:.0%} of {name} units in {layer.name} dead (f' = 0 for every sample) since step {since}"
                + (f" with update ratio {_fmt(ratio)}" if not math.isnan(ratio) else ""))
+        if n_rec < probe._window_records:
+            # fewer recorded steps than a window: "dead" is not established, only "inactive so far";
+            # deep ReLU nets at He initialisation have 10-20% such units in their last layers
+            figures["short_run"] = True
+            sev = "warning" if frac >= 0.4 else "info"
+            msg = (f"{frac:.0%} of {name} units in {layer.name} inactive (f' = 0 for every sample) on all {n_rec} "
+                   f"recorded steps, fewer than the dead window ({probe._window_records})")
         out.append(Finding(sev, "dead_units", [layer.name], figures, cause, advice, msg))
     return out
 
@@ -513,8 +589,7 @@ def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[F
         figures = {"saturated_fraction": sat_figs, "threshold": th.saturated,
                    "derivative_below": f"{probe.saturation:g} * max|f'|"}
         cause = (f"pre-activations too large for {', '.join(specs)}: units sit on the flat parts where f' is "
-                 f"below {probe.saturation:g} of its maximum (too-large initial weights, unnormalised inputs or a "
-                 "high learning rate)")
+                 f"below {probe.saturation:g} of its maximum; " + _saturation_why(probe, recent, sat_layers, th))
         advice = ("use Xavier/Glorot initialisation (gain 5/3 for tanh), normalise the inputs, add "
                   "BatchNorm/LayerNorm before the activation, or use a non-saturating activation (ReLU family)")
         msg = (f"{', '.join(specs)} saturated in {_ranges(sat_layers)}: up to {worst:.0%} of (sample, unit) have "
@@ -533,6 +608,37 @@ def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[F
     return out
 
 
+def _saturation_why(probe: "Probe", recent: list, layers: list[str], th: Thresholds) -> str:
+    from actlab.probe.findings.evidence import input_stats, max_update_ratio, weight_scales
+
+    why = []
+    large = [s for s in weight_scales(probe) if s.activation and s.verdict == "large"]
+    if large:
+        s = max(large, key=lambda s: s.ratio)
+        why.append(f"the weights are too large: {s.describe()}, {s.ratio:.3g}x it")
+    st = input_stats(probe)
+    if st is not None and st.rms > th.input_scale:
+        why.append(f"the inputs are not standardised (RMS {_fmt(st.rms)})")
+    ratio = max_update_ratio(recent)
+    if not math.isnan(ratio) and ratio > th.high_update:
+        why.append(f"the learning rate is high (update ratio {_fmt(ratio)})")
+    if why:
+        return "; ".join(why)
+    return "candidates: too-large initial weights, unnormalised inputs or a high learning rate"
+
+
+def _born_dead_why(probe: "Probe", names: list[str]) -> str:
+    modules = dict(probe.model.named_modules())
+    by_name = {l.name: l for l in probe.layers}
+    for n in names:
+        layer = by_name.get(n)
+        prod = _producer(probe, layer) if layer is not None else None
+        b = getattr(modules.get(prod.name), "bias", None) if prod is not None else None
+        if isinstance(b, torch.Tensor) and b.numel() and float(b.detach().float().mean()) < -0.5:
+            return f"very negative bias in {prod.name} (mean {_fmt(float(b.detach().float().mean()))})"
+    return "candidates: very negative biases, too-small or badly scaled weights, or unnormalised inputs"
+
+
 def born_dead_findings(probe: "Probe", fractions: dict[str, float]) -> list[Finding]:
     """Findings for units dead on the first batch (see :meth:`Probe.born_dead`)."""
     th: Thresholds = probe.thresholds
@@ -544,7 +650,7 @@ def born_dead_findings(probe: "Probe", fractions: dict[str, float]) -> list[Find
     names = list(bad)
     specs = sorted({spec_of[n].name for n in names})
     cause = (f"{', '.join(specs)} pre-activations below zero for every sample of the batch at initialisation: "
-             "very negative biases, too-small or badly scaled weights, or unnormalised inputs")
+             + _born_dead_why(probe, names))
     advice = "initialise biases at 0, use He initialisation and normalised inputs, or use leaky ReLU / ELU"
     msg = f"born dead: up to {worst:.0%} of units in {_ranges(names)} have f' = 0 for every sample of the first batch"
     sev = "error" if worst >= 0.4 else "warning"

@@ -1,0 +1,141 @@
+"""The detectors beyond the zoo's table: stopping at the first NaN, the info lines that say what
+the probe could not see, one row per call site, loss divergence, causes only with evidence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from zoo import Recurrent, ReusedReLU, he, mlp, scaled
+
+from actlab.probe import NonFiniteError, Probe
+
+
+def _x(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _train(model, probe, steps, lr=0.05, poison=None):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for i in range(steps):
+        x, y = _x(seed=i)
+        if poison is not None and i == poison:
+            x[0, 0] = float("nan")
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        probe.step(loss=loss)
+
+
+def test_on_nonfinite_raise_names_input_step_and_pass():
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    probe = Probe(model, on_nonfinite="raise").attach()
+    with pytest.raises(NonFiniteError, match=r"step 4 in the model's input \(forward pass\)"):
+        _train(model, probe, 8, poison=4)
+
+
+def test_on_nonfinite_raise_names_the_first_layer():
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("inf")
+    probe = Probe(model, on_nonfinite="raise", param_outputs=True).attach()
+    with pytest.raises(NonFiniteError, match=r"step 0 in layer 2 \(forward pass"):
+        _train(model, probe, 2)
+
+
+def test_on_nonfinite_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="on_nonfinite must be 'record' or 'raise', got 'stop'"):
+        Probe(mlp(nn.ReLU, 2), on_nonfinite="stop")
+
+
+def test_eval_mode_only_says_it_saw_nothing():
+    model = he(mlp(nn.ReLU, 3)).eval()
+    with Probe(model) as probe:
+        model(_x()[0])
+    found = probe.findings()
+    assert [f.kind for f in found] == ["blind"] and found[0].severity == "info"
+    assert "eval mode" in found[0].cause and "nothing was seen" in found[0].message
+    text = _summary_text(probe)
+    assert "nothing looks wrong" not in text and "nothing recorded" in text
+
+
+def test_compiled_model_without_records_says_so():
+    model = he(mlp(nn.ReLU, 3))
+    model.compile()  # marks the module compiled; nothing runs here
+    probe = Probe(model)
+    found = probe.findings()
+    assert found[0].kind == "blind" and "compiled" in found[0].cause
+
+
+def test_fused_rnn_gates_are_an_info_line():
+    torch.manual_seed(0)
+    model = Recurrent(nn.LSTM)
+    with Probe(model) as probe:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for i in range(3):
+            x, y = _x(seed=i)
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    blind = [f for f in probe.findings() if f.kind == "blind"]
+    assert any("fused rnn" in f.message for f in blind)
+    assert any("shorter than the dead window" in f.message for f in blind)
+    assert all(f.severity == "info" for f in blind)
+
+
+def test_reused_module_one_row_per_call_site():
+    torch.manual_seed(0)
+    model = he(ReusedReLU())
+    with Probe(model) as probe:
+        _train(model, probe, 2)
+    names = [l.name for l in probe.iter_layers() if l.spec is not None]
+    assert names == ["act", "act#1", "act#2"]
+    steps0 = [r for r in probe.records() if r.step == 0 and r.activation == "relu"]
+    assert len(steps0) == 3 and all(not math.isnan(r.mean) for r in steps0)
+
+
+def test_loss_divergence_from_step_losses():
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    probe = Probe(model).attach()
+    for i in range(30):  # a loss that only rises: the trend is read from what step() is given
+        probe.step(loss=torch.tensor(1.0 + i))
+    model(_x()[0])
+    found = [f for f in probe.findings() if f.kind == "loss_trend"]
+    assert found and "diverging" in found[0].message
+    assert found[0].figures["last"] > 2 * found[0].figures["first"]
+
+
+def test_tanh_low_saturation_is_not_blamed():
+    """A zero-initialised tanh net: 0% saturated, so the cause is the zero weights, not saturation."""
+    torch.manual_seed(0)
+    model = scaled(mlp(nn.Tanh, 4), const=0.0, bias=0.0)
+    with Probe(model) as probe:
+        _train(model, probe, 20)
+    found = probe.findings()
+    assert all("saturat" not in f.cause for f in found), [f.cause for f in found]
+    assert any("zero weights" in f.cause for f in found)
+
+
+def test_large_weights_are_not_called_small():
+    torch.manual_seed(0)
+    model = scaled(he(mlp(nn.ReLU, 6)), factor=30.0)
+    with Probe(model) as probe:
+        _train(model, probe, 2, lr=1e-9)
+    causes = " ".join(f.cause for f in probe.findings())
+    assert "too large" in causes and "too small" not in causes
+
+
+def _summary_text(probe) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=100)
+    probe.summary(console=console)
+    return console.export_text()
