@@ -139,3 +139,24 @@ def _summary_text(probe) -> str:
     console = Console(record=True, width=100)
     probe.summary(console=console)
     return console.export_text()
+
+
+@pytest.mark.parametrize("when", ["wrapped", "before", "after"])
+def test_compiled_model_is_probed(when):
+    """Probe(torch.compile(m)), or m attached before or after its first compiled call."""
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    compiled = torch.compile(model, backend="eager")  # the eager backend: no C compiler needed
+    x, y = _x()
+    if when == "after":
+        compiled(x)
+    probe = Probe(compiled if when == "wrapped" else model).attach()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(compiled(x), y).backward()
+        opt.step()
+    probe.detach()
+    assert probe.steps() == [0, 1, 2]
+    assert {r.layer for r in probe.records() if r.activation == "relu"} == {"1", "3"} or \
+        {r.layer for r in probe.records() if r.activation == "relu"} == {"_orig_mod.1", "_orig_mod.3"}

@@ -274,6 +274,24 @@ def _stack_rows(rows: list, attr: str, square: bool = False) -> None:
         off += n
 
 
+def _forget_compiled_code() -> None:
+    """Drop torch.compile's caches if anything was compiled, so code compiled before the probe was
+    attached re-traces with its hooks on the next call (else it runs without them: 0 steps seen).
+
+    A compiled model (``Probe(torch.compile(m))``, or ``m`` compiled before or after attaching)
+    is then probed like an eager one, at the cost of one recompilation.
+    """
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is None:
+        return
+    from torch._dynamo.utils import counters
+
+    if counters["frames"]["ok"]:
+        dynamo.reset()
+
+
 class NonFiniteError(FloatingPointError):
     """Raised by a probe made with ``on_nonfinite="raise"`` at the first NaN/Inf it records."""
 
@@ -282,7 +300,9 @@ class Probe:
     """Watch a model train: gradient norms, activation statistics, saturation judged by each
     layer's own activation, dead units, update ratios and the first NaN, with findings and advice.
 
-    Attach it to any ``nn.Module`` without changing the model's code.  A step is counted at each
+    Attach it to any ``nn.Module`` without changing the model's code; a compiled one
+    (``torch.compile``) too: attaching drops torch.compile's caches so that the next compiled call
+    re-traces with the probe's hooks.  A step is counted at each
     training-mode forward of the root module, so a plain training loop needs no call; call
     :meth:`step` once per iteration instead for explicit control (gradient accumulation).
     Statistics stay on the device and are synced only when read (:meth:`records`,
@@ -498,6 +518,7 @@ class Probe:
         """Register the hooks (idempotent). Returns ``self``."""
         if self._attached:
             return self
+        _forget_compiled_code()
         m = self.model
         self._handles.append(m.register_forward_pre_hook(self._root_pre))
         self._handles.append(m.register_forward_hook(self._root_post, always_call=True))

@@ -27,11 +27,11 @@ def blind_findings(probe: "Probe", steps: list[int]) -> list[Finding]:
             reasons.append(f"the model ran {probe._eval_forwards} forward(s), all in eval mode; the probe records "
                            "training-mode forwards only (call model.train())")
         if _compiled(probe.model):
-            reasons.append("the model is compiled (torch.compile): module hooks do not run inside the compiled "
-                           "graph; attach the probe to the uncompiled model")
+            reasons.append("the model is compiled (torch.compile) and no training forward of it has run since the "
+                           "probe was attached")
         if not reasons:
             reasons.append("no training-mode forward of the model has run since the probe was attached "
-                           "(if it runs compiled, the hooks were compiled away: probe the uncompiled model)")
+                           "(a model called as another module's submodule is seen only while that module runs)")
         out.append(Finding("info", "blind", [], {"eval_forwards": probe._eval_forwards,
                                                   "train_forwards": probe._train_forwards},
                            "; ".join(reasons), "train the model (in train mode) with the probe attached",
