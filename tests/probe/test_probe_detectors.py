@@ -160,3 +160,84 @@ def test_compiled_model_is_probed(when):
     assert probe.steps() == [0, 1, 2]
     assert {r.layer for r in probe.records() if r.activation == "relu"} == {"1", "3"} or \
         {r.layer for r in probe.records() if r.activation == "relu"} == {"_orig_mod.1", "_orig_mod.3"}
+
+
+def test_handwritten_tanh_gelu_is_one_gelu_tanh_row():
+    from zoo import GPTBlock
+
+    torch.manual_seed(0)
+    model = GPTBlock()
+    with Probe(model) as probe:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        x, y = _x()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    acts = {r.layer: r.activation for r in probe.records() if r.activation}
+    assert acts.get("gelu") == "gelu_tanh"
+    assert not any("tanh" == a for a in acts.values()), acts  # its inner torch.tanh is not a layer
+
+
+def test_third_party_class_from_the_declared_table():
+    class QuickGELUActivation(nn.Module):  # as transformers declares it, but the inside is irrelevant
+        def forward(self, x):
+            return x * torch.sigmoid(1.702 * x)
+
+    QuickGELUActivation.__module__ = "transformers.activations"
+    QuickGELUActivation.__qualname__ = "QuickGELUActivation"
+    from actlab.probe.attribution import match_module
+
+    spec, params, how = match_module(QuickGELUActivation())
+    assert (spec.name, params, how) == ("swish", {"beta": 1.702}, "table")
+
+
+def test_unknown_module_matched_on_the_grid_and_others_not():
+    from actlab.probe.attribution import match_module
+
+    class MySoftplus(nn.Module):
+        def forward(self, x):
+            return torch.log1p(torch.exp(x))
+
+    class Doubler(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return x + torch.randn_like(x)
+
+    assert match_module(MySoftplus())[0].name == "softplus"
+    assert match_module(MySoftplus())[2] == "grid"
+    assert match_module(Doubler()) is None
+    state = torch.random.get_rng_state()
+    assert match_module(Noisy()) is None
+    assert torch.equal(torch.random.get_rng_state(), state)  # the grid check drew nothing
+
+
+def test_gates_are_not_judged_as_hidden_activations():
+    from zoo import HandRNN, Recurrent  # noqa: F401
+
+    torch.manual_seed(0)
+    model = HandRNN()
+    with Probe(model) as probe:
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        for i in range(20):
+            x, y = _x(seed=i)
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    role = {l.name: l.role for l in probe.layers if l.spec is not None}
+    assert role == {"cell.sigmoid": "gate", "cell.tanh": "hidden"}  # one row per call site, not per time step
+    assert not any("tanh" in f.advice and "cell.sigmoid" in f.layers for f in probe.findings())
+
+
+def test_roles_of_sigmoid_mlp_and_attention():
+    from actlab.probe.attribution import roles
+
+    lin = nn.Linear(4, 4)
+    x = torch.randn(2, 4, requires_grad=True) * 1.0  # a signal, not a leaf parameter
+    h = torch.sigmoid(x)           # feeds a weight: hidden
+    g = torch.sigmoid(x * 2)       # only multiplies: a gate
+    a = torch.softmax(x @ x.T, -1)  # meets a signal in a matmul: attention
+    out = lin(h) * g + (a @ x)
+    assert roles(out, {0: h.grad_fn, 1: g.grad_fn, 2: a.grad_fn}) == {0: "hidden", 1: "gate", 2: "attention"}

@@ -40,6 +40,7 @@ from actlab.activations import get as get_spec
 from actlab.activations import spec_for_function, spec_for_module
 from actlab.activations.spec import ActivationSpec
 from actlab.probe import fused as _fused
+from actlab.probe.attribution import match_module
 from actlab.probe.stats import StatPlan, Workspace, plan_for
 
 # Modules whose outputs are channel-first (N, C, ...): their units are channels (dim 1).
@@ -112,6 +113,7 @@ class ProbeLayer:
     numel: int = 0
     order: int = 1 << 30
     chain: bool = False  # has a weight matrix/kernel: part of the depth profile of gradients
+    role: str = "hidden"  # how the output is used: "hidden", "gate" or "attention" (attribution.roles)
     learnable: bool = False  # the activation has a learnable hyperparameter (PReLU)
 
     def __post_init__(self) -> None:
@@ -272,6 +274,21 @@ def _stack_rows(rows: list, attr: str, square: bool = False) -> None:
         n = len(getattr(r, attr))
         setattr(r, attr, flat[off:off + n] if n else None)
         off += n
+
+
+_TORCH_DIR = str(__import__("pathlib").Path(torch.__file__).parent)
+_PROBE_FILE = __file__
+
+
+def _call_site() -> tuple[Any, int]:
+    """(code, bytecode offset) of the call of the module now running: the first frame up the stack
+    outside torch and this file.  Three calls on one line are three sites; a call in a loop is one."""
+    import sys
+
+    f = sys._getframe(2)
+    while f is not None and (f.f_code.co_filename.startswith(_TORCH_DIR) or f.f_code.co_filename == _PROBE_FILE):
+        f = f.f_back
+    return (f.f_code, f.f_lasti) if f is not None else (None, 0)
 
 
 def _forget_compiled_code() -> None:
@@ -466,8 +483,9 @@ class Probe:
         self._eval_forwards = 0
         self._train_forwards = 0
         self._init_amax: list[tuple[int, Tensor]] | None = None  # max|W| per chain layer at the first record
-        self._calls_of: dict[int, int] = {}  # calls of each activation module in this forward
+        self._calls_of: dict[int, dict] = {}  # call sites (code, offset) of each activation module, in order
         self._sites: dict[tuple[int, int], ProbeLayer] = {}  # (module, k): the k-th call site's layer
+        self._role_nodes: dict[int, Any] | None = {}  # grad_fn of each activation output, until roles are read
 
     # ------------------------------------------------------------------ layers
     def _new_layer(self, name: str, kind: str, module: str, spec: ActivationSpec | None = None,
@@ -480,11 +498,11 @@ class Probe:
     def _discover(self) -> None:
         for name, m in self.model.named_modules():
             self._modules[id(m)] = (name, m)
-            found = spec_for_module(m)
+            found = match_module(m)
             own = [(n, p) for n, p in m.named_parameters(recurse=False) if p.requires_grad]
             layer = None
             if found is not None and found[0].name != "identity":
-                spec, params = found
+                spec, params, _ = found
                 layer = self._new_layer(name or type(m).__name__, "activation", type(m).__name__, spec, params)
                 self._act_ids.add(id(m))
             elif own:
@@ -636,7 +654,6 @@ class Probe:
         self._hooked = False
         self._stack = []
         self._fcount = {}
-        self._calls_of = {}
         self._last_channel_first = False
         if not self._discovered:
             self._begin_discovery()
@@ -653,7 +670,19 @@ class Probe:
             self._end_discovery()
         self._recording = False
         if output is None:  # the forward raised
+            self._role_nodes = {} if self._role_nodes is not None else None
             return
+        if self._role_nodes:
+            # once, on the first recorded forward with a graph: gates and attention weights are not
+            # judged as hidden-layer activations
+            from actlab.probe.attribution import roles
+
+            for li, role in roles(output, self._role_nodes).items():
+                spec = self.layers[li].spec
+                # a zero-centred activation multiplied in (tanh(c) in an LSTM) is a signal, not a gate
+                if role != "gate" or (spec is not None and not spec.zero_centred):
+                    self.layers[li].role = role
+            self._role_nodes = None
         self._finish_forward(output)
 
     # driven by a training framework (see actlab.probe.lightning) instead of the root forward
@@ -775,8 +804,13 @@ class Probe:
         layer = self._by_module[id(module)]
         # one module called at several places (one nn.ReLU reused) is one row per call site:
         # merged, a dead layer hides among live ones
-        k = self._calls_of.get(id(module), 0)
-        self._calls_of[id(module)] = k + 1
+        # (a call site is a place in the code: a module called in a loop, an RNN cell's, stays one row)
+        # (while dynamo traces, frames are not the user's: one row per module there)
+        if torch.compiler.is_compiling():
+            k = 0
+        else:
+            sites = self._calls_of.setdefault(id(module), {})
+            k = sites.setdefault(_call_site(), len(sites))
         if k:
             site = self._sites.get((id(module), k))
             if site is None:
@@ -844,6 +878,8 @@ class Probe:
     def _act_call(self, layer: ProbeLayer, plan: StatPlan | None, x: Any, y: Tensor) -> None:
         if layer.order == 1 << 30:
             self._see(layer)
+        if self._role_nodes is not None and y.grad_fn is not None:
+            self._role_nodes.setdefault(layer.index, y.grad_fn)
         if plan is None or y.numel() == 0 or not y.is_floating_point():
             return
         if y.device.type == "cpu" and y.requires_grad and layer.index not in self._immediate:

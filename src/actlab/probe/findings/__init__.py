@@ -460,8 +460,8 @@ def _vanishing_cause(probe: "Probe", recent: list, top: str, dead: list[Finding]
 
 
 def _saturated_fractions(probe: "Probe", recent: list) -> dict[str, float]:
-    """Mean saturated fraction over the window of each two-sided saturating activation layer."""
-    spec_of = {l.name: l.spec for l in probe.layers}
+    """Mean saturated fraction over the window of each two-sided saturating hidden activation layer."""
+    spec_of = {l.name: l.spec for l in probe.layers if l.role == "hidden"}
     out = {}
     for name, rs in _by_layer(recent).items():
         spec = spec_of.get(name)
@@ -491,7 +491,7 @@ def _activations_before(probe: "Probe", name: str) -> list:
     lim = next((l.order for l in probe.layers if l.name == name), 1 << 30)
     seen, out = set(), []
     for l in sorted(probe.layers, key=lambda l: l.order):
-        if l.spec is not None and l.order < lim and l.spec.name not in seen:
+        if l.spec is not None and l.role == "hidden" and l.order < lim and l.spec.name not in seen:
             seen.add(l.spec.name)
             out.append(l.spec)
     return out
@@ -568,7 +568,8 @@ def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[F
     out: list[Finding] = []
     per = _by_layer(recent)
     sat_layers, sat_figs, off_layers, off_figs = [], {}, [], {}
-    spec_of = {l.name: l.spec for l in probe.layers}
+    # gates and attention weights are judged by their use, not as hidden-layer activations
+    spec_of = {l.name: l.spec for l in probe.layers if l.role == "hidden"}
     for name, rs in sorted(per.items(), key=lambda kv: kv[1][0].order):
         spec = spec_of.get(name)
         if spec is None or spec.saturates != "both" or not spec.backprop:

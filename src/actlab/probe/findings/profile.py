@@ -16,7 +16,7 @@ MIN_LAYERS = 3
 
 
 def _profile(probe: "Probe", recent: list, field: str) -> list[tuple[str, float]]:
-    acts = {l.name for l in probe.layers if l.spec is not None}
+    acts = {l.name for l in probe.layers if l.spec is not None and l.role == "hidden"}
     out = []
     for name, rs in _by_layer([r for r in recent if r.layer in acts]).items():
         v = _nanmedian([getattr(r, field) for r in rs])
