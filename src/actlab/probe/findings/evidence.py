@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.activations.spec import ActivationSpec
-    from actlab.probe.probe import Probe, ProbeLayer
+    from actlab.probe.records import LayerInfo, ProbeRecords
 
 # sigma_w^2 / reference outside [SMALL, LARGE] is called too small / too large: a factor 2 either
 # way moves a 10-layer net's signal by 2^5 = 32x, which the detectors' thresholds notice.
@@ -73,18 +71,9 @@ class LayerScale:
         return f"{self.layer}: sigma_w^2 = {self.sigma_w2:.3g} (variance-preserving {ref})"
 
 
-def _weight(module: torch.nn.Module) -> torch.Tensor | None:
-    w = getattr(module, "weight", None)
-    if isinstance(w, torch.Tensor) and w.dim() >= 2:
-        return w
-    return None
-
-
-def _next_activation(probe: "Probe", layer: "ProbeLayer") -> "ProbeLayer | None":
+def _next_activation(data: "ProbeRecords", layer: "LayerInfo") -> "LayerInfo | None":
     """The first activation layer that runs after ``layer`` and before the next chain layer."""
-    later = sorted((l for l in probe.layers if l.order > layer.order and l.order < 1 << 30),
-                   key=lambda l: l.order)
-    for l in later:
+    for l in sorted((l for l in data.layers if l.order > layer.order), key=lambda l: l.order):
         if l.spec is not None:
             return l
         if l.chain:
@@ -92,38 +81,26 @@ def _next_activation(probe: "Probe", layer: "ProbeLayer") -> "ProbeLayer | None"
     return None
 
 
-def weight_scales(probe: "Probe") -> list[LayerScale]:
+def weight_scales(data: "ProbeRecords") -> list[LayerScale]:
     """One :class:`LayerScale` per layer with a weight matrix or kernel, in forward order."""
-    modules = dict(probe.model.named_modules())
     out = []
-    for layer in sorted((l for l in probe.layers if l.chain and l.order < 1 << 30), key=lambda l: l.order):
-        w = _weight(modules.get(layer.name, torch.nn.Identity()))
-        if w is None:
-            continue
-        w = w.detach().float()
-        fan_in = w[0].numel()
-        sq = float(w.square().mean()) if w.numel() else math.nan
-        zero = bool(w.numel()) and not bool(w.any())
-        act = _next_activation(probe, layer)
-        ref, crit = (reference_sigma_w2(act.spec) if act is not None and act.spec is not None and not act.params
-                     else (math.nan, math.nan))
-        out.append(LayerScale(layer.name, fan_in * sq, zero, act.spec.name if act is not None and act.spec else "",
+    for layer in sorted((l for l in data.layers if l.chain and l.order >= 0 and not math.isnan(l.sigma_w2)),
+                        key=lambda l: l.order):
+        act = _next_activation(data, layer)
+        ref, crit = reference_sigma_w2(act.spec) if act is not None else (math.nan, math.nan)
+        out.append(LayerScale(layer.name, layer.sigma_w2, layer.sigma_w2 == 0.0, act.activation if act else "",
                               ref, crit))
     return out
 
 
-def zero_at_start(probe: "Probe") -> list[str]:
+def zero_at_start(data: "ProbeRecords") -> list[str]:
     """Layers whose weight matrix was all zeros at the first recorded step."""
-    got = probe._init_amax or []
-    if not got:
-        return []
-    vals = torch.stack([a.float() for _, a in got]).cpu().tolist()
-    return [probe.layers[li].name for (li, _), v in zip(got, vals) if v == 0.0]
+    return [l.name for l in data.layers if l.sigma_w2_start == 0.0]
 
 
-def scale_evidence(probe: "Probe", want: str, layers: list[str] | None = None) -> list[LayerScale]:
+def scale_evidence(data: "ProbeRecords", want: str, layers: list[str] | None = None) -> list[LayerScale]:
     """The layers (of ``layers``, default all) whose weight verdict is ``want``."""
-    return [s for s in weight_scales(probe) if s.verdict == want and (layers is None or s.layer in layers)]
+    return [s for s in weight_scales(data) if s.verdict == want and (layers is None or s.layer in layers)]
 
 
 @dataclass
@@ -137,30 +114,17 @@ class InputStats:
     nonfinite_steps: list[int]
 
 
-def input_stats(probe: "Probe") -> InputStats | None:
-    if not probe._inputs:
+def input_stats(data: "ProbeRecords") -> InputStats | None:
+    if not data.inputs:
         return None
-    rows = [(s, float(a), float(b), n) for s, a, b, n in probe._inputs]
-    bad = [s for s, a, _, _ in rows if not math.isfinite(a)]
-    good = [(a / n, b / n) for s, a, b, n in rows if math.isfinite(a) and math.isfinite(b)]
+    bad = [s for s, m, _ in data.inputs if not math.isfinite(m)]
+    good = [(m, q) for _, m, q in data.inputs if math.isfinite(m) and math.isfinite(q)]
     if not good:
-        return InputStats(math.nan, math.nan, math.nan, len(rows), bad)
+        return InputStats(math.nan, math.nan, math.nan, len(data.inputs), bad)
     means = sorted(m for m, _ in good)
     sqs = sorted(q for _, q in good)
     mean, sq = means[len(means) // 2], sqs[len(sqs) // 2]
-    return InputStats(mean, math.sqrt(max(sq - mean * mean, 0.0)), math.sqrt(sq), len(rows), bad)
-
-
-def losses(probe: "Probe") -> list[tuple[int, float]]:
-    """The losses given to :meth:`Probe.step`, as ``(step, value)`` on the host."""
-    if not probe._losses:
-        return []
-    vals = [v for _, v in probe._losses]
-    if all(isinstance(v, torch.Tensor) for v in vals):
-        host = torch.stack([v.float().reshape(()) for v in vals]).cpu().tolist()
-    else:
-        host = [float(v) for v in vals]
-    return [(s, float(v)) for (s, _), v in zip(probe._losses, host)]
+    return InputStats(mean, math.sqrt(max(sq - mean * mean, 0.0)), math.sqrt(sq), len(data.inputs), bad)
 
 
 def max_update_ratio(records: list, before: int | None = None) -> float:

@@ -9,16 +9,16 @@ from actlab.probe.findings import Finding, Thresholds, _fmt
 from actlab.probe.findings.evidence import input_stats
 
 if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import Probe
+    from actlab.probe.records import ProbeRecords
 
 _NORMS = ("Norm",)  # a model that normalises its input first (BatchNorm, LayerNorm...) is not judged
 
 
-def input_findings(probe: "Probe", th: Thresholds) -> list[Finding]:
-    st = input_stats(probe)
+def input_findings(data: "ProbeRecords", th: Thresholds) -> list[Finding]:
+    st = input_stats(data)
     if st is None or math.isnan(st.rms):
         return []
-    first = min((l for l in probe.layers if l.order < 1 << 30 and l.kind == "parametrised"),
+    first = min((l for l in data.layers if l.order >= 0 and l.kind == "parametrised"),
                 key=lambda l: l.order, default=None)
     if first is not None and any(k in first.module for k in _NORMS):
         return []

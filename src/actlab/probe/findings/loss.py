@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from actlab.probe.findings import Finding, Thresholds, _fmt
-from actlab.probe.findings.evidence import losses, max_update_ratio, median_update_ratio
+from actlab.probe.findings.evidence import max_update_ratio, median_update_ratio
 
 if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import Probe
+    from actlab.probe.records import ProbeRecords
 
 MIN_LOSSES = 20
 
 
-def loss_findings(probe: "Probe", records: list, th: Thresholds, others: list[Finding]) -> list[Finding]:
+def loss_findings(data: "ProbeRecords", records: list, th: Thresholds, others: list[Finding]) -> list[Finding]:
     """Plateau or divergence; the plateau's cause defers to the other findings that explain it."""
     symmetric = any(f.kind == "symmetry" for f in others)
-    got = losses(probe)
+    got = data.losses
     vals = []
     for _, v in got:  # up to the first non-finite loss: the non_finite finding covers what follows
         if not math.isfinite(v):

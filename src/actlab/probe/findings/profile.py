@@ -10,13 +10,13 @@ from actlab.probe.findings import Finding, Thresholds, _by_layer, _fmt, _nanmedi
 from actlab.probe.findings.evidence import max_update_ratio, scale_evidence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import Probe
+    from actlab.probe.records import ProbeRecords
 
 MIN_LAYERS = 3
 
 
-def _profile(probe: "Probe", recent: list, field: str) -> list[tuple[str, float]]:
-    acts = {l.name for l in probe.layers if l.spec is not None and l.role == "hidden"}
+def _profile(data: "ProbeRecords", recent: list, field: str) -> list[tuple[str, float]]:
+    acts = {l.name for l in data.layers if l.spec is not None and l.role == "hidden"}
     out = []
     for name, rs in _by_layer([r for r in recent if r.layer in acts]).items():
         v = _nanmedian([getattr(r, field) for r in rs])
@@ -25,9 +25,9 @@ def _profile(probe: "Probe", recent: list, field: str) -> list[tuple[str, float]
     return [(n, v) for _, n, v in sorted(out)]
 
 
-def explode_cause(probe: "Probe", records: list, th: Thresholds) -> tuple[str, str, dict]:
+def explode_cause(data: "ProbeRecords", records: list, th: Thresholds) -> tuple[str, str, dict]:
     """The cause of an explosion, stated only where the weights or update ratios show it."""
-    large = scale_evidence(probe, "large")
+    large = scale_evidence(data, "large")
     ratio = max_update_ratio(records)
     figures: dict = {}
     if large:
@@ -47,15 +47,15 @@ def explode_cause(probe: "Probe", records: list, th: Thresholds) -> tuple[str, s
     return cause, advice, figures
 
 
-def profile_findings(probe: "Probe", recent: list, clean: list, th: Thresholds) -> list[Finding]:
-    back = _profile(probe, recent, "out_grad_norm")
-    fwd = _profile(probe, recent, "out_rms")
+def profile_findings(data: "ProbeRecords", recent: list, clean: list, th: Thresholds) -> list[Finding]:
+    back = _profile(data, recent, "out_grad_norm")
+    fwd = _profile(data, recent, "out_rms")
     g_back = back[0][1] / back[-1][1] if len(back) >= MIN_LAYERS and back[-1][1] > 0 else math.nan
     g_fwd = fwd[-1][1] / fwd[0][1] if len(fwd) >= MIN_LAYERS and fwd[0][1] > 0 else math.nan
     hits = [(g, what) for g, what in ((g_back, "back"), (g_fwd, "fwd")) if math.isfinite(g) and g >= th.profile]
     if not hits:
         return []
-    cause, advice, extra = explode_cause(probe, clean, th)
+    cause, advice, extra = explode_cause(data, clean, th)
     figures = {"out_grad_growth_to_input": g_back, "activation_rms_growth_to_output": g_fwd,
                "out_grad_norm": dict(back), "out_rms": dict(fwd), "threshold": th.profile, **extra}
     parts = []
