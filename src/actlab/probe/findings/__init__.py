@@ -284,7 +284,7 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
 
 def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Finding], th: Thresholds) -> tuple[str, str]:
     """The cause of vanishing gradients, named only where the figures show it."""
-    from actlab.probe.findings.evidence import scale_evidence, zero_at_start
+    from actlab.probe.findings.evidence import fix_line, scale_evidence, zero_at_start
 
     acts = _activations_before(data, top)
     small = [s for s in acts if s.max_abs_derivative < 0.5]
@@ -313,7 +313,7 @@ def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Find
         s = min(tiny, key=lambda s: s.ratio)
         return (f"weights too small for this depth: {s.describe()}, {s.ratio:.2g}x it (layers: "
                 f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer",
-                "re-initialise per activation: actlab.init.critical_(model) (He for ReLU, Xavier for tanh)")
+                "re-initialise per activation: " + fix_line(tiny))
     return ("the probe's figures do not single out a cause (weights at the variance-preserving scale, no "
             "saturation or dead units); candidates: depth without normalisation or residual connections, "
             "an activation whose derivative is below 1 on the typical pre-activations",

@@ -66,9 +66,9 @@ class LayerScale:
 
     def describe(self) -> str:
         if self.zero:
-            return f"{self.layer}: all weights are 0"
+            return f"layer {self.layer} has all weights 0"
         ref = f"{self.reference:.3g} for {self.activation}" if self.activation else "unknown"
-        return f"{self.layer}: sigma_w^2 = {self.sigma_w2:.3g} (variance-preserving {ref})"
+        return f"layer {self.layer} has sigma_w^2 = fan_in * mean(W^2) = {self.sigma_w2:.3g} (variance-preserving {ref})"
 
 
 def _next_activation(data: "ProbeRecords", layer: "LayerInfo") -> "LayerInfo | None":
@@ -91,6 +91,17 @@ def weight_scales(data: "ProbeRecords") -> list[LayerScale]:
         out.append(LayerScale(layer.name, layer.sigma_w2, layer.sigma_w2 == 0.0, act.activation if act else "",
                               ref, crit))
     return out
+
+
+def fix_line(scales: list[LayerScale]) -> str:
+    """The one-line fix with the theory's numbers for the activations of ``scales``."""
+    per: dict[str, tuple[float, float]] = {}
+    for s in scales:
+        if s.activation and s.activation not in per:
+            per[s.activation] = (s.critical, s.reference)
+    nums = ", ".join(f"sigma_w^2 = {c:.3g} for {a}" if not math.isnan(c) else f"sigma_w^2 = {r:.3g} (gain^2) for {a}"
+                     for a, (c, r) in per.items() if not (math.isnan(c) and math.isnan(r)))
+    return "actlab.init.critical_(model)" + (f" ({nums})" if nums else "") + ", or He for ReLU / Xavier for tanh"
 
 
 def zero_at_start(data: "ProbeRecords") -> list[str]:

@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from actlab.probe.findings import Finding, Thresholds, _by_layer, _fmt, _nanmedian, _ranges
-from actlab.probe.findings.evidence import max_update_ratio, scale_evidence
+from actlab.probe.findings.evidence import fix_line, max_update_ratio, scale_evidence
 
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.probe.records import ProbeRecords
@@ -31,11 +31,12 @@ def explode_cause(data: "ProbeRecords", records: list, th: Thresholds) -> tuple[
     ratio = max_update_ratio(records)
     figures: dict = {}
     if large:
-        figures["large_weight_layers"] = {s.layer: s.sigma_w2 for s in large}
+        figures["weight_scale"] = {s.layer: {"sigma_w2": s.sigma_w2, "gain2": s.reference, "critical": s.critical}
+                                   for s in large}
         s = max(large, key=lambda s: s.ratio)
         cause = (f"weights too large for this depth: {s.describe()}, {s.ratio:.3g}x it "
                  f"(layers: {_ranges([x.layer for x in large])})")
-        advice = "re-initialise per activation: actlab.init.critical_(model) (He for ReLU, Xavier for tanh)"
+        advice = "re-initialise per activation: " + fix_line(large)
     elif not math.isnan(ratio) and ratio > th.high_update:
         figures["max_update_ratio"] = ratio
         cause = f"learning rate too high: update ratios reached {_fmt(ratio)} (about 1e-3 is typical)"
