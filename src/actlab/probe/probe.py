@@ -603,11 +603,16 @@ class Probe:
                 finding (plateau, divergence). It is kept detached on its device; nothing syncs.
         """
         if loss is not None:
-            self._losses.append((max(self._step, 0), loss.detach() if isinstance(loss, Tensor) else float(loss)))
+            self.record_loss(loss)
         self._auto = False
         self._manual_steps += 1
         self._step = self._manual_steps
         return self._step
+
+    def record_loss(self, loss: Any) -> None:
+        """Keep the loss of the current step (for the loss-trend finding) without moving the step
+        counter; a tensor is kept detached on its device, nothing syncs."""
+        self._losses.append((max(self._step, 0), loss.detach() if isinstance(loss, Tensor) else float(loss)))
 
     def _is_record_step(self, step: int) -> bool:
         return step >= 0 and step % self.every == 0
@@ -1428,6 +1433,12 @@ class Probe:
         from actlab.probe.export import to_json
 
         return to_json(self._data(), self.findings(), self.thresholds, path)
+
+    def to_html(self, path: Any, *, title: str | None = None) -> Any:
+        """Write a self-contained HTML report (findings with figures, table, plots); returns the path."""
+        from actlab.probe.report import to_html
+
+        return to_html(self._data(), self.findings(), path, title=title)
 
     def to_csv(self, path: Any) -> Any:
         """Write the records as CSV (one row per layer and step); returns the path."""

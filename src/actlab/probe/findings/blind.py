@@ -31,11 +31,6 @@ def blind_findings(data: "ProbeRecords", steps: list[int]) -> list[Finding]:
                            "; ".join(reasons), "train the model (in train mode) with the probe attached",
                            "nothing recorded: no finding means nothing was seen, not that nothing is wrong"))
         return out
-    if ev:
-        out.append(Finding("info", "blind", [], {"eval_forwards": ev},
-                           "the probe records training-mode forwards only",
-                           "nothing to do for evaluation; call model.train() for forwards you want judged",
-                           f"{ev} eval-mode forward(s) were not recorded"))
     fused = list(seen.get("fused_rnn", []))
     if fused:
         out.append(Finding("info", "blind", fused, {"modules": fused},
