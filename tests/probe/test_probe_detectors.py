@@ -241,3 +241,25 @@ def test_roles_of_sigmoid_mlp_and_attention():
     a = torch.softmax(x @ x.T, -1)  # meets a signal in a matmul: attention
     out = lin(h) * g + (a @ x)
     assert roles(out, {0: h.grad_fn, 1: g.grad_fn, 2: a.grad_fn}) == {0: "hidden", 1: "gate", 2: "attention"}
+
+
+def test_summary_nan_trend_legend_and_width():
+    from rich.console import Console
+
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    with Probe(model) as probe:
+        _train(model, probe, 6, lr=0.05)
+        with torch.no_grad():
+            model[2].weight[0, 0] = float("nan")
+        _train(model, probe, 1)
+    console = Console(record=True, width=100)
+    probe.summary(console=console)
+    text = console.export_text()
+    assert "→nan" in text  # a value that became NaN, not a blank
+    assert "grad: norm of the layer's parameter gradients" in text  # the legend
+    assert max(len(line) for line in text.splitlines()) <= 100
+    wide = Console(record=True, width=160)
+    probe.summary(console=wide, wide=True)
+    wide_text = wide.export_text()
+    assert "mean" in wide_text and "std" in wide_text

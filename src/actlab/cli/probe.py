@@ -22,7 +22,7 @@ _SCHEME = {"default": "torch_default", "he": "he_normal", "xavier": "xavier_norm
 
 
 def _outputs(probe: Any, *, json_stdout: bool, json_out: Path | None, csv_out: Path | None, plots: Path | None,
-             html_out: Path | None, title: str | None = None) -> None:
+             html_out: Path | None, title: str | None = None, wide: bool = False) -> None:
     """Print the summary (or JSON to stdout) and write the files asked for."""
     if json_stdout:
         from actlab.probe.export import to_json
@@ -31,7 +31,7 @@ def _outputs(probe: Any, *, json_stdout: bool, json_out: Path | None, csv_out: P
             doc = json.loads(to_json(probe.read(), probe.findings(), probe.thresholds, Path(tmp) / "p.json").read_text())
         typer.echo(json.dumps(doc))
     else:
-        probe.summary(console=console)
+        probe.summary(console=console, wide=wide)
     say = (lambda m: None) if json_stdout else (lambda m: console.print(m))
     if json_out is not None:
         say(f"wrote {probe.to_json(json_out)}")
@@ -51,6 +51,7 @@ CsvOut = Annotated[Path | None, typer.Option("--csv", help="Write the records as
 Plots = Annotated[Path | None, typer.Option("--plots", help="Directory for the four PNG plots.")]
 Every = Annotated[int, typer.Option("--every", help="Record every k steps.")]
 Window = Annotated[int, typer.Option("--window", help="Steps a unit must stay dead.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Every column in the table (the default fits 100 columns).")]
 
 
 @probe_app.command("mlp")
@@ -74,6 +75,7 @@ def mlp_cmd(
     csv_out: CsvOut = None,
     plots: Plots = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report.")] = None,
+    wide: Wide = False,
 ) -> None:
     """Train an MLP on digits (lab data, model, init and trainer) with the probe attached; print the
     per-layer table and the findings.
@@ -117,7 +119,8 @@ def mlp_cmd(
     probe.born_dead(data.x_train[:128])
     train(model, data, TrainConfig(optimiser="sgd", lr=lr, batch_size=128, steps=steps, seed=seed,
                                    eval_every=steps, threads=1), probe=probe)
-    _outputs(probe, json_stdout=json_stdout, json_out=json_out, csv_out=csv_out, plots=plots, html_out=html_out)
+    _outputs(probe, json_stdout=json_stdout, json_out=json_out, csv_out=csv_out, plots=plots, html_out=html_out,
+             wide=wide)
 
 
 @probe_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -130,6 +133,7 @@ def run_cmd(
     = Path("probe_report.html"),
     json_stdout: JsonFlag = False,
     json_out: JsonOut = None,
+    wide: Wide = False,
 ) -> None:
     """Run SCRIPT with the probe attached to every model an optimizer steps (from its first step
     on); print the findings at exit and write a self-contained HTML report.
@@ -163,6 +167,7 @@ def run_cmd(
     for i, probe in enumerate(found.probes):
         out = html_out if len(found.probes) == 1 else html_out.with_name(f"{html_out.stem}-{i + 1}{html_out.suffix}")
         _outputs(probe, json_stdout=json_stdout, json_out=None if json_out is None or i else json_out, csv_out=None,
-                 plots=None, html_out=out, title=f"actlab probe: {type(probe.model).__name__} in {script.name}")
+                 plots=None, html_out=out, title=f"actlab probe: {type(probe.model).__name__} in {script.name}",
+                 wide=wide)
     if code:
         raise typer.Exit(code)

@@ -1422,11 +1422,12 @@ class Probe:
         """The detectors' findings, most severe first (see :mod:`actlab.probe.findings`)."""
         return detect(self._data(), self.thresholds)
 
-    def summary(self, *, print_: bool = True, console: Any = None):
-        """A rich table of the last recorded step per layer, followed by the findings."""
+    def summary(self, *, print_: bool = True, console: Any = None, wide: bool = False):
+        """A rich table per layer (first→last recorded step of the key columns), a legend, then the
+        findings; it fits 100 columns, ``wide=True`` shows every column."""
         from actlab.probe.export import summary
 
-        return summary(self._data(), self.findings(), print_=print_, console=console)
+        return summary(self._data(), self.findings(), print_=print_, console=console, wide=wide)
 
     def to_json(self, path: Any) -> Any:
         """Write settings, layers, records and findings as JSON; returns the path."""
