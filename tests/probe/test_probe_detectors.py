@@ -78,12 +78,7 @@ def test_fused_rnn_gates_are_an_info_line():
     torch.manual_seed(0)
     model = Recurrent(nn.LSTM)
     with Probe(model) as probe:
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        for i in range(3):
-            x, y = _x(seed=i)
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+        _train(model, probe, 3, lr=0.1)
     blind = [f for f in probe.findings() if f.kind == "blind"]
     assert any("fused rnn" in f.message for f in blind)
     assert any("shorter than the dead window" in f.message for f in blind)
@@ -215,17 +210,12 @@ def test_unknown_module_matched_on_the_grid_and_others_not():
 
 
 def test_gates_are_not_judged_as_hidden_activations():
-    from zoo import HandRNN, Recurrent  # noqa: F401
+    from zoo import HandRNN
 
     torch.manual_seed(0)
     model = HandRNN()
     with Probe(model) as probe:
-        opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        for i in range(20):
-            x, y = _x(seed=i)
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+        _train(model, probe, 20, lr=0.5)
     role = {l.name: l.role for l in probe.layers if l.spec is not None}
     assert role == {"cell.sigmoid": "gate", "cell.tanh": "hidden"}  # one row per call site, not per time step
     assert not any("tanh" in f.advice and "cell.sigmoid" in f.layers for f in probe.findings())

@@ -26,10 +26,11 @@ from torch import nn
 
 from actlab.probe import Probe
 
-try:  # pytest puts tests/probe on the path; the benchmark adds it itself
-    from probe_nets import digits
-except ImportError:  # pragma: no cover
-    from tests.probe.probe_nets import digits  # type: ignore[no-redef]
+# pytest puts tests/probe on the path; the benchmark adds it itself.  The plain MLP, He init and
+# the torch recurrent model are probe_nets' own.
+from probe_nets import SeqLSTM as Recurrent  # noqa: F401  (re-exported for the tests)
+from probe_nets import digits, mlp
+from probe_nets import he_init as he
 
 
 # ---------------------------------------------------------------------------- data
@@ -50,17 +51,6 @@ def batches(n_steps: int, batch: int, seed: int, data: str = "digits"):
 
 
 # ---------------------------------------------------------------------------- models
-def mlp(act: Callable[[], nn.Module], depth: int, width: int = 64, d_in: int = 64) -> nn.Sequential:
-    """``depth`` Linear layers, an activation after each but the last."""
-    layers: list[nn.Module] = []
-    d = d_in
-    for _ in range(depth - 1):
-        layers += [nn.Linear(d, width), act()]
-        d = width
-    layers.append(nn.Linear(d, 10))
-    return nn.Sequential(*layers)
-
-
 def scaled(model: nn.Module, sigma_w2: float | None = None, factor: float | None = None,
            bias: float | None = None, const: float | None = None) -> nn.Module:
     """Re-initialise the Linear layers: N(0, sigma_w2 / fan_in), or scale by ``factor``, or fill."""
@@ -139,19 +129,6 @@ class BNCNN(nn.Module):
         return self.head(self.features(x.view(-1, 1, 8, 8)).flatten(1))
 
 
-class Recurrent(nn.Module):
-    """A torch recurrent layer reading a digit as 8 rows of 8 features."""
-
-    def __init__(self, cell: type[nn.Module]) -> None:
-        super().__init__()
-        self.rnn = cell(8, 32, batch_first=True)
-        self.head = nn.Linear(32, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x.view(-1, 8, 8))
-        return self.head(out[:, -1])
-
-
 class MinimalGRUCell(nn.Module):
     """A hand-written gated cell: a sigmoid update gate and a tanh candidate (modules, not fused)."""
 
@@ -212,14 +189,6 @@ class ReusedReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.act(self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))))
-
-
-def he(model: nn.Module) -> nn.Module:
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-    return model
 
 
 # ---------------------------------------------------------------------------- cases

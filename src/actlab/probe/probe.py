@@ -490,6 +490,7 @@ class Probe:
         self._init_sq: list[tuple[int, Tensor]] | None = None  # sigma_w^2 per chain layer at the first record
         self._calls_of: dict[int, dict] = {}  # call sites (code, offset) of each activation module, in order
         self._sites: dict[tuple[int, int], ProbeLayer] = {}  # (module, k): the k-th call site's layer
+        self._multi_site: set[int] = set()  # modules called from several sites in the first recorded forward
         self._role_nodes: dict[int, Any] | None = {}  # grad_fn of each activation output, until roles are read
 
     # ------------------------------------------------------------------ layers
@@ -753,6 +754,7 @@ class Probe:
             h.remove()
         self._discover_handles = []
         self._discovered = True
+        self._multi_site = {mid for mid, sites in self._calls_of.items() if len(sites) > 1}
         self._install_caller_hooks()
         if not self._param_hooks_needed():
             # their only other job, the execution order, is done: a module without hooks runs faster
@@ -838,7 +840,8 @@ class Probe:
         # merged, a dead layer hides among live ones
         # (a call site is a place in the code: a module called in a loop, an RNN cell's, stays one row)
         # (while dynamo traces, frames are not the user's: one row per module there)
-        if torch.compiler.is_compiling():
+        # After the first recorded forward only the modules seen at several sites pay for the frame walk.
+        if torch.compiler.is_compiling() or (self._discovered and id(module) not in self._multi_site):
             k = 0
         else:
             sites = self._calls_of.setdefault(id(module), {})

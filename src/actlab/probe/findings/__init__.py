@@ -40,7 +40,7 @@ attention weights (``LayerInfo.role``) are not judged as hidden-layer activation
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
