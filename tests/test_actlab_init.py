@@ -80,3 +80,19 @@ def test_critical_fixes_the_zoo_vanishing_case():
         return [f.kind for f in p.findings()]
     assert "vanishing_gradients" in grads(m)
     assert "vanishing_gradients" not in grads(actlab.init.critical_(m, seed=0))
+
+
+def test_critical_reads_a_handwritten_activation():
+    """GPT-2's written-out tanh GELU is recognised (the probe's grid match): fc_out gets gelu_tanh's gain."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "probe"))
+    from zoo import GPTBlock
+
+    torch.manual_seed(0)
+    m = actlab.init.xavier_(GPTBlock(d=64), seed=0)
+    gain = activation_gain("gelu_tanh")
+    assert gain != pytest.approx(1.0, abs=0.05)
+    var = float(m.fc_out.weight.detach().var())
+    assert var == pytest.approx(gain ** 2 * 2 / (256 + 64), rel=0.1)

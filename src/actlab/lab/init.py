@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from actlab.activations import ActivationSpec, get, spec_for_module
+from actlab.activations import ActivationSpec, get
 from actlab.activations.moments import moments
 
 INIT_SCHEMES: dict[str, str] = {
@@ -60,9 +60,18 @@ class InitError(ValueError):
 # ----------------------------------------------------------------------------- activation helpers
 
 
+def _match(module: nn.Module) -> tuple[ActivationSpec, dict] | None:
+    """The activation a module computes, as the probe sees it: the catalog's and torch's modules,
+    declared third-party classes, and unknown modules matched on a grid (GPT-2's written-out GELU)."""
+    from actlab.probe.attribution import match_module
+
+    got = match_module(module)
+    return None if got is None or got[0].name == "identity" else (got[0], got[1])
+
+
 def _resolve_activation(activation: Any, params: Mapping[str, Any] | None = None) -> tuple[ActivationSpec, dict]:
     if isinstance(activation, nn.Module):
-        got = spec_for_module(activation)
+        got = _match(activation)
         if got is None:
             raise InitError(f"cannot tell which activation {type(activation).__name__} computes")
         spec, p = got
@@ -184,7 +193,7 @@ def _targets(model: nn.Module) -> list[_Target]:
             skip.update(id(c) for c in m.modules())
         elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             order.append(("w", m))
-        elif spec_for_module(m) is not None:
+        elif _match(m) is not None:
             order.append(("act", m))
     out: list[_Target] = []
     last_act: Any = None
