@@ -34,10 +34,10 @@ def blind_findings(data: "ProbeRecords", steps: list[int]) -> list[Finding]:
     fused = list(seen.get("fused_rnn", []))
     if fused:
         out.append(Finding("info", "blind", fused, {"modules": fused},
-                           "torch's fused recurrent kernels compute the gates internally",
+                           "torch's fused recurrent kernels compute their gates and activations internally",
                            "to judge the gates, write the cell with activation modules (or use nn.LSTMCell "
                            "with your own gates)",
-                           f"gates inside fused {', '.join(fused)} are not visible: only their parameter gradients "
+                           f"the gates and activations inside fused {', '.join(fused)} are not visible: only their parameter gradients "
                            "are recorded"))
     span = steps[-1] + 1
     if span < data.settings.window:
