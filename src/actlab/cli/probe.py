@@ -28,7 +28,8 @@ def _outputs(probe: Any, *, json_stdout: bool, json_out: Path | None, csv_out: P
         from actlab.probe.export import to_json
 
         with __import__("tempfile").TemporaryDirectory() as tmp:
-            doc = json.loads(to_json(probe.read(), probe.findings(), probe.thresholds, Path(tmp) / "p.json").read_text())
+            written = to_json(probe.read(), probe.findings(), probe.thresholds, Path(tmp) / "p.json")
+            doc = json.loads(written.read_text())
         typer.echo(json.dumps(doc))
     else:
         probe.summary(console=console, wide=wide)

@@ -96,7 +96,9 @@ _MATMUL = ("Addmm", "Mm", "Bmm", "Matmul", "Convolution", "Linear", "Baddbmm", "
 
 def _op(node: Any) -> str:
     name = type(node).__name__
-    return name[:-len("Backward0")] if name.endswith("Backward0") else name.rstrip("0123456789").removesuffix("Backward")
+    if name.endswith("Backward0"):
+        return name[:-len("Backward0")]
+    return name.rstrip("0123456789").removesuffix("Backward")
 
 
 def _has_param(node: Any, depth: int = 3) -> bool:

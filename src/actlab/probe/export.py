@@ -151,7 +151,8 @@ def _trend(first: float, last: float, pct: bool = False, measured: bool = False)
 
 # (column, record field, percent, in the default (narrow) view, what it means)
 COLUMNS = (
-    ("grad", "param_grad_norm", False, True, "norm of the layer's parameter gradients (weights + bias), first→last step"),
+    ("grad", "param_grad_norm", False, True,
+     "norm of the layer's parameter gradients (weights + bias), first→last step"),
     ("out grad", "out_grad_norm", False, True, "norm of the loss gradient w.r.t. the layer's output, first→last"),
     ("mean", "mean", False, False, "mean of the activation's output"),
     ("std", "std", False, False, "std of the activation's output"),

@@ -282,7 +282,8 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
     return out
 
 
-def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Finding], th: Thresholds) -> tuple[str, str]:
+def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Finding],
+                     th: Thresholds) -> tuple[str, str]:
     """The cause of vanishing gradients, named only where the figures show it."""
     from actlab.probe.findings.evidence import fix_line, scale_evidence, zero_at_start
 

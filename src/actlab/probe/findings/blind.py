@@ -37,14 +37,15 @@ def blind_findings(data: "ProbeRecords", steps: list[int]) -> list[Finding]:
                            "torch's fused recurrent kernels compute their gates and activations internally",
                            "to judge the gates, write the cell with activation modules (or use nn.LSTMCell "
                            "with your own gates)",
-                           f"the gates and activations inside fused {', '.join(fused)} are not visible: only their parameter gradients "
-                           "are recorded"))
+                           f"the gates and activations inside fused {', '.join(fused)} are not visible: only their "
+                           "parameter gradients are recorded"))
     span = steps[-1] + 1
     if span < data.settings.window:
         out.append(Finding("info", "blind", [], {"steps": span, "recorded": len(steps), "window": data.settings.window},
                            "a unit is dead only after a full window of inactivity",
                            f"run at least {data.settings.window} steps, or pass a smaller window= to Probe",
-                           f"the run ({span} steps) is shorter than the dead window ({data.settings.window} steps): units "
+                           f"the run ({span} steps) is shorter than the dead window ({data.settings.window} "
+                           "steps): units "
                            f"inactive on all {len(steps)} recorded steps are reported, the table's dead column "
                            "counts full windows only"))
     return out

@@ -68,7 +68,8 @@ class LayerScale:
         if self.zero:
             return f"layer {self.layer} has all weights 0"
         ref = f"{self.reference:.3g} for {self.activation}" if self.activation else "unknown"
-        return f"layer {self.layer} has sigma_w^2 = fan_in * mean(W^2) = {self.sigma_w2:.3g} (variance-preserving {ref})"
+        return (f"layer {self.layer} has sigma_w^2 = fan_in * mean(W^2) = {self.sigma_w2:.3g} "
+                f"(variance-preserving {ref})")
 
 
 def _next_activation(data: "ProbeRecords", layer: "LayerInfo") -> "LayerInfo | None":

@@ -61,7 +61,8 @@ def profile_findings(data: "ProbeRecords", recent: list, clean: list, th: Thresh
                "out_grad_norm": dict(back), "out_rms": dict(fwd), "threshold": th.profile, **extra}
     parts = []
     if math.isfinite(g_back) and g_back >= th.profile:
-        parts.append(f"the output-gradient norm grows {_fmt(g_back)}x from layer {back[-1][0]} back to layer {back[0][0]}")
+        parts.append(f"the output-gradient norm grows {_fmt(g_back)}x from layer {back[-1][0]} back to layer "
+                     f"{back[0][0]}")
     if math.isfinite(g_fwd) and g_fwd >= th.profile:
         parts.append(f"the activation RMS grows {_fmt(g_fwd)}x from layer {fwd[0][0]} to layer {fwd[-1][0]}")
     worst = max(g for g, _ in hits)
