@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from actlab.sweep.engine import ModelResult
 
 FINISHED = ("done", "diverged")
-RESULT_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "last_batch_loss",
+RESULT_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error", "last_batch_loss",
                   "steps_to_target", "dead_fraction", "saturation_fraction", "diverged", "diverged_at", "wall_s")
 RECORD_COLUMNS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
 LAYER_COLUMNS = ("grad_norm", "dead_fraction", "saturation_fraction")
@@ -82,6 +82,20 @@ class Store:
         # last transactions), and much faster than FULL.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
+        self._errors_not_accuracies()
+
+    def _errors_not_accuracies(self) -> None:
+        """A store written before the lab and the engine shared one vocabulary holds accuracies:
+        each becomes the error rate ``1 - accuracy`` under the error's name, in one transaction
+        (a half-done migration would leave accuracies under an error's name)."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        old = [sp for sp in ("train", "test") if f"{sp}_accuracy" in have and f"{sp}_error" not in have]
+        if not old:
+            return
+        with self._tx():
+            for sp in old:
+                self.conn.execute(f"ALTER TABLE results RENAME COLUMN {sp}_accuracy TO {sp}_error")
+                self.conn.execute(f"UPDATE results SET {sp}_error = 1.0 - {sp}_error WHERE {sp}_error IS NOT NULL")
 
     def close(self) -> None:
         self.conn.close()
@@ -135,7 +149,8 @@ class Store:
                     [(h, rec["step"], rec["layer"], *(rec.get(c) for c in LAYER_COLUMNS)) for rec in r.layers])
                 f = r.final
                 self.conn.execute(
-                    f"INSERT INTO results VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
+                    f"INSERT INTO results (config_hash, {', '.join(RESULT_COLUMNS)}, finished) "
+                    f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
                     (h, *(_sql(f.get(c)) for c in RESULT_COLUMNS), now))
                 self.conn.execute("UPDATE configs SET status = ?, updated = ? WHERE hash = ?", (r.status, now, h))
                 n += 1
