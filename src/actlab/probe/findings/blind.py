@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actlab.probe.findings import Finding
+from actlab.probe.findings.base import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.probe.records import ProbeRecords

@@ -26,7 +26,8 @@ SMALL, LARGE = 0.5, 1.9
 def reference_sigma_w2(spec: "ActivationSpec") -> tuple[float, float]:
     """``(gain^2, critical sigma_w^2)`` for an activation without hyperparameters (NaN where the
     theory has none): gain^2 keeps the forward variance, the critical value keeps chi_1 = 1."""
-    from actlab.theory import TheoryError, critical_sigma_w2, gain
+    # meanfield directly: actlab.theory also holds compare, which measures models with the probe
+    from actlab.theory.meanfield import TheoryError, critical_sigma_w2, gain
 
     def safe(fn: Any) -> float:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from actlab.probe.findings import Finding, Thresholds, _fmt
+from actlab.probe.findings.base import Finding, Thresholds, _fmt
 from actlab.probe.findings.evidence import input_stats
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from actlab.probe.findings import Finding, Thresholds, _fmt
+from actlab.probe.findings.base import Finding, Thresholds, _fmt
 from actlab.probe.findings.evidence import max_update_ratio, median_update_ratio
 
 if TYPE_CHECKING:  # pragma: no cover

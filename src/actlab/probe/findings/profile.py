@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from actlab.probe.findings import Finding, Thresholds, _by_layer, _fmt, _nanmedian, _ranges
+from actlab.probe.findings.base import Finding, Thresholds, _by_layer, _fmt, _nanmedian, _ranges
 from actlab.probe.findings.evidence import fix_line, max_update_ratio, scale_evidence
 
 if TYPE_CHECKING:  # pragma: no cover

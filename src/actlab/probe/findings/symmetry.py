@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actlab.probe.findings import Finding, Thresholds, _by_layer, _ranges
+from actlab.probe.findings.base import Finding, Thresholds, _by_layer, _ranges
 from actlab.probe.findings.evidence import zero_at_start
 
 if TYPE_CHECKING:  # pragma: no cover
