@@ -25,7 +25,8 @@ from actlab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab.lab.measure import layer_gradients, torch_threads
+from actlab.lab.compare import layer_gradients
+from actlab.theory._threads import torch_threads
 from actlab.sweep import Config, Record, init_params, lab_model, train_group
 
 # (label, activation, init scheme, init_weights keyword arguments: the engine's Config.init_args)
@@ -101,7 +102,7 @@ class InitDepth30(Experiment):
                     c, res = next(results)
                     model = lab_model(c, data.in_features, data.out_features,
                                       init_params(c, data.in_features, data.out_features))
-                    g = layer_gradients(model, x, y).weight_norms
+                    g = layer_gradients(model, x, y).param_grad_norms
                     prof.append(g)
                     first.append(g[0])
                     curve = res.final["train_loss_curve"]

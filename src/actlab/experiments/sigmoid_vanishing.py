@@ -17,7 +17,7 @@ import numpy as np
 
 from actlab.lab.data import load_dataset
 from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
-from actlab.lab.measure import layer_gradients
+from actlab.lab.compare import layer_gradients
 from actlab.sweep import Config, Record, init_params, lab_model, train_configs
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -82,12 +82,12 @@ class SigmoidVanishing(Experiment):
                     c, res = configs[act, depth, seed], results[act, depth, seed]
                     model = lab_model(c, data.in_features, data.out_features,
                                       init_params(c, data.in_features, data.out_features))
-                    g = layer_gradients(model, x, y).weight_norms
+                    g = layer_gradients(model, x, y).param_grad_norms
                     a0.append(g[0] / g[-1])
                     diverged = res.status == "diverged"
                     if not diverged:
                         g = layer_gradients(lab_model(c, data.in_features, data.out_features, res.params), x, y)
-                        g = g.weight_norms
+                        g = g.param_grad_norms
                     a1.append(g[0] / g[-1] if not diverged else math.nan)
                     d1.append(diverged)
                     done += 1

@@ -23,7 +23,7 @@ from actlab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab.lab.measure import layer_gradients
+from actlab.lab.compare import layer_gradients
 from actlab.sweep import Config, Record, init_params, lab_model, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -91,10 +91,10 @@ class VanishingNearInput(Experiment):
                 c, res = next(results)
                 model = lab_model(c, data.in_features, data.out_features,
                                   init_params(c, data.in_features, data.out_features))
-                p0.append(layer_gradients(model, x, y).weight_norms)
+                p0.append(layer_gradients(model, x, y).param_grad_norms)
                 trained = lab_model(c, data.in_features, data.out_features, res.params)
                 p1.append([math.nan] * (s["depth"] + 1) if res.status == "diverged"
-                          else layer_gradients(trained, x, y).weight_norms)
+                          else layer_gradients(trained, x, y).param_grad_norms)
                 done += 1
                 progress(done / jobs, f"gradients: {act} seed {seed}")
             out["init"][act], out["trained"][act] = p0, p1

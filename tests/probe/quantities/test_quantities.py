@@ -13,7 +13,7 @@ from torch import nn
 from actlab.activations import get
 from actlab.probe import LayerRecord, Probe
 from actlab.probe.findings import detect
-from actlab.probe.quantities import QUANTITIES, SATURATION_TOL, derivative
+from actlab.probe.quantities import QUANTITIES, SATURATION_TOL, derivative, module_derivative
 from actlab.probe.quantities.dead import dead_on_data, dead_units, streaks
 from actlab.probe.quantities.identical_units import identical_units
 from actlab.probe.quantities.inactive import inactive_share, inactive_units
@@ -144,3 +144,10 @@ def test_generic_quantities_can_be_chosen_and_bad_keys_are_named():
     assert all(math.isnan(r.identical_units) for r in probe.records())
     with pytest.raises(ValueError, match="unknown quantity 'nope'.*identical_units"):
         Probe(model, quantities=["nope"])
+
+
+def test_module_derivative_uses_a_learned_prelu_slope_and_names_a_non_activation():
+    z = torch.tensor([[-2.0, -1.0, 0.5, 1.0, 3.0]])
+    assert module_derivative(nn.PReLU(5, init=0.2), z)[0].tolist() == pytest.approx([0.2, 0.2, 1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="Linear is not an activation"):
+        module_derivative(nn.Linear(2, 2), z)

@@ -88,6 +88,27 @@ def derivative(spec: ActivationSpec, x: Tensor, params: dict | None = None) -> T
         return spec.derivative(x, spec.forward(x, p), p)
 
 
+def module_derivative(module: Any, x: Tensor) -> Tensor:
+    """``f'(x)`` of an activation module (actlab's or torch's) at ``x``, with its current
+    hyperparameters; a learnable per-channel one (PReLU's slope) broadcasts along dim 1.
+
+    Raises:
+        ValueError: ``module`` is not an activation the catalog knows.
+    """
+    from actlab.activations import spec_for_module
+
+    found = spec_for_module(module)
+    if found is None:
+        raise ValueError(f"{type(module).__name__} is not an activation module the catalog knows")
+    spec, params = found
+    shaped = {}
+    for k, v in params.items():
+        if isinstance(v, Tensor) and v.numel() > 1 and x.dim() >= 2:
+            v = v.view(-1, *([1] * (x.dim() - 2)))
+        shaped[k] = v
+    return derivative(spec, x, shaped)
+
+
 def series_plot(field: str, ylabel: str, *, log: bool = False, percent: bool = False,
                 only: Callable[[Any], bool] = lambda r: True) -> Callable[["ProbeRecords", Any], None]:
     """A plot of one record field over steps, one line per layer, input side dark."""
