@@ -35,9 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FINISHED = ("done", "diverged")
 RESULT_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "last_batch_loss",
-                  "steps_to_target", "dead_fraction", "saturation_fraction", "diverged", "diverged_at", "wall_s")
-RECORD_COLUMNS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
-LAYER_COLUMNS = ("grad_norm", "dead_fraction", "saturation_fraction")
+                  "steps_to_target", "inactive", "saturated", "diverged", "diverged_at", "wall_s")
+RECORD_COLUMNS = ("loss", "param_grad_norm", "inactive", "saturated")
+LAYER_COLUMNS = ("param_grad_norm", "inactive", "saturated")
+# Columns of stores written before the probe's vocabulary was adopted, renamed when opened.
+_RENAMED = {"grad_norm": "param_grad_norm", "dead_fraction": "inactive", "saturation_fraction": "saturated"}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -81,7 +83,16 @@ class Store:
         # NORMAL is durable against a killed process in WAL mode (only an OS crash can drop the
         # last transactions), and much faster than FULL.
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
         self.conn.executescript(_SCHEMA)
+
+    def _migrate(self) -> None:
+        """Rename the columns of an older store to the probe's vocabulary (see ``_RENAMED``)."""
+        for table in ("records", "layer_records", "results"):
+            cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            for old, new in _RENAMED.items():
+                if old in cols and new not in cols:
+                    self.conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
 
     def close(self) -> None:
         self.conn.close()

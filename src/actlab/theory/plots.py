@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from actlab.plot.style import ACCENT, DF_COLOR, F_COLOR, figure, save, style
+from actlab.plot.style import DF_COLOR, F_COLOR, figure, save, style
 from actlab.theory.meanfield import (
     TheoryError,
     _act,

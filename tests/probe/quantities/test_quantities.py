@@ -54,7 +54,7 @@ def test_probe_records_equal_the_declared_reductions():
         assert r[name].mean == pytest.approx(float(mean), rel=1e-5, abs=1e-7)
         assert r[name].std == pytest.approx(float(std), rel=1e-5)
         assert r[name].out_rms == pytest.approx(float(rms), rel=1e-5)
-        assert r[name].saturated == pytest.approx(float(saturated_share(d, spec.max_abs_derivative)), abs=1e-12)
+        assert r[name].saturated == pytest.approx(float(saturated_share(d, spec.max_abs_derivative)), abs=1e-6)
         assert r[name].inactive == pytest.approx(float(inactive_share(d)), abs=1e-12)
         assert r[name].nonfinite is bool(nonfinite(h))
     assert 0 < r["3"].inactive < 1  # the check above compared something

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 from actlab.probe.quantities.base import Field, Quantity, series_plot
@@ -26,8 +27,9 @@ def param_grad_norm(*grads: Tensor | None, model_dims: int = 0) -> Tensor:
     for g in grads:
         if g is None:
             continue
-        v = g.detach().double()
-        sq = v.square().reshape(*v.shape[:model_dims], -1).sum(-1)
+        v = g.detach().reshape(*g.shape[:model_dims], -1)
+        # accumulated in float64 without a float64 copy of the gradient
+        sq = torch.linalg.vector_norm(v, dim=-1, dtype=torch.float64).square()
         total = sq if total is None else total + sq
     if total is None:
         raise ValueError("param_grad_norm needs at least one gradient, got none")
