@@ -151,3 +151,19 @@ def test_module_derivative_uses_a_learned_prelu_slope_and_names_a_non_activation
     assert module_derivative(nn.PReLU(5, init=0.2), z)[0].tolist() == pytest.approx([0.2, 0.2, 1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="Linear is not an activation"):
         module_derivative(nn.Linear(2, 2), z)
+
+
+def test_every_quantity_with_a_plot_is_a_plot_kind(tmp_path):
+    from actlab.probe.plots import KINDS
+
+    assert {q.key for q in QUANTITIES if q.plot is not None} <= set(KINDS)
+    model = _net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with Probe(model, update_every=1, window=2) as probe:
+        for _ in range(4):
+            opt.zero_grad()
+            model(torch.randn(8, 12)).square().mean().backward()
+            opt.step()
+    for kind in KINDS:
+        out = probe.plot(kind, out=tmp_path / f"{kind}.png")
+        assert out.stat().st_size > 1000, kind
