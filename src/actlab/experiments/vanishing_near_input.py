@@ -61,7 +61,8 @@ class VanishingNearInput(Experiment):
     order = 20
     title = "Vanishing is worst near the input"
     claim = "In a deep sigmoid net the gradients are smallest at the first layers, next to the input."
-    method = ("Per-layer weight-gradient norms ||dL/dW_l|| (on 512 digits training examples) of a 12-layer sigmoid MLP "
+    method = ("Per-layer parameter-gradient norms ||dL/dW_l|| (weights and bias together, the probe's param_grad_norm; "
+              "on 512 digits training examples) of a 12-layer sigmoid MLP "
               "(Glorot normal init), at init and after a short SGD run (batches drawn with replacement; every net trained at "
               "once on actlab's batched engine), over seeds; tanh and ReLU nets of the same "
               "shape are drawn for reference. Confirmed when, at init and after training, the smallest hidden-layer "
