@@ -77,7 +77,7 @@ class DeadSets(Callback):
             with torch.no_grad():
                 _, pre, _ = model.forward_all(self.x)
             # inactive on the whole training set at once: the units dead on the data
-            self.sets.append(torch.cat([inactive_units(module_derivative(a, z))
+            self.sets.append(torch.cat([inactive_units(module_derivative(a, z).abs())
                                         for a, z in zip(model.activations(), pre)]))
 
 

@@ -530,7 +530,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                 _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, t + 1)
             if l > 0:
                 if ri is not None and want_act_stats:
-                    # the probe's quantities on the stacked (models, batch, units) derivative
+                    # the probe's quantities on the stacked (models, batch, units) |f'|
                     d = acts.derivative_abs(zs[l - 1], hs[l], l - 1)
                     st_inactive[ri, l - 1] = inactive_share(d, sample_dims=1)
                     st_sat[ri, l - 1] = saturated_share(d, max_abs, record.saturation_tol, dims=(1, 2))
@@ -677,8 +677,8 @@ def unit_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor) ->
     slices: dict[tuple[int, int], list[Tensor]] = {}
     for spec, p, a, b, _, zs, ys, _ in _hidden_states(Ws, bs, acts, x):
         for l, (z, yl) in enumerate(zip(zs, ys)):
-            slices.setdefault((l, a), []).append(inactive_units(spec.derivative(z, yl, acts.params(spec, p, a, b, l)),
-                                                                sample_dims=1))
+            d = spec.derivative(z, yl, acts.params(spec, p, a, b, l)).abs()
+            slices.setdefault((l, a), []).append(inactive_units(d, sample_dims=1))
             on[l][a:b] |= (z > 0).any(1)
     for (l, _a), masks in sorted(slices.items()):
         chunks[l].append(dead_on_data(masks))

@@ -70,7 +70,7 @@ def test_probe_lab_compare_and_engine_agree(engine, i):
             assert pg[l] == pytest.approx(g, rel=1e-9)
             assert pre[l] * math.sqrt(len(y)) == pytest.approx(rec.out_grad_norm, rel=1e-9)
     for l, rec in enumerate(acts):
-        d = lab.derivative[l]
+        d = lab.derivative[l].abs()
         spec = model.activations()[l].spec
         for name, mine in (("inactive", inactive_share(d)),
                            ("saturated", saturated_share(d, spec.max_abs_derivative, SATURATION_TOL))):

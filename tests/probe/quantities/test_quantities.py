@@ -49,13 +49,13 @@ def test_probe_records_equal_the_declared_reductions():
     r = {rec.layer: rec for rec in probe.records() if rec.step == 0}
     for name, z, h in (("1", z1, h1), ("3", z2, h2)):
         spec = get({"1": "tanh", "3": "relu"}[name])
-        d = derivative(spec, z.detach())
+        d = derivative(spec, z.detach()).abs()
         mean, std, rms = moments(h)
         assert r[name].mean == pytest.approx(float(mean), rel=1e-5, abs=1e-7)
         assert r[name].std == pytest.approx(float(std), rel=1e-5)
         assert r[name].out_rms == pytest.approx(float(rms), rel=1e-5)
         assert r[name].saturated == pytest.approx(float(saturated_share(d, spec.max_abs_derivative)), abs=1e-6)
-        assert r[name].inactive == pytest.approx(float(inactive_share(d)), abs=1e-12)
+        assert r[name].inactive == pytest.approx(float(inactive_share(d)), abs=1e-6)
         assert r[name].nonfinite is bool(nonfinite(h))
     assert 0 < r["3"].inactive < 1  # the check above compared something
     # gradients: weights and bias together; the update over the SGD step
@@ -85,7 +85,7 @@ def test_dead_over_a_window_equals_dead_units_of_the_inactive_history():
         for _ in range(6):
             x = torch.randn(16, 6)
             z = model[0](x)
-            history.append(inactive_units(derivative(get("relu"), z.detach())))
+            history.append(inactive_units(derivative(get("relu"), z.detach()).abs()))
             model(x).sum().backward()
     H = torch.stack(history)
     recs = [rec for rec in probe.records() if rec.layer == "1"]
