@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
 
 from actlab.activations.spec import ActivationSpec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.records import ProbeRecords
+# A plot reads :class:`actlab.probe.records.ProbeRecords` (which is built from the quantities:
+# named here as a string, not imported, so no import circle).
+_Records = Any
 
 #: When a quantity is measured.  ``"step"``: every recorded step (``Probe(every=...)``);
 #: ``"out_grads"``: every ``out_grads_every`` steps; ``"update"``: every ``update_every`` steps;
@@ -69,7 +70,7 @@ class Quantity:
     fields: tuple[Field, ...]
     reduce: Callable[..., Any]
     probe: Literal["fused", "generic"] = "fused"
-    plot: Callable[["ProbeRecords", Any], None] | None = None
+    plot: Callable[[_Records, Any], None] | None = None
     order: int = 100
 
 
@@ -110,10 +111,10 @@ def module_derivative(module: Any, x: Tensor) -> Tensor:
 
 
 def series_plot(field: str, ylabel: str, *, log: bool = False, percent: bool = False,
-                only: Callable[[Any], bool] = lambda r: True) -> Callable[["ProbeRecords", Any], None]:
+                only: Callable[[Any], bool] = lambda r: True) -> Callable[[_Records, Any], None]:
     """A plot of one record field over steps, one line per layer, input side dark."""
 
-    def draw(data: "ProbeRecords", ax: Any) -> None:
+    def draw(data: _Records, ax: Any) -> None:
         series = data.series(field, only)
         for (name, (steps, values)), c in zip(series.items(), colours(len(series))):
             ax.plot(steps, [100 * v for v in values] if percent else values, color=c, label=name, lw=1.2)
