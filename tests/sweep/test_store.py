@@ -34,7 +34,7 @@ def test_run_write_read_export(tmp_path):
     assert st.count("layer_records") >= n_rec
     df = st.to_dataframe(h)
     assert len(df) == 8 and set(df.activation) == {"relu", "tanh"}
-    assert df.loc[df.lr == 0.1, "test_accuracy"].notna().all()
+    assert df.loc[df.lr == 0.1, "test_error"].notna().all()
     div = df[df.status == "diverged"]
     assert div.diverged.all() and set(div.activation) == {"relu"} and set(div.lr) == {1e4}
     rec = st.records_dataframe(h)
@@ -144,3 +144,22 @@ def test_a_store_with_the_old_column_names_is_renamed_to_the_probe_vocabulary(tm
         row = store.conn.execute("SELECT param_grad_norm, inactive, saturated FROM records").fetchone()
     assert cols == ["config_hash", "step", "loss", "param_grad_norm", "inactive", "saturated"]
     assert row == (2.0, 0.25, 0.5)
+
+
+def test_a_store_from_before_the_error_columns_opens_with_errors_and_takes_results(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)  # the results table as written when finals held accuracies
+    conn.execute("CREATE TABLE results (config_hash TEXT PRIMARY KEY, train_loss REAL, train_accuracy REAL, "
+                 "test_loss REAL, test_accuracy REAL, last_batch_loss REAL, steps_to_target REAL, "
+                 "dead_fraction REAL, saturation_fraction REAL, diverged REAL, diverged_at REAL, wall_s REAL, "
+                 "finished REAL NOT NULL)")
+    conn.execute("INSERT INTO results (config_hash, train_accuracy, test_accuracy, finished) VALUES ('old', 0.75, NULL, 0)")
+    conn.commit()
+    conn.close()
+    st = Store(path)
+    assert st.conn.execute("SELECT train_error, test_error FROM results WHERE config_hash = 'old'").fetchone() == (0.25, None)
+    spec = parse_spec({"name": "new", "axes": {"activation": "relu", "depth": 1, "width": 8, "steps": 5,
+                                               "data": "iris"}})
+    df = run_sweep(spec, st).to_dataframe()
+    assert len(df) == 1 and 0.0 <= df.test_error.iloc[0] <= 1.0
+    Store(path).close()  # a second open finds nothing to migrate

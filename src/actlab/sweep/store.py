@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from actlab.sweep.engine import ModelResult
 
 FINISHED = ("done", "diverged")
-RESULT_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "last_batch_loss",
+RESULT_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error", "last_batch_loss",
                   "steps_to_target", "inactive", "saturated", "diverged", "diverged_at", "wall_s")
 RECORD_COLUMNS = ("loss", "param_grad_norm", "inactive", "saturated")
 LAYER_COLUMNS = ("param_grad_norm", "inactive", "saturated")
@@ -83,16 +83,35 @@ class Store:
         # NORMAL is durable against a killed process in WAL mode (only an OS crash can drop the
         # last transactions), and much faster than FULL.
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
         self.conn.executescript(_SCHEMA)
+        self._probe_vocabulary()
+        self._errors_not_accuracies()
 
-    def _migrate(self) -> None:
-        """Rename the columns of an older store to the probe's vocabulary (see ``_RENAMED``)."""
+    def _errors_not_accuracies(self) -> None:
+        """A store written before the lab and the engine shared one vocabulary holds accuracies:
+        each becomes the error rate ``1 - accuracy`` under the error's name, in one transaction
+        (a half-done migration would leave accuracies under an error's name)."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        old = [sp for sp in ("train", "test") if f"{sp}_accuracy" in have and f"{sp}_error" not in have]
+        if not old:
+            return
+        with self._tx():
+            for sp in old:
+                self.conn.execute(f"ALTER TABLE results RENAME COLUMN {sp}_accuracy TO {sp}_error")
+                self.conn.execute(f"UPDATE results SET {sp}_error = 1.0 - {sp}_error WHERE {sp}_error IS NOT NULL")
+
+    def _probe_vocabulary(self) -> None:
+        """Rename the columns of a store written before the engine took the probe's names
+        (``_RENAMED``), in one transaction."""
+        todo = []
         for table in ("records", "layer_records", "results"):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-            for old, new in _RENAMED.items():
-                if old in cols and new not in cols:
-                    self.conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+            todo += [(table, old, new) for old, new in _RENAMED.items() if old in cols and new not in cols]
+        if not todo:
+            return
+        with self._tx():
+            for table, old, new in todo:
+                self.conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
 
     def close(self) -> None:
         self.conn.close()
@@ -146,7 +165,8 @@ class Store:
                     [(h, rec["step"], rec["layer"], *(rec.get(c) for c in LAYER_COLUMNS)) for rec in r.layers])
                 f = r.final
                 self.conn.execute(
-                    f"INSERT INTO results VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
+                    f"INSERT INTO results (config_hash, {', '.join(RESULT_COLUMNS)}, finished) "
+                    f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
                     (h, *(_sql(f.get(c)) for c in RESULT_COLUMNS), now))
                 self.conn.execute("UPDATE configs SET status = ?, updated = ? WHERE hash = ?", (r.status, now, h))
                 n += 1
