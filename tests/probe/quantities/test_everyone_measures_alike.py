@@ -15,7 +15,8 @@ from actlab.probe import Probe
 from actlab.probe.quantities import SATURATION_TOL
 from actlab.probe.quantities.inactive import inactive_share
 from actlab.probe.quantities.saturated import saturated_share
-from actlab.sweep.engine import batch_generator, init_params, lab_model, load_data, next_batch, train_group
+from actlab.lab.train import EpochBatches
+from actlab.sweep.engine import init_params, lab_model, load_data, train_group
 from actlab.sweep.spec import Config, Record
 
 F64 = torch.float64
@@ -39,7 +40,8 @@ def engine():
 def test_probe_lab_compare_and_engine_agree(engine, i):
     cfg = CONFIGS[i]
     data = load_data(cfg.data, cfg.preprocess, cfg.n, F64)
-    idx = next_batch(batch_generator(cfg), data.x_train.shape[0], cfg.batch_size)
+    tc = cfg.train_config()
+    idx = EpochBatches(data.n_train, tc.batch_size, tc.seed).take(1)[0]  # the engine's step-0 batch
     x, y = data.x_train[idx], data.y_train[idx]
     params = init_params(cfg, data.in_features, data.n_classes, F64)
     rows = {r["layer"]: r for r in engine[i].layers if r["step"] == 0}
