@@ -52,7 +52,7 @@ class SigmoidVanishing(Experiment):
              "geometrically with depth; ReLU's does not.")
     method = ("For MLPs with 2 to 30 hidden layers (sigmoid, tanh, ReLU; Glorot normal init; digits), the ratio "
               "||dL/dW_first|| / ||dL/dW_output|| of parameter-gradient norms (each layer's weights and bias together, the "
-              "probe's param_grad_norm; with the output bias counted, ReLU's deep ratios sit 0.4-3.5 decades lower than "
+              "probe's param_grad_norm; with the output bias counted, ReLU's ratios at init sit 0.4-3.5 decades lower than "
               "with weights alone, sigmoid's barely move) on 512 training examples, at init and "
               "after a short SGD run (a fresh permutation of the training set each epoch; all nets trained at once on actlab's batched "
               "engine), over seeds. Confirmed when, at every depth >= 10 at init and at the deepest "
