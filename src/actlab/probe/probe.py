@@ -320,7 +320,8 @@ class Probe:
         window: a unit is dead when its derivative was zero for every sample on every recorded
             step of the last ``window`` steps. Default: ``50``.
         saturation: a (sample, unit) is saturated when ``|f'(z)| < saturation * max|f'|`` with f
-            the layer's own activation from the catalog. Default: ``0.05``.
+            the layer's own activation from the catalog (the one rule of
+            :mod:`actlab.probe.quantities.saturated`). Default: ``SATURATION_TOL`` (0.05).
         update_every: measure the update-to-weight ratio on steps where
             ``step % update_every == 0`` (rounded up to a multiple of ``every``), on a strided
             sample of at most 4096 entries per parameter tensor (exact for smaller tensors).
@@ -417,6 +418,8 @@ class Probe:
                 raise ValueError(f"quantity {q.key!r} reads {q.target!r}; the probe runs generic quantities "
                                  "on layer parameters only")
         self._periods = {"step": every, "out_grads": self.out_grads_every, "update": self.update_every, "window": every}
+        # steps where some generic quantity is due: a multiple of this (one test per recorded step)
+        self._generic_every = math.gcd(*(self._periods[q.schedule] for q in self._generic)) if self._generic else 0
         self._window_records = -(-window // every)
 
         self.layers: list[ProbeLayer] = []
@@ -656,7 +659,7 @@ class Probe:
         self._inputs.append((step, v.sum(), _sq(v), v.numel()))
 
     def _start_recording(self, step: int) -> None:
-        if self._generic and not self._in_born:
+        if self._generic_every and step % self._generic_every == 0 and not self._in_born:
             self._measure_generic(step)
         self._recording = True
         self._rec_step = step
