@@ -173,13 +173,13 @@ def _phase(name: str, out: Path, grid: int, params: dict) -> None:
 
 def _measure(name: str, sw: float, sb: float, depth: int, width: int, seeds: int, out: Path | None,
              as_json: bool, params: dict) -> None:
-    from actlab.theory.compare import compare
+    from actlab.lab.compare import compare
 
     if width < 2:
         raise fail(f"--width must be >= 2 for --measure, got {width}")
     c = compare(name, sw, sb, depth=depth, width=width, seeds=seeds, threads=1, **params)
     if out is not None:
-        from actlab.theory.plots import gradient_figure
+        from actlab.lab.compare import gradient_figure
 
         gradient_figure([c], out=out)
     if as_json:

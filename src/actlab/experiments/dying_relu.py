@@ -23,7 +23,8 @@ import torch
 
 from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms, threshold
 from actlab.lab.data import load_dataset
-from actlab.lab.measure import activation_derivative
+from actlab.probe.quantities import module_derivative
+from actlab.probe.quantities.inactive import inactive_units
 from actlab.sweep import Config, Record, lab_model, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -50,7 +51,7 @@ def dead_units(model: Any, x: torch.Tensor) -> list[torch.Tensor]:
     """Per hidden layer, which units are dead on ``x``: f'(z) = 0 on every example (the one definition)."""
     with torch.no_grad():
         _, pre, _ = model.forward_all(x)
-    return [(activation_derivative(a, z) == 0).all(0) for a, z in zip(model.activations(), pre)]
+    return [inactive_units(module_derivative(a, z).abs()) for a, z in zip(model.activations(), pre)]
 
 
 def pooled_died(runs: list[Any]) -> list[float]:
@@ -127,9 +128,9 @@ class DyingRelu(Experiment):
                 start = dead_units(lab_model(c, data.in_features, data.out_features, r.params_init), data.x_train)
                 end = dead_units(lab_model(c, data.in_features, data.out_features, r.params), data.x_train)
                 died = [float((e & ~b).double().mean()) for b, e in zip(start, end)]
-            out[key] = {"dead": nan if f["dead_units"] is None else f["dead_units"],
+            out[key] = {"dead": nan if f["dead_on_data"] is None else f["dead_on_data"],
                         "off": nan if f["off_units"] is None else f["off_units"],
-                        "dead_init": f["dead_units_init"], "off_init": f["off_units_init"],
+                        "dead_init": f["dead_on_data_init"], "off_init": f["off_units_init"],
                         "train_error": f["train_error"],
                         "diverged": f["diverged"], "died": died}
         return out
