@@ -174,8 +174,9 @@ class InitDepth30(Experiment):
             meas = float(np.polyfit(np.arange(logs.size), logs, 1)[0])
             parts.append(f"{a} {meas:.3g} (theory {n['theory_slope'][a]:.3g})" if "theory_slope" in n
                          else f"{a} {meas:.3g}")
-        return "outside the rule, slope of log10 ||dL/dW_l|| per hidden layer at init, measured vs mean field: " + \
-            ", ".join(parts)
+        return ("outside the rule, slope of log10 gradient norm per hidden layer at init, measured (weights + bias) "
+                "vs mean field (weights only; they part where the bias term dominates, as with small weights): "
+                + ", ".join(parts))
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
         # He init and Xavier init trade places: He's stalls, Xavier's trains.

@@ -158,7 +158,8 @@ class SigmoidVanishing(Experiment):
                                   or [math.nan])) for i in deep]
             parts.append(f"{act} {slope(xs, meas):.3g} (theory {slope(xs, [n['theory'][act][i] for i in deep]):.3g})")
         return ("outside the rule, slope of log10 ratio per layer at init, measured vs mean field "
-                "(0.5 log10 chi_1 deep in the net): " + ", ".join(parts))
+                "(0.5 log10 chi_1 deep in the net): " + ", ".join(parts) + "; the theory is for weight gradients, "
+                "the measurement includes the bias, so they part where the bias term dominates (ReLU)")
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
         out = {**n}
