@@ -30,7 +30,8 @@ from actlab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
-from actlab.lab.measure import activation_derivative, torch_threads
+from actlab._threads import torch_threads
+from actlab.lab.measure import activation_derivative
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train
 

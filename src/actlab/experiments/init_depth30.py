@@ -25,7 +25,8 @@ from actlab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab.lab.measure import layer_gradients, torch_threads
+from actlab._threads import torch_threads
+from actlab.lab.measure import layer_gradients
 from actlab.sweep import Config, Record, init_params, lab_model, train_group
 
 # (label, activation, init scheme, init_weights keyword arguments: the engine's Config.init_args)

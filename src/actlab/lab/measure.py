@@ -13,14 +13,13 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from actlab._threads import torch_threads  # noqa: F401  (re-exported for old imports)
 from actlab.activations.torch import Activation
 
 
@@ -76,21 +75,6 @@ def layer_gradients(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cros
         derivative=derivs,
         loss=float(value.detach()),
     )
-
-
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads, then restore the previous setting.
-
-    The lab's models are small (width <= a few hundred): one thread is as fast as several, and on a
-    shared, busy machine several threads spin-wait on each other and run up to 20x slower.
-    """
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 __all__ = ["LayerGradients", "activation_derivative", "layer_gradients", "torch_threads"]

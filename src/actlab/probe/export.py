@@ -4,12 +4,15 @@ TensorBoard scalars when ``tensorboard`` is installed."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actlab._io import write_atomic
+from actlab._json import dumps, jsonable
 from actlab.probe.findings import Finding
 from actlab.probe.probe import LayerRecord
 
@@ -23,17 +26,8 @@ _STR = {"layer", "kind", "module", "activation"}
 
 
 def _clean(v: Any) -> Any:
-    """JSON has no NaN/Inf: NaN becomes null, infinities the strings "inf"/"-inf"."""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
+    """JSON has no NaN/Inf: both become null (the one convention, :mod:`actlab._json`)."""
+    return jsonable(v)
 
 
 def _num(v: Any) -> float:
@@ -82,8 +76,7 @@ def to_json(probe: "Probe", path: Any) -> Path:
         "records": [_clean(asdict(r)) for r in probe.records()],
         "findings": [_clean(f.to_dict()) for f in probe.findings()],
     }
-    path.write_text(json.dumps(doc, indent=1))
-    return path
+    return write_atomic(path, dumps(doc, indent=1))
 
 
 def read_json(path: Any) -> dict[str, Any]:
@@ -97,14 +90,13 @@ def read_json(path: Any) -> dict[str, Any]:
 
 
 def to_csv(probe: "Probe", path: Any) -> Path:
-    path = Path(path)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(FIELDS)
-        for r in probe.records():
-            w.writerow(["" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
-                        for v in (getattr(r, k) for k in FIELDS)])
-    return path
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(FIELDS)
+    for r in probe.records():
+        w.writerow(["" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
+                    for v in (getattr(r, k) for k in FIELDS)])
+    return write_atomic(path, fh.getvalue())
 
 
 def read_csv(path: Any) -> list[LayerRecord]:

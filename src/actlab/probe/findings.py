@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from actlab._format import number
 from actlab.probe.stats import TINY
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -229,12 +230,7 @@ class ProbeData:
 
 # ---------------------------------------------------------------------------- helpers
 def _fmt(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    if v == 0:
-        return "0"
-    a = abs(v)
-    return f"{v:.1e}" if a < 1e-2 or a >= 1e4 else f"{v:.3g}"
+    return "n/a" if v is None else number(v, 3, sci=True)
 
 
 def _ranges(names: list[str], max_items: int = 6) -> str:

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from actlab.plot.style import save
+
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.probe.probe import Probe
 
@@ -42,7 +44,7 @@ def _finish(fig, ax, out: Path, legend: bool = True) -> Path:
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, ncol=2, loc="best")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    save(fig, out, dpi=120)
     _plt().close(fig)
     return out
 
@@ -77,7 +79,7 @@ def dead_saturated(probe: "Probe", out: Path, **kw: Any) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    save(fig, out, dpi=120)
     plt.close(fig)
     return out
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from actlab.activations import Activation, get
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.theory.meanfield import (
     _act,
     _check_q,
