@@ -3,13 +3,13 @@ probe attached, and print what it finds."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from actlab.cli.app import app, console, fail
+from actlab.cli.app import app, check_output, console, fail, note, print_json, write_json
 from actlab.cli.catalog import _parse_params, _spec
 
 INITS = ("default", "he", "xavier")
@@ -30,7 +30,8 @@ def probe_cmd(
     window: Annotated[int, typer.Option("--window", help="Steps a unit must stay dead.")] = 50,
     saturation: Annotated[float, typer.Option("--saturation", help="Saturated: |f'| below this x max|f'|.")] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write records and findings as JSON.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print records and findings as JSON to stdout.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Write records and findings as JSON.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the records as CSV.")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for the four PNG plots.")] = None,
 ) -> None:
@@ -49,8 +50,19 @@ def probe_cmd(
     from actlab.nn import module_class
     from actlab.probe import Probe
 
+    check_output(json_out, option="--json-out")
+    check_output(csv_out, option="--csv")
+    check_output(plots, kind="dir", option="--plots")
     spec = _spec(activation)
     params = _parse_params(spec, param or [])
+    for name, v, ok, want in (("--lr", lr, lr > 0, "> 0"), ("--weight-scale", weight_scale, True, ""),
+                              ("--bias", bias if bias is not None else 0.0, True, ""),
+                              ("--saturation", saturation, 0 < saturation < 1, "in (0, 1)")):
+        if not math.isfinite(v) or not ok:
+            raise fail(f"{name} must be a finite number{' ' + want if want else ''}, got {v}")
+    for name, v in (("--every", every), ("--window", window)):
+        if v < 1:
+            raise fail(f"{name} must be a positive integer, got {v}")
     if init not in INITS:
         raise fail(f"unknown --init {init!r}; choose from {', '.join(INITS)}")
     for name, v in (("--depth", depth), ("--width", width), ("--steps", steps)):
@@ -71,7 +83,7 @@ def probe_cmd(
     layers: list[nn.Module] = []
     fan = x.shape[1]
     cls = module_class(spec)
-    k = int(params.get("pieces", 1)) if not spec.elementwise else 1
+    k = int(spec.resolve(**params).get("pieces", 1)) if not spec.elementwise else 1
     for _ in range(depth - 1):
         layers += [nn.Linear(fan, width * k), cls(**params)]
         fan = width
@@ -92,7 +104,7 @@ def probe_cmd(
     try:
         probe = Probe(model, every=every, window=window, saturation=saturation)
     except ValueError as e:
-        raise fail(escape(str(e))) from None
+        raise fail(str(e)) from None
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     with probe:
@@ -102,16 +114,22 @@ def probe_cmd(
             opt.zero_grad()
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
+    from actlab.probe.export import document
+
+    # With --json, stdout carries the JSON alone: the table is left out and notices go to stderr.
+    wrote = note if json_ else (lambda m: console.print(m, markup=False, highlight=False))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        probe.summary(console=console)
+        if json_:
+            print_json(document(probe))
+        else:
+            probe.summary(console=console)
         for w in caught:
-            console.print(f"[yellow]note:[/] {escape(str(w.message))}")
+            note(str(w.message))
         if json_out is not None:
-            console.print(f"wrote {probe.to_json(json_out)}")
+            wrote(f"wrote {write_json(json_out, document(probe))}")
         if csv_out is not None:
-            console.print(f"wrote {probe.to_csv(csv_out)}")
+            wrote(f"wrote {probe.to_csv(csv_out)}")
         if plots is not None:
-            plots.mkdir(parents=True, exist_ok=True)
             for kind in ("grad_norm", "dead_saturated", "activations", "grad_profile"):
-                console.print(f"wrote {probe.plot(kind, out=plots / f'{kind}.png')}")
+                wrote(f"wrote {probe.plot(kind, out=plots / f'{kind}.png')}")

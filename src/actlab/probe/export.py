@@ -69,14 +69,17 @@ def meta(probe: "Probe") -> dict[str, Any]:
     }
 
 
-def to_json(probe: "Probe", path: Any) -> Path:
-    path = Path(path)
-    doc = {
+def document(probe: "Probe") -> dict[str, Any]:
+    """What :func:`to_json` writes: ``{"meta", "records", "findings"}`` as strict JSON data."""
+    return {
         "meta": meta(probe),
         "records": [_clean(asdict(r)) for r in probe.records()],
         "findings": [_clean(f.to_dict()) for f in probe.findings()],
     }
-    return write_atomic(path, dumps(doc, indent=1))
+
+
+def to_json(probe: "Probe", path: Any) -> Path:
+    return write_atomic(Path(path), dumps(document(probe), indent=1))
 
 
 def read_json(path: Any) -> dict[str, Any]:
