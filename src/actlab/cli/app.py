@@ -202,3 +202,11 @@ class DefaultCommandGroup(TyperGroup):
 def default_group(default: str, flag_commands: dict[str, str] | None = None) -> type[DefaultCommandGroup]:
     """A :class:`DefaultCommandGroup` class that sends unknown first arguments to ``default``."""
     return type("DefaultGroup", (DefaultCommandGroup,), {"default": default, "flag_commands": dict(flag_commands or {})})
+
+
+def table_console(wide: bool = False) -> Console:
+    """Where tables go: the terminal's width capped at 80 columns (columns fold), or with
+    ``--wide`` as wide as the table needs, also in a pipe (nothing is cut)."""
+    if wide:
+        return Console(width=max(console.width, 200), highlight=False)
+    return Console(width=min(console.width, 80), highlight=False, force_terminal=console.is_terminal)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from actlab._format import number
-from actlab.cli.app import app, check_output, console, err_console, fail, print_json
+from actlab.cli.app import app, check_output, console, err_console, fail, print_json, table_console
 
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.activations import ActivationSpec
@@ -43,6 +43,7 @@ def _kinks_text(d: dict[str, Any]) -> str:
 @app.command("list")
 def list_(
     json_: Annotated[bool, typer.Option("--json", help="Print spec.summary() of every activation as a JSON list.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (default: fit 80 columns).")] = False,
 ) -> None:
     """Table of every activation in the catalog and its main properties."""
     from actlab.activations import specs
@@ -51,8 +52,7 @@ def list_(
     if json_:
         print_json(summaries)
         return
-    # A pipe or file has no width to respect: lay the table out in full rather than squeezed to 80.
-    out = console if console.is_terminal else Console(width=max(console.width, 140), highlight=False)
+    out = table_console(wide)
     wide = out.width >= 130
     table = Table(title=f"actlab activation catalog ({len(summaries)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   caption="range: output range; 0-ctr: E f(z) = 0 for z ~ N(0,1); max|f'|: sup |f'|; "
