@@ -36,6 +36,8 @@ def run(
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (backend ray)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Most models trained as one stacked computation."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are "
+                                         "(default: $ACTLAB_DATA or ~/.cache/actlab/data)."),
     yes: bool = typer.Option(False, "--yes", "-y", help=f"Run a spec of more than {MAX_CONFIGS} configurations."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout instead of a progress bar."),
     json_out: Path | None = typer.Option(None, "--json-out", help="Also write the JSON summary to this file."),
@@ -65,6 +67,12 @@ def run(
         raise fail("give a spec file, or axes with --axis NAME=V1,V2 (e.g. --axis activation=relu,tanh)")
     if workers > 64:
         raise fail(f"--workers must be in [1, 64], got {workers}")
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise fail(f"--data-dir {str(data_dir)!r} is not a directory")
+        import os
+
+        os.environ["ACTLAB_DATA"] = str(data_dir.resolve())  # workers inherit it
     check_output(store, option="--store")
     check_output(json_out, option="--json-out")
     limit = None if yes else MAX_CONFIGS
