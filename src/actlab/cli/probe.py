@@ -43,18 +43,9 @@ def probe_cmd(
     """
     import warnings
 
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from actlab.nn import module_class
-    from actlab.probe import Probe
-
     check_output(json_out, option="--json-out")
     check_output(csv_out, option="--csv")
     check_output(plots, kind="dir", option="--plots")
-    spec = _spec(activation)
-    params = _parse_params(spec, param or [])
     for name, v, ok, want in (("--lr", lr, lr > 0, "> 0"), ("--weight-scale", weight_scale, True, ""),
                               ("--bias", bias if bias is not None else 0.0, True, ""),
                               ("--saturation", saturation, 0 < saturation < 1, "in (0, 1)")):
@@ -70,10 +61,19 @@ def probe_cmd(
             raise fail(f"{name} must be a positive integer, got {v}")
     if depth < 2:
         raise fail(f"--depth must be at least 2 (one hidden layer), got {depth}")
+    spec = _spec(activation)
+    params = _parse_params(spec, param or [])
     try:
         from sklearn.datasets import load_digits
     except ImportError:  # pragma: no cover
         raise fail("actlab probe needs scikit-learn for the digits data") from None
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from actlab.nn import module_class
+    from actlab.probe import Probe
 
     torch.manual_seed(seed)
     d = load_digits()

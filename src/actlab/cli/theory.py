@@ -70,9 +70,9 @@ def analyse_cmd(
     """
     from actlab.theory import analyse
 
+    _check(sigma_w2, sigma_b2, depth)
     spec = _spec(name)
     params = _parse_params(spec, param or [])
-    _check(sigma_w2, sigma_b2, depth)
     mf = analyse(spec.name, sigma_w2, sigma_b2, depth, **params)
     if json_:
         print_json(mf.to_dict())
@@ -141,9 +141,9 @@ def born_dead_cmd(
     """
     from actlab.theory.dying import born_dead, born_dead_table
 
+    _check(sigma_w2, sigma_b2, depth, width)
     spec = _spec(name)
     params = _parse_params(spec, param or [])
-    _check(sigma_w2, sigma_b2, depth, width)
     if not 1 <= trials <= 10_000_000:
         raise fail(f"--trials must be in [1, 10000000], got {trials}")
     kw = dict(init=init, sigma_b2=sigma_b2, **params)
@@ -187,10 +187,10 @@ def phase_cmd(
     Example: `actlab theory phase tanh --out phase.png`.
     """
     check_output(out, option="--out", suffixes=(".png",))
-    spec = _spec(name)
-    params = _parse_params(spec, param or [])
     if not 4 <= grid <= 512:
         raise fail(f"--grid must be in [4, 512], got {grid}")
+    spec = _spec(name)
+    params = _parse_params(spec, param or [])
     from actlab.theory.plots import phase_diagram
 
     phase_diagram(spec.name, n=grid, out=out, **params)
@@ -214,13 +214,13 @@ def measure_cmd(
     Example: `actlab theory measure relu --sigma-w2 2 --width 500 --out relu.png`.
     """
     check_output(out, option="--out", suffixes=(".png",))
-    spec = _spec(name)
-    params = _parse_params(spec, param or [])
     _check(sigma_w2, sigma_b2, depth, width)
     if depth > 1000 or width < 2 or width > 10_000:
         raise fail(f"measure needs --depth in [1, 1000] and --width in [2, 10000], got {depth} and {width}")
     if not 1 <= seeds <= 1000:
         raise fail(f"--seeds must be in [1, 1000], got {seeds}")
+    spec = _spec(name)
+    params = _parse_params(spec, param or [])
     from actlab.theory.compare import compare
 
     c = compare(spec.name, sigma_w2, sigma_b2, depth=depth, width=width, seeds=seeds, threads=1, **params)
