@@ -13,7 +13,7 @@ runner = CliRunner()
 
 def test_probe_cli_finds_vanishing_gradients_and_writes_outputs(tmp_path):
     res = runner.invoke(app, ["probe", "sigmoid", "--depth", "8", "--lr", "0.1", "--steps", "12", "--window", "5",
-                              "--json", str(tmp_path / "p.json"), "--plots", str(tmp_path / "plots")],
+                              "--json-out", str(tmp_path / "p.json"), "--plots", str(tmp_path / "plots")],
                         env={"COLUMNS": "160"})
     assert res.exit_code == 0, res.output
     assert "vanishing gradients" in res.output and "sigmoid" in res.output

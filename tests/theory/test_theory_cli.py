@@ -63,9 +63,9 @@ def test_phase_diagram_and_measure(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (("step",), "no usable derivative"),
     (("maxout",), "not elementwise"),
-    (("tanh", "--sigma-w2", "0"), "sigma_w2"),
-    (("tanh", "--sigma-w2", "-2"), "sigma_w2"),
-    (("tanh", "--sigma-b2", "-1"), "sigma_b2"),
+    (("tanh", "--sigma-w2", "0"), "--sigma-w2"),
+    (("tanh", "--sigma-w2", "-2"), "--sigma-w2"),
+    (("tanh", "--sigma-b2", "-1"), "--sigma-b2"),
     (("tanh", "--depth", "0"), "--depth"),
     (("tanhh",), "Valid names"),
     (("leaky_relu", "--param", "negative_slope=3"), "negative_slope"),

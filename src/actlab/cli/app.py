@@ -28,7 +28,24 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+class _Boundary(TyperGroup):
+    """The root command: every sub-command's exception is turned into one line here (so the
+    boundary holds also where the app is invoked directly, e.g. by typer's test runner)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        cx = _click_exceptions()
+        try:
+            return super().invoke(ctx)
+        except (cx.ClickException, typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the one boundary
+            if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):  # click's own, in older typer
+                raise
+            raise typer.Exit(_report(e, list(ctx.args) if ctx.args else sys.argv[1:])) from None
+
+
 app = typer.Typer(
+    cls=_Boundary,
     name="actlab",
     help="See, compare and fix how nonlinearities shape the training of neural networks.",
     no_args_is_help=True,
@@ -89,20 +106,43 @@ def _message(e: BaseException) -> str:
     return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
-def _crash_log(argv: list[str]) -> Path:
+def _crash_log(argv: list[str], e: BaseException) -> Path:
     folder = Path(tempfile.gettempdir()) / "actlab-logs"
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=time.strftime("crash-%Y%m%d-%H%M%S-"), suffix=".log", dir=folder)
     with os.fdopen(fd, "w") as f:
-        f.write("actlab " + " ".join(argv) + "\n\n" + traceback.format_exc())
+        f.write("actlab " + " ".join(argv) + "\n\n" + "".join(traceback.format_exception(e)))
     return Path(name)
+
+
+_DEBUG = os.environ.get("ACTLAB_DEBUG", "") not in ("", "0")
+
+
+def _report(e: BaseException, argv: list[str]) -> int:
+    """Print ``e`` as one line (a known error: exit code 2; a bug: 1, traceback to a log file)."""
+    if _known(e):
+        if _DEBUG:
+            traceback.print_exception(e)
+        fail(_message(e))
+        return 2
+    if _DEBUG:
+        traceback.print_exception(e)
+        return 1
+    try:
+        where = f"the traceback is in {_crash_log(argv, e)}"
+    except OSError:
+        where = "no log could be written"
+    fail(f"unexpected {type(e).__name__}: {_message(e)} -- this is a bug in actlab; {where} "
+         f"(rerun with {DEBUG_FLAG} to print it)")
+    return 1
 
 
 def run_cli(argv: list[str] | None = None) -> NoReturn:
     """Run the ``actlab`` command line on ``argv`` (default ``sys.argv[1:]``) and exit."""
+    global _DEBUG
     cx = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = DEBUG_FLAG in args or os.environ.get("ACTLAB_DEBUG", "") not in ("", "0")
+    _DEBUG = DEBUG_FLAG in args or os.environ.get("ACTLAB_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != DEBUG_FLAG]
     try:
         code = app(args=args, prog_name="actlab", standalone_mode=False)
@@ -119,25 +159,11 @@ def run_cli(argv: list[str] | None = None) -> NoReturn:
     except (typer.Abort, KeyboardInterrupt):
         fail("interrupted")
         code = 130
-    except Exception as e:  # noqa: BLE001 - the one boundary
+    except Exception as e:  # noqa: BLE001 - raised outside a command (e.g. while parsing)
         if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
             code = e.exit_code
-        elif _known(e):
-            if debug:
-                traceback.print_exc()
-            fail(_message(e))
-            code = 2
-        elif debug:
-            traceback.print_exc()
-            code = 1
         else:
-            try:
-                where = f"the traceback is in {_crash_log(args)}"
-            except OSError:
-                where = "no log could be written"
-            fail(f"unexpected {type(e).__name__}: {_message(e)} -- this is a bug in actlab; {where} "
-                 f"(rerun with {DEBUG_FLAG} to print it)")
-            code = 1
+            code = _report(e, args)
     sys.stdout.flush()
     sys.exit(code if isinstance(code, int) else 0)
 
