@@ -100,7 +100,7 @@ def run(
         with Progress(*columns, console=console) as bar:
             task = bar.add_task(escape(f"sweep {sw.name} ({n} configs, {backend})"), total=n)
             st_done = _run_interruptible(sw, st, n, backend, workers, address, chunk_size, bar,
-                                         lambda done, total: bar.update(task, completed=done, total=total))
+                                         lambda fraction, message="": bar.update(task, completed=fraction * n))
     counts = st_done.status_counts(sw.hash)
     summary = {"spec": str(spec) if spec else None, "spec_hash": sw.hash, "store": str(path), "configs": n,
                "status": counts, "wall_s": round(time.perf_counter() - t0, 3), "backend": backend}

@@ -27,6 +27,8 @@ from typing import Any, Callable, ClassVar, Iterable, Literal, Sequence
 
 import numpy as np
 
+from actlab._progress import Progress  # noqa: F401  (re-exported for the experiments)
+
 Mode = Literal["tiny", "quick", "full"]
 MODES: tuple[str, ...] = ("tiny", "quick", "full")
 Status = Literal["confirmed", "not confirmed", "inconclusive", "error"]
@@ -146,8 +148,7 @@ def threshold(description: str, values: Sequence[float], *, below: float | None 
     return Check(description, state, detail)
 
 
-Progress = Callable[[float, str], None]
-"""``progress(fraction_done, message)``; experiments call it between units of work."""
+# Experiments call ``progress(fraction_done, message)`` between units of work (actlab._progress).
 
 
 def _no_progress(fraction: float, message: str) -> None:

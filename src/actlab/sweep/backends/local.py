@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from actlab._progress import Progress
 from actlab.sweep.engine import ModelResult, group_configs, train_group
 from actlab.sweep.spec import Config, Record, SweepSpec
 from actlab.sweep.store import Store
 
-Progress = Callable[[int, int], None]
-"""``progress(models_done, models_total)``; also called within a chunk as steps complete."""
+# run_sweep reports ``progress(fraction, "k of n models")`` (actlab._progress), also within a
+# chunk as its steps complete.
 
 DEFAULT_CHUNK = 64
 
@@ -124,7 +125,7 @@ def run_sweep(spec: SweepSpec, store: Store | str | Path, *, backend: str = "loc
         address: Ray cluster address (``backend="ray"``; ``None`` starts or joins a local one).
         chunk_size: most models trained as one stacked computation.
         threads: threads per chunk (default: the cores this process may use; one per worker process).
-        progress: ``progress(done, total)`` in models.
+        progress: ``progress(fraction, message)`` (:mod:`actlab._progress`), over models.
 
     Returns:
         the store.
@@ -134,10 +135,13 @@ def run_sweep(spec: SweepSpec, store: Store | str | Path, *, backend: str = "loc
     todo = st.pending(h)
     total = len(st.configs(h))
     done = total - len(todo)
-    if progress:
-        progress(done, total)
+    def report(k: float) -> None:
+        if progress:
+            progress(k / total if total else 1.0, f"{k:g} of {total} models")
+
+    report(done)
     chunks = group_configs(todo, chunk_size)
-    inner = (lambda k: progress(done + k, total)) if progress else None  # type: ignore[misc]
+    inner = (lambda k: report(done + k)) if progress else None  # type: ignore[misc]
     if backend == "local":
         it = run_local(chunks, spec.record, workers=workers, threads=threads, progress=inner)
     elif backend == "ray":
@@ -149,7 +153,6 @@ def run_sweep(spec: SweepSpec, store: Store | str | Path, *, backend: str = "loc
     for res in it:
         st.write_results(res)
         done += len(res)
-        if progress:
-            progress(done, total)
+        report(done)
     return st
 
