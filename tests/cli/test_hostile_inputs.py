@@ -244,3 +244,22 @@ def test_interrupted_sweep_stops_fast_and_leaves_no_workers(tmp_path: Path, sig:
         assert p.returncode == 130 and "Traceback" not in err
         assert "of 32 configurations saved" in err and "run the same command to resume" in err
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_store_locked_by_another_writer_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / ".tmp").mkdir()
+    r = actlab(tmp_path, "sweep", "--axis", "activation=relu", "--axis", "steps=2", "--store", "s.db", "--json")
+    assert r.returncode == 0, r.stderr
+    holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer, mid-transaction
+    try:
+        before = _snapshot(tmp_path)
+        r = actlab(tmp_path, "sweep", "--axis", "activation=relu,tanh", "--axis", "steps=2", "--store", "s.db")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: store 's.db' is locked by another process (is a sweep running on it?)"
+    assert _snapshot(tmp_path)["s.db"] == before["s.db"]

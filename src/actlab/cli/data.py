@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from actlab.cli.app import app, console, fail
+from actlab.cli.app import app, console, fail, print_json
 
 data_app = typer.Typer(help="Data sets: list, download (with checksums), verify.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -28,7 +27,7 @@ def list_(data_dir: Optional[Path] = _DATA_DIR, as_json: bool = typer.Option(Fal
         for d in DATASETS.values()
     ]
     if as_json:
-        print(json.dumps({"data_dir": str(resolve_data_dir(data_dir)), "datasets": rows}, indent=2))
+        print_json({"data_dir": str(resolve_data_dir(data_dir)), "datasets": rows})
         return
     table = Table(title=f"Data sets (data directory: {resolve_data_dir(data_dir)})")
     for col in ("name", "task", "source", "available", "description"):
