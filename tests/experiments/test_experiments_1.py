@@ -14,7 +14,8 @@ import torch
 from actlab.experiments import get_experiment
 from actlab.experiments.zero_init_symmetry import symmetry
 from actlab.lab.init import init_weights
-from actlab.lab.measure import activation_derivative, layer_gradients, torch_threads
+from actlab._threads import torch_threads
+from actlab.lab.measure import activation_derivative, layer_gradients
 from actlab.lab.models import MLP
 
 

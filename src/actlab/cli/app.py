@@ -1,6 +1,7 @@
 """The typer application every ``actlab`` sub-command registers on, and the CLI's error boundary.
 
-Every command runs inside :func:`run_cli`:
+Every command runs inside one boundary (the root command's ``invoke``, and :func:`run_cli`
+around it for usage errors and Ctrl-C):
 
 - a *known* error (bad input or environment the user can fix: an unknown activation, a bad spec,
   a corrupt store or data file, an unwritable output path) prints one line ``error: ...`` and
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+
 class _Boundary(TyperGroup):
     """The root command: every sub-command's exception is turned into one line here (so the
     boundary holds also where the app is invoked directly, e.g. by typer's test runner)."""
@@ -41,7 +43,7 @@ class _Boundary(TyperGroup):
         except Exception as e:  # noqa: BLE001 - the one boundary
             if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):  # click's own, in older typer
                 raise
-            raise typer.Exit(_report(e, list(ctx.args) if ctx.args else sys.argv[1:])) from None
+            raise typer.Exit(_report(e, sys.argv[1:])) from None
 
 
 app = typer.Typer(
@@ -54,6 +56,14 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Print the traceback of an unexpected error "
+                                     "instead of writing it to a log file (also ACTLAB_DEBUG=1; may come "
+                                     "anywhere on the command line).")) -> None:
+    global _DEBUG
+    _DEBUG = _DEBUG or debug
 
 DEBUG_FLAG = "--debug"
 

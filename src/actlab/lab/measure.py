@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from actlab._threads import torch_threads  # noqa: F401  (re-exported for old imports)
 from actlab.activations.torch import Activation
 
 
@@ -77,4 +76,4 @@ def layer_gradients(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cros
     )
 
 
-__all__ = ["LayerGradients", "activation_derivative", "layer_gradients", "torch_threads"]
+__all__ = ["LayerGradients", "activation_derivative", "layer_gradients"]
