@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
+from actlab._threads import torch_threads
 from actlab.experiments import get_experiment
 from actlab.experiments.zero_init_symmetry import symmetry
 from actlab.lab.init import init_weights
-from actlab._threads import torch_threads
 from actlab.lab.measure import activation_derivative, layer_gradients
 from actlab.lab.models import MLP
 
