@@ -252,10 +252,11 @@ def test_a_store_locked_by_another_writer_is_refused(tmp_path: Path) -> None:
     (tmp_path / ".tmp").mkdir()
     r = actlab(tmp_path, "sweep", "--axis", "activation=relu", "--axis", "steps=2", "--store", "s.db", "--json")
     assert r.returncode == 0, r.stderr
+    # Snapshot first: reading the file in this process would drop the holder's POSIX lock.
+    before = _snapshot(tmp_path)
     holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer, mid-transaction
     try:
-        before = _snapshot(tmp_path)
         r = actlab(tmp_path, "sweep", "--axis", "activation=relu,tanh", "--axis", "steps=2", "--store", "s.db")
     finally:
         holder.execute("ROLLBACK")
