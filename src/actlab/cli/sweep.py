@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from actlab.cli.app import app, check_output, console, default_group, fail, print_json, write_json
+from actlab.cli.app import app, check_output, console, default_group, fail, note, print_json, write_json
 
 MAX_CONFIGS = 10_000
 """A spec with more configurations than this asks for ``--yes`` (expanding 10^6 takes minutes)."""
@@ -67,6 +67,12 @@ def run(
         raise fail("give a spec file, or axes with --axis NAME=V1,V2 (e.g. --axis activation=relu,tanh)")
     if workers > 64:
         raise fail(f"--workers must be in [1, 64], got {workers}")
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if workers > 1 and workers >= cores:
+        note(f"--workers {workers} on {cores} cores: each worker starts its own Python and torch, and the "
+             "batched engine already uses every core in one process; --workers 1 is usually faster here")
     if data_dir is not None:
         if not data_dir.is_dir():
             raise fail(f"--data-dir {str(data_dir)!r} is not a directory")
