@@ -150,6 +150,10 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("run json into a folder", ["run", "dying_relu", "--json-out", "a_dir"], 2, "is a folder"),
     ("data verify unknown set", ["data", "verify", "cifar"], 2, "cifar"),
     ("data download needs no download", ["data", "download", "digits"], 2, "needs no download"),
+    ("data download into a file", ["data", "download", "mnist", "--data-dir", "existing.txt"], 2,
+     "is an existing file"),
+    ("data verify in a file", ["data", "verify", "mnist", "--data-dir", "existing.txt"], 2, "is not a directory"),
+    ("data list in a missing folder", ["data", "list", "--data-dir", "nowhere"], 2, "is not a directory"),
 ]
 
 
