@@ -80,3 +80,15 @@ def test_errors_exit_2(args, needle):
     assert r.exit_code == 2, r.output
     assert needle in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("new,old", [
+    (("analyse", "tanh", "--sigma-w2", "1.5", "--json"), ("tanh", "--sigma-w2", "1.5", "--json")),
+    (("gains", "--json"), ("--gains", "--json")),
+    (("born-dead", "relu", "--depth", "4", "--width", "3", "--trials", "300", "--json"),
+     ("relu", "--born-dead", "--depth", "4", "--width", "3", "--trials", "300", "--json")),
+])
+def test_sub_commands_and_the_old_mode_flags_agree(new, old):
+    a, b = run(*new), run(*old)
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.stdout) == json.loads(b.stdout)
