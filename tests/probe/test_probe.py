@@ -99,7 +99,7 @@ def test_records_on_cnn_and_recurrent_nets(make):
     assert {r.step for r in recs} == {0, 1, 2}
     rnn = [r for r in recs if r.module in ("LSTM", "GRU", "RNN")]
     if rnn:
-        assert all(r.grad_norm > 0 for r in rnn)
+        assert all(r.param_grad_norm > 0 for r in rnn)
 
 
 def test_conv_units_are_channels():
@@ -133,7 +133,7 @@ def test_statistics_match_direct_computation():
     for name in ("0", "2", "4"):
         m = model[int(name)]
         want = math.sqrt(m.weight.grad.square().sum().item() + m.bias.grad.square().sum().item())
-        assert recs[name].grad_norm == pytest.approx(want, rel=1e-5)
+        assert recs[name].param_grad_norm == pytest.approx(want, rel=1e-5)
     assert probe.param_grad_norms()["0.weight"] == pytest.approx(model[0].weight.grad.norm().item(), rel=1e-5)
     assert list(probe.layer_grad_norms()) == ["0", "2", "4"]
 
@@ -202,7 +202,7 @@ def test_every_k_records_only_those_steps_and_window_scales():
     with Probe(model, every=5, update_every=10, window=10) as probe:
         train(model, steps=23)
     assert probe.steps() == [0, 5, 10, 15, 20]
-    assert probe._window_records == 2
+    assert probe.read().settings.window_records == 2
     ratios = {r.step for r in probe.records() if not math.isnan(r.update_ratio)}
     assert ratios == {0, 10, 20}  # measured over the optimizer step, read at the next forward
 
@@ -349,4 +349,4 @@ def test_output_gradient_norms_follow_their_own_schedule():
         train(model, steps=12)
     steps = {r.step for r in probe.records() if not math.isnan(r.out_grad_norm)}
     assert steps == {0, 10}
-    assert {r.step for r in probe.records() if not math.isnan(r.grad_norm)} == set(range(12))
+    assert {r.step for r in probe.records() if not math.isnan(r.param_grad_norm)} == set(range(12))

@@ -19,7 +19,7 @@ from actlab.probe.stats import TINY, Workspace, plan_for
 
 needs_numba = pytest.mark.skipif(not fused.available(), reason="numba not installed (or ACTLAB_FUSED=0)")
 
-FIELDS = ("mean", "std", "out_rms", "saturated", "inactive", "dead", "out_grad_norm", "grad_norm")
+FIELDS = ("mean", "std", "out_rms", "saturated", "inactive", "dead", "out_grad_norm", "param_grad_norm")
 
 
 def _records(model: nn.Module, fused_: bool, steps: int = 6, **kw):

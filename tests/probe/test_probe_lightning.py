@@ -43,4 +43,4 @@ def test_callback_records_steps_and_finds_vanishing_gradients(tmp_path):
         findings = cb.probe.findings()
     assert cb.probe.steps() == list(range(0, 20, 2))
     assert any(f.kind == "vanishing_gradients" for f in findings)
-    assert all(r.grad_norm > 0 for r in cb.probe.records() if r.kind == "parametrised")
+    assert all(r.param_grad_norm > 0 for r in cb.probe.records() if r.kind == "parametrised")

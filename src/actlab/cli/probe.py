@@ -121,13 +121,13 @@ def probe_cmd(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if json_:
-            print_json(document(probe))
+            print_json(document(probe.read(), probe.findings(), probe.thresholds))
         else:
             probe.summary(console=console)
         for w in caught:
             note(str(w.message))
         if json_out is not None:
-            wrote(f"wrote {write_json(json_out, document(probe))}")
+            wrote(f"wrote {probe.to_json(json_out)}")
         if csv_out is not None:
             wrote(f"wrote {probe.to_csv(csv_out)}")
         if plots is not None:

@@ -11,6 +11,7 @@ Example::
 """
 
 from actlab.probe.findings import Finding, Thresholds
-from actlab.probe.probe import LayerRecord, Probe, ProbeLayer
+from actlab.probe.probe import Probe, ProbeLayer
+from actlab.probe.records import LayerRecord, ProbeRecords
 
-__all__ = ["Finding", "LayerRecord", "Probe", "ProbeLayer", "Thresholds"]
+__all__ = ["Finding", "LayerRecord", "Probe", "ProbeLayer", "ProbeRecords", "Thresholds"]

@@ -9,20 +9,17 @@ import json
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from actlab._io import write_atomic
 from actlab._json import dumps, jsonable
-from actlab.probe.findings import Finding
-from actlab.probe.probe import LayerRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import Probe
+from actlab.probe.findings import Finding, Thresholds
+from actlab.probe.records import LayerRecord, ProbeRecords
 
 FIELDS = [f.name for f in fields(LayerRecord)]
-_BOOL = {"nonfinite", "grad_nonfinite"}
-_INT = {"step", "order"}
-_STR = {"layer", "kind", "module", "activation"}
+_BOOL = {f.name for f in fields(LayerRecord) if f.type is bool}
+_INT = {f.name for f in fields(LayerRecord) if f.type is int}
+_STR = {f.name for f in fields(LayerRecord) if f.type is str}
 
 
 def _clean(v: Any) -> Any:
@@ -53,33 +50,34 @@ def _record(d: dict) -> LayerRecord:
     return LayerRecord(**kw)
 
 
-def meta(probe: "Probe") -> dict[str, Any]:
+def meta(data: ProbeRecords, thresholds: Thresholds) -> dict[str, Any]:
+    st = data.settings
     return {
-        "model": type(probe.model).__name__,
-        "every": probe.every,
-        "window": probe.window,
-        "saturation": probe.saturation,
-        "update_every": probe.update_every,
-        "thresholds": asdict(probe.thresholds),
+        "model": st.model,
+        "every": st.every,
+        "window": st.window,
+        "saturation": st.saturation,
+        "update_every": st.update_every,
+        "thresholds": asdict(thresholds),
         "layers": [
-            {"name": l.name, "kind": l.kind, "module": l.module, "activation": l.activation, "order": l.order
-             if l.order < 1 << 30 else -1, "params": l.param_names, "numel": l.numel}
-            for l in probe.iter_layers()
+            {"name": l.name, "kind": l.kind, "module": l.module, "activation": l.activation, "order": l.order,
+             "params": list(l.param_names), "numel": l.numel}
+            for l in data.layers
         ],
     }
 
 
-def document(probe: "Probe") -> dict[str, Any]:
+def document(data: ProbeRecords, findings: list[Finding], thresholds: Thresholds) -> dict[str, Any]:
     """What :func:`to_json` writes: ``{"meta", "records", "findings"}`` as strict JSON data."""
     return {
-        "meta": meta(probe),
-        "records": [_clean(asdict(r)) for r in probe.records()],
-        "findings": [_clean(f.to_dict()) for f in probe.findings()],
+        "meta": meta(data, thresholds),
+        "records": [_clean(asdict(r)) for r in data.records],
+        "findings": [_clean(f.to_dict()) for f in findings],
     }
 
 
-def to_json(probe: "Probe", path: Any) -> Path:
-    return write_atomic(Path(path), dumps(document(probe), indent=1))
+def to_json(data: ProbeRecords, findings: list[Finding], thresholds: Thresholds, path: Any) -> Path:
+    return write_atomic(Path(path), dumps(document(data, findings, thresholds), indent=1))
 
 
 def read_json(path: Any) -> dict[str, Any]:
@@ -92,11 +90,11 @@ def read_json(path: Any) -> dict[str, Any]:
     }
 
 
-def to_csv(probe: "Probe", path: Any) -> Path:
+def to_csv(data: ProbeRecords, path: Any) -> Path:
     fh = io.StringIO(newline="")
     w = csv.writer(fh)
     w.writerow(FIELDS)
-    for r in probe.records():
+    for r in data.records:
         w.writerow(["" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
                     for v in (getattr(r, k) for k in FIELDS)])
     return write_atomic(path, fh.getvalue())
@@ -108,19 +106,22 @@ def read_csv(path: Any) -> list[LayerRecord]:
         return [_record(row) for row in csv.DictReader(fh)]
 
 
-def to_tensorboard(probe: "Probe", logdir: Any) -> Path:
+_SCALARS = [f for f in FIELDS if f not in _BOOL | _INT | _STR]
+
+
+def to_tensorboard(data: ProbeRecords, findings: list[Finding], logdir: Any) -> Path:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except Exception as e:  # tensorboard not installed
         raise ImportError("to_tensorboard needs tensorboard: pip install tensorboard") from e
     logdir = Path(logdir)
     with SummaryWriter(str(logdir)) as w:
-        for r in probe.records():
-            for k in ("mean", "std", "saturated", "dead", "out_grad_norm", "grad_norm", "update_ratio"):
+        for r in data.records:
+            for k in _SCALARS:
                 v = getattr(r, k)
                 if not math.isnan(v):
                     w.add_scalar(f"{k}/{r.layer}", v, r.step)
-        for f in probe.findings():
+        for f in findings:
             w.add_text("findings", str(f))
     return logdir
 
@@ -134,13 +135,13 @@ def _f(v: float, pct: bool = False) -> str:
     return f"{v:.2e}" if (a and (a < 1e-2 or a >= 1e4)) else f"{v:.3g}"
 
 
-def summary(probe: "Probe", *, print_: bool = True, console: Any = None):
+def summary(data: ProbeRecords, findings: list[Finding], *, print_: bool = True, console: Any = None):
     """A rich table of each layer at its last recorded step, then the findings."""
     from rich.console import Console, Group
     from rich.table import Table
     from rich.text import Text
 
-    recs = probe.records()
+    recs = data.records
     last: dict[str, LayerRecord] = {}
     ratio: dict[str, float] = {}
     for r in recs:
@@ -148,7 +149,7 @@ def summary(probe: "Probe", *, print_: bool = True, console: Any = None):
         if not math.isnan(r.update_ratio):
             ratio[r.layer] = r.update_ratio  # measured on fewer steps: show the latest
     steps = sorted({r.step for r in recs})
-    title = f"actlab probe: {type(probe.model).__name__}, " + (
+    title = f"actlab probe: {data.settings.model}, " + (
         f"steps {steps[0]}-{steps[-1]} ({len(steps)} recorded)" if steps else "nothing recorded yet")
     t = Table(title=title)
     for col in ("layer", "type", "grad norm", "out grad", "mean", "std", "saturated", "dead", "update"):
@@ -156,9 +157,8 @@ def summary(probe: "Probe", *, print_: bool = True, console: Any = None):
     for r in sorted(last.values(), key=lambda r: r.order):
         kind = r.activation or r.module
         style = "red" if (r.nonfinite or r.grad_nonfinite) else None
-        t.add_row(r.layer, kind, _f(r.grad_norm), _f(r.out_grad_norm), _f(r.mean), _f(r.std),
+        t.add_row(r.layer, kind, _f(r.param_grad_norm), _f(r.out_grad_norm), _f(r.mean), _f(r.std),
                   _f(r.saturated, True), _f(r.dead, True), _f(ratio.get(r.layer, math.nan)), style=style)
-    findings = probe.findings()
     colour = {"error": "bold red", "warning": "yellow", "info": "cyan"}
     lines = [Text(f"[{f.severity}] {f.message}\n  cause: {f.cause}\n  advice: {f.advice}", style=colour.get(f.severity))
              for f in findings] or [Text("no findings: nothing looks wrong", style="green")]

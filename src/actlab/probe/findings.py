@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import torch
 
 from actlab._format import number
-from actlab.probe.stats import TINY
-
-if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import Probe
+from actlab.probe.quantities.nonfinite import first_nonfinite
+from actlab.probe.records import ProbeRecords
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -91,143 +88,6 @@ class Finding:
         return f"[{self.severity}] {self.message}"
 
 
-# ---------------------------------------------------------------------------- data
-@dataclass
-class _Acc:
-    s: float = 0.0
-    q2: float = 0.0
-    n: float = 0.0
-    sat: float = 0.0
-    oq2: float = 0.0
-    on: float = 0.0
-    act: bool = False
-    param: bool = False
-    inactive: float = math.nan
-    dead: float = math.nan
-    g2: float = math.nan
-    gnum: float = 0.0
-    og2: float = math.nan
-    d2: float = math.nan
-    w2: float = math.nan
-    fin: bool = True
-    gfin: bool = True
-
-
-@dataclass
-class ProbeData:
-    """The probe's device rows brought to the host once (what every reader uses)."""
-
-    records: list
-    param_norms: dict[int, dict[str, float]] = field(default_factory=dict)
-
-    @classmethod
-    def from_probe(cls, probe: "Probe") -> "ProbeData":
-        from actlab.probe.probe import LayerRecord
-
-        accs: dict[tuple[int, int], _Acc] = {}
-
-        def acc(step: int, li: int) -> _Acc:
-            a = accs.get((step, li))
-            if a is None:
-                a = accs[(step, li)] = _Acc()
-            return a
-
-        for row in probe._fw_rows:
-            S = row.scalars.detach().to("cpu", dtype=torch.float64).numpy() if row.scalars is not None else None
-            for c in row.calls:
-                a = acc(row.step, c.layer)
-                s, q2 = float(S[c.offset]), float(S[c.offset + 1])
-                # a sum of squares can overflow where the values are finite: judge by the sum
-                a.fin &= math.isfinite(s)
-                if c.kind == "act":
-                    sat = c.const + sum(cf * float(S[c.offset + 2 + j]) for j, cf in enumerate(c.coefs))
-                    if not math.isnan(sat):
-                        sat = float(round(sat))
-                    a.act = True
-                    a.s += s
-                    a.q2 += q2
-                    a.n += c.n
-                    a.sat += sat
-                else:
-                    a.param = True
-                    a.oq2 += q2
-                    a.on += c.n
-            if row.dead is not None:
-                D = row.dead.detach().to("cpu", dtype=torch.float64).numpy()
-                for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
-                    a = acc(row.step, li)
-                    a.inactive = float(D[0, pos]) / n
-                    a.dead = float(D[1, pos]) / n
-                    if D.shape[0] > 2 and probe._plans.get(li) is not None and probe._plans[li].unit_counts:
-                        c = D[2, pos] / TINY
-                        a.sat -= float(round(c)) if math.isfinite(c) else math.nan
-        params = probe._params
-        param_norms: dict[int, dict[str, float]] = {}
-        for row in probe._bw_rows:
-            parts = [t.detach().to("cpu", dtype=torch.float64) for t in (row.p_sq, row.o_sq) if t is not None]
-            T = torch.cat(parts).numpy() if parts else np.zeros(0)
-            per: dict[int, list[float]] = {}
-            for j, pi in enumerate(row.params):
-                per.setdefault(params[pi][0], []).append(j)
-            # gradients accumulate in .grad, so the last backward of a step holds the step's total
-            for li, js in per.items():
-                a = acc(row.step, li)
-                vals = T[js]
-                a.g2 = float(np.sum(vals))
-                a.gnum = float(sum(params[row.params[j]][2].numel() for j in js))
-                a.gfin = a.gfin and bool(np.all(np.isfinite(vals)))
-            param_norms[row.step] = {params[pi][1]: math.sqrt(float(T[j])) for j, pi in enumerate(row.params)}
-            base = len(row.params)
-            for j, li in enumerate(row.out_layers):
-                a = acc(row.step, li)
-                v = float(T[base + j])
-                a.og2 = (0.0 if math.isnan(a.og2) else a.og2) + v
-                a.gfin = a.gfin and math.isfinite(v)
-        for row in probe._up_rows:
-            T = row.norms.detach().to("cpu").double().numpy()
-            k = len(row.params)
-            for j, pi in enumerate(row.params):
-                a = acc(row.step, params[pi][0])
-                a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j])
-                a.w2 = (0.0 if math.isnan(a.w2) else a.w2) + float(T[k + j])
-        records = []
-        layers = probe.layers
-        for (step, li), a in sorted(accs.items(), key=lambda kv: (kv[0][0], layers[kv[0][1]].order, kv[0][1])):
-            L = layers[li]
-            r = LayerRecord(step, L.name, L.order if L.order < 1 << 30 else -1, L.kind, L.module, L.activation)
-            if a.act and a.n:
-                mean = a.s / a.n
-                r.mean = mean
-                r.std = math.sqrt(max(a.q2 / a.n - mean * mean, 0.0)) if math.isfinite(a.q2) else math.nan
-                r.saturated = a.sat / a.n
-                r.out_rms = math.sqrt(a.q2 / a.n)
-            elif a.param and a.on:
-                r.out_rms = math.sqrt(a.oq2 / a.on)
-            r.inactive, r.dead = a.inactive, a.dead
-            if not math.isnan(a.og2):
-                r.out_grad_norm = math.sqrt(a.og2)
-            if not math.isnan(a.g2):
-                r.grad_norm = math.sqrt(a.g2)
-                r.grad_rms = r.grad_norm / math.sqrt(max(a.gnum, 1.0))
-            if not math.isnan(a.w2):
-                r.weight_norm = math.sqrt(a.w2)
-                r.update_ratio = math.sqrt(a.d2) / r.weight_norm if r.weight_norm > 0 else math.nan
-            r.nonfinite = not a.fin
-            r.grad_nonfinite = not a.gfin
-            records.append(r)
-        return cls(records, param_norms)
-
-    def param_grad_norms(self, step: int | None = None) -> dict[str, float]:
-        if not self.param_norms:
-            return {}
-        if step is None:
-            step = max(self.param_norms)
-        if step not in self.param_norms:
-            raise ValueError(f"no gradients recorded at step {step}; steps with gradients: "
-                             f"{sorted(self.param_norms)[:10]}")
-        return dict(self.param_norms[step])
-
-
 # ---------------------------------------------------------------------------- helpers
 def _fmt(v: float) -> str:
     return "n/a" if v is None else number(v, 3, sci=True)
@@ -256,56 +116,42 @@ def _nanmean(xs: list[float]) -> float:
     return float(np.mean(v)) if v else math.nan
 
 
-def _first_nonfinite(records: list) -> tuple[int, Any, str] | None:
-    bad = [r for r in records if r.nonfinite or r.grad_nonfinite]
-    if not bad:
-        return None
-    step = min(r.step for r in bad)
-    at = [r for r in bad if r.step == step]
-    fw = [r for r in at if r.nonfinite]
-    if fw:
-        return step, min(fw, key=lambda r: r.order), "forward"
-    # in backward the first non-finite gradient is the one nearest the output
-    return step, max(at, key=lambda r: r.order), "backward"
-
-
 # ---------------------------------------------------------------------------- detectors
-def detect(probe: "Probe") -> list[Finding]:
+def detect(data: ProbeRecords, thresholds: Thresholds | None = None) -> list[Finding]:
     """Run every detector on the probe's records; most severe first."""
     import warnings
 
-    data = probe._data()
     records = data.records
-    th: Thresholds = probe.thresholds
-    out: list[Finding] = list(probe._born)
+    th = thresholds if thresholds is not None else Thresholds()
+    out: list[Finding] = born_dead_findings(data, th)
     steps = sorted({r.step for r in records})
     if not steps:
         return out
     span = steps[-1] + 1
-    if span < probe.window:
+    if span < data.settings.window:
         warnings.warn(
-            f"window={probe.window} steps is longer than the run so far ({span} steps, "
+            f"window={data.settings.window} steps is longer than the run so far ({span} steps, "
             f"{len(steps)} recorded); dead units are judged over the {len(steps)} recorded steps",
             UserWarning,
             stacklevel=3,
         )
-    nf = _first_nonfinite(records)
+    nf = first_nonfinite(records)
     clean = records
     if nf is not None:
         step, r, where = nf
-        layer = next((l for l in probe.layers if l.name == r.layer), None)
+        layer = next((l for l in data.layers if l.name == r.layer), None)
         after = None
         if layer is not None and layer.kind == "activation" and where == "forward":
-            prod = _producer(probe, layer)
+            prod = _producer(data, layer)
             after = prod.name if prod is not None else None
         out.append(_nonfinite_finding(step, r, where, records, after))
         clean = [x for x in records if x.step < step]
-    window_steps = [s for s in sorted({r.step for r in clean})][-max(probe._window_records, 1):]
+    window_steps = [s for s in sorted({r.step for r in clean})][-max(data.settings.window_records, 1):]
     recent = [r for r in clean if r.step in set(window_steps)]
-    dead = _dead_findings(probe, clean, th, nf is not None)
-    out += _gradient_findings(probe, clean, recent, th, dead)
+    dead = _dead_findings(data, clean, th, nf is not None)
+    out += _gradient_findings(data, clean, recent, th, dead)
     out += dead
-    out += _saturation_findings(probe, recent, th)
+    out += _saturation_findings(data, recent, th)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(out, key=lambda f: order.get(f.severity, 9))
 
@@ -328,21 +174,21 @@ def _nonfinite_finding(step: int, r, where: str, records: list, after: str | Non
     return Finding("error", "non_finite", [r.layer], figures, cause, advice, msg)
 
 
-def _chain_profile(probe: "Probe", records: list) -> list[tuple[str, float]]:
-    chain = {l.name for l in probe.layers if l.chain}
+def _chain_profile(data: ProbeRecords, records: list) -> list[tuple[str, float]]:
+    chain = {l.name for l in data.layers if l.chain}
     per = _by_layer([r for r in records if r.layer in chain])
     prof = []
     for name, rs in per.items():
-        v = _nanmedian([r.grad_rms for r in rs])
+        v = _nanmedian([r.param_grad_rms for r in rs])
         if not math.isnan(v):
             prof.append((min(r.order for r in rs), name, v))
     return [(n, v) for _, n, v in sorted(prof)]
 
 
-def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds,
+def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresholds,
                        dead: list[Finding] = ()) -> list[Finding]:
     out: list[Finding] = []
-    prof = _chain_profile(probe, recent)
+    prof = _chain_profile(data, recent)
     if len(prof) < 3:
         return out
     vals = np.array([v for _, v in prof])
@@ -355,7 +201,7 @@ def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds
     if low and low[0] == 0:
         names = [prof[i][0] for i in low]
         worst = float(rel[0])
-        acts = _activations_before(probe, prof[top][0])
+        acts = _activations_before(data, prof[top][0])
         sat = [s for s in acts if s.saturates == "both"]
         small = [s for s in acts if s.max_abs_derivative < 0.5]
         blocked = [f for f in dead if f.figures.get("dead_fraction", 0) >= 0.4]
@@ -385,7 +231,7 @@ def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds
         out.append(Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg))
     last = vals[-1]
     high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
-    growth = _growth(probe, clean)
+    growth = _growth(data, clean)
     if (high and high[0] == 0) or growth > th.exploding:
         names = [prof[i][0] for i in high] or [prof[0][0]]
         ratio = float(vals[0] / last) if last > 0 else math.inf
@@ -400,11 +246,11 @@ def _gradient_findings(probe: "Probe", clean: list, recent: list, th: Thresholds
     return out
 
 
-def _growth(probe: "Probe", records: list) -> float:
+def _growth(data: ProbeRecords, records: list) -> float:
     per_step: dict[int, float] = {}
     for r in records:
-        if not math.isnan(r.grad_norm):
-            per_step[r.step] = per_step.get(r.step, 0.0) + r.grad_norm ** 2
+        if not math.isnan(r.param_grad_norm):
+            per_step[r.step] = per_step.get(r.step, 0.0) + r.param_grad_norm ** 2
     if len(per_step) < 4:
         return math.nan
     steps = sorted(per_step)
@@ -414,56 +260,52 @@ def _growth(probe: "Probe", records: list) -> float:
     return float(last / first) if first > 0 else math.nan
 
 
-def _activations_before(probe: "Probe", name: str) -> list:
-    lim = next((l.order for l in probe.layers if l.name == name), 1 << 30)
+def _activations_before(data: ProbeRecords, name: str) -> list:
+    lim = next((l.order for l in data.layers if l.name == name), 1 << 30)
     seen, out = set(), []
-    for l in sorted(probe.layers, key=lambda l: l.order):
-        if l.spec is not None and l.order < lim and l.spec.name not in seen:
+    for l in sorted(data.layers, key=lambda l: l.order):
+        if l.spec is not None and 0 <= l.order < lim and l.spec.name not in seen:
             seen.add(l.spec.name)
             out.append(l.spec)
     return out
 
 
-def _producer(probe: "Probe", layer) -> Any:
+def _producer(data: ProbeRecords, layer) -> Any:
     """The parametrised layer that ran last before ``layer`` in the forward pass."""
-    before = [l for l in probe.layers if l.kind == "parametrised" and l.order < layer.order]
+    before = [l for l in data.layers if l.kind == "parametrised" and 0 <= l.order < layer.order]
     return max(before, key=lambda l: l.order) if before else None
 
 
-def _dead_findings(probe: "Probe", records: list, th: Thresholds, had_nonfinite: bool) -> list[Finding]:
+def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfinite: bool) -> list[Finding]:
     out: list[Finding] = []
-    if probe._streak is None or had_nonfinite:
+    if not data.streaks or had_nonfinite:
         return out
-    streak = probe._streak.detach().cpu().numpy()
     n_rec = len({r.step for r in records if not math.isnan(r.inactive)})
     if n_rec == 0:
         return out
-    w = min(probe._window_records, n_rec)
+    w = min(data.settings.window_records, n_rec)
     last_step = max(r.step for r in records)
     per = _by_layer(records)
-    for li, (off, n) in probe._offsets.items():
-        layer = probe.layers[li]
-        if layer.spec is None or not layer.spec.can_die:
+    for name_, s in data.streaks.items():
+        layer = data.layer(name_)
+        n = len(s)
+        if layer is None or layer.spec is None or not layer.spec.can_die:
             continue
-        s = streak[off:off + n]
         dead = s >= w
         frac = float(dead.mean()) if n else 0.0
         if frac < th.dead:
             continue
-        since = int(last_step - (int(s[dead].max()) - 1) * probe.every)
+        since = int(last_step - (int(s[dead].max()) - 1) * data.settings.every)
         rs = per.get(layer.name, [])
-        prod = _producer(probe, layer)
+        prod = _producer(data, layer)
         ratio = math.nan
         bias_mean = math.nan
         if prod is not None:
             ratio = max((r.update_ratio for r in per.get(prod.name, []) if not math.isnan(r.update_ratio)),
                         default=math.nan)
-            mod = dict(probe.model.named_modules()).get(prod.name)
-            b = getattr(mod, "bias", None)
-            if b is not None and hasattr(b, "detach"):
-                bias_mean = float(b.detach().float().mean())
+            bias_mean = prod.bias_mean
         figures = {"dead_fraction": frac, "dead_units": int(dead.sum()), "units": n, "since_step": since,
-                   "window_steps": w * probe.every, "max_update_ratio": ratio, "producer": prod.name if prod else None,
+                   "window_steps": w * data.settings.every, "max_update_ratio": ratio, "producer": prod.name if prod else None,
                    "producer_bias_mean": bias_mean,
                    "inactive_last": rs[-1].inactive if rs else math.nan}
         name = layer.spec.name
@@ -484,11 +326,11 @@ def _dead_findings(probe: "Probe", records: list, th: Thresholds, had_nonfinite:
     return out
 
 
-def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[Finding]:
+def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> list[Finding]:
     out: list[Finding] = []
     per = _by_layer(recent)
     sat_layers, sat_figs, off_layers, off_figs = [], {}, [], {}
-    spec_of = {l.name: l.spec for l in probe.layers}
+    spec_of = {l.name: l.spec for l in data.layers}
     for name, rs in sorted(per.items(), key=lambda kv: kv[1][0].order):
         spec = spec_of.get(name)
         if spec is None or spec.saturates != "both" or not spec.backprop:
@@ -507,14 +349,14 @@ def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[F
         specs = sorted({spec_of[n].name for n in sat_layers})
         worst = max(sat_figs.values())
         figures = {"saturated_fraction": sat_figs, "threshold": th.saturated,
-                   "derivative_below": f"{probe.saturation:g} * max|f'|"}
+                   "derivative_below": f"{data.settings.saturation:g} * max|f'|"}
         cause = (f"pre-activations too large for {', '.join(specs)}: units sit on the flat parts where f' is "
-                 f"below {probe.saturation:g} of its maximum (too-large initial weights, unnormalised inputs or a "
+                 f"below {data.settings.saturation:g} of its maximum (too-large initial weights, unnormalised inputs or a "
                  "high learning rate)")
         advice = ("use Xavier/Glorot initialisation (gain 5/3 for tanh), normalise the inputs, add "
                   "BatchNorm/LayerNorm before the activation, or use a non-saturating activation (ReLU family)")
         msg = (f"{', '.join(specs)} saturated in {_ranges(sat_layers)}: up to {worst:.0%} of (sample, unit) have "
-               f"|f'| < {probe.saturation:g} max|f'|")
+               f"|f'| < {data.settings.saturation:g} max|f'|")
         sev = "error" if worst >= 0.6 else "warning"
         out.append(Finding(sev, "saturation", sat_layers, figures, cause, advice, msg))
     if off_layers:
@@ -529,10 +371,10 @@ def _saturation_findings(probe: "Probe", recent: list, th: Thresholds) -> list[F
     return out
 
 
-def born_dead_findings(probe: "Probe", fractions: dict[str, float]) -> list[Finding]:
+def born_dead_findings(data: ProbeRecords, th: Thresholds) -> list[Finding]:
     """Findings for units dead on the first batch (see :meth:`Probe.born_dead`)."""
-    th: Thresholds = probe.thresholds
-    spec_of = {l.name: l.spec for l in probe.layers}
+    fractions = data.born_dead
+    spec_of = {l.name: l.spec for l in data.layers}
     bad = {n: f for n, f in fractions.items() if f >= th.born_dead and spec_of.get(n) is not None}
     if not bad:
         return []

@@ -1,16 +1,22 @@
-"""PNG plots of the probe's records (matplotlib, Agg backend).  Each kind owns its data and its
-figure: :data:`KINDS` maps the name to the function."""
+"""PNG plots of the probe's records (matplotlib, Agg backend).
+
+Each quantity with a plot (:mod:`actlab.probe.quantities`) is a kind named by its key and draws
+itself; :data:`KINDS` adds the figures that put several together: ``"dead_saturated"`` (the
+``dead`` and ``saturated`` quantities side by side) and ``"grad_profile"`` (gradient norm against
+depth at chosen steps).
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from actlab.plot.style import save
+from actlab.probe.quantities import QUANTITIES
+from actlab.probe.quantities.base import colours
+from actlab.probe.records import ProbeRecords
 
-if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.probe import Probe
+_BY_KEY = {q.key: q for q in QUANTITIES if q.plot is not None}
 
 
 def _plt():
@@ -22,98 +28,42 @@ def _plt():
     return plt
 
 
-def _series(probe: "Probe", field: str, pred: Callable[[Any], bool] = lambda r: True):
-    out: dict[str, tuple[list[int], list[float], int]] = {}
-    for r in probe.records():
-        v = getattr(r, field)
-        if not pred(r) or v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        s, vals, order = out.setdefault(r.layer, ([], [], r.order))
-        s.append(r.step)
-        vals.append(v)
-    return dict(sorted(out.items(), key=lambda kv: kv[1][2]))
-
-
-def _colours(n: int):
-    plt = _plt()
-    cmap = plt.get_cmap("viridis")
-    return [cmap(i / max(n - 1, 1)) for i in range(n)]
-
-
-def _finish(fig, ax, out: Path, legend: bool = True) -> Path:
-    if legend and ax.get_legend_handles_labels()[0]:
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    save(fig, out, dpi=120)
-    _plt().close(fig)
-    return out
 
 
-def grad_norm(probe: "Probe", out: Path, **kw: Any) -> Path:
-    """Gradient norm of each parametrised layer over steps (log scale), input side dark."""
-    plt = _plt()
-    data = _series(probe, "grad_norm", lambda r: r.grad_norm > 0)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (name, (s, v, _)), c in zip(data.items(), _colours(len(data))):
-        ax.plot(s, v, color=c, label=name, lw=1.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("||grad|| of the layer's parameters")
-    ax.set_title("Gradient norm per layer")
-    return _finish(fig, ax, out)
+def _panels(keys: Sequence[str]) -> Callable[..., Path]:
+    """A figure of the plots of ``keys`` side by side, each titled by its quantity's doc."""
+
+    def draw(data: ProbeRecords, out: Path, **kw: Any) -> Path:
+        plt = _plt()
+        fig, axes = plt.subplots(1, len(keys), figsize=(3 + 4 * len(keys), 4), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            q = _BY_KEY[key]
+            q.plot(data, ax)  # type: ignore[misc]
+            ax.set_title(q.doc if len(q.doc) < 60 else q.key, fontsize=9)
+            _legend(ax)
+        fig.tight_layout()
+        save(fig, out, dpi=120)
+        plt.close(fig)
+        return out
+
+    draw.__doc__ = " and ".join(_BY_KEY[k].doc for k in keys)
+    return draw
 
 
-def dead_saturated(probe: "Probe", out: Path, **kw: Any) -> Path:
-    """Dead-unit fraction and saturated fraction of each activation layer over steps."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for ax, field, title in ((axes[0], "dead", "dead units (f' = 0 over the window)"),
-                             (axes[1], "saturated", "saturated (sample, unit)")):
-        data = _series(probe, field)
-        for (name, (s, v, _)), c in zip(data.items(), _colours(len(data))):
-            ax.plot(s, [100 * x for x in v], color=c, label=name, lw=1.2)
-        ax.set_ylim(-2, 102)
-        ax.set_xlabel("step")
-        ax.set_ylabel("%")
-        ax.set_title(title)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    save(fig, out, dpi=120)
-    plt.close(fig)
-    return out
-
-
-def activations(probe: "Probe", out: Path, **kw: Any) -> Path:
-    """Activation mean +- std of each activation layer over steps (Glorot & Bengio's figure)."""
-    plt = _plt()
-    mean = _series(probe, "mean", lambda r: bool(r.activation))
-    std = _series(probe, "std", lambda r: bool(r.activation))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (name, (s, m, _)), c in zip(mean.items(), _colours(len(mean))):
-        sd = dict(zip(std.get(name, ([], [], 0))[0], std.get(name, ([], [], 0))[1]))
-        lo = [mi - sd.get(si, math.nan) for si, mi in zip(s, m)]
-        hi = [mi + sd.get(si, math.nan) for si, mi in zip(s, m)]
-        ax.plot(s, m, color=c, label=name, lw=1.2)
-        ax.fill_between(s, lo, hi, color=c, alpha=0.15)
-    ax.set_xlabel("step")
-    ax.set_ylabel("activation value")
-    ax.set_title("Activation mean +- std per layer")
-    return _finish(fig, ax, out)
-
-
-def grad_profile(probe: "Probe", out: Path, steps: Sequence[int] | None = None, which: str = "params",
+def grad_profile(data: ProbeRecords, out: Path, steps: Sequence[int] | None = None, which: str = "params",
                  **kw: Any) -> Path:
     """Gradient norm against layer depth (input on the left) at chosen steps (log scale)."""
     plt = _plt()
-    recorded = probe.steps()
     if steps is None:
-        have = [s for s in recorded if probe.layer_grad_norms(s, which=which)]
+        have = [s for s in data.steps() if data.layer_grad_norms(s, which=which)]
         steps = sorted({have[0], have[len(have) // 2], have[-1]}) if have else []
     fig, ax = plt.subplots(figsize=(7, 4))
     names: list[str] = []
-    for st, c in zip(steps, _colours(len(steps))):
-        g = probe.layer_grad_norms(st, which=which)
+    for st, c in zip(steps, colours(len(steps))):
+        g = data.layer_grad_norms(st, which=which)
         if not g:
             continue
         names = list(g)
@@ -124,22 +74,25 @@ def grad_profile(probe: "Probe", out: Path, steps: Sequence[int] | None = None, 
     ax.set_xlabel("layer (input -> output)")
     ax.set_ylabel("||grad||")
     ax.set_title("Gradient profile across layers")
-    return _finish(fig, ax, out)
+    _legend(ax)
+    fig.tight_layout()
+    save(fig, out, dpi=120)
+    plt.close(fig)
+    return out
 
 
 KINDS: dict[str, Callable[..., Path]] = {
-    "grad_norm": grad_norm,
-    "dead_saturated": dead_saturated,
-    "activations": activations,
+    **{key: _panels([key]) for key in _BY_KEY},
+    "dead_saturated": _panels(["dead", "saturated"]),
     "grad_profile": grad_profile,
 }
 
 
-def plot(probe: "Probe", kind: str, out: Any = None, **kw: Any) -> Path:
+def plot(data: ProbeRecords, kind: str, out: Any = None, **kw: Any) -> Path:
     """Save the plot ``kind`` (one of :data:`KINDS`) to ``out`` (default ``probe_<kind>.png``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
-    if not probe.records():
+    if not data.records:
         raise ValueError("nothing recorded yet: train with the probe attached before plotting")
     out = Path(out) if out is not None else Path(f"probe_{kind}.png")
-    return KINDS[kind](probe, out, **kw)
+    return KINDS[kind](data, out, **kw)

@@ -1,6 +1,14 @@
 """The probe: hooks on any ``nn.Module`` that record, per layer and on a schedule, what the
 activation functions do to training, keeping every statistic on the device until it is read.
 
+:class:`Probe` is the hook scheduler and the record store.  What it measures is declared in
+:mod:`actlab.probe.quantities` (one file per quantity: key, schedule, reduction, record fields,
+plot); the activation statistics (moments, saturated share, inactive and dead units) are taken in
+the fused pass below, which gives the same numbers as the quantities' plain reductions (a test
+holds them equal), and ``"generic"`` quantities are run through their reduction on their
+schedule.  :meth:`Probe.read` decodes the device rows into typed records
+(:mod:`actlab.probe.records`); findings, exports and plots read those and nothing else.
+
 Cost model (why the code looks the way it does).  On the 10-layer MLP benchmark the statistics
 kernels and the Python around them, not the hooks, are what costs: ``std_mean`` and boolean
 masks with ``count_nonzero`` cost 30-600 us each on a 256x256 CPU tensor, while a ``sum``, a dot
@@ -31,6 +39,7 @@ from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
@@ -40,7 +49,11 @@ from actlab.activations import get as get_spec
 from actlab.activations import spec_for_function, spec_for_module
 from actlab.activations.spec import ActivationSpec
 from actlab.probe import fused as _fused
-from actlab.probe.stats import StatPlan, Workspace, plan_for
+from actlab.probe.findings import Thresholds, born_dead_findings, detect
+from actlab.probe.quantities import QUANTITIES, SATURATION_TOL
+from actlab.probe.quantities.update_ratio import sample as _sample
+from actlab.probe.records import LayerInfo, LayerRecord, ProbeRecords, Settings
+from actlab.probe.stats import TINY, StatPlan, Workspace, plan_for
 
 # Modules whose outputs are channel-first (N, C, ...): their units are channels (dim 1).
 _CHANNEL_FIRST = (
@@ -50,52 +63,6 @@ _CHANNEL_FIRST = (
     nn.GroupNorm,
 )
 _NAN = math.nan
-
-
-@dataclass
-class LayerRecord:
-    """What the probe measured for one layer at one recorded step (NaN: not measured there).
-
-    Attributes:
-        step: training step (0-based).
-        layer: qualified module name; functional activations are ``"<caller>:<activation>"``.
-        order: position of the layer in the forward pass (execution order).
-        kind: ``"activation"`` or ``"parametrised"``.
-        module: module class name (function name for functional activations).
-        activation: catalog name of the layer's activation (``""`` for parametrised layers).
-        mean, std: of the layer's output over every element.
-        saturated: fraction of (sample, unit) with ``|f'| < saturation * max|f'|``.
-        inactive: fraction of units whose derivative was zero for every sample of this step.
-        dead: fraction of units whose derivative was zero on every recorded step of the window.
-        out_rms: root mean square of the layer's output.
-        out_grad_norm: norm of the loss gradient with respect to the layer's output.
-        grad_norm: norm of the gradients of the layer's own parameters (all tensors together).
-        grad_rms: ``grad_norm / sqrt(numel)``, comparable across layers of different sizes.
-        weight_norm: norm of the layer's parameters (steps where the update ratio is measured).
-        update_ratio: ``||w_after - w_before|| / ||w_before||`` over the optimizer step.
-        nonfinite: the output had a NaN or Inf.
-        grad_nonfinite: a parameter or output gradient had a NaN or Inf.
-    """
-
-    step: int
-    layer: str
-    order: int
-    kind: str
-    module: str
-    activation: str
-    mean: float = _NAN
-    std: float = _NAN
-    saturated: float = _NAN
-    inactive: float = _NAN
-    dead: float = _NAN
-    out_rms: float = _NAN
-    out_grad_norm: float = _NAN
-    grad_norm: float = _NAN
-    grad_rms: float = _NAN
-    weight_norm: float = _NAN
-    update_ratio: float = _NAN
-    nonfinite: bool = False
-    grad_nonfinite: bool = False
 
 
 @dataclass(eq=False)
@@ -160,6 +127,30 @@ class _UpRow:
     norms: Any  # ||w_after - w_before|| then ||w_before|| per tensor; squared when flushed
 
 
+@dataclass
+class _Acc:
+    """One (step, layer)'s sums while the rows are decoded."""
+
+    s: float = 0.0
+    q2: float = 0.0
+    n: float = 0.0
+    sat: float = 0.0
+    oq2: float = 0.0
+    on: float = 0.0
+    act: bool = False
+    param: bool = False
+    inactive: float = _NAN
+    dead: float = _NAN
+    g2: float = _NAN
+    gnum: float = 0.0
+    og2: float = _NAN
+    d2: float = _NAN
+    w2: float = _NAN
+    fin: bool = True
+    gfin: bool = True
+    extra: dict = field(default_factory=dict)
+
+
 class _FunctionalMode(TorchFunctionMode):
     """Sees activation functions called inside ``forward`` (``F.gelu``, ``torch.relu``...)."""
 
@@ -213,20 +204,6 @@ def _sq(t: Tensor) -> Tensor:
         u = t.view(-1)
         return torch.dot(u, u)
     return torch.linalg.vector_norm(t).square()
-
-
-UPDATE_SAMPLE = 4096
-
-
-def _sample(p: Tensor) -> Tensor:
-    """At most ~UPDATE_SAMPLE entries of ``p`` at a fixed stride (all of a small tensor).
-
-    The update ratio ``||dw|| / ||w||`` is estimated on this strided sample: copying every weight
-    each time would cost more than all the other statistics together.
-    """
-    v = p.detach().reshape(-1)
-    stride = -(-v.numel() // UPDATE_SAMPLE)
-    return v if stride == 1 else v[::stride]
 
 
 def _norm_list(ts: list[Tensor]) -> list[Tensor]:
@@ -309,6 +286,9 @@ class Probe:
             layers (Linear, Conv...), not only of activations; about 3% more step time on the
             MLP benchmark. Default: ``False``.
         thresholds: detector thresholds (:class:`~actlab.probe.findings.Thresholds`).
+        quantities: keys of the ``"generic"`` quantities to measure
+            (:mod:`actlab.probe.quantities`; the fused activation statistics and the gradient
+            norms are always measured). ``None``: all of them. Default: ``None``.
         fused: take each CPU activation's statistics in one numba pass
             (:mod:`actlab.probe.fused`) instead of three or four torch kernels. ``None`` uses it
             where it can run (numba installed, float32/float64 CPU tensors); ``True`` also
@@ -330,13 +310,14 @@ class Probe:
         *,
         every: int = 1,
         window: int = 50,
-        saturation: float = 0.05,
+        saturation: float = SATURATION_TOL,
         update_every: int = 10,
         out_grads_every: int = 1,
         param_outputs: bool = False,
         auto_step: bool = True,
         thresholds: Any = None,
         fused: bool | None = None,
+        quantities: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"Probe needs a torch.nn.Module, got {type(model).__name__}")
@@ -349,8 +330,6 @@ class Probe:
                 raise ValueError(f"{name} must be a positive integer ({what}), got {v!r}")
         if not isinstance(saturation, (int, float)) or not 0 < saturation < 1:
             raise ValueError(f"saturation must be a fraction of max|f'| in (0, 1), got {saturation!r}")
-        from actlab.probe.findings import Thresholds
-
         self.model = model
         self.every = every
         self.window = window
@@ -365,11 +344,24 @@ class Probe:
             raise ValueError("fused=True needs numba (pip install numba) and ACTLAB_FUSED not set to 0; "
                              "pass fused=None to fall back to torch kernels where it is missing")
         self._fused = fused is not False
+        generic = {q.key: q for q in QUANTITIES if q.probe == "generic"}
+        if quantities is None:
+            quantities = tuple(generic)
+        bad = [k for k in quantities if k not in generic]
+        if bad:
+            raise ValueError(f"unknown quantity {bad[0]!r}; the generic quantities are: {', '.join(generic) or 'none'}")
+        self._generic = [generic[k] for k in quantities]
+        for q in self._generic:
+            if q.target != "parameters":  # the only target the generic path reads today
+                raise ValueError(f"quantity {q.key!r} reads {q.target!r}; the probe runs generic quantities "
+                                 "on layer parameters only")
+        self._periods = {"step": every, "out_grads": self.out_grads_every, "update": self.update_every, "window": every}
         self._window_records = -(-window // every)
 
         self.layers: list[ProbeLayer] = []
         self._by_module: dict[int, ProbeLayer] = {}
         self._modules: dict[int, tuple[str, nn.Module]] = {}
+        self._module_of: dict[int, nn.Module] = {}  # layer index -> module
         self._act_ids: set[int] = set()
         self._params: list[tuple[int, str, nn.Parameter]] = []
         self._discover()
@@ -421,7 +413,8 @@ class Probe:
         self._seg: Tensor | None = None
         self._seg_equal = False
         self._offsets: dict[int, tuple[int, int]] = {}
-        self._born: list[Any] = []
+        self._born: dict[str, float] = {}
+        self._generic_rows: list[tuple[int, int, str, Any]] = []  # (step, layer, field, 0-d tensor)
         self._in_born = False
         self._driven = False
         self._host: Any = None
@@ -451,6 +444,7 @@ class Probe:
             if layer is None:
                 continue
             self._by_module[id(m)] = layer
+            self._module_of[layer.index] = m
             for n, p in own:
                 layer.param_names.append(f"{name}.{n}" if name else n)
                 layer.numel += p.numel()
@@ -555,6 +549,8 @@ class Probe:
         self._start_recording(step)
 
     def _start_recording(self, step: int) -> None:
+        if self._generic and not self._in_born:
+            self._measure_generic(step)
         self._recording = True
         self._rec_step = step
         self._scalars, self._calls, self._units = [], [], {}
@@ -572,6 +568,24 @@ class Probe:
             self._enter_mode()
         elif self._callers:
             self._enter_mode()
+
+    def _measure_generic(self, step: int) -> None:
+        """The generic quantities due at ``step`` (on the parameters as the step begins)."""
+        grad_mode = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            for q in self._generic:
+                if step % self._periods[q.schedule] or q.target != "parameters":
+                    continue
+                for li, m in self._module_of.items():
+                    w = getattr(m, "weight", None)
+                    if self.layers[li].chain and isinstance(w, Tensor):
+                        b = getattr(m, "bias", None)
+                        v = q.reduce(w, b if isinstance(b, Tensor) else None)
+                        if v is not None:
+                            self._generic_rows.append((step, li, q.fields[0].name, v))
+        finally:
+            torch._C._set_grad_enabled(grad_mode)
 
     def _root_post(self, module: nn.Module, args: Any, output: Any, _explicit: bool = False) -> None:
         if not self._recording or (self._driven and not _explicit):
@@ -1039,8 +1053,6 @@ class Probe:
         is unchanged; the step counter does not move.  Returns the ``born_dead`` findings (also
         included in :meth:`findings`).
         """
-        from actlab.probe.findings import born_dead_findings
-
         attached = self._attached
         self.attach()
         buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}
@@ -1084,19 +1096,133 @@ class Probe:
             inactive = row.dead[0].cpu()
             for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
                 fractions[self.layers[li].name] = float(inactive[pos]) / max(n, 1)
-        self._born = born_dead_findings(self, fractions)
-        return list(self._born)
+        self._born = fractions
+        self._host = None
+        return born_dead_findings(self._data(), self.thresholds)
 
     # ------------------------------------------------------------------ reading
-    def _data(self):
-        from actlab.probe.findings import ProbeData
-
+    def _data(self) -> ProbeRecords:
         self._flush()
-        key = (len(self._fw_rows), len(self._bw_rows), len(self._up_rows), len(self.layers))
+        key = (len(self._fw_rows), len(self._bw_rows), len(self._up_rows), len(self._generic_rows), len(self.layers))
         if self._host is None or self._host_key != key:
-            self._host = ProbeData.from_probe(self)
+            self._host = self._read()
             self._host_key = key
         return self._host
+
+    def _read(self) -> ProbeRecords:
+        """Decode the device rows into typed records (the only reader of the rows)."""
+        accs: dict[tuple[int, int], _Acc] = {}
+
+        def acc(step: int, li: int) -> _Acc:
+            a = accs.get((step, li))
+            if a is None:
+                a = accs[(step, li)] = _Acc()
+            return a
+
+        for row in self._fw_rows:
+            S = row.scalars.detach().to("cpu", dtype=torch.float64).numpy() if row.scalars is not None else None
+            for c in row.calls:
+                a = acc(row.step, c.layer)
+                s, q2 = float(S[c.offset]), float(S[c.offset + 1])
+                # a sum of squares can overflow where the values are finite: judge by the sum
+                a.fin &= math.isfinite(s)
+                if c.kind == "act":
+                    sat = c.const + sum(cf * float(S[c.offset + 2 + j]) for j, cf in enumerate(c.coefs))
+                    if not math.isnan(sat):
+                        sat = float(round(sat))
+                    a.act = True
+                    a.s += s
+                    a.q2 += q2
+                    a.n += c.n
+                    a.sat += sat
+                else:
+                    a.param = True
+                    a.oq2 += q2
+                    a.on += c.n
+            if row.dead is not None:
+                D = row.dead.detach().to("cpu", dtype=torch.float64).numpy()
+                for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
+                    a = acc(row.step, li)
+                    a.inactive = float(D[0, pos]) / n
+                    a.dead = float(D[1, pos]) / n
+                    if D.shape[0] > 2 and self._plans.get(li) is not None and self._plans[li].unit_counts:
+                        c = D[2, pos] / TINY
+                        a.sat -= float(round(c)) if math.isfinite(c) else math.nan
+        params = self._params
+        param_norms: dict[int, dict[str, float]] = {}
+        for row in self._bw_rows:
+            parts = [t.detach().to("cpu", dtype=torch.float64) for t in (row.p_sq, row.o_sq) if t is not None]
+            T = torch.cat(parts).numpy() if parts else np.zeros(0)
+            per: dict[int, list[int]] = {}
+            for j, pi in enumerate(row.params):
+                per.setdefault(params[pi][0], []).append(j)
+            # gradients accumulate in .grad, so the last backward of a step holds the step's total
+            for li, js in per.items():
+                a = acc(row.step, li)
+                vals = T[js]
+                a.g2 = float(np.sum(vals))
+                a.gnum = float(sum(params[row.params[j]][2].numel() for j in js))
+                a.gfin = a.gfin and bool(np.all(np.isfinite(vals)))
+            param_norms[row.step] = {params[pi][1]: math.sqrt(float(T[j])) for j, pi in enumerate(row.params)}
+            base = len(row.params)
+            for j, li in enumerate(row.out_layers):
+                a = acc(row.step, li)
+                v = float(T[base + j])
+                a.og2 = (0.0 if math.isnan(a.og2) else a.og2) + v
+                a.gfin = a.gfin and math.isfinite(v)
+        for row in self._up_rows:
+            T = row.norms.detach().to("cpu").double().numpy()
+            k = len(row.params)
+            for j, pi in enumerate(row.params):
+                a = acc(row.step, params[pi][0])
+                a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j])
+                a.w2 = (0.0 if math.isnan(a.w2) else a.w2) + float(T[k + j])
+        for step, li, name, v in self._generic_rows:
+            acc(step, li).extra[name] = float(v)
+        records = []
+        layers = self.layers
+        for (step, li), a in sorted(accs.items(), key=lambda kv: (kv[0][0], layers[kv[0][1]].order, kv[0][1])):
+            L = layers[li]
+            r = LayerRecord(step, L.name, L.order if L.order < 1 << 30 else -1, L.kind, L.module, L.activation)
+            if a.act and a.n:
+                mean = a.s / a.n
+                r.mean = mean
+                r.std = math.sqrt(max(a.q2 / a.n - mean * mean, 0.0)) if math.isfinite(a.q2) else math.nan
+                r.saturated = a.sat / a.n
+                r.out_rms = math.sqrt(a.q2 / a.n)
+            elif a.param and a.on:
+                r.out_rms = math.sqrt(a.oq2 / a.on)
+            r.inactive, r.dead = a.inactive, a.dead
+            if not math.isnan(a.og2):
+                r.out_grad_norm = math.sqrt(a.og2)
+            if not math.isnan(a.g2):
+                r.param_grad_norm = math.sqrt(a.g2)
+                r.param_grad_rms = r.param_grad_norm / math.sqrt(max(a.gnum, 1.0))
+            if not math.isnan(a.w2):
+                r.weight_norm = math.sqrt(a.w2)
+                r.update_ratio = math.sqrt(a.d2) / r.weight_norm if r.weight_norm > 0 else math.nan
+            r.nonfinite = not a.fin
+            r.grad_nonfinite = not a.gfin
+            for name, v in a.extra.items():
+                setattr(r, name, v)
+            records.append(r)
+        streak = self._streak.detach().cpu().numpy() if self._streak is not None else None
+        streaks = {self.layers[li].name: streak[off:off + n].copy() for li, (off, n) in self._offsets.items()} \
+            if streak is not None else {}
+        settings = Settings(type(self.model).__name__, self.every, self.window, self.saturation,
+                            self.update_every, self.out_grads_every)
+        return ProbeRecords(settings, [self._info(l) for l in self.iter_layers()], records, param_norms, streaks,
+                            dict(self._born))
+
+    def _info(self, layer: ProbeLayer) -> LayerInfo:
+        bias = getattr(self._module_of.get(layer.index), "bias", None)
+        bias_mean = float(bias.detach().float().mean()) if isinstance(bias, Tensor) and bias.numel() else math.nan
+        return LayerInfo(layer.name, layer.kind, layer.module, layer.spec, layer.order if layer.order < 1 << 30 else -1,
+                         layer.chain, tuple(layer.param_names), layer.numel, bias_mean)
+
+    def read(self) -> ProbeRecords:
+        """Everything recorded so far as typed records (:class:`~actlab.probe.records.ProbeRecords`)."""
+        return self._data()
 
     def records(self) -> list[LayerRecord]:
         """One :class:`LayerRecord` per layer and recorded step, in step then forward order."""
@@ -1104,34 +1230,11 @@ class Probe:
 
     def steps(self) -> list[int]:
         """The recorded steps."""
-        return sorted({r.step for r in self._data().records})
+        return self._data().steps()
 
     def layer_grad_norms(self, step: int | None = None, *, which: str = "params") -> dict[str, float]:
-        """Gradient norm of each layer at ``step`` (default: the last step with gradients).
-
-        Args:
-            step: a recorded step; ``None`` takes the last one that had a backward pass.
-            which: ``"params"``: norm of the layer's own parameter gradients (all its tensors
-                together; parametrised layers); ``"output"``: norm of the loss gradient with
-                respect to the layer's output (every observed layer); ``"rms"``: the parameter
-                gradient norm over ``sqrt(numel)``.
-
-        Returns:
-            ``{layer name: norm}`` in forward (execution) order, the input side first.
-        """
-        field_ = {"params": "grad_norm", "output": "out_grad_norm", "rms": "grad_rms"}.get(which)
-        if field_ is None:
-            raise ValueError(f"which must be 'params', 'output' or 'rms', got {which!r}")
-        recs = self._data().records
-        if step is None:
-            have = [r.step for r in recs if not math.isnan(getattr(r, field_))]
-            if not have:
-                return {}
-            step = max(have)
-        got = sorted((r for r in recs if r.step == step and not math.isnan(getattr(r, field_))), key=lambda r: r.order)
-        if not got and step not in {r.step for r in recs}:
-            raise ValueError(f"step {step} was not recorded; recorded steps: {self.steps()[:10]}...")
-        return {r.layer: getattr(r, field_) for r in got}
+        """Gradient norm of each layer at ``step``: see :meth:`ProbeRecords.layer_grad_norms`."""
+        return self._data().layer_grad_norms(step, which=which)
 
     def param_grad_norms(self, step: int | None = None) -> dict[str, float]:
         """Gradient norm of each parameter tensor at ``step`` (default: the last backward)."""
@@ -1139,39 +1242,38 @@ class Probe:
 
     def findings(self) -> list:
         """The detectors' findings, most severe first (see :mod:`actlab.probe.findings`)."""
-        from actlab.probe.findings import detect
-
-        return detect(self)
+        return detect(self._data(), self.thresholds)
 
     def summary(self, *, print_: bool = True, console: Any = None):
         """A rich table of the last recorded step per layer, followed by the findings."""
         from actlab.probe.export import summary
 
-        return summary(self, print_=print_, console=console)
+        return summary(self._data(), self.findings(), print_=print_, console=console)
 
     def to_json(self, path: Any) -> Any:
         """Write settings, layers, records and findings as JSON; returns the path."""
         from actlab.probe.export import to_json
 
-        return to_json(self, path)
+        return to_json(self._data(), self.findings(), self.thresholds, path)
 
     def to_csv(self, path: Any) -> Any:
         """Write the records as CSV (one row per layer and step); returns the path."""
         from actlab.probe.export import to_csv
 
-        return to_csv(self, path)
+        return to_csv(self._data(), path)
 
     def to_tensorboard(self, logdir: Any) -> Any:
         """Write the records as TensorBoard scalars (needs ``tensorboard`` installed)."""
         from actlab.probe.export import to_tensorboard
 
-        return to_tensorboard(self, logdir)
+        return to_tensorboard(self._data(), self.findings(), logdir)
 
     def plot(self, kind: str, out: Any = None, **kw: Any) -> Any:
-        """Save a PNG: ``"grad_norm"``, ``"dead_saturated"``, ``"activations"`` or ``"grad_profile"``."""
+        """Save a PNG of one plot kind (:data:`actlab.probe.plots.KINDS`: ``"grad_norm"``,
+        ``"dead_saturated"``, ``"activations"``, ``"grad_profile"``, one per quantity with a plot)."""
         from actlab.probe.plots import plot
 
-        return plot(self, kind, out, **kw)
+        return plot(self._data(), kind, out, **kw)
 
     def __repr__(self) -> str:
         acts = sum(1 for l in self.layers if l.spec is not None)

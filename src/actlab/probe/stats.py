@@ -1,7 +1,9 @@
 """On-device statistics of one activation tensor, planned once per activation.
 
-The probe judges saturation by each layer's own derivative: a (sample, unit) is saturated
-when ``|f'(z)| < saturation * max|f'|``.  Evaluating ``f'`` on every activation tensor would
+The probe judges saturation by each layer's own derivative with the one rule of
+:mod:`actlab.probe.quantities.saturated`: a (sample, unit) is saturated when
+``|f'(z)| < saturation * max|f'|``; this module is the fast implementation of that quantity (and
+of the inactive and dead units), and a test holds it equal to the plain reductions.  Evaluating ``f'`` on every activation tensor would
 cost several kernels a layer (GELU's derivative alone is eight), so a :class:`StatPlan` works
 out, once per (activation, hyperparameters), *where* in the domain the derivative is below the
 threshold: a few intervals of the output ``y`` (for output-based derivatives such as sigmoid's
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor
 
 from actlab.activations.spec import ActivationSpec
+from actlab.probe.quantities.saturated import SATURATION_TOL, saturated
 
 # count(t > 0) = clamp(t, 0, TINY).sum() / TINY (see _count).
 TINY = 2.0 ** -100
@@ -186,7 +189,7 @@ def _key(params: dict) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, v) for k, v in params.items() if k != "training"))
 
 
-def plan_for(spec: ActivationSpec, params: dict | None = None, saturation: float = 0.05) -> StatPlan:
+def plan_for(spec: ActivationSpec, params: dict | None = None, saturation: float = SATURATION_TOL) -> StatPlan:
     """The :class:`StatPlan` of ``spec`` at ``params`` (cached for numeric hyperparameters)."""
     p = dict(spec.defaults())
     p.update(params or {})
@@ -229,7 +232,7 @@ def _plan_cached(spec: ActivationSpec, key: tuple, saturation: float) -> StatPla
     if spec.derivative_from == "both":
         return StatPlan(spec, key, "input", "generic", lo=lo, hi=hi, threshold=thr, p=p)
     grid, d = _derivative_on_grid(spec, p, domain, lo, hi)
-    runs = _saturated_runs(spec, p, domain, grid, np.abs(d) < thr, thr)
+    runs = _saturated_runs(spec, p, domain, grid, _sat(spec, d, saturation), saturation)
     if runs is None:
         sat, runs = "generic", ()
     elif not runs:
@@ -277,14 +280,14 @@ def _derivative_on_grid(spec, p, domain, lo, hi):
     return grid, _deriv(spec, p, grid, domain)
 
 
-def _saturated_runs(spec, p, domain, grid, sat, thr) -> list[Count] | None:
+def _saturated_runs(spec, p, domain, grid, sat, saturation) -> list[Count] | None:
     """Turn the saturated grid points into :class:`Count` runs (None: too irregular)."""
     if not sat.any():
         return []
     change = np.nonzero(sat[1:] != sat[:-1])[0]
     if len(change) > 6:
         return None
-    bounds = [_bisect(spec, p, domain, grid[i], grid[i + 1], bool(sat[i]), thr) for i in change]
+    bounds = [_bisect(spec, p, domain, grid[i], grid[i + 1], bool(sat[i]), saturation) for i in change]
     # runs between consecutive boundaries; the first and last extend to the grid ends
     edges = [grid[0], *bounds, grid[-1]]
     states = [bool(sat[0])]
@@ -325,13 +328,18 @@ def _finite_or(spec, p, i):
     return v if math.isfinite(v) else None
 
 
-def _bisect(spec, p, domain, a, b, sat_a, thr, iters=80) -> float:
+def _sat(spec: ActivationSpec, d: np.ndarray, saturation: float) -> np.ndarray:
+    """The saturation rule on derivative values (numpy in, numpy out)."""
+    return saturated(torch.as_tensor(d), spec.max_abs_derivative, saturation).numpy()
+
+
+def _bisect(spec, p, domain, a, b, sat_a, saturation, iters=80) -> float:
     """The boundary between a (status sat_a) and b (the other status)."""
     for _ in range(iters):
         m = (a + b) / 2
         if m == a or m == b:
             break
-        s = abs(float(_deriv(spec, p, np.array([m]), domain)[0])) < thr
+        s = bool(_sat(spec, _deriv(spec, p, np.array([m]), domain), saturation)[0])
         if s == sat_a:
             a = m
         else:

@@ -1,0 +1,146 @@
+"""Each quantity's plain reduction against what the probe records on the same model and batch,
+the records built from the quantities, and the new identical-units quantity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+import pytest
+import torch
+from torch import nn
+
+from actlab.activations import get
+from actlab.probe import LayerRecord, Probe
+from actlab.probe.findings import detect
+from actlab.probe.quantities import QUANTITIES, SATURATION_TOL, derivative
+from actlab.probe.quantities.dead import dead_on_data, dead_units, streaks
+from actlab.probe.quantities.identical_units import identical_units
+from actlab.probe.quantities.inactive import inactive_share, inactive_units
+from actlab.probe.quantities.moments import moments
+from actlab.probe.quantities.nonfinite import first_nonfinite, nonfinite
+from actlab.probe.quantities.out_grad_norm import output_grad_norm
+from actlab.probe.quantities.param_grad_norm import param_grad_norm, param_grad_rms
+from actlab.probe.quantities.saturated import saturated_share
+from actlab.probe.quantities.update_ratio import update_ratio
+
+
+def _net() -> nn.Sequential:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 24), nn.Tanh(), nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 3))
+    with torch.no_grad():
+        model[2].bias.sub_(0.4)  # some ReLU units inactive on the batch
+    return model
+
+
+def test_probe_records_equal_the_declared_reductions():
+    model = _net()
+    x = torch.randn(40, 12)
+    z1 = model[0](x)
+    h1 = torch.tanh(z1)
+    z2 = model[2](h1)
+    h2 = torch.relu(z2)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Probe(model, update_every=1, param_outputs=True) as probe:
+        model(x).square().mean().backward()
+        opt.step()
+        model(x)  # the update ratio is read at the next forward
+    r = {rec.layer: rec for rec in probe.records() if rec.step == 0}
+    for name, z, h in (("1", z1, h1), ("3", z2, h2)):
+        spec = get({"1": "tanh", "3": "relu"}[name])
+        d = derivative(spec, z.detach())
+        mean, std, rms = moments(h)
+        assert r[name].mean == pytest.approx(float(mean), rel=1e-5, abs=1e-7)
+        assert r[name].std == pytest.approx(float(std), rel=1e-5)
+        assert r[name].out_rms == pytest.approx(float(rms), rel=1e-5)
+        assert r[name].saturated == pytest.approx(float(saturated_share(d, spec.max_abs_derivative)), abs=1e-12)
+        assert r[name].inactive == pytest.approx(float(inactive_share(d)), abs=1e-12)
+        assert r[name].nonfinite is bool(nonfinite(h))
+    assert 0 < r["3"].inactive < 1  # the check above compared something
+    # gradients: weights and bias together; the update over the SGD step
+    for i in ("0", "2", "4"):
+        lin = model[int(i)]
+        assert r[i].param_grad_norm == pytest.approx(float(param_grad_norm(lin.weight.grad, lin.bias.grad)), rel=1e-6)
+        assert r[i].param_grad_rms == pytest.approx(float(param_grad_rms(lin.weight.grad, lin.bias.grad)), rel=1e-6)
+        after = [lin.weight, lin.bias]
+        pb = before[int(i): int(i) + 2]  # parameters in order: 0.weight, 0.bias, 2.weight, ...
+        assert r[i].update_ratio == pytest.approx(float(update_ratio(pb, after)), rel=1e-5)
+    # output gradient of the tanh layer
+    model2 = _net()
+    xx = x.clone()
+    hh = torch.tanh(model2[0](xx)).detach().requires_grad_()
+    model2[4](torch.relu(model2[2](hh))).square().mean().backward()
+    assert r["1"].out_grad_norm == pytest.approx(float(output_grad_norm(hh.grad)), rel=1e-5)
+    assert r["0"].identical_units == 0.0
+
+
+def test_dead_over_a_window_equals_dead_units_of_the_inactive_history():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 1))
+    with torch.no_grad():
+        model[0].bias.copy_(torch.linspace(-3, 1, 32))
+    history = []
+    with Probe(model, window=3) as probe:
+        for _ in range(6):
+            x = torch.randn(16, 6)
+            z = model[0](x)
+            history.append(inactive_units(derivative(get("relu"), z.detach())))
+            model(x).sum().backward()
+    H = torch.stack(history)
+    recs = [rec for rec in probe.records() if rec.layer == "1"]
+    for k, rec in enumerate(recs):
+        assert rec.dead == pytest.approx(float(dead_units(H[: k + 1], 3).double().mean()))
+    assert recs[-1].dead > 0  # some units stayed inactive (the check compared something)
+    s = probe.read().streaks["1"]
+    assert s.tolist() == streaks(H).tolist()
+    assert dead_on_data(list(H)).tolist() == H.all(0).tolist()
+
+
+def test_identical_units_reveals_a_constant_initialised_layer():
+    w = torch.randn(8, 5)
+    assert float(identical_units(w)) == 0.0
+    w[3] = w[1]
+    w[6] = w[1]
+    assert float(identical_units(w)) == pytest.approx(3 / 8)
+    b = torch.zeros(8)
+    b[6] = 1.0  # a different bias makes unit 6 a different function
+    assert float(identical_units(w, b)) == pytest.approx(2 / 8)
+    assert float(identical_units(torch.zeros(8, 5), torch.zeros(8))) == 1.0
+    assert identical_units(torch.zeros(5)) is None
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2))
+    nn.init.constant_(model[0].weight, 0.1)
+    nn.init.zeros_(model[0].bias)
+    with Probe(model) as probe:
+        model(torch.randn(8, 4)).sum().backward()
+    got = {r.layer: r.identical_units for r in probe.records()}
+    assert got["0"] == 1.0 and got["2"] == 0.0 and math.isnan(got["1"])
+
+
+def test_records_have_the_fields_of_every_quantity_once():
+    names = [f.name for f in fields(LayerRecord)]
+    declared = [f.name for q in QUANTITIES for f in q.fields]
+    assert len(set(declared)) == len(declared)
+    assert names[-len(declared):] == declared
+    assert {q.key for q in QUANTITIES} >= {"activations", "saturated", "inactive", "dead", "out_grad_norm",
+                                           "grad_norm", "update_ratio", "nonfinite", "identical_units"}
+    assert SATURATION_TOL == Probe(nn.Linear(2, 2)).saturation
+
+
+def test_findings_read_records_only():
+    model = _net()
+    with Probe(model, window=2) as probe:
+        for _ in range(3):
+            model(torch.randn(8, 12)).sum().backward()
+    data = probe.read()
+    assert [f.to_dict() for f in detect(data, probe.thresholds)] == [f.to_dict() for f in probe.findings()]
+    assert first_nonfinite(data.records) is None
+
+
+def test_generic_quantities_can_be_chosen_and_bad_keys_are_named():
+    model = _net()
+    with Probe(model, quantities=()) as probe:
+        model(torch.randn(4, 12)).sum().backward()
+    assert all(math.isnan(r.identical_units) for r in probe.records())
+    with pytest.raises(ValueError, match="unknown quantity 'nope'.*identical_units"):
+        Probe(model, quantities=["nope"])
