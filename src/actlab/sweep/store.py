@@ -320,10 +320,8 @@ def _inspect(path: Path) -> None:
     name = repr(str(path))
     if path.stat().st_size == 0:
         return  # an empty file is an empty database
-    with path.open("rb") as f:
-        head = f.read(16)
-    if head != b"SQLite format 3\x00":
-        raise StoreError(f"store {name} is not an SQLite file (corrupt, or not a sweep store)")
+    # Read through SQLite, not open(): closing a plain file descriptor would drop the POSIX locks
+    # this process holds on the database through another connection.
     try:
         conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=_LOCK_WAIT_S)
         try:
@@ -333,6 +331,8 @@ def _inspect(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            raise StoreError(f"store {name} is not an SQLite file (corrupt, or not a sweep store)") from None
         raise StoreError(f"store {name} is corrupt ({e})") from None
     if tables and not set(_TABLES) & tables:
         raise StoreError(f"store {name} is an SQLite database of something else (tables: "
