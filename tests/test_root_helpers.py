@@ -27,6 +27,12 @@ def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
     write_atomic(p, "one")
     write_atomic(p, b"two")
     assert p.read_text() == "two" and sorted(x.name for x in p.parent.iterdir()) == ["r.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would make it, not mkstemp's 0600
+    p.chmod(0o640)
+    write_atomic(p, "three")
+    assert p.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
 
 
 def test_write_atomic_falls_back_to_a_named_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,6 +69,12 @@ def check_output(path: str | Path, *, kind: Literal["file", "dir"] = "file", opt
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename; return ``path``.
 
@@ -86,6 +92,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have, or
+        # the mode of the file it replaces.
+        os.chmod(tmp, p.stat().st_mode & 0o7777 if p.exists() else 0o666 & ~_umask())
         os.replace(tmp, p)
         return p
     except OSError as e:
