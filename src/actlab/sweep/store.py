@@ -104,7 +104,8 @@ class Store:
         try:
             if not readonly:
                 p.parent.mkdir(parents=True, exist_ok=True)
-            uri = f"file:{p.resolve()}?mode=ro" if readonly else f"file:{p.resolve()}"
+            # as_uri() percent-encodes, so "?", "#" and spaces in the path are safe.
+            uri = p.resolve().as_uri() + ("?mode=ro" if readonly else "")
             self.conn = sqlite3.connect(uri, uri=True, timeout=_LOCK_WAIT_S, isolation_level=None,
                                         check_same_thread=False)
             if readonly:
@@ -323,7 +324,7 @@ def _inspect(path: Path) -> None:
     # Read through SQLite, not open(): closing a plain file descriptor would drop the POSIX locks
     # this process holds on the database through another connection.
     try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=_LOCK_WAIT_S)
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=_LOCK_WAIT_S)
         try:
             tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "sweeps" in tables:
