@@ -6,6 +6,7 @@ Run::
     python benchmarks/activations.py                 # every activation, 16M float32 elements
     python benchmarks/activations.py --only gelu,maxout --repeats 15
     python benchmarks/activations.py --json > bench.json
+    python benchmarks/activations.py --only mish --unfused   # fused kernel vs torch's, one run
 
 What is timed, for each activation (``actlab.activations.specs()``, nothing skipped silently):
 
@@ -13,7 +14,10 @@ What is timed, for each activation (``actlab.activations.specs()``, nothing skip
   catalog's analytic derivative (or its fused ``vjp``);
 - ``builtin``: ``spec.builtin``, torch's own op under torch's autograd (where torch has one);
 - ``naive``: the textbook formula written with torch ops under autograd (``NAIVE`` below);
-- ``copy``: ``dst.copy_(src)`` of the same size, the memory ceiling of the machine.
+- ``copy``: ``dst.copy_(src)`` of the same size, the memory ceiling of the machine;
+- ``unfused`` (with ``--unfused``, for activations with a fused kernel in
+  ``actlab.activations.kernels``): the analytic path on torch's kernels made exact by an input
+  check (``kernels.disabled()``, what ``ACTLAB_FUSED=0`` gives): the form the fused kernel replaced.
 
 Each for ``fwd`` (forward under ``torch.no_grad()``) and ``fwd+bwd`` (forward, then
 ``torch.autograd.grad`` with a random upstream gradient; no ``.grad`` accumulation). Step and
@@ -50,6 +54,21 @@ on a memory-bound op caps the ratio at 5/6; so for float32 CPU tensors of at lea
 SiLU (and Swish at beta = 1), GELU and GELU-tanh run actlab's own fused numba kernels
 (``actlab.activations.kernels``), exact for every input in the one pass. ``ACTLAB_FUSED=0``
 measures the torch-kernel form instead.
+
+Measurements behind choices in ``actlab.activations`` (the code comments there give the why, the
+figures live here because they go stale; 2-core AVX-512 x86-64 CPU, torch 2.x, a shared machine):
+
+- the input check of the exact forwards (``catalog._norm``): BLAS ``dot(x, x)`` read a 64 MiB
+  float32 tensor in 1.8 ms against ``torch.linalg.vector_norm``'s 2.4 ms;
+- ``catalog._mask``: ``bool.to(float32)`` ran 7x slower than the same cast from ``uint8``;
+- ``catalog._erf_vjp``: torch's ``exp2`` ran ~3x faster than its ``exp``;
+- ``catalog._maxout_vjp``: elementwise ops writing every other element ran ~5x slower than
+  contiguous ones, hence ``torch.complex`` to interleave two contiguous halves;
+- ``kernels.MIN_NUMEL`` (256K elements): SiLU forward+backward through ``apply``, fused against
+  torch's kernels, medians: 64K elements 144 us (one thread) against 111 us; 256K 235 against
+  225 (2 threads, from here on); 1M 684 against 705; 4M 2551 against 2756;
+- ``kernels.usable``: with numba's ``workqueue`` threading layer beside torch's multithreaded
+  OpenMP, SiLU forward+backward ran at 0.62x torch's (16M float32), hence torch's kernel there.
 
 Two traps on CPU machines with glibc:
 
@@ -116,7 +135,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from actlab.activations import ActivationError, ActivationSpec, apply, get, specs
+from actlab.activations import ActivationError, ActivationSpec, apply, get, kernels, specs
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -166,9 +185,10 @@ NAIVE: dict[str, Callable[[Tensor, dict], Tensor]] = {
 # of torch ops (exp(-x^2) * 2/sqrt(pi) * grad), so erf must also beat its naive form by 1.5x.
 BUILTIN_TARGET = 0.9
 NAIVE_TARGET = 1.5
-ALSO_NAIVE_TARGET = frozenset({"erf"})
+# Mish too (issue 12): its analytic path must beat the naive x * tanh(softplus(x)) by 1.5x.
+ALSO_NAIVE_TARGET = frozenset({"erf", "mish"})
 
-VARIANTS = ("copy", "analytic", "builtin", "naive")
+VARIANTS = ("copy", "analytic", "unfused", "builtin", "naive")
 
 
 def _shape(size: int, width: int = 1024) -> tuple[int, ...]:
@@ -184,12 +204,26 @@ def _params(spec: ActivationSpec, x: Tensor) -> dict[str, Any]:
     return p
 
 
-def _callables(spec: ActivationSpec, x: Tensor, g: Tensor, src: Tensor, dst: Tensor) -> dict[str, dict[str, Callable[[], Any]]]:
+def _unfused(spec: ActivationSpec, p: dict[str, Any]) -> Callable[[Tensor], Tensor]:
+    def run(t: Tensor) -> Tensor:
+        with kernels.disabled():
+            return apply(spec, t, **p)
+    return run
+
+
+def _has_kernel(spec: ActivationSpec) -> bool:
+    return kernels.available() and (spec.name in kernels.KINDS or spec.name == "swish")
+
+
+def _callables(spec: ActivationSpec, x: Tensor, g: Tensor, src: Tensor, dst: Tensor,
+               unfused: bool = False) -> dict[str, dict[str, Callable[[], Any]]]:
     """For each variant, a fwd and (where the spec backprops) a fwd+bwd closure."""
     p = _params(spec, x)
     pt = {**p, "training": False}
     learn = [p[n] for n in spec.learnable]
     fns: dict[str, Callable[[Tensor], Tensor]] = {"analytic": lambda t: apply(spec, t, **p)}
+    if unfused and _has_kernel(spec):
+        fns["unfused"] = _unfused(spec, p)
     if spec.builtin is not None:
         fns["builtin"] = lambda t: spec.builtin(t, pt)  # type: ignore[misc]
     if spec.name in NAIVE:
@@ -227,7 +261,8 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype: torch.dtype) -> dict[str, Any]:
+def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype: torch.dtype,
+               unfused: bool = False) -> dict[str, Any]:
     """Time every variant of ``spec`` in both modes, interleaved; return medians and GB/s."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(_shape(size), generator=gen, dtype=dtype)
@@ -235,7 +270,7 @@ def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype
         y = apply(spec, x)
     g = torch.randn(y.shape, generator=gen, dtype=dtype)
     src, dst = torch.randn(x.shape, generator=gen, dtype=dtype), torch.empty_like(x)
-    calls = _callables(spec, x, g, src, dst)
+    calls = _callables(spec, x, g, src, dst, unfused)
     n_in, n_out = x.numel(), y.numel()
     del y
     modes = ("fwd", "fwd+bwd") if spec.backprop else ("fwd",)
@@ -279,12 +314,15 @@ def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype
             }
         # Ratios are paired: each repetition's t_other / t_analytic (the two ran moments apart), then
         # the median over repetitions, which cancels slow drifts in the load of a shared machine.
-        for other in ("builtin", "naive"):
+        for other in ("builtin", "naive", "unfused"):
             if md.get(other):
                 pairs = [to / ta for to, ta in zip(times[(other, m)], times[("analytic", m)])]
                 md[f"analytic/{other}"] = statistics.median(pairs)
             else:
                 md[f"analytic/{other}"] = None
+        if md.get("unfused") and md.get("naive"):
+            pairs = [tn / tu for tn, tu in zip(times[("naive", m)], times[("unfused", m)])]
+            md["unfused/naive"] = statistics.median(pairs)
         md["analytic/copy"] = (md["analytic"]["gbps"] / md["copy"]["gbps"]) if md.get("copy") else None
         rows["modes"][m] = md
     rows["targets"] = _targets(spec, rows)
@@ -356,6 +394,16 @@ def _print_table(res: dict[str, Any]) -> None:
                   f"{_fmt(cells[3], '8.1f')}{_fmt(md['analytic/builtin'], '10.2f')}{_fmt(md['analytic/naive'], '9.2f')}"
                   f"{_fmt(md['analytic/copy'], '8.2f')}  {tgt}")
     print()
+    side = [(row, m, md) for row in res["rows"] for m, md in row["modes"].items() if md.get("unfused")]
+    if side:
+        print()
+        print("fused kernel (analytic) against the torch-kernel form it replaced (unfused), same run:")
+        print(f"{'activation':<13}{'mode':<8}{'analytic':>9}{'unfused':>9}{'a/unfused':>10}{'a/naive':>9}{'u/naive':>9}")
+        for row, m, md in side:
+            print(f"{row['name']:<13}{m:<8}{_fmt(md['analytic']['gbps'], '9.1f')}{_fmt(md['unfused']['gbps'], '9.1f')}"
+                  f"{_fmt(md['analytic/unfused'], '10.2f')}{_fmt(md['analytic/naive'], '9.2f')}"
+                  f"{_fmt(md.get('unfused/naive'), '9.2f')}")
+        print()
     fails = [r["name"] for r in res["rows"] for t in r["targets"] if t["pass"] is False]
     print(f"targets failed: {', '.join(fails) if fails else 'none'}")
 
@@ -368,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--only", default="", help="comma-separated activation names (aliases ok); default all")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    ap.add_argument("--unfused", action="store_true",
+                    help="also time the torch-kernel form of activations that have a fused kernel (side by side)")
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="measure with glibc's default malloc (fresh mmapped pages per large tensor)")
     args = ap.parse_args(argv)
@@ -381,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i, spec in enumerate(chosen):
         print(f"  [{i + 1}/{len(chosen)}] timing {spec.name} ...", file=sys.stderr, flush=True)
-        rows.append(bench_spec(spec, args.size, args.repeats, args.warmup, dtype))
+        rows.append(bench_spec(spec, args.size, args.repeats, args.warmup, dtype, args.unfused))
     copy_all = [r["modes"][m]["copy"]["gbps"] for r in rows for m in r["modes"]]
     res = {
         "torch": torch.__version__,

@@ -4,8 +4,9 @@ The same configurations (MLP: input 64, 3 hidden layers of 64, 10 classes; ReLU;
 200 SGD steps; digits, standardised; learning rates 0.01-0.3; seed = index) are trained
 
 - one by one, each as its own ``nn.Sequential`` of ``nn.Linear`` + ``nn.functional.relu``
-  with ``torch.optim.SGD`` and autograd (:func:`actlab.sweep.engine.train_reference` with
-  torch's built-in op), at 1 and at 2 intra-op threads; the faster is the baseline;
+  trained by the lab's trainer, ``torch.optim.SGD`` and autograd (:func:`actlab.sweep.engine.train_reference`
+  with torch's built-in op: :func:`actlab.lab.train.train`, which also measures the whole
+  training and test sets before and after), at 1 and at 2 intra-op threads; the faster is the baseline;
 - by the batched engine (:func:`actlab.sweep.engine.train_group`), all configurations in one
   call (stacks of about 16 models, ``engine.STACK_ELEMENTS``, on one Python thread per core),
   recording its per-model statistics every ``--record-every`` steps.

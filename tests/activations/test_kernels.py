@@ -155,6 +155,27 @@ def test_catalog_uses_the_kernels_and_equals_torchs_builtin(name, kind, fused_ev
         torch.testing.assert_close(ours, theirs, rtol=TOL32 + slack, atol=TOL32 + slack)
 
 
+@pytest.mark.parametrize(("name", "kind"), CASES, ids=IDS)
+def test_vmap_runs_the_kernel_and_grad_transforms_stay_exact(name, kind, fused_everywhere, monkeypatch):
+    """Under ``vmap`` the Function's vmap rule hands the kernel the whole batch (one plain
+    tensor); ``torch.func.grad`` takes the differentiable backward (torch ops), within float32
+    rounding of float64, and with the limits at +-inf."""
+    spec = get(name)
+    calls = []
+    real = kernels.forward
+    monkeypatch.setattr(kernels, "forward", lambda *a: calls.append(1) or real(*a))
+    x = _sample(seed=5)[: 1 << 14].reshape(4, -1).contiguous()
+    got = torch.func.vmap(lambda t: apply(spec, t))(x)
+    assert calls, "the kernel did not run under vmap"
+    assert torch.equal(got, kernels.forward(kind, x))
+    xs = torch.tensor([-float("inf"), -3.0, -0.5, 0.0, 0.7, 4.0, float("inf")])
+    d = torch.func.vmap(torch.func.grad(lambda t: apply(spec, t)))(xs)
+    # (composed of float32 torch ops the derivative rounds a few times more than one kernel: 16 ulps)
+    err = ((d[1:-1].double() - _f64(name, xs[1:-1])[1]).abs()).max().item()
+    assert err <= 16 * EPS32, f"{name} grad under vmap: error {err:.3g}"
+    assert d[0].item() == 0.0 and d[-1].item() == 1.0
+
+
 def test_swish_at_beta_1_is_silu(fused_everywhere):
     x = _sample(seed=4).requires_grad_(True)
     a = apply(get("swish"), x, beta=1.0)

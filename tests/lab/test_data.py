@@ -316,3 +316,19 @@ def test_real_mirrors_are_public_https_or_the_official_sites() -> None:
     for name, urls in D.MIRRORS.items():
         assert urls and all(u.startswith(("https://", "http://")) and u.endswith("/") for u in urls)
         assert set(D.SHA256[name]) == set(D.IDX_FILES)
+
+
+def test_noise_option_of_the_synthetic_sets() -> None:
+    from actlab.lab.data import SYNTHETIC_NOISE
+
+    for name, default in SYNTHETIC_NOISE.items():
+        d = load_dataset(name, n=200, seed=0)
+        assert torch.equal(d.x_train, load_dataset(name, n=200, seed=0, noise=default).x_train)
+    calm, loud = load_dataset("gaussians", n=400, noise=0.1), load_dataset("gaussians", n=400, noise=1.0)
+    raw_calm = load_dataset("gaussians", n=400, noise=0.1, preprocess="none")
+    assert float(raw_calm.x_train.std(0).max()) < 1.2  # two tight blobs at (1, 1) and (-1, -1)
+    assert not torch.equal(calm.x_train, loud.x_train)
+    with pytest.raises(DatasetError, match="noise applies"):
+        load_dataset("digits", noise=0.1)
+    with pytest.raises(DatasetError, match=r"\[0, 10\]"):
+        load_dataset("xor", noise=-1)

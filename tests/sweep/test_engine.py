@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from actlab.activations import names
 from actlab.sweep.engine import group_configs, train_group, train_reference
 from actlab.sweep.spec import Config, Record
 
@@ -84,7 +85,7 @@ def test_recorded_statistics():
     assert dead.records[0]["saturation_fraction"] == 1.0
     assert all(r["grad_norm"] > 0 for r in live.records)
     assert live.final["steps_to_target"] is not None and dead.final["steps_to_target"] is None
-    assert 0.0 <= live.final["test_accuracy"] <= 1.0
+    assert 0.0 <= live.final["test_error"] <= 1.0
     (tanh,) = train_group([Config(activation="tanh", init="he", seed=0, lr=0.1, bias_init=0.0, **SMALL)],
                           Record(every=10, saturation_tol=0.5), threads=1)
     assert 0.0 < tanh.records[0]["saturation_fraction"] < 1.0
@@ -125,3 +126,70 @@ def test_prelu_slope_curve_follows_the_record_steps():
     curve = r.final["learned_curve"]
     assert [s for s, _ in curve] == [5, 10, 15, 20, 25]
     assert curve[-1][1] == r.final["learned"]  # the last record step is the last step
+
+
+def test_maxout_without_params_gets_its_default_pieces():
+    """The group size comes from the spec (its default where the config gives none), so layer
+    sizes and the forward agree: maxout's layers emit width * 2 units by default."""
+    from actlab.sweep.engine import layer_sizes
+
+    c = Config(activation="maxout", seed=0, lr=0.05, **SMALL)
+    assert layer_sizes(c, 4, 3)[0] == (4, 2 * SMALL["width"])
+    assert layer_sizes(Config(activation="maxout", activation_params={"pieces": 3}, **SMALL), 4, 3)[0] == (4, 48)
+    (res,) = train_group([c], dtype=torch.float64, threads=1)
+    assert _close(res.losses, train_reference(c, dtype=torch.float64)[0], torch.float64)
+
+
+@pytest.mark.parametrize("batch_size", [32, 500])  # iris: 3 batches an epoch, 24 examples dropped; full batch
+@pytest.mark.parametrize("optimiser, lr", [("sgd", 0.1), ("momentum", 0.05), ("adam", 0.01)])
+def test_engine_trains_what_lab_train_trains(batch_size, optimiser, lr):
+    # One run contract: Config.train_config() given to lab.train, on the lab's MLP from the
+    # engine's kept initial weights, is the engine's run: losses step by step over 8 epochs
+    # (the lab's batch order), trained weights (PReLU's slope included) and final metrics.
+    from actlab.lab.train import train as lab_train
+    from actlab.sweep.engine import init_params, lab_model, load_data
+
+    F64 = torch.float64
+    cs = [Config(activation=a, data="iris", depth=2, width=8, steps=25, batch_size=batch_size, optimiser=optimiser,
+                 lr=lr, seed=i) for i, a in enumerate(("relu", "tanh", "prelu"))]
+    data = load_data("iris", dtype=F64)
+    for c, r in zip(cs, train_group(cs, Record(every=10, keep_params=True), dtype=F64, threads=1)):
+        for (w0, b0), (w1, b1) in zip(r.params_init, init_params(c, data.in_features, data.n_classes, F64)):
+            assert torch.equal(w0, w1) and torch.equal(b0, b1)
+        model = lab_model(c, data.in_features, data.n_classes, r.params_init, dtype=F64)
+        lab = lab_train(model, data, c.train_config())
+        assert lab.steps_run == c.steps and not lab.diverged
+        lab_losses = torch.tensor(lab.losses, dtype=F64)
+        assert _close(r.losses, lab_losses, F64), (c.label, (r.losses - lab_losses).abs().max())
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        for (w, b), lin in zip(r.params, linears):
+            assert torch.allclose(w, lin.weight, atol=1e-10) and torch.allclose(b, lin.bias, atol=1e-10)
+        if c.activation == "prelu":
+            slopes = [float(p.detach()) for n, p in model.named_parameters() if not n.endswith((".weight", ".bias"))]
+            assert len(slopes) == c.depth
+            assert slopes == pytest.approx([v for d in r.final["learned"] for v in d.values()], abs=1e-10)
+        for key in ("train_loss", "train_error", "test_loss", "test_error"):
+            assert r.final[key] == pytest.approx(lab.final[key], rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_activation_trains_in_the_engine_as_in_lab_train(name):
+    # The run contract over the whole registry (a new activation is covered without an edit).
+    # RReLU, whose training forward draws random slopes, trains in the engine at its mean slope
+    # (its eval form, deterministic per seed): lab.train of leaky ReLU at that slope.
+    from actlab.lab.train import train as lab_train
+    from actlab.sweep.engine import lab_model, load_data
+
+    F64 = torch.float64
+    c = Config.from_dict(dict(activation=name, data="iris", depth=2, width=8, steps=10, batch_size=32, lr=0.05))
+    (r,) = train_group([c], Record(every=5, keep_params=True), dtype=F64, threads=1)
+    data = load_data("iris", dtype=F64)
+    twin = c
+    if name == "rrelu":
+        p = c.activation_params
+        twin = Config.from_dict({**c.to_dict(), "activation": "leaky_relu",
+                                 "activation_params": {"negative_slope": (p["lower"] + p["upper"]) / 2}})
+    lab = lab_train(lab_model(twin, data.in_features, data.n_classes, r.params_init, dtype=F64), data,
+                    c.train_config())
+    lab_losses = torch.tensor(lab.losses, dtype=F64)
+    assert _close(r.losses, lab_losses, F64), (name, (r.losses - lab_losses).abs().max())

@@ -180,6 +180,6 @@ def test_test_set_curves_end_at_the_final_metrics():
     for r in train_group(cs, Record(every=10, metrics=("loss", "test_loss", "test_error")), dtype=F64, threads=1):
         (n0, _), *_, (n, err) = r.final["test_error_curve"]
         assert (n0, n) == (0, 25)
-        assert err == pytest.approx(1 - r.final["test_accuracy"], abs=1e-12)
+        assert err == pytest.approx(r.final["test_error"], abs=1e-12)
         assert r.final["test_loss_curve"][-1][1] == pytest.approx(r.final["test_loss"], rel=1e-9)
         assert "train_error_curve" not in r.final and "test_error" in r.records[0]

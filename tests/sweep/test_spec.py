@@ -113,3 +113,13 @@ def test_safe_load_executes_nothing(tmp_path):
 def test_learnable_activation_is_accepted_with_its_initial_value():
     spec = parse_spec({"axes": {"activation": [{"name": "prelu", "negative_slope": 0.1}, "prelu"]}})
     assert [c.activation_params["negative_slope"] for c in spec.configs()] == [0.1, 0.25]
+
+
+def test_config_carries_the_batch_semantics_and_round_trips():
+    from actlab.sweep.spec import BATCHES, Config
+
+    c = Config(activation="tanh", lr=0.05, optimiser="adam", momentum=0.8, batch_size=16, steps=7, seed=3)
+    assert c.to_dict()["batches"] == BATCHES == "epoch"  # in the hash: old with-replacement results differ
+    assert Config.from_dict(c.to_dict()) == c
+    t = c.train_config()
+    assert (t.loss, t.optimiser, t.lr, t.betas[0], t.batch_size, t.steps, t.seed) == ("ce", "adam", 0.05, 0.8, 16, 7, 3)

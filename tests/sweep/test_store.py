@@ -34,7 +34,7 @@ def test_run_write_read_export(tmp_path):
     assert st.count("layer_records") >= n_rec
     df = st.to_dataframe(h)
     assert len(df) == 8 and set(df.activation) == {"relu", "tanh"}
-    assert df.loc[df.lr == 0.1, "test_accuracy"].notna().all()
+    assert df.loc[df.lr == 0.1, "test_error"].notna().all()
     div = df[df.status == "diverged"]
     assert div.diverged.all() and set(div.activation) == {"relu"} and set(div.lr) == {1e4}
     rec = st.records_dataframe(h)
@@ -135,3 +135,22 @@ def test_sigkill_and_resume_loses_nothing_duplicates_nothing(tmp_path):
     # results finished before the kill are untouched by the restart
     pd.testing.assert_frame_equal(after.loc[finished.index, ["test_loss", "train_loss"]],
                                   finished[["test_loss", "train_loss"]])
+
+
+def test_a_store_from_before_the_error_columns_opens_with_errors_and_takes_results(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)  # the results table as written when finals held accuracies
+    conn.execute("CREATE TABLE results (config_hash TEXT PRIMARY KEY, train_loss REAL, train_accuracy REAL, "
+                 "test_loss REAL, test_accuracy REAL, last_batch_loss REAL, steps_to_target REAL, "
+                 "dead_fraction REAL, saturation_fraction REAL, diverged REAL, diverged_at REAL, wall_s REAL, "
+                 "finished REAL NOT NULL)")
+    conn.execute("INSERT INTO results (config_hash, train_accuracy, test_accuracy, finished) VALUES ('old', 0.75, NULL, 0)")
+    conn.commit()
+    conn.close()
+    st = Store(path)
+    assert st.conn.execute("SELECT train_error, test_error FROM results WHERE config_hash = 'old'").fetchone() == (0.25, None)
+    spec = parse_spec({"name": "new", "axes": {"activation": "relu", "depth": 1, "width": 8, "steps": 5,
+                                               "data": "iris"}})
+    df = run_sweep(spec, st).to_dataframe()
+    assert len(df) == 1 and 0.0 <= df.test_error.iloc[0] <= 1.0
+    Store(path).close()  # a second open finds nothing to migrate

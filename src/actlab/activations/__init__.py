@@ -9,9 +9,9 @@ Example::
     tensor([-0.2000,  3.0000])
 """
 
-from actlab.activations.registry import REGISTRY, get, names, spec_for_function, spec_for_module, specs
+from actlab.activations.registry import REGISTRY, get, names, spec_for_function, specs
 from actlab.activations.spec import ActivationError, ActivationSpec, HyperParam, Kink
-from actlab.activations.torch import Activation, apply, autograd_function
+from actlab.activations.torch import Activation, apply, autograd_function, spec_for_module
 
 __all__ = [
     "REGISTRY",

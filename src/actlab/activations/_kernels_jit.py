@@ -169,14 +169,55 @@ def gelu_tanh_grad(g, x, out):
         out[i] = g[i] * (s * (one + v * c * (two_c * (one + k3x3 * v2))))
 
 
+two, four = f32(2.0), f32(4.0)
+
+
+@inline
+def mish_parts(v):
+    """(n, d, m) with tanh(softplus(v)) = n / d and (1 - tanh^2) sigmoid(v) = 4 m / d^2.
+
+    With e = exp(-|v|): tanh(log(1 + e^v)) = (e^2v + 2 e^v) / (e^2v + 2 e^v + 2), which is
+    (1 + 2e) / (1 + 2e + 2e^2) for v >= 0 and (e^2 + 2e) / (e^2 + 2e + 2) for v < 0: sums of
+    positive terms, no overflow and no cancellation.  Then 1 - tanh^2 = 4 (1 + e)^2 e^2 / d^2
+    (v >= 0) or 4 (1 + e)^2 / d^2 (v < 0), and sigmoid(v) = 1 / (1 + e) or e / (1 + e).
+    """
+    e = exp_neg(abs(v))
+    pos = v >= zero
+    n = (one + two * e) if pos else e * (e + two)
+    d = n + (two * e * e if pos else two)
+    m = (e * e if pos else e) * (one + e)
+    return n, d, m
+
+
+@jit
+def mish(x, y):
+    # x tanh(softplus(x))
+    for i in range(x.size):
+        v = lower(x[i], lo_clamp)
+        n, d, _ = mish_parts(v)
+        y[i] = v * (n / d)
+
+
+@jit
+def mish_grad(g, x, out):
+    # f' = tanh(s) + x (1 - tanh(s)^2) sigmoid(x), s = softplus(x): (n d + 4 x m) / d^2
+    for i in range(x.size):
+        v = clamp(x[i], lo_clamp, hi_clamp)
+        n, d, m = mish_parts(v)
+        r = one / d
+        out[i] = g[i] * ((n + four * v * m * r) * r)
+
+
 @jit
 def forward(kind, x, y):
     if kind == 0:
         silu(x, y)
     elif kind == 1:
         gelu(x, y)
-    else:
+    elif kind == 2:
         gelu_tanh(x, y)
+    else:
+        mish(x, y)
 
 
 @jit
@@ -185,8 +226,10 @@ def backward(kind, g, x, out):
         silu_grad(g, x, out)
     elif kind == 1:
         gelu_grad(g, x, out)
-    else:
+    elif kind == 2:
         gelu_tanh_grad(g, x, out)
+    else:
+        mish_grad(g, x, out)
 
 
 pjit = numba.njit(cache=True, nogil=True, parallel=True, boundscheck=False, error_model="numpy")

@@ -56,11 +56,11 @@ def _zeros(x: Tensor) -> Tensor:
 # limit (1 or 0) to the last bit in every dtype: exact for all inputs, NaN kept.
 # On CUDA, and while torch.compile traces, a data-dependent branch would sync or break the
 # graph, so there the branch-free form is used.
-# SiLU, GELU and GELU-tanh skip all this for large contiguous float32 CPU tensors: their own
+# SiLU, GELU, GELU-tanh and Mish skip all this for large contiguous float32 CPU tensors: their own
 # fused kernels (:mod:`.kernels`) are exact for every input in the one pass (``_fused``).
-# (For float32/float64 the squared norm comes from BLAS ``dot(x, x)``: on the 2-core CPU it read
-# a 64 MiB tensor in 1.8 ms against vector_norm's 2.4 ms, and that read is the whole cost of the
-# exactness; half dtypes accumulate in float32 through vector_norm, since their own squares
+# (For float32/float64 the squared norm comes from BLAS ``dot(x, x)``, which reads memory faster
+# than ``vector_norm`` (figures: benchmarks/activations.py), and that read is the whole cost of
+# the exactness; half dtypes accumulate in float32 through vector_norm, since their own squares
 # overflow at 256.)
 _MODERATE = "_input_moderate"
 _MODERATE_NORM = 1e12
@@ -68,7 +68,9 @@ _BIG = 1e4
 
 
 def _branch_free(x: Tensor) -> bool:
-    return x.device.type != "cpu" or torch.compiler.is_compiling()
+    # A torch.func transform's wrapped tensor (vmap, grad) has no value to read either.
+    return (x.device.type != "cpu" or torch.compiler.is_compiling()
+            or torch._C._functorch.is_functorch_wrapped_tensor(x))
 
 
 def _norm(t: Tensor) -> float:
@@ -158,8 +160,21 @@ _silu_vjp = _fused_vjp(kernels.SILU, aten.silu_backward)
 
 
 def _mask(cond: Tensor, like: Tensor) -> Tensor:
-    # Through uint8: on the 2-core AVX-512 CPU, bool.to(float32) ran 7x slower than uint8's.
+    # Through uint8: torch's bool -> float cast is not vectorised on CPU, uint8's is (figures:
+    # benchmarks/activations.py).
     return cond.view(torch.uint8).to(like.dtype)
+
+
+def _hard_sigmoid_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
+    # torch's fused kernel multiplies by 1/6 rounded to float32 in every dtype (3e-8 off in
+    # float64), so float64 takes the derivative's exact 1/6.
+    if x.dtype == torch.float64:
+        return g * _hard_sigmoid_derivative(x)
+    return aten.hardsigmoid_backward(g, x)
+
+
+def _hard_sigmoid_derivative(x: Tensor) -> Tensor:
+    return _mask((x > -3) & (x < 3), x) / 6
 
 
 def _std_normal_cdf(x: Tensor) -> Tensor:
@@ -220,7 +235,8 @@ _LOG2_ERF_SCALE = math.log2(2 / math.sqrt(math.pi))
 
 def _erf_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     # 2/sqrt(pi) exp(-x^2) g as 2^(log2(2/sqrt(pi)) - x^2 log2(e)) g: one fused multiply-add, then
-    # exp2 (torch's exp2 runs ~3x faster than its exp on CPU here) and the product, in place.
+    # exp2 (torch's CPU exp2 is cheaper than its exp; figures: benchmarks/activations.py) and the
+    # product, in place.
     c = torch.tensor(_LOG2_ERF_SCALE, dtype=x.dtype, device=x.device)
     return torch.addcmul(c, x, x, value=-math.log2(math.e)).exp2_().mul_(g)
 
@@ -328,7 +344,8 @@ def _maxout_forward(x: Tensor, p: Params) -> Tensor:
 def _maxout_derivative(x: Tensor, y: Tensor, p: Params) -> Tensor:
     v = _maxout_view(x, p)
     idx = v.argmax(-1, keepdim=True)
-    return torch.zeros_like(v).scatter_(-1, idx, 1.0).flatten(-2)
+    # one-hot of the first maximal piece by a comparison (an in-place scatter has no vmap rule)
+    return (torch.arange(v.shape[-1], device=v.device) == idx).to(x.dtype).flatten(-2)
 
 
 def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
@@ -337,8 +354,9 @@ def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
     if k == 2:
         # The first piece wins ties, as argmax does; selects avoid a scatter.
         if g.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
-            # Elementwise ops writing every other element are not vectorised (~5x slower than
-            # contiguous ones); torch.complex interleaves two contiguous halves at memory speed.
+            # Elementwise ops writing every other element are not vectorised (several times slower
+            # than contiguous ones; figures: benchmarks/activations.py); torch.complex interleaves
+            # two contiguous halves at memory speed.
             # g * [first wins] and g - that are g * f' for each piece (inf/NaN in g spread as in
             # g * f').  (A comparison of strided inputs written straight into a float tensor is
             # not vectorised either; bool, then a contiguous cast, is.)
@@ -475,9 +493,9 @@ CATALOG: tuple[ActivationSpec, ...] = (
         derivative_formula=r"f'(x) = \tfrac16 \text{ on } (-3, 3) \text{, else } 0",
         forward=lambda x, p: F.hardsigmoid(x),
         # From the input: torch's fused kernel reads x (one pass), the output form would need two.
-        derivative=lambda x, y, p: _mask((x > -3) & (x < 3), x) / 6,
+        derivative=lambda x, y, p: _hard_sigmoid_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: aten.hardsigmoid_backward(g, x),
+        vjp=_hard_sigmoid_vjp,
         output_range=lambda p: (0.0, 1.0),
         monotone=True,
         saturates="both",
@@ -577,6 +595,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="left",
         can_die=True,
         kinks=_relu_kink,
+        leak=lambda p: 0.0,
         builtin=lambda x, p: F.relu(x),
         torch_modules=((nn.ReLU, lambda m: {}),),
         torch_functions=(torch.relu, F.relu, torch.Tensor.relu, torch.relu_, F.relu_, torch.Tensor.relu_),
@@ -621,6 +640,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="none",
         can_die=False,
         kinks=_slope_kink,
+        leak=lambda p: p["negative_slope"],
         builtin=lambda x, p: F.leaky_relu(x, p["negative_slope"]),
         torch_modules=((nn.LeakyReLU, _module_params(negative_slope="negative_slope")),),
         torch_functions=(F.leaky_relu, F.leaky_relu_),
@@ -646,6 +666,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         can_die=False,
         kinks=lambda p: (Kink(0.0, float(torch.as_tensor(p["negative_slope"]).flatten()[0]),
                               float(torch.as_tensor(p["negative_slope"]).flatten()[0]), 1.0),),
+        leak=lambda p: p["negative_slope"],
         builtin=lambda x, p: F.prelu(x, torch.as_tensor(p["negative_slope"], dtype=x.dtype).reshape(-1)),
         torch_modules=((nn.PReLU, lambda m: {"negative_slope": m.weight.detach()}),),
         torch_functions=(F.prelu,),
@@ -675,6 +696,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="none",
         can_die=False,
         kinks=lambda p: (Kink(0.0, (p["lower"] + p["upper"]) / 2, (p["lower"] + p["upper"]) / 2, 1.0),),
+        leak=lambda p: (p["lower"] + p["upper"]) / 2,  # the mean slope, what eval uses
         builtin=lambda x, p: F.rrelu(x, p["lower"], p["upper"], training=bool(p.get("training", False))),
         torch_modules=((nn.RReLU, _module_params(lower="lower", upper="upper")),),
         torch_functions=(F.rrelu, F.rrelu_),
@@ -859,10 +881,10 @@ CATALOG: tuple[ActivationSpec, ...] = (
         title="Mish",
         formula=r"f(x) = x \tanh(\operatorname{softplus}(x))",
         derivative_formula=r"f'(x) = \tanh(s) + x\,(1 - \tanh^2 s)\,\sigma(x), \ s = \operatorname{softplus}(x)",
-        forward=lambda x, p: _exact(x, F.mish(x), p, _zero_at_neg_inf),
+        forward=_fused(kernels.MISH, F.mish, _zero_at_neg_inf),
         derivative=lambda x, y, p: _mish_derivative(x),
         derivative_from="input",
-        vjp=lambda g, x, y, p: _vjp_clamped(aten.mish_backward, g, x, p),
+        vjp=_fused_vjp(kernels.MISH, aten.mish_backward),
         output_range=lambda p: (-0.3088434130172505, INF),  # f(-1.19243120705), measured in float64
         monotone=False,
         saturates="left",
@@ -871,7 +893,8 @@ CATALOG: tuple[ActivationSpec, ...] = (
         builtin=lambda x, p: F.mish(x),
         torch_modules=((nn.Mish, lambda m: {}),),
         torch_functions=(F.mish,),
-        note="Smooth, non-monotone, like SiLU with a softer gate; the costliest here (exp, log, tanh).",
+        note="Smooth, non-monotone, like SiLU with a softer gate; composed of torch ops it is the costliest "
+        "here (exp, log, tanh).",
         reference="Misra (2019), Mish: a self regularized non-monotonic activation function",
     ),
     ActivationSpec(
@@ -909,6 +932,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         saturates="none",
         can_die=False,
         elementwise=False,
+        group="pieces",
         moments_override=_maxout_moments,
         note="Max over k linear pieces per unit (Linear(n, m * k) then maxout gives m units): k times the "
         "parameters of the layer it follows (2x at k = 2); generalises ReLU and leaky ReLU; cannot die.",

@@ -1,7 +1,7 @@
 """Exact fused float32 CPU kernels (numba) for the activations whose torch kernels are NaN at +-inf.
 
-torch's fused SiLU and GELU kernels (forward and ``*_backward``) give NaN at -inf (``-inf * 0``),
-GELU's at +inf too, and GELU's overflows to inf for x > 1.7e38, where the catalog promises the
+torch's fused SiLU, GELU and Mish kernels (forward and ``*_backward``) give NaN at -inf
+(``-inf * 0``), GELU's at +inf too, and GELU's overflows to inf for x > 1.7e38, where the catalog promises the
 limits.  Made exact around torch's kernels, each call reads its input once more (a norm that
 finds any inf, NaN or huge entry), and on these memory-bound ops that read costs about 1/6 of a
 forward+backward.  The kernels here are exact for every input by construction, in the one pass
@@ -13,6 +13,8 @@ that reads the operands and writes the result:
   ``x (1 + tanh u) / 2`` without its cancellation for negative x;
 * ``gelu``: ``x Phi(x)`` with ``Phi(-|x|) = erfc(|x| / sqrt 2) / 2`` from Abramowitz & Stegun
   7.1.26 (the approximation torch's vectorised CPU erf uses: absolute error <= 7.5e-8 in Phi);
+* ``mish``: ``x tanh(softplus(x))`` with ``tanh(softplus(x))`` as a ratio of sums of positive
+  terms in ``e = exp(-|x|)`` (one exp, no log, no tanh; see ``mish_parts``);
 * the derivatives (backward: ``grad * f'(x)``) from the same pieces.
 
 Inputs are clamped where f and f' have reached their limits to the last float32 bit, so +-inf
@@ -35,6 +37,8 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -43,13 +47,12 @@ from torch import Tensor
 
 from actlab._jit import load
 
-SILU, GELU, GELU_TANH = 0, 1, 2
-KINDS = {"silu": SILU, "gelu": GELU, "gelu_tanh": GELU_TANH}
+SILU, GELU, GELU_TANH, MISH = 0, 1, 2, 3
+KINDS = {"silu": SILU, "gelu": GELU, "gelu_tanh": GELU_TANH, "mish": MISH}
 
-# Below this torch's kernel and its check (whose extra read then hits the cache) are faster on the
-# 2-core CPU.  SiLU forward+backward through ``apply``, fused against torch's kernels, medians:
-# 64K elements 144 us (one thread) against 111 us; 256K 235 against 225 (2 threads, from here on);
-# 1M 684 against 705; 4M 2551 against 2756.
+# Below this torch's kernel and its check (whose extra read then hits the cache) are faster: the
+# kernels' launch (and their thread pool's wake-up) is not paid back on small tensors.  The
+# crossover was measured for SiLU forward+backward; figures in benchmarks/activations.py.
 MIN_NUMEL = 1 << 18
 
 _jit: Any = None  # actlab.activations._kernels_jit, or False when numba is missing or disabled
@@ -59,6 +62,19 @@ _pool_layer: str | None = None  # numba's threading layer, once its pool has sta
 
 
 _TINY = np.zeros(32, np.float32)
+_off = 0  # depth of :func:`disabled` blocks
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Inside the block the catalog runs torch's kernels (as ``ACTLAB_FUSED=0`` does for a whole
+    process): the benchmark times both forms side by side with it."""
+    global _off
+    _off += 1
+    try:
+        yield
+    finally:
+        _off -= 1
 
 
 def available() -> bool:
@@ -73,6 +89,12 @@ def _load() -> Any:
     return _jit
 
 
+def _wrapped(x: Tensor, g: Tensor | None) -> bool:
+    # A torch.func transform's tensor (vmap's batched, grad's tracking one) has no memory to hand to numba.
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return wrapped(x) or (g is not None and wrapped(g))
+
+
 def _fits(t: Tensor) -> bool:
     return t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
 
@@ -82,11 +104,14 @@ def usable(x: Tensor, g: Tensor | None = None) -> bool:
 
     Not where torch runs on several threads but numba's pool is its ``workqueue`` layer (numba
     uses it when neither TBB nor a system GNU OpenMP is found): its threads then wait on torch's
-    spinning OpenMP threads, and SiLU forward+backward ran at 0.62x torch's (16M float32).
+    spinning OpenMP threads, and the fused kernels ran slower than torch's (figures:
+    ``benchmarks/activations.py``).
     """
-    if x.numel() < MIN_NUMEL or not _fits(x) or (g is not None and (g.shape != x.shape or not _fits(g))):
+    if x.numel() < MIN_NUMEL or _off or torch.compiler.is_compiling() or _wrapped(x, g) or not _fits(x):
         return False
-    if torch.compiler.is_compiling() or not (_jit if _jit is not None else _load()):
+    if g is not None and (g.shape != x.shape or not _fits(g)):
+        return False
+    if not (_jit if _jit is not None else _load()):
         return False
     return torch.get_num_threads() == 1 or _pool_ok()
 

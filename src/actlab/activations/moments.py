@@ -12,12 +12,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from actlab.activations.spec import ActivationSpec, Params
+Params = Mapping[str, Any]
+"""Hyperparameter values by name (floats, or tensors for learnable ones)."""
+
+
+class SpecLike(Protocol):
+    """What this module reads of an :class:`actlab.activations.spec.ActivationSpec`.
+
+    A protocol rather than an import: the spec builds its property sheet (moments, max |f'|)
+    on this module, which therefore sits below it and must not import it back.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def elementwise(self) -> bool: ...
+    @property
+    def moments_override(self) -> Callable[[Params], tuple[float, float]] | None: ...
+    def forward(self, x: torch.Tensor, p: Params) -> torch.Tensor: ...
+    def derivative(self, x: torch.Tensor, y: torch.Tensor, p: Params) -> torch.Tensor: ...
+    def kinks(self, p: Params) -> tuple[Any, ...]: ...
+    def defaults(self) -> dict[str, Any]: ...
+    def group_size(self, p: Params | None = None) -> int: ...
 
 Z_MAX = 13.0
 NODES_PER_PIECE = 160
@@ -88,11 +109,11 @@ class Moments:
     q: float = 1.0
 
 
-def kink_points(spec: ActivationSpec, p: Params) -> list[float]:
+def kink_points(spec: SpecLike, p: Params) -> list[float]:
     return [k.x for k in spec.kinks(p)]
 
 
-def fns(spec: ActivationSpec, p: Params | None = None) -> tuple[Callable, Callable]:
+def fns(spec: SpecLike, p: Params | None = None) -> tuple[Callable, Callable]:
     """``f`` and ``f'`` as float64 tensor functions at params ``p`` (defaults when None)."""
     pp = dict(spec.defaults() if p is None else p)
     pp.setdefault("training", False)
@@ -107,7 +128,7 @@ def fns(spec: ActivationSpec, p: Params | None = None) -> tuple[Callable, Callab
     return f, df
 
 
-def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Moments:
+def moments(spec: SpecLike, p: Params | None = None, q: float = 1.0) -> Moments:
     """E[f], E[f^2], E[f'], E[f'^2] under x ~ N(0, q).
 
     For maxout (not elementwise) the declared ``moments_override`` gives E[f] and E[f^2];
@@ -118,7 +139,7 @@ def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Mo
         if spec.moments_override is None:
             raise ValueError(f"{spec.name!r} is not elementwise and declares no moments")
         m1, m2 = spec.moments_override(pp)
-        k = float(pp.get("pieces", 1))
+        k = float(spec.group_size(pp))
         return Moments(m1 * math.sqrt(q), m2 * q, 1 / k, 1 / k, q)
     f, df = fns(spec, pp)
     kinks = kink_points(spec, pp)
@@ -131,7 +152,7 @@ def moments(spec: ActivationSpec, p: Params | None = None, q: float = 1.0) -> Mo
     )
 
 
-def max_abs_derivative(spec: ActivationSpec, p: Params | None = None) -> float:
+def max_abs_derivative(spec: SpecLike, p: Params | None = None) -> float:
     """``sup |f'|`` on [-50, 50] (grid of 2e5 points, refined by golden-section search)."""
     if not spec.elementwise:
         return 1.0

@@ -1,11 +1,10 @@
-"""Name lookup over the catalog, and the maps the probe uses from torch's own modules and functions."""
+"""Name lookup over the catalog, and the map the probe uses from torch's own functions (the map from
+modules, which knows actlab's own module class, is :func:`actlab.activations.torch.spec_for_module`)."""
 
 from __future__ import annotations
 
 import difflib
 from typing import Any, Callable
-
-from torch import nn
 
 from actlab.activations.catalog import CATALOG
 from actlab.activations.spec import ActivationError, ActivationSpec
@@ -43,24 +42,6 @@ def get(name: str | ActivationSpec) -> ActivationSpec:
     close = difflib.get_close_matches(key, list(_LOOKUP), n=1, cutoff=0.5)
     hint = f" Did you mean {_LOOKUP[close[0]].name!r}?" if close else ""
     raise ActivationError(f"unknown activation {name!r}.{hint} Valid names: {', '.join(names())}")
-
-
-def spec_for_module(module: nn.Module) -> tuple[ActivationSpec, dict[str, Any]] | None:
-    """Map an activation module (actlab's or torch's) to its spec and hyperparameters."""
-    from actlab.activations.torch import Activation
-
-    if isinstance(module, Activation):
-        params: dict[str, Any] = dict(module.fixed)
-        for n in module.spec.learnable:
-            params[n] = getattr(module, n).detach()
-        return module.spec, params
-    for s in CATALOG:
-        for cls, read in s.torch_modules:
-            if type(module) is cls:
-                got = read(module)
-                if got is not None:
-                    return s, got
-    return None
 
 
 def spec_for_function(fn: Callable[..., Any]) -> ActivationSpec | None:

@@ -11,15 +11,14 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from torch import Tensor
 
-if TYPE_CHECKING:  # pragma: no cover
-    from actlab.activations.moments import Moments
+from actlab.activations.moments import Moments, Params
+from actlab.activations.moments import max_abs_derivative as _max_abs_derivative
+from actlab.activations.moments import moments as _moments
 
-Params = Mapping[str, Any]
-"""Hyperparameter values by name (floats, or tensors for learnable ones)."""
 
 SCRATCH = "_scratch"
 """Key of a fresh per-call ``dict`` that the generic autograd Function puts into ``p``: a
@@ -152,6 +151,13 @@ class ActivationSpec:
         transcendental: the costly primitives f needs (``exp``, ``log``, ``erf``, ``tanh``...).
         backprop: False for step and sign, whose derivative is zero almost everywhere.
         elementwise: False for maxout, which maps ``k`` inputs to one output.
+        group: the hyperparameter that says how many consecutive inputs of the last dimension make
+            one output (maxout's ``"pieces"``); ``None``: one output per input.  Read it through
+            :meth:`group_size`.
+        leak: for rectifiers that are linear on both sides of 0 (the ReLU family), the slope for
+            x < 0 as a function of the params (ReLU: 0; leaky ReLU, PReLU: ``negative_slope``;
+            RReLU: its mean slope); He et al.'s gain ``sqrt(2 / (1 + a^2))`` takes it.  Read it
+            through :meth:`leaky_slope`.
         passthrough: True for identity: ``apply`` returns the input itself (no kernel and no
             autograd node; the gradient passes unchanged, which is the derivative 1), as torch's
             ``nn.Identity`` does.
@@ -191,6 +197,8 @@ class ActivationSpec:
     transcendental: tuple[str, ...] = ()
     backprop: bool = True
     elementwise: bool = True
+    group: str | None = None
+    leak: Callable[[Params], Any] | None = None
     passthrough: bool = False
     builtin: Callable[[Tensor, Params], Tensor] | None = None
     torch_modules: tuple[tuple[type, Callable[[Any], dict | None]], ...] = ()
@@ -226,6 +234,74 @@ class ActivationSpec:
                 raise ActivationError(f"{self.name!r}: {problem}")
         return MappingProxyType(out)
 
+    def group_size(self, p: Mapping[str, Any] | None = None) -> int:
+        """Inputs per output unit: 1 for elementwise activations, maxout's ``pieces`` (its
+        ``group`` hyperparameter, the default where ``p`` does not give it) otherwise."""
+        if self.group is None:
+            return 1
+        p = p or {}
+        return int(p[self.group] if self.group in p else self.defaults()[self.group])
+
+    def leaky_slope(self, p: Mapping[str, Any] | None = None) -> float:
+        """The slope for x < 0 of a rectifier (see ``leak``; a learnable slope's mean), 0.0 for
+        activations that declare none; ``p`` defaults to the default hyperparameters."""
+        if self.leak is None:
+            return 0.0
+        a = self.leak({**self.defaults(), **dict(p or {})})
+        return float(a.detach().double().mean()) if isinstance(a, Tensor) else float(a)
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, g: Tensor, x: Tensor | None, y: Tensor | None, p: Params, *,
+                 differentiable: bool = False) -> Tensor:
+        """``g * f'(x)``: the one backward of this activation, which the generic autograd
+        Function (:mod:`actlab.activations.torch`) and the sweeps' batched engine both call.
+
+        Args:
+            g: gradient with respect to the output ``y``.
+            x, y: the input and ``y = forward(x, p)``; either may be ``None`` where
+                ``derivative_from`` does not name it.
+            p: resolved hyperparameters (with ``"training"``, and ``SCRATCH`` where a forward
+                left a note for this call).
+            differentiable: build it as ``g * derivative(x, y, p)`` from differentiable torch
+                ops, so that it can itself be differentiated (double backward, ``torch.func``
+                transforms); otherwise the fused ``vjp`` where declared.
+
+        Shape: ``g`` has the output's shape, the result the input's (for a ``group`` of ``k``
+        the last dimension is ``k`` times longer).
+        """
+        if self.vjp is not None and not differentiable:
+            return self.vjp(g, x, y, p)
+        d = self.derivative(x, y, p)
+        if self.group is None:
+            return g * d
+        # d f_j / d x_(jk+i) for each output j: g_j spreads over its k inputs.
+        return (g.unsqueeze(-1) * d.unflatten(-1, (-1, self.group_size(p)))).flatten(-2)
+
+    def backward_params(
+        self, g: Tensor, x: Tensor | None, y: Tensor | None, p: Params, names: tuple[str, ...] | list[str],
+        *, input_grad: bool = True, differentiable: bool = False,
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The input's and the learnable hyperparameters' gradients at once.
+
+        Args:
+            g, x, y, p, differentiable: as :meth:`backward`; ``p`` holds the learnable values.
+            names: the learnable hyperparameters whose gradient is wanted.
+            input_grad: whether ``g * f'(x)`` is wanted too (``None`` in its place when not).
+
+        Returns:
+            ``(g * f'(x), {name: sum of g * df/dname over the dims the value broadcast over})``:
+            each parameter's gradient has the shape of ``p[name]``.  Uses the fused
+            ``param_vjp`` (one kernel) where declared and not ``differentiable``.
+        """
+        if names and self.param_vjp is not None and not differentiable:
+            gx, pg = self.param_vjp(g, x, y, p)
+            grads = {n: pg[n] for n in names}
+        else:
+            gx = self.backward(g, x, y, p, differentiable=differentiable) if input_grad else None
+            grads = {n: g * self.param_grads[n](x, y, p) for n in names}
+        shapes = {n: p[n].shape if isinstance(p[n], Tensor) else () for n in names}
+        return (gx if input_grad else None), {n: v.sum_to_size(shapes[n]) for n, v in grads.items()}
+
     # ---------------------------------------------------------------- properties
     @property
     def smooth(self) -> bool:
@@ -241,11 +317,9 @@ class ActivationSpec:
         return tuple(hp.name for hp in self.params if hp.learnable)
 
     @cached_property
-    def moments(self) -> "Moments":
+    def moments(self) -> Moments:
         """``E[f(z)]``, ``E[f(z)^2]``, ``E[f'(z)]`` and ``E[f'(z)^2]`` for z ~ N(0, 1) at default params."""
-        from actlab.activations.moments import moments
-
-        return moments(self)
+        return _moments(self)
 
     @property
     def zero_centred(self) -> bool:
@@ -256,9 +330,7 @@ class ActivationSpec:
     @cached_property
     def max_abs_derivative(self) -> float:
         """``sup |f'(x)|`` over x away from kinks, at default params (measured on a fine grid)."""
-        from actlab.activations.moments import max_abs_derivative
-
-        return max_abs_derivative(self)
+        return _max_abs_derivative(self)
 
     def range_text(self, p: Params | None = None) -> str:
         lo, hi = self.output_range(p or self.defaults())
@@ -272,11 +344,9 @@ class ActivationSpec:
                 on them (output range, Gaussian moments, zero-centred, kinks, max |f'|) are
                 computed at them; each entry of ``"params"`` carries its ``"value"``.
         """
-        from actlab.activations.moments import max_abs_derivative, moments
-
         p = dict(self.resolve(**dict(params or {})))
         at_defaults = p == self.defaults()
-        m = self.moments if at_defaults else moments(self, p)
+        m = self.moments if at_defaults else _moments(self, p)
         kinks = self.kinks(p)
         return {
             "name": self.name,
@@ -301,7 +371,7 @@ class ActivationSpec:
             ],
             "saturates": self.saturates,
             "can_die": self.can_die,
-            "max_abs_derivative": self.max_abs_derivative if at_defaults else max_abs_derivative(self, p),
+            "max_abs_derivative": self.max_abs_derivative if at_defaults else _max_abs_derivative(self, p),
             "cost": self.cost,
             "backprop": self.backprop,
             "elementwise": self.elementwise,

@@ -1,9 +1,9 @@
 """Autograd glue: one generic ``torch.autograd.Function`` per spec, the functional op and
 the ``nn.Module`` wrapper.
 
-Backward always uses the spec's analytic derivative (or its fused ``vjp``, which a test holds
-equal to ``grad * derivative``); it keeps only what ``derivative_from`` says it needs, so
-sigmoid's backward holds the output and not the input.
+Backward is the spec's one backward (:meth:`ActivationSpec.backward`: its fused ``vjp``, which
+a test holds equal to ``grad * derivative``, or ``grad * derivative``); it keeps only what
+``derivative_from`` says it needs, so sigmoid's backward holds the output and not the input.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from actlab.activations.registry import get, specs
 from actlab.activations.spec import SCRATCH, ActivationError, ActivationSpec
 
 Impl = Literal["analytic", "builtin"]
@@ -22,62 +23,84 @@ Impl = Literal["analytic", "builtin"]
 
 @lru_cache(maxsize=None)
 def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
-    """The ``torch.autograd.Function`` whose backward is ``spec``'s analytic derivative."""
+    """The ``torch.autograd.Function`` whose backward is ``spec``'s analytic derivative.
+
+    Its inputs are ``(x, scratch, training, *hyperparameters)`` (``scratch``: a fresh ``dict``
+    per call, see :data:`~actlab.activations.spec.SCRATCH`).  It is written in the
+    ``forward`` + ``setup_context`` style with a ``vmap`` rule, so ``torch.func`` transforms
+    (``grad``, ``vjp``, ``jacrev``, ``vmap``) see through it, and its backward
+    (:meth:`ActivationSpec.backward`) is built from differentiable torch ops whenever it is
+    itself differentiated (double backward, nested transforms); plain backward keeps the fused
+    kernels.
+    """
+    token = len(_SPECS)  # this spec's key in _SPECS (a spec built like a catalog one may share its name)
+    _SPECS[token] = spec
     names = tuple(hp.name for hp in spec.params)
     learnable = spec.learnable
+    at = {n: 3 + names.index(n) for n in learnable}  # position of each learnable among the inputs
     keep_x = spec.derivative_from in ("input", "both") or bool(learnable)
     keep_y = spec.derivative_from in ("output", "both") or bool(learnable)
-    vjp = spec.vjp
-    param_vjp = spec.param_vjp
-    deriv = spec.derivative
-    elementwise = spec.elementwise
-
-    def _vjp(g: Tensor, x: Tensor, y: Tensor, p: dict) -> Tensor:
-        if vjp is not None:
-            return vjp(g, x, y, p)
-        d = deriv(x, y, p)
-        if elementwise:
-            return g * d
-        k = p["pieces"]
-        return (g.unsqueeze(-1) * d.unflatten(-1, (-1, k))).flatten(-2)
 
     class AnalyticActivation(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Tensor, training: bool, *values: Any) -> Tensor:  # type: ignore[override]
+        def forward(x: Tensor, scratch: dict, training: bool, *values: Any) -> Tensor:  # type: ignore[override]
             p = dict(zip(names, values))
             p["training"] = training
-            p[SCRATCH] = {}  # what forward learns about x, for this call's vjp
-            y = spec.forward(x, p)
-            tensors = [x if keep_x else None, y if keep_y else None]
-            tensors += [p[n] for n in learnable]
-            ctx.save_for_backward(*tensors)
+            p[SCRATCH] = scratch  # what forward learns about x, for this call's backward
+            return _SPECS[token].forward(x, p)  # (not the closure's spec: see backward)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+            x, scratch, training, *values = inputs
+            p = dict(zip(names, values))
+            ctx.save_for_backward(x if keep_x else None, output if keep_y else None, *(p[n] for n in learnable))
             ctx.p = {k: v for k, v in p.items() if k not in learnable}
-            return y
+            ctx.p["training"] = training
+            ctx.p[SCRATCH] = scratch
 
         @staticmethod
         def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+            # The spec through the module's dict, not the closure: Dynamo traces the Function's
+            # closure objects without a source and cannot wrap a spec there (fullgraph fails).
+            spec = _SPECS[token]
             x, y, *lp = ctx.saved_tensors
-            if not learnable:
-                return (_vjp(g, x, y, ctx.p) if ctx.needs_input_grad[0] else None, None, *[None] * len(names))
-            p = dict(ctx.p)
-            p.update(zip(learnable, lp))
-            wanted = [n for n in learnable if ctx.needs_input_grad[2 + names.index(n)]]
-            if wanted and param_vjp is not None:
-                # One fused kernel for the input and the hyperparameters (PReLU).
-                gx, pgs = param_vjp(g, x, y, p)
-                if not ctx.needs_input_grad[0]:
-                    gx = None
+            p = {**ctx.p, **dict(zip(learnable, lp))} if learnable else ctx.p
+            # Differentiated again (create_graph, or a torch.func transform above this one):
+            # build the backward from differentiable ops instead of the fused kernels.
+            again = torch.is_grad_enabled() and any(_traced(t) for t in (g, x, y, *lp) if t is not None)
+            need_x = ctx.needs_input_grad[0]
+            wanted = [n for n in learnable if ctx.needs_input_grad[at[n]]]
+            if wanted:
+                gx, pg = spec.backward_params(g, x, y, p, wanted, input_grad=need_x, differentiable=again)
             else:
-                gx = _vjp(g, x, y, p) if ctx.needs_input_grad[0] else None
-                pgs = {n: g * spec.param_grads[n](x, y, p) for n in wanted}
-            grads: list[Tensor | None] = [gx, None]
-            for n in names:
-                grads.append(pgs[n].sum_to_size(p[n].shape) if n in wanted else None)
-            return tuple(grads)
+                gx, pg = (spec.backward(g, x, y, p, differentiable=again) if need_x else None), {}
+            return (gx, None, None, *(pg.get(n) for n in names))
+
+        @staticmethod
+        def vmap(info: Any, in_dims: tuple, x: Tensor, scratch: dict, training: bool,
+                 *values: Any) -> tuple[Tensor, int]:
+            # Elementwise (or grouped along the last dim, which keeps its place): the batched
+            # call is one call on the batch-first tensor.  A batched hyperparameter (a PReLU
+            # slope per example) gets ones between the batch dim and its own dims, so it
+            # broadcasts against x's trailing dims as it did unbatched.
+            x_dim, _, _, *v_dims = in_dims
+            x = x.movedim(x_dim, 0) if x_dim is not None else x.expand(info.batch_size, *x.shape)
+            vals = []
+            for v, d in zip(values, v_dims):
+                if d is not None:
+                    v = v.movedim(d, 0)
+                    v = v.reshape(v.shape[0], *[1] * max(x.dim() - v.dim(), 0), *v.shape[1:])
+                vals.append(v)
+            return AnalyticActivation.apply(x, scratch, training, *vals), 0
 
     AnalyticActivation.__name__ = AnalyticActivation.__qualname__ = f"{spec.title.replace(' ', '')}Function"
     _FUNCTIONS[spec.name] = (spec, AnalyticActivation)
     return AnalyticActivation
+
+
+def _traced(t: Tensor) -> bool:
+    """Whether autograd or a ``torch.func`` transform will differentiate through ``t``."""
+    return t.requires_grad or _wrapped(t)
 
 
 # torch.compile (Dynamo) cannot trace a call to an lru_cache'd function that builds a class:
@@ -86,6 +109,7 @@ def autograd_function(spec: ActivationSpec) -> type[torch.autograd.Function]:
 # first eager use (``Activation.__init__`` does it for modules).
 # (An attribute read off the Function class does not trace either, hence the (spec, Function) pairs.)
 _FUNCTIONS: dict[str, tuple[ActivationSpec, type[torch.autograd.Function]]] = {}
+_SPECS: dict[int, ActivationSpec] = {}  # each Function's spec, by an int its closure holds
 
 
 def _function_for(spec: ActivationSpec) -> type[torch.autograd.Function]:
@@ -126,12 +150,12 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
         return spec.builtin(x, {**p, "training": training})
     if impl != "analytic":
         raise ActivationError(f"unknown impl {impl!r}; valid: 'analytic', 'builtin'")
-    if not spec.elementwise:
-        k = p.get("pieces", 1)
-        if x.shape[-1] % k:
-            raise ActivationError(
-                f"{spec.name}: the last dimension ({x.shape[-1]}) must be a multiple of pieces={k}"
-            )
+    k = spec.group_size(p)
+    if k != 1 and (x.dim() == 0 or x.shape[-1] % k):
+        raise ActivationError(
+            f"{spec.name}: the last dimension ({x.shape[-1] if x.dim() else 'none: a 0-d input'}) must be a "
+            f"multiple of {spec.group}={k}"
+        )
     values = []
     for hp in spec.params:
         v = p[hp.name]
@@ -142,7 +166,23 @@ def apply(spec: ActivationSpec, x: Any, *, impl: Impl = "analytic", training: bo
             # float32); the cast is differentiable, so the slope's gradient comes back in its dtype.
             v = v.to(x.dtype)
         values.append(v)
-    return _function_for(spec).apply(x, training, *values)
+    return _call(_function_for(spec), x, training, values)
+
+
+def _call(fn: type[torch.autograd.Function], x: Tensor, training: bool, values: list) -> Tensor:
+    """``fn.apply(x, {}, training, *values)``, straight to autograd's C++ ``apply`` when no
+    ``torch.func`` transform and no compiler is involved: for a Function with ``setup_context``
+    torch's Python ``apply`` binds the forward's signature (``inspect``) on every call, which
+    tripled the cost of a small activation; with every argument positional there is nothing
+    to bind.  Transforms, the compiler and tensors left over from a transform take torch's path.
+    """
+    if (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+            or _wrapped(x) or any(isinstance(v, Tensor) and _wrapped(v) for v in values)):
+        return fn.apply(x, {}, training, *values)
+    return super(torch.autograd.Function, fn).apply(x, {}, training, *values)  # type: ignore[misc]
+
+
+_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 class Activation(nn.Module):
@@ -164,8 +204,6 @@ class Activation(nn.Module):
         if spec is None:
             spec = type(self).spec
         elif isinstance(spec, str):
-            from actlab.activations.registry import get
-
             spec = get(spec)
         self.spec = spec
         autograd_function(spec)  # registered eagerly so a compiled forward finds it (see _FUNCTIONS)
@@ -201,11 +239,21 @@ class Activation(nn.Module):
         return ", ".join(parts)
 
 
-def _register_catalog() -> None:
-    from actlab.activations.catalog import CATALOG
+def spec_for_module(module: nn.Module) -> tuple[ActivationSpec, dict[str, Any]] | None:
+    """Map an activation module (actlab's or torch's) to its spec and hyperparameters."""
+    if isinstance(module, Activation):
+        params: dict[str, Any] = dict(module.fixed)
+        for n in module.spec.learnable:
+            params[n] = getattr(module, n).detach()
+        return module.spec, params
+    for s in specs():
+        for cls, read in s.torch_modules:
+            if type(module) is cls:
+                got = read(module)
+                if got is not None:
+                    return s, got
+    return None
 
-    for s in CATALOG:
-        autograd_function(s)
 
-
-_register_catalog()
+for _s in specs():
+    autograd_function(_s)

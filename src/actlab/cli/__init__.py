@@ -9,6 +9,7 @@ from __future__ import annotations
 from actlab.cli import catalog  # noqa: F401  (list, show)
 from actlab.cli import data  # noqa: F401  (data list/verify/download)
 from actlab.cli import lab  # noqa: F401  (lab, run)
+from actlab.cli import play  # noqa: F401  (play)
 from actlab.cli import probe  # noqa: F401  (probe)
 from actlab.cli import sweep  # noqa: F401  (sweep run/report)
 from actlab.cli import theory  # noqa: F401  (theory)

@@ -83,7 +83,7 @@ def probe_cmd(
     layers: list[nn.Module] = []
     fan = x.shape[1]
     cls = module_class(spec)
-    k = int(spec.resolve(**params).get("pieces", 1)) if not spec.elementwise else 1
+    k = spec.group_size(params)
     for _ in range(depth - 1):
         layers += [nn.Linear(fan, width * k), cls(**params)]
         fan = width

@@ -34,7 +34,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "bias": -3.0,               # the negative-bias arm: every bias starts here ...
         "bias_lr": 0.001,           # ... trained at this (safe) learning rate
         "steps": 150,               # optimiser steps per run
-        "batch_size": 32,           # examples per step (drawn with replacement)
+        "batch_size": 32,           # examples per step (a fresh permutation each epoch)
         "seeds": [0, 1, 2],
     },
 }
@@ -53,8 +53,8 @@ class DyingRelu(Experiment):
              "the bias very negative; leaky ReLU, PReLU and ELU units do not.")
     method = ("A 3-hidden-layer MLP (64 units, He normal init) on digits trained with Adam for 150 steps at "
               "learning rates 0.001 to 0.1 (biases 0), and at lr 0.001 with every bias started at -3 (all runs, PReLU's "
-              "learnt slopes (one per layer) included, trained at once on actlab's batched engine, batches drawn with "
-              "replacement). At the end, on "
+              "learnt slopes (one per layer) included, trained at once on actlab's batched engine, a fresh permutation "
+              "of the training set each epoch). At the end, on "
               "the whole training set: dead units (f'(z) = 0 for every example) and off units (z <= 0 for every "
               "example), as fractions of the hidden units. Confirmed when ReLU's dead fraction at the highest lr "
               "exceeds its dead fraction at the lowest lr, and, at the highest lr and in the bias -3 arm, exceeds each "
@@ -93,7 +93,7 @@ class DyingRelu(Experiment):
             out[key] = {"dead": nan if f["dead_units"] is None else f["dead_units"],
                         "off": nan if f["off_units"] is None else f["off_units"],
                         "dead_init": f["dead_units_init"], "off_init": f["off_units_init"],
-                        "train_error": None if f["train_accuracy"] is None else 1.0 - f["train_accuracy"],
+                        "train_error": f["train_error"],
                         "diverged": f["diverged"]}
         return out
 

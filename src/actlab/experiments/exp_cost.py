@@ -56,15 +56,14 @@ def _kernels(spec: Any, x: torch.Tensor, g: torch.Tensor) -> tuple[Callable[[], 
     Step and sign have no backward (``spec.backprop`` is False): they are timed forward only.
     """
     impl = "builtin" if spec.builtin is not None else "analytic"
-    p = {} if spec.elementwise else {"pieces": 2}
     xg = x.clone().requires_grad_(True)
 
     def fwd() -> Any:
         with torch.no_grad():
-            return apply(spec, x, impl=impl, **p)
+            return apply(spec, x, impl=impl)
 
     def fwd_bwd() -> Any:
-        y = apply(spec, xg, impl=impl, **p)
+        y = apply(spec, xg, impl=impl)
         return torch.autograd.grad(y, xg, g[: y.numel()].view_as(y))
 
     return fwd, fwd_bwd if spec.backprop else None, impl

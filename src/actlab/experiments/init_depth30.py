@@ -27,7 +27,7 @@ from actlab.experiments.base import (
 )
 from actlab._threads import torch_threads
 from actlab.lab.measure import layer_gradients
-from actlab.sweep import Config, Record, init_params, lab_model, train_group
+from actlab.sweep import Config, Record, lab_model, train_group
 
 # (label, activation, init scheme, init_weights keyword arguments: the engine's Config.init_args)
 ARMS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -68,7 +68,7 @@ class InitDepth30(Experiment):
              "stalls.")
     method = ("Digits; MLPs with 30 hidden layers of 64 units: ReLU with He normal, Xavier normal or N(0, 0.01^2) "
               "weights, and tanh with Xavier normal (zero biases). Each layer's weight-gradient norm on 512 training "
-              "images at init, then 100 momentum-SGD steps (lr 0.01; batches drawn with replacement; every net trained at "
+              "images at init, then 100 momentum-SGD steps (lr 0.01; a fresh permutation of the training set each epoch; every net trained at "
               "once on actlab's batched engine) and the relative fall of the training loss. "
               "Confirmed when, for He-ReLU and Xavier-tanh, the first-layer gradient lies at least 3 decades above "
               "the small init's and the loss falls clearly more (gaps over 2 standard errors), and the small init's "
@@ -93,15 +93,14 @@ class InitDepth30(Experiment):
             progress(0.0, "training every net on the batched engine")
             # The training loss on the whole training set at init and after every `every` steps.
             results = iter(zip(configs, train_group(configs, Record(every=every, first=every - 1,
-                                                                    metrics=("loss", "train_loss")))))
+                                                                    metrics=("loss", "train_loss"), keep_params=True))))
             jobs, done = len(configs), 0
             steps_at: list[int] = []
             for label, *_ in ARMS:
                 prof, first, drop, curves, div = [], [], [], [], []
                 for seed in s["seeds"]:
                     c, res = next(results)
-                    model = lab_model(c, data.in_features, data.out_features,
-                                      init_params(c, data.in_features, data.out_features))
+                    model = lab_model(c, data.in_features, data.out_features, res.params_init)
                     g = layer_gradients(model, x, y).weight_norms
                     prof.append(g)
                     first.append(g[0])

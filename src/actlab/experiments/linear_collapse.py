@@ -91,8 +91,8 @@ class LinearCollapse(Experiment):
                         cfg = TrainConfig(loss="ce", optimiser="adam", lr=s["lr"], batch_size=None, steps=s["steps"],
                                           seed=seed, eval_every=max(s["steps"] // 10, 1), threads=1)
                         res = train(model, data, cfg)
-                        accs.append(res.final["train_accuracy"])
-                        curves.append(res.train_accuracy)
+                        accs.append(1.0 - res.final["train_error"])
+                        curves.append([1.0 - e for e in res.train_error])
                         if arm == "identity":
                             w, b = collapse(model)
                             x = torch.cat([data.x_train, data.x_test]).double()

@@ -76,7 +76,7 @@ class MaxoutGeneralises(Experiment):
     claim = ("A maxout unit with pieces (w, b) and (0, 0) is a ReLU unit, and with pieces (w, b) and (a w, a b) a "
              "leaky ReLU; maxout trains as well as they do, and with k = 2 pieces it has twice the parameters.")
     method = ("Digits; MLPs with 2 hidden layers of 64 units (ReLU, leaky ReLU, maxout k = 2), He normal init, Adam "
-              "(batches drawn with replacement; all runs on actlab's batched engine). "
+              "(a fresh permutation of the training set each epoch; all runs on actlab's batched engine). "
               "(1) The trained ReLU and leaky-ReLU nets are copied into maxout nets (second piece 0, or the slope "
               "times the first) and the largest output difference over the data is measured. (2) Test accuracy "
               "over seeds. (3) Parameters counted from the models. Confirmed when both copies agree to 1e-5, "
@@ -111,12 +111,12 @@ class MaxoutGeneralises(Experiment):
                 for _ in s["seeds"]:
                     c, res = next(results)
                     model = lab_model(c, data.in_features, data.out_features, res.params)
-                    accs.append(res.final["test_accuracy"])
+                    accs.append(None if res.final["test_error"] is None else 1.0 - res.final["test_error"])
                     curve = res.final["test_error_curve"]
                     steps_at = max(steps_at, [n for n, _ in curve], key=len)
                     curves.append([1.0 - e for _, e in curve])
                     if act in out["max_abs_diff"]:
-                        slope = 0.0 if act == "relu" else float(get(act).defaults()["negative_slope"])
+                        slope = get(act).leaky_slope()
                         model.eval()
                         with torch.no_grad():
                             y, y_max = model(x), as_maxout(model, slope)(x)

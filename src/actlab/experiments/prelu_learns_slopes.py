@@ -105,7 +105,7 @@ class PReLULearnsSlopes(Experiment):
                 res = train(model, data, cfg, callbacks=[trace])
                 out["slopes"].append(layer_slopes(model))
                 out["traces"].append(trace.slopes)
-                out["test_accuracy"].append(res.final["test_accuracy"])
+                out["test_accuracy"].append(1.0 - res.final["test_error"])
                 out["trace_steps"] = trace.steps
                 progress((i + 1) / len(s["seeds"]), f"seed {seed}")
             return out

@@ -26,7 +26,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "width": 64,                   # units per hidden layer
         "init": "xavier_normal",       # Glorot normal with each activation's gain (torch's calculate_gain)
         "lrs": [0.03, 0.1, 0.3, 1.0],  # SGD learning-rate grid, the same for every activation
-        "batch_size": 32,              # examples per SGD step (drawn with replacement)
+        "batch_size": 32,              # examples per SGD step (a fresh permutation each epoch)
         "target": 0.02,                # training error to reach (2%)
         "max_steps": 800,              # a run that has not reached it by then counts as max_steps
         "eval_every": 20,              # steps between checks of the training error (the resolution)
@@ -67,7 +67,7 @@ class ReluConvergesFaster(Experiment):
     claim = ("With each activation at its best learning rate, a ReLU network reaches a target training error in "
              "fewer steps than the same network with tanh or sigmoid (Krizhevsky et al. 2012).")
     method = ("A 4-layer MLP (3 hidden layers of 64, Glorot normal init with the activation's gain) on digits, plain "
-              "SGD with batch 32 (drawn with replacement; the whole grid trained at once on actlab's batched engine), "
+              "SGD with batch 32 (a fresh permutation of the training set each epoch; the whole grid trained at once on actlab's batched engine), "
               "for each activation and each learning rate of a small grid; we count SGD steps until "
               "the training error first reaches 2% (checked every 20 steps; a run that has not reached it after 800 "
               "steps counts as 800, a diverged run as never). Each activation is scored at its own best learning rate "

@@ -18,7 +18,7 @@ import numpy as np
 from actlab.lab.data import load_dataset
 from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
 from actlab.lab.measure import layer_gradients
-from actlab.sweep import Config, Record, init_params, lab_model, train_configs
+from actlab.sweep import Config, Record, lab_model, train_configs
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -52,7 +52,7 @@ class SigmoidVanishing(Experiment):
              "geometrically with depth; ReLU's does not.")
     method = ("For MLPs with 2 to 30 hidden layers (sigmoid, tanh, ReLU; Glorot normal init; digits), the ratio "
               "||dL/dW_first|| / ||dL/dW_output|| of weight-gradient norms on 512 training examples, at init and "
-              "after a short SGD run (batches drawn with replacement; all nets trained at once on actlab's batched "
+              "after a short SGD run (a fresh permutation of the training set each epoch; all nets trained at once on actlab's batched "
               "engine), over seeds. Confirmed when, at every depth >= 10 at init and at the deepest "
               "depth after training, sigmoid's ratio lies at least two orders of magnitude below ReLU's "
               "(compared on log10 values, gap larger than two standard errors).")
@@ -80,8 +80,7 @@ class SigmoidVanishing(Experiment):
                 a0, a1, d1 = [], [], []
                 for seed in s["seeds"]:
                     c, res = configs[act, depth, seed], results[act, depth, seed]
-                    model = lab_model(c, data.in_features, data.out_features,
-                                      init_params(c, data.in_features, data.out_features))
+                    model = lab_model(c, data.in_features, data.out_features, res.params_init)
                     g = layer_gradients(model, x, y).weight_norms
                     a0.append(g[0] / g[-1])
                     diverged = res.status == "diverged"

@@ -99,7 +99,7 @@ class StepNotTrainable(Experiment):
                     after = torch.cat([lin.weight.detach().flatten() for lin in model.hidden_layers()])
                     out["grad_max"][act].append(grads.largest)
                     out["weight_change"][act].append(float((after - before).norm() / before.norm()))
-                    out["accuracy"][act].append(res.final["train_accuracy"])
+                    out["accuracy"][act].append(1.0 - res.final["train_error"])
                     out["loss_curves"][act].append(res.losses)
                     done += 1
                     progress(done / jobs, f"{act} seed {seed}")

@@ -24,7 +24,7 @@ from actlab.experiments.base import (
     threshold,
 )
 from actlab.lab.measure import layer_gradients
-from actlab.sweep import Config, Record, init_params, lab_model, train_group
+from actlab.sweep import Config, Record, lab_model, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -62,7 +62,7 @@ class VanishingNearInput(Experiment):
     title = "Vanishing is worst near the input"
     claim = "In a deep sigmoid net the gradients are smallest at the first layers, next to the input."
     method = ("Per-layer weight-gradient norms ||dL/dW_l|| (on 512 digits training examples) of a 12-layer sigmoid MLP "
-              "(Glorot normal init), at init and after a short SGD run (batches drawn with replacement; every net trained at "
+              "(Glorot normal init), at init and after a short SGD run (a fresh permutation of the training set each epoch; every net trained at "
               "once on actlab's batched engine), over seeds; tanh and ReLU nets of the same "
               "shape are drawn for reference. Confirmed when, at init and after training, the smallest hidden-layer "
               "norm sits in the first quarter of the layers for every seed, and the first layer's norm is below "
@@ -89,8 +89,7 @@ class VanishingNearInput(Experiment):
             p0, p1 = [], []
             for seed in s["seeds"]:
                 c, res = next(results)
-                model = lab_model(c, data.in_features, data.out_features,
-                                  init_params(c, data.in_features, data.out_features))
+                model = lab_model(c, data.in_features, data.out_features, res.params_init)
                 p0.append(layer_gradients(model, x, y).weight_norms)
                 trained = lab_model(c, data.in_features, data.out_features, res.params)
                 p1.append([math.nan] * (s["depth"] + 1) if res.status == "diverged"

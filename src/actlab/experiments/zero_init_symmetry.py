@@ -56,7 +56,7 @@ class ZeroInitSymmetry(Experiment):
     title = "Zero initialisation never breaks symmetry"
     claim = ("With all-zero (or all-equal) initial weights the hidden units of a layer stay identical during "
              "training: the weight matrix stays rank 1 and the net learns like one with a single unit per layer.")
-    method = ("A 2-hidden-layer tanh MLP (32 units) on digits, trained with SGD (batches drawn with replacement; every run "
+    method = ("A 2-hidden-layer tanh MLP (32 units) on digits, trained with SGD (a fresh permutation of the training set each epoch; every run "
               "at once on actlab's batched engine) from zero weights, constant weights "
               "(0.05) and Glorot normal weights (biases 0). After training, per hidden layer: the largest distance "
               "between two units' incoming weight vectors (bias included) relative to the largest vector's norm, and "
@@ -86,7 +86,7 @@ class ZeroInitSymmetry(Experiment):
                 per_layer = [symmetry(w, b) for w, b in res.params[:-1]]  # type: ignore[index]
                 spread.append([p[0] for p in per_layer])
                 rank.append([p[1] for p in per_layer])
-                err.append(None if res.final["train_accuracy"] is None else 1.0 - res.final["train_accuracy"])
+                err.append(res.final["train_error"])
                 steps, errs = zip(*res.final["train_error_curve"])
                 curve.append([list(steps), list(errs)])
             out["spread"][name], out["rank_ratio"][name] = spread, rank

@@ -27,7 +27,7 @@ from actlab.lab.data import (
 )
 from actlab.lab.init import INIT_SCHEMES, InitError, init_weights
 from actlab.lab.models import MLP, MODELS, RNNModel, SmallCNN, build_model, count_parameters
-from actlab.lab.train import Callback, TrainConfig, TrainError, TrainResult, train
+from actlab.lab.train import Callback, EpochBatches, TrainConfig, TrainError, TrainResult, train
 
 __all__ = [
     "DATASETS",
@@ -38,6 +38,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetNotFound",
+    "EpochBatches",
     "InitError",
     "RNNModel",
     "SmallCNN",

@@ -155,6 +155,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     "classification", "synthetic", True),
         DatasetInfo("spirals", "two interleaved spirals, 1.5 turns each, noise 0.05 (hard for shallow nets)",
                     "classification", "synthetic", True),
+        DatasetInfo("gaussians", "two Gaussian blobs centred at (1, 1) and (-1, -1), std 0.5 (nearly linearly separable)",
+                    "classification", "synthetic", True),
         DatasetInfo("digits", "scikit-learn's handwritten digits: 1,797 8x8 images, 10 classes",
                     "classification", "sklearn", True),
         DatasetInfo("iris", "Fisher's iris: 150 flowers, 4 features, 3 classes", "classification", "sklearn", True),
@@ -190,36 +192,46 @@ def dataset_info(name: str) -> DatasetInfo:
 # ----------------------------------------------------------------------------- synthetic 2-D
 
 
-def _xor(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _xor(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
     x = rng.uniform(-1.0, 1.0, size=(n, 2))
-    return x, ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int64)
+    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int64)
+    # Jitter after labelling, so noise blurs the quadrant borders (no draw at 0: same points as before).
+    return (x + rng.normal(0.0, noise, size=x.shape) if noise > 0 else x), y
 
 
-def _circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _circles(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_circles
 
-    return make_circles(n, noise=0.1, factor=0.5, random_state=int(rng.integers(2**31)))
+    return make_circles(n, noise=noise, factor=0.5, random_state=int(rng.integers(2**31)))
 
 
-def _moons(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _moons(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_moons
 
-    return make_moons(n, noise=0.1, random_state=int(rng.integers(2**31)))
+    return make_moons(n, noise=noise, random_state=int(rng.integers(2**31)))
 
 
-def _spirals(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _spirals(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
     y = np.arange(n) % 2
     # sqrt spreads points evenly along the arc instead of crowding the centre.
     t = np.sqrt(rng.uniform(0.0, 1.0, size=n)) * 3 * math.pi
     r = t / (3 * math.pi)
     sign = np.where(y == 0, 1.0, -1.0)
     x = np.stack([sign * r * np.cos(t), sign * r * np.sin(t)], axis=1)
-    return x + rng.normal(0.0, 0.05, size=x.shape), y.astype(np.int64)
+    return x + rng.normal(0.0, noise, size=x.shape), y.astype(np.int64)
 
 
-_SYNTHETIC: dict[str, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
-    "xor": _xor, "circles": _circles, "moons": _moons, "spirals": _spirals,
+def _gaussians(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    y = np.arange(n) % 2
+    centre = np.where(y[:, None] == 0, 1.0, -1.0) * np.array([[1.0, 1.0]])
+    return centre + rng.normal(0.0, noise, size=(n, 2)), y.astype(np.int64)
+
+
+_SYNTHETIC: dict[str, Callable[[int, np.random.Generator, float], tuple[np.ndarray, np.ndarray]]] = {
+    "xor": _xor, "circles": _circles, "moons": _moons, "spirals": _spirals, "gaussians": _gaussians,
 }
+# Each synthetic set's default noise (the std of the Gaussian jitter; ``load_dataset(noise=)`` overrides).
+SYNTHETIC_NOISE: dict[str, float] = {"xor": 0.0, "circles": 0.1, "moons": 0.1, "spirals": 0.05, "gaussians": 0.5}
 
 # ----------------------------------------------------------------------------- scikit-learn
 
@@ -669,6 +681,7 @@ def load_dataset(
     flatten: bool = True,
     n_test: int | None = None,
     length: int = 50,
+    noise: float | None = None,
 ) -> Dataset:
     """Load a data set by name (see :data:`DATASETS`), split, subsampled and preprocessed.
 
@@ -688,6 +701,8 @@ def load_dataset(
         flatten: images as vectors ``(n, 784)``; ``False`` keeps ``(n, 1, 28, 28)`` for a CNN.
         n_test: subsample the test split to this many examples.  Default: all
         length: sequence length T for sequence tasks.  Default: ``50``
+        noise: std of the Gaussian jitter of a synthetic 2-D set.  Default: the set's own
+            (:data:`SYNTHETIC_NOISE`); other sets reject it.
 
     Raises:
         DatasetError: unknown name (with the closest match) or a bad option.
@@ -698,6 +713,11 @@ def load_dataset(
         raise DatasetError(f"unknown preprocess {preprocess!r}; valid: {', '.join(PREPROCESSING)}")
     if not 0.0 < float(test_fraction) < 1.0:
         raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if noise is not None:
+        if info.source != "synthetic":
+            raise DatasetError(f"noise applies to the synthetic 2-D sets ({', '.join(SYNTHETIC_NOISE)}), not {info.name!r}")
+        if not (isinstance(noise, (int, float)) and 0.0 <= float(noise) <= 10.0):
+            raise DatasetError(f"noise must be a number in [0, 10], got {noise!r}")
     if info.source == "sequence":
         n_seq = 1000 if n is None else n
         return load_sequence_task(info.name, length=length, n=n_seq, seed=seed, n_test=n_test)
@@ -708,7 +728,7 @@ def load_dataset(
             raise DatasetError(f"n must be at least 2 for {info.name!r}, got {n!r}")
         n_te = max(1, round(n_tr * test_fraction / (1.0 - test_fraction)))
         rng = np.random.default_rng([seed, 3])
-        x, y = _SYNTHETIC[info.name](n_tr + n_te, rng)
+        x, y = _SYNTHETIC[info.name](n_tr + n_te, rng, SYNTHETIC_NOISE[info.name] if noise is None else float(noise))
         perm = rng.permutation(len(x))
         x, y = x[perm], y[perm]
         xtr, ytr, xte, yte = x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:]
@@ -754,7 +774,8 @@ def load_dataset(
 
 
 __all__ = [
-    "DATASETS", "Dataset", "DatasetCorrupt", "DatasetError", "DatasetInfo", "DatasetNotFound", "IDX_FILES", "MIRRORS", "PREPROCESSING",
-    "SHA256", "resolve_data_dir", "dataset_info", "download", "fit_preprocess", "idx_paths", "is_available",
-    "load_dataset", "load_sequence_task", "parse_idx", "read_idx", "read_verified_idx", "sha256_decompressed", "verify",
+    "DATASETS", "Dataset", "DatasetCorrupt", "DatasetError", "DatasetInfo", "DatasetNotFound", "IDX_FILES", "MIRRORS",
+    "PREPROCESSING", "SHA256", "SYNTHETIC_NOISE", "resolve_data_dir", "dataset_info", "download", "fit_preprocess",
+    "idx_paths", "is_available", "load_dataset", "load_sequence_task", "parse_idx", "read_idx", "read_verified_idx",
+    "sha256_decompressed", "verify",
 ]

@@ -78,11 +78,7 @@ def _scalar(v: Any) -> float:
 def leaky_slope(activation: Any, params: Mapping[str, Any] | None = None) -> float:
     """The negative-side slope ``a`` He et al.'s gain ``sqrt(2 / (1 + a^2))`` uses (0 for non-leaky)."""
     spec, p = _resolve_activation(activation, params)
-    if "negative_slope" in p:
-        return _scalar(p["negative_slope"])
-    if spec.name == "rrelu":
-        return (float(p["lower"]) + float(p["upper"])) / 2
-    return 0.0
+    return spec.leaky_slope(p)
 
 
 def activation_gain(activation: Any, params: Mapping[str, Any] | None = None) -> float:
@@ -121,7 +117,7 @@ def _critical_cached(spec: ActivationSpec, items: tuple, sigma_b2: float) -> flo
 
     p = dict(items)
     if not spec.elementwise:
-        return 1.0 / (int(p.get("pieces", 1)) * moments(spec, p).dsecond)
+        return 1.0 / (spec.group_size(p) * moments(spec, p).dsecond)
     try:
         return float(theory_critical(spec, sigma_b2, **p))
     except TheoryError as e:
@@ -148,10 +144,15 @@ class _Target:
 _RECURRENT = (nn.RNN, nn.GRU, nn.LSTM)
 
 
-def _recurrent_blocks(module: nn.Module) -> Iterator[_Target]:
-    from actlab.lab.models import ElmanRNN
+def _is_recurrent(m: nn.Module) -> bool:
+    """torch's RNN/GRU/LSTM, or a stack that names its parameters as they do
+    (:class:`actlab.lab.models.ElmanRNN`): init reads the layout, not the class, so it needs
+    no import of the models that call it."""
+    return isinstance(m, _RECURRENT) or hasattr(m, "weight_hh_l0")
 
-    if isinstance(module, ElmanRNN):
+
+def _recurrent_blocks(module: nn.Module) -> Iterator[_Target]:
+    if not isinstance(module, _RECURRENT):  # an Elman stack: one gate, its own activation module
         gates, act = 1, module.act
     elif isinstance(module, nn.RNN):
         gates, act = 1, ("relu" if module.nonlinearity == "relu" else "tanh")
@@ -172,14 +173,12 @@ def _recurrent_blocks(module: nn.Module) -> Iterator[_Target]:
 
 
 def _targets(model: nn.Module) -> list[_Target]:
-    from actlab.lab.models import ElmanRNN
-
     order: list[tuple[str, nn.Module]] = []
     skip: set[int] = set()
     for m in model.modules():
         if id(m) in skip:
             continue
-        if isinstance(m, (ElmanRNN, *_RECURRENT)):
+        if _is_recurrent(m):
             order.append(("rec", m))
             skip.update(id(c) for c in m.modules())
         elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
@@ -321,8 +320,6 @@ def init_weights(
 
 
 def _torch_default(model: nn.Module, targets: list[_Target], seed: int | None) -> None:
-    from actlab.lab.models import ElmanRNN
-
     mods: list[nn.Module] = []
     for t in targets:
         if t.module not in mods:
@@ -331,7 +328,7 @@ def _torch_default(model: nn.Module, targets: list[_Target], seed: int | None) -
         if seed is not None:
             torch.manual_seed(int(seed))
         for m in mods:
-            if isinstance(m, (ElmanRNN, *_RECURRENT)) or hasattr(m, "reset_parameters"):
+            if _is_recurrent(m) or hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
 

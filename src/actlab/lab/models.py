@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from actlab.activations import ActivationError, ActivationSpec, get
 from actlab.activations.torch import Activation
 from actlab.nn import module_class
+from actlab.lab.init import init_weights
 
 ActivationArg = str | ActivationSpec
 ParamsArg = Mapping[str, Any] | None
@@ -40,9 +41,7 @@ def make_activation(activation: ActivationArg, params: ParamsArg = None) -> Acti
 
 def _pieces(act: nn.Module) -> int:
     """Inputs per output unit: ``k`` for maxout, 1 for elementwise activations."""
-    if isinstance(act, Activation) and not act.spec.elementwise:
-        return int(act.fixed.get("pieces", 1))
-    return 1
+    return act.spec.group_size(act.fixed) if isinstance(act, Activation) else 1
 
 
 def _per_layer(value: Any, depth: int, what: str) -> list[Any]:
@@ -421,8 +420,6 @@ def build_model(config: Mapping[str, Any], data: Any = None) -> nn.Module:
     if init is None and seed is not None:
         init = "torch_default"  # a seed alone means torch's default init, drawn from that seed
     if init is not None:
-        from actlab.lab.init import init_weights
-
         kw = {"scheme": init} if isinstance(init, str) else dict(init)
         kw.setdefault("seed", seed)
         init_weights(model, **kw)

@@ -1,7 +1,7 @@
 """Training for the lab: seeded, deterministic, and a diverging run is a result, not a crash.
 
-:func:`train` runs a model on a :class:`~actlab.lab.data.Dataset` with plain index batching (a
-seeded ``torch.Generator`` shuffles; no DataLoader), keeps every step's loss on the device and
+:func:`train` runs a model on a :class:`~actlab.lab.data.Dataset` with plain index batching
+(:class:`EpochBatches`: a fresh seeded permutation each epoch; no DataLoader), keeps every step's loss on the device and
 syncs only to check for divergence every ``check_every`` steps and at evaluations.  A NaN or
 Inf loss stops the run and is reported as ``diverged_at``; a target metric stops it early.
 
@@ -34,7 +34,9 @@ from actlab.lab.data import Dataset
 LOSSES = {"ce": "cross-entropy on logits (multi-class)", "bce": "binary cross-entropy with logits",
           "mse": "mean squared error (one-hot targets for classification)", "auto": "ce for classes, mse for values"}
 OPTIMISERS = {"sgd": "plain SGD", "momentum": "SGD with (heavy-ball or Nesterov) momentum", "adam": "Adam"}
-METRICS = ("train_loss", "test_loss", "train_error", "test_error", "train_accuracy", "test_accuracy")
+METRICS = ("train_loss", "test_loss", "train_error", "test_error")
+"""What a run measures on whole splits, in the one vocabulary of the lab and the sweep engine:
+losses and error rates (an accuracy is ``1 - error``; lower is better for every metric)."""
 _TARGET_RE = re.compile(r"^\s*(\w+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 
 
@@ -54,13 +56,14 @@ class TrainConfig:
         nesterov: Nesterov momentum.  Default: ``False``
         betas: Adam's betas.  Default: ``(0.9, 0.999)``
         weight_decay: L2 penalty.  Default: ``0.0``
-        batch_size: examples per step; ``None`` (or >= the training set) is full batch.  Default: ``64``
+        batch_size: examples per step; ``None`` (or >= the training set) is full batch.  Batches
+            follow :class:`EpochBatches`.  Default: ``64``
         steps: optimiser steps; if ``None``, ``epochs`` passes over the data; if both are
             ``None``, 1000 steps.
         epochs: passes over the training set (may be fractional).
         seed: seeds shuffling, dropout and any other randomness in training.  Default: ``0``
         target_metric: stop when a metric reaches a target: ``"train_error<=0.05"``, or a name
-            from :data:`METRICS` with ``target`` (errors and losses stop at <=, accuracies at >=).
+            from :data:`METRICS` with ``target`` (stops at <=).
         target: the value for a bare ``target_metric`` name.
         eval_every: steps between evaluations (also at step 0 and the end); the target is
             checked there, so it sets the resolution of ``steps_to_target``.  Default: ``100``
@@ -125,7 +128,7 @@ class TrainConfig:
             name, value = self.target_metric.strip(), self.target
             if value is None:
                 raise TrainError(f"target_metric {self.target_metric!r} needs target= (or write 'train_error<=0.05')")
-            op = ">=" if name.endswith("accuracy") else "<="
+            op = "<="
         if name not in METRICS:
             raise TrainError(f"unknown target metric {name!r}; valid: {', '.join(METRICS)}")
         return name, op, float(value)
@@ -143,8 +146,8 @@ class TrainResult:
     Attributes:
         losses: the minibatch loss of every step run (NaN/Inf where it diverged).
         eval_steps: steps at which the metrics below were taken (0 = before training).
-        train_loss, test_loss, train_error, test_error, train_accuracy, test_accuracy: per
-            evaluation (errors and accuracies are NaN for regression).
+        train_loss, test_loss, train_error, test_error: per evaluation (errors are NaN for
+            regression).
         steps_to_target: first evaluation step at which the target held, else ``None``.
         diverged: a loss went NaN or Inf; ``diverged_at`` is the first such step.
         steps_run: optimiser steps taken.
@@ -160,8 +163,6 @@ class TrainResult:
     test_loss: list[float] = field(default_factory=list)
     train_error: list[float] = field(default_factory=list)
     test_error: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    test_accuracy: list[float] = field(default_factory=list)
     steps_to_target: int | None = None
     diverged: bool = False
     diverged_at: int | None = None
@@ -231,6 +232,57 @@ class _FnCallback(Callback):
 
 def _overridden(cbs: list[Callback], name: str) -> list[Callback]:
     return [c for c in cbs if getattr(type(c), name) is not getattr(Callback, name)]
+
+
+class EpochBatches:
+    """The batch order of a run, one semantics for :func:`train` and the sweep engine.
+
+    Each epoch draws a fresh permutation of the ``n`` training examples from the run's own
+    generator (``torch.Generator().manual_seed(seed)``) and cuts it into ``n // batch_size``
+    batches; the remainder is dropped, so every step has ``batch_size`` examples and each
+    example is seen at most once an epoch (``DataLoader(shuffle=True, drop_last=True)``).
+    ``batch_size`` ``None``, 0 or >= ``n`` is full batch: every example, in order, no draw.
+    Sampling without replacement is the lab's standard; the engine draws the same indices per
+    model, so a run trains identically alone or in a stack.
+
+    Args:
+        n: training examples.
+        batch_size: examples per step.
+        seed: seeds the permutations.
+    """
+
+    def __init__(self, n: int, batch_size: int | None, seed: int) -> None:
+        if n < 1:
+            raise TrainError(f"no training examples to batch (n={n})")
+        self.n = int(n)
+        self.batch_size = self.n if not batch_size or batch_size >= n else int(batch_size)
+        self.per_epoch = self.n // self.batch_size
+        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        self._pos = 0
+        self._perm: Tensor | None = None
+
+    @property
+    def full(self) -> bool:
+        """Whether every step is the whole training set."""
+        return self.batch_size == self.n
+
+    def next(self) -> Tensor:
+        """The indices ``(batch_size,)`` of the next step's examples."""
+        return self.take(1)[0]
+
+    def take(self, steps: int) -> Tensor:
+        """The indices ``(steps, batch_size)`` of the next ``steps`` steps (the same as ``steps``
+        calls of :meth:`next`, cut from each epoch's permutation at once)."""
+        parts, bs = [], self.batch_size
+        while steps > 0:
+            if self._pos == 0:
+                self._perm = torch.arange(self.n) if self.full else torch.randperm(self.n, generator=self.generator)
+            assert self._perm is not None
+            k = min(steps, self.per_epoch - self._pos)
+            parts.append(self._perm[self._pos * bs: (self._pos + k) * bs].view(k, bs))
+            self._pos = (self._pos + k) % self.per_epoch
+            steps -= k
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def resolve_loss(loss: str, data: Dataset) -> str:
@@ -330,8 +382,8 @@ def train(
     n = d.n_train
     if n == 0:
         raise TrainError(f"{data.name!r} has no training examples")
-    bs = n if not cfg.batch_size or cfg.batch_size >= n else int(cfg.batch_size)
-    per_epoch = n // bs
+    batches = EpochBatches(n, cfg.batch_size, cfg.seed)
+    per_epoch = batches.per_epoch
     if cfg.steps is not None:
         total = int(cfg.steps)
     elif cfg.epochs is not None:
@@ -351,7 +403,6 @@ def train(
     lab_test = d.y_test if d.is_classification else None
     loss_fn = _loss_fn(loss_name)
 
-    g = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
     if cfg.eval_train_max is not None and n > cfg.eval_train_max:
         sub = torch.randperm(n, generator=torch.Generator().manual_seed(int(cfg.seed) + 1))[: cfg.eval_train_max]
         sub = sub.sort().values.to(device)
@@ -361,7 +412,9 @@ def train(
 
     result = TrainResult(config={**cfg.to_dict(), "loss": loss_name})
     opt = make_optimiser(model, cfg)
-    losses = torch.full((total,), math.nan, dtype=torch.float32, device=device)
+    # every step's loss in the data's float type (float64 runs keep float64 losses)
+    loss_dtype = d.x_train.dtype if d.x_train.is_floating_point() else torch.float32
+    losses = torch.full((total,), math.nan, dtype=torch.promote_types(loss_dtype, torch.float32), device=device)
     after_bw, step_end, on_eval = (_overridden(cbs, m) for m in ("on_after_backward", "on_step_end", "on_eval"))
 
     def run_eval(step: int) -> bool:
@@ -371,8 +424,7 @@ def train(
         te_loss, te_err = evaluate(model, d.x_test, t_test, lab_test, loss_name, cfg.eval_batch_size)
         model.train()
         vals = torch.stack([tr_loss, te_loss, tr_err, te_err]).tolist()  # the one sync per evaluation
-        m = {"train_loss": vals[0], "test_loss": vals[1], "train_error": vals[2], "test_error": vals[3],
-             "train_accuracy": 1.0 - vals[2], "test_accuracy": 1.0 - vals[3]}
+        m = {"train_loss": vals[0], "test_loss": vals[1], "train_error": vals[2], "test_error": vals[3]}
         result.eval_steps.append(step)
         for k, v in m.items():
             getattr(result, k).append(v)
@@ -398,7 +450,7 @@ def train(
     probe_ctx = probe if probe is not None else contextlib.nullcontext()
     t0 = time.perf_counter()
     with torch_threads(cfg.threads):
-        done = _run(model, cfg, cbs, d, probe_ctx, run_eval, result, opt, losses, loss_fn, t_train, g, bs, per_epoch,
+        done = _run(model, cfg, cbs, d, probe_ctx, run_eval, result, opt, losses, loss_fn, t_train, batches,
                     total, after_bw, step_end)
     result.wall_time = time.perf_counter() - t0
     result.steps_run = done
@@ -410,10 +462,10 @@ def train(
 
 def _run(model: nn.Module, cfg: TrainConfig, cbs: list[Callback], d: Dataset, probe_ctx: Any,
          run_eval: Callable[[int], bool], result: TrainResult, opt: torch.optim.Optimizer, losses: Tensor,
-         loss_fn: Callable[[Tensor, Tensor], Tensor], t_train: Tensor, g: torch.Generator, bs: int,
-         per_epoch: int, total: int, after_bw: list[Callback], step_end: list[Callback]) -> int:
+         loss_fn: Callable[[Tensor, Tensor], Tensor], t_train: Tensor, batches: EpochBatches, total: int,
+         after_bw: list[Callback], step_end: list[Callback]) -> int:
     """The training loop proper; returns the number of steps run."""
-    n, device = d.n_train, losses.device
+    device = losses.device
     done = 0
     # Fork (and restore) the RNG of the device the run draws dropout noise on, not only the CPU's.
     rng_devices = [device.index or 0] if device.type == "cuda" else []
@@ -424,15 +476,16 @@ def _run(model: nn.Module, cfg: TrainConfig, cbs: list[Callback], d: Dataset, pr
             c.on_start(model, cfg)
         stop = run_eval(0)
         checked = 0
-        perm = None
+        epoch, row = None, 0
         while not stop and done < total:
-            pos = done % per_epoch
-            if bs == n:
+            if batches.full:
                 xb, tb = d.x_train, t_train
             else:
-                if pos == 0 or perm is None:
-                    perm = torch.randperm(n, generator=g).to(device)
-                idx = perm[pos * bs: (pos + 1) * bs]
+                if epoch is None or row == len(epoch):
+                    # a whole epoch's indices at once: one host-to-device copy (a sync) per epoch
+                    epoch, row = batches.take(batches.per_epoch).to(device), 0
+                idx = epoch[row]
+                row += 1
                 xb, tb = d.x_train[idx], t_train[idx]
             out = _last_step(model(xb), tb)
             loss = loss_fn(out, tb)
@@ -463,5 +516,5 @@ def _run(model: nn.Module, cfg: TrainConfig, cbs: list[Callback], d: Dataset, pr
     return done
 
 
-__all__ = ["LOSSES", "METRICS", "OPTIMISERS", "Callback", "TrainConfig", "TrainError", "TrainResult", "evaluate",
+__all__ = ["LOSSES", "METRICS", "OPTIMISERS", "Callback", "EpochBatches", "TrainConfig", "TrainError", "TrainResult", "evaluate",
            "make_optimiser", "resolve_loss", "train"]

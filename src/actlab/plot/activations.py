@@ -347,7 +347,7 @@ def _training_samples(
 
 
 def _maxout_curves(spec: ActivationSpec, p: dict[str, Any], lo: float, hi: float, n: int) -> Curves:
-    k = int(p["pieces"])
+    k = spec.group_size(p)
     w, b = maxout_pieces(k, lo, hi)
     x = np.linspace(lo, hi, n)
 
@@ -393,7 +393,7 @@ def _notes(spec: ActivationSpec, p: Mapping[str, Any], c: Curves) -> list[str]:
     """Lines that explain what the plot shows beyond f and f' (from the spec's declarations)."""
     notes = []
     if not spec.elementwise:
-        k = int(p["pieces"])
+        k = spec.group_size(p)
         notes.append(
             f"Illustration: one maxout unit over k = {k} affine pieces z_i = w_i x + b_i of a scalar x "
             f"(dotted); f = max_i z_i, and f' = d f/dx is the slope of the winning piece. In a network, "

@@ -5,11 +5,11 @@ Example::
 
     >>> from actlab.sweep import load_spec, run_sweep
     >>> store = run_sweep(load_spec("examples/sweep_small.yaml"), "sweep.db")
-    >>> store.to_dataframe().groupby("activation").test_accuracy.mean()
+    >>> store.to_dataframe().groupby("activation").test_error.mean()
 """
 
+from actlab.sweep.backends.local import run_sweep  # pandas and ray are imported only where used
 from actlab.sweep.engine import (
-    Data,
     ModelResult,
     group_configs,
     init_params,
@@ -33,6 +33,7 @@ from actlab.sweep.spec import (
     parse_spec,
     spec_from_flags,
 )
+from actlab.sweep.store import Store, open_store
 
 __all__ = [
     "AXES",
@@ -40,32 +41,22 @@ __all__ = [
     "METRICS",
     "OPTIMISERS",
     "Config",
-    "Data",
     "ModelResult",
     "Record",
     "SpecError",
+    "Store",
     "SweepSpec",
     "group_configs",
     "init_params",
     "lab_model",
     "load_data",
     "load_spec",
+    "open_store",
     "parse_spec",
     "reference_model",
+    "run_sweep",
     "spec_from_flags",
     "train_configs",
     "train_group",
     "train_reference",
 ]
-
-
-def __getattr__(name: str):  # store and backends import lazily (sqlite, pandas, ray)
-    if name in ("Store", "open_store"):
-        from actlab.sweep import store
-
-        return getattr(store, name)
-    if name in ("run_sweep", "run_configs"):
-        from actlab.sweep.backends import local
-
-        return getattr(local, name)
-    raise AttributeError(name)

@@ -3,18 +3,20 @@
 Configurations that share a shape (:attr:`Config.shape_key`: depth, width, data, steps,
 batch size, optimiser) are trained together.  Layer ``l``'s weights of all ``G`` models are
 one tensor of shape ``(G, in, out)``; the forward pass is one ``torch.baddbmm`` per layer, the
-backward pass is written out by hand with the catalog's analytic derivatives (``spec.vjp`` or
-``spec.derivative``), and the optimiser (SGD, heavy-ball momentum, Adam) updates the stacked
-tensors in place with a per-model learning rate of shape ``(G, 1, 1)``.  No autograd graph is
+backward pass is written out by hand with the activations' own backward
+(:meth:`ActivationSpec.backward`, the one the autograd Function uses), and the optimiser (SGD,
+heavy-ball momentum, Adam) updates the stacked tensors in place with a per-model learning rate of shape ``(G, 1, 1)``.  No autograd graph is
 built.  For plain SGD the per-model learning rate is folded into the loss gradient, so a
 layer's weight update *is* one in-place ``baddbmm_`` (``W -= h^T (lr * dz)``), and a step
 is 3 * depth + 2 batched matmuls and a handful of elementwise ops.
 
-Each model keeps its own seed: its initial weights come from its own ``torch.Generator``
-(:func:`init_params`, the same function the one-by-one reference uses) and its batches from
-another (:func:`batch_indices`), so a model's trajectory does not depend on which models
-share its group; :func:`train_reference` trains one configuration as a plain ``nn.Module``
-with ``torch.optim`` and the tests hold the two equal.
+One run contract with the lab: a configuration's training part is the lab's
+:class:`~actlab.lab.train.TrainConfig` (:meth:`Config.train_config`), its data the lab's
+:class:`~actlab.lab.data.Dataset`, its batches the lab's :class:`~actlab.lab.train.EpochBatches`
+(a fresh permutation each epoch, drawn from the model's own seed), and its initial weights the
+lab's initialiser (:func:`init_params`), so a model's trajectory does not depend on which models
+share its group; :func:`train_reference` trains one configuration alone with
+:func:`actlab.lab.train.train` (``torch.optim`` and autograd), and the tests hold the two equal.
 
 Models in one group may use different activations: the group is sorted by activation and
 each activation is applied to its contiguous slice of the stack.  Learnable hyperparameters
@@ -32,90 +34,43 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from actlab._threads import torch_threads
 from actlab.activations import Activation, ActivationSpec, get
 from actlab.activations import apply as act_apply
+from actlab.lab.data import Dataset, load_dataset
+from actlab.lab.init import init_weights
+from actlab.lab.models import MLP
+from actlab.lab.train import EpochBatches
+from actlab.lab.train import train as lab_train
 from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
-ADAM_BETA2 = 0.999
-ADAM_EPS = 1e-8
+ADAM_EPS = 1e-8  # torch.optim.Adam's default, which the lab's optimiser uses
 _LOG2_E = 1.4426950408889634
 EVAL_CHUNK = 64  # models evaluated at once on the full data (bounds memory)
 
 
 # ------------------------------------------------------------------------------------------ data
-@dataclass(frozen=True)
-class Data:
-    """Tensors of one dataset (float inputs, int64 class labels)."""
-
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    n_classes: int
-    name: str
-
-    @property
-    def in_features(self) -> int:
-        return int(self.x_train.shape[1])
-
-
 @lru_cache(maxsize=16)
 def load_data(name: str, preprocess: str = "standardise", n: int | None = None,
-              dtype: torch.dtype = torch.float32) -> Data:
-    """Load a dataset through :func:`actlab.lab.data.load_dataset` (fixed split seed 0).
-
-    Where the lab's loader is not importable, the scikit-learn datasets (digits, iris, wine,
-    breast_cancer) are loaded directly with the same 80/20 stratified split.
-    """
-    try:
-        from actlab.lab.data import load_dataset  # type: ignore
-
-        ds = load_dataset(name, n=n, preprocess=preprocess, seed=0, flatten=True)
-        xs = [torch.as_tensor(np.asarray(a), dtype=dtype) for a in (ds.x_train, ds.x_test)]
-        ys = [torch.as_tensor(np.asarray(a)).long().reshape(-1) for a in (ds.y_train, ds.y_test)]
-        n_classes = int(getattr(ds, "n_classes", 0) or int(max(ys[0].max(), ys[1].max())) + 1)
-        return Data(xs[0].contiguous(), ys[0], xs[1].contiguous(), ys[1], n_classes, name)
-    except ImportError:
-        pass
-    return _sklearn_data(name, preprocess, dtype)
-
-
-def _sklearn_data(name: str, preprocess: str, dtype: torch.dtype) -> Data:
-    from sklearn import datasets
-    from sklearn.model_selection import train_test_split
-
-    loaders = {"digits": datasets.load_digits, "iris": datasets.load_iris, "wine": datasets.load_wine,
-               "breast_cancer": datasets.load_breast_cancer}
-    if name not in loaders:
-        raise ValueError(f"dataset {name!r} needs actlab.lab.data; without it valid: {', '.join(loaders)}")
-    x, y = loaders[name](return_X_y=True)
-    x = x.astype(np.float64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
-    if preprocess == "standardise":
-        mu, sd = x_tr.mean(0), x_tr.std(0)
-        sd[sd == 0] = 1.0
-        x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-    elif preprocess == "centre":
-        mu = x_tr.mean(0)
-        x_tr, x_te = x_tr - mu, x_te - mu
-    t = lambda a: torch.as_tensor(a, dtype=dtype).contiguous()
-    return Data(t(x_tr), torch.as_tensor(y_tr).long(), t(x_te), torch.as_tensor(y_te).long(),
-                int(y.max()) + 1, name)
+              dtype: torch.dtype = torch.float32) -> Dataset:
+    """The lab's :class:`~actlab.lab.data.Dataset` (:func:`~actlab.lab.data.load_dataset`, split
+    seed 0, flattened) with inputs in ``dtype``; cached, since every chunk of a sweep reads it."""
+    ds = load_dataset(name, n=n, preprocess=preprocess, seed=0, flatten=True)
+    return replace(ds, x_train=ds.x_train.to(dtype).contiguous(), x_test=ds.x_test.to(dtype).contiguous(),
+                   y_train=ds.y_train.long().reshape(-1), y_test=ds.y_test.long().reshape(-1))
 
 
 # ------------------------------------------------------------------------------------------ seeds
 def layer_sizes(config: Config, in_features: int, n_classes: int) -> list[tuple[int, int]]:
     """``(fan_in, fan_out)`` of each linear layer; maxout's layers emit ``width * pieces`` units."""
-    k = int(dict(config.activation_params).get("pieces", 1)) if config.activation == "maxout" else 1
+    k = get(config.activation).group_size(dict(config.activation_params))
     sizes, fan_in = [], in_features
     for _ in range(config.depth):
         sizes.append((fan_in, config.width * k))
@@ -134,8 +89,6 @@ def init_params(config: Config, in_features: int, n_classes: int,
     ``config.seed``), so an engine model starts exactly where the lab's one-by-one model with
     the same seed starts, and the one-by-one reference (:func:`reference_model`) too.
     """
-    from actlab.lab.init import init_weights
-
     b = config.bias_init
     bias = "zeros" if b == "zeros" else "uniform" if b == "torch" else float(b)
     scheme = INIT_ALIASES.get(config.init, config.init)
@@ -169,8 +122,6 @@ def lab_model(config: Config, in_features: int, n_classes: int,
         >>> (r,) = train_group([Config(steps=20)], Record(keep_params=True))
         >>> model = lab_model(r.config, 64, 10, r.params)
     """
-    from actlab.lab.models import MLP
-
     model = MLP(in_features, n_classes, depth=config.depth, width=config.width, activation=config.activation,
                 activation_params=dict(config.activation_params) or None).to(dtype)
     linears = [m for m in model.net if isinstance(m, nn.Linear)]
@@ -182,16 +133,6 @@ def lab_model(config: Config, in_features: int, n_classes: int,
                 m.weight.copy_(w)
                 m.bias.copy_(b)
     return model
-
-
-def batch_generator(config: Config) -> torch.Generator:
-    """The generator of a config's batch order (a stream separate from its initial weights)."""
-    return torch.Generator().manual_seed(int(config.seed) * 7919 + 104729)
-
-
-def next_batch(gen: torch.Generator, n_train: int, batch_size: int) -> Tensor:
-    """One step's sample indices, drawn with replacement (the reference draws the same)."""
-    return torch.randint(n_train, (batch_size,), generator=gen)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -211,6 +152,7 @@ class ModelResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     losses: Tensor | None = None  # every step's batch loss, (steps,)
     params: list[tuple[Tensor, Tensor]] | None = None  # trained (weight (out, in), bias) per layer (keep_params)
+    params_init: list[tuple[Tensor, Tensor]] | None = None  # the same before training (keep_params)
 
 
 # ------------------------------------------------------------------------------------------ engine
@@ -274,23 +216,18 @@ class _Slices:
         if not self.learnable or l is None:
             if len(self.parts) == 1:
                 spec, p, _, _ = self.parts[0]
-                return _vjp(spec, p, g, z, y)
-            return torch.cat([_vjp(spec, p, g[a:b], None if z is None else z[a:b], y[a:b])
+                return spec.backward(g, z, y, p)
+            return torch.cat([spec.backward(g[a:b], None if z is None else z[a:b], y[a:b], p)
                               for spec, p, a, b in self.parts])
         outs = []
         for spec, p, a, b in self.parts:
             gs, zs_, ys = g[a:b], None if z is None else z[a:b], y[a:b]
             if not spec.learnable:
-                outs.append(_vjp(spec, p, gs, zs_, ys))
+                outs.append(spec.backward(gs, zs_, ys, p))
                 continue
-            q = self.params(spec, p, a, b, l)
-            if spec.param_vjp is not None:
-                gx, pg = spec.param_vjp(gs, zs_, ys, q)
-            else:
-                gx = _vjp(spec, q, gs, zs_, ys)
-                pg = {n: gs * spec.param_grads[n](zs_, ys, q) for n in spec.learnable}
+            gx, pg = spec.backward_params(gs, zs_, ys, self.params(spec, p, a, b, l), spec.learnable)
             for n in spec.learnable:
-                self.grads[l][n][a:b] = pg[n].sum_to_size(q[n].shape)
+                self.grads[l][n][a:b] = pg[n]
             outs.append(gx)
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
@@ -308,17 +245,6 @@ class _Slices:
         for spec, _, a, b in self.parts:
             t[a:b] = tol * spec.max_abs_derivative
         return t
-
-
-def _vjp(spec: ActivationSpec, p: dict[str, Any], g: Tensor, x: Tensor | None, y: Tensor) -> Tensor:
-    """``g * f'(x)`` through the catalog: its fused ``vjp`` where declared."""
-    if spec.vjp is not None:
-        return spec.vjp(g, x, y, p)
-    d = spec.derivative(x, y, p)
-    if spec.elementwise:
-        return g * d
-    k = int(p["pieces"])
-    return (g.unsqueeze(-1) * d.unflatten(-1, (-1, k))).flatten(-2)
 
 
 def _record_steps(steps: int, every: int, first: int = 0) -> list[int]:
@@ -421,9 +347,11 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     order = sorted(range(len(configs)), key=lambda i: (configs[i].activation_key, i))
     cs = [configs[i] for i in order]
     c0 = cs[0]
-    G, L, depth, steps, B = len(cs), c0.depth + 1, c0.depth, c0.steps, c0.batch_size
+    tcs = [c.train_config() for c in cs]  # the training settings, as the lab reads them
     data = load_data(c0.data, c0.preprocess, c0.n, dtype)
-    X, Y, n_train = data.x_train, data.y_train, data.x_train.shape[0]
+    X, Y, n_train = data.x_train, data.y_train, data.n_train
+    batches = [EpochBatches(n_train, tc.batch_size, tc.seed) for tc in tcs]
+    G, L, depth, steps, B = len(cs), c0.depth + 1, c0.depth, tcs[0].steps, batches[0].batch_size
     acts = _Slices(cs, depth, dtype)
     t_start = time.perf_counter()
 
@@ -431,7 +359,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     inits = [init_params(c, data.in_features, data.n_classes, dtype) for c in cs]
     Ws = [torch.stack([inits[g][l][0] for g in range(G)]).transpose(1, 2).contiguous() for l in range(L)]
     bs = [torch.stack([inits[g][l][1] for g in range(G)]).unsqueeze(1).contiguous() for l in range(L)]
-    del inits
+    if not record.keep_params:
+        del inits
     # The read-out is padded to a multiple of 16 columns: a (B, 64) x (64, 10) bmm runs as slowly
     # as a 64-column one (and log_softmax over a last dim of 10 ~9x slower than over 16).  The pad
     # columns have zero weights and a -inf bias: their softmax is exactly 0, so their gradients
@@ -447,15 +376,15 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     params += [acts.learn[l][n] for l, n in learned]
 
     col = lambda vals: torch.tensor(vals, dtype=dtype).view(G, 1, 1)
-    lr = col([c.lr for c in cs])
+    lr = col([tc.lr for tc in tcs])
     alive = torch.ones(G, 1, 1, dtype=dtype)
     fast_scale = lr * alive / B  # kept until a model diverges: two kernels less per step
-    mom = col([c.momentum for c in cs])
-    opt = c0.optimiser
+    opt = tcs[0].optimiser
+    mom = col([tc.betas[0] if opt == "adam" else tc.momentum for tc in tcs])
+    beta2 = tcs[0].betas[1]
     state1 = [torch.zeros_like(p) for p in params] if opt in ("momentum", "adam") else []
     state2 = [torch.zeros_like(p) for p in params] if opt == "adam" else []
 
-    gens = [batch_generator(c) for c in cs]
     rec_steps = _record_steps(steps, record.every, record.first)
     rec_index = {s: i for i, s in enumerate(rec_steps)}
     R = len(rec_steps)
@@ -476,11 +405,10 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
 
     for t in range(steps):
         if t % block == 0:
-            # Each model's indices from its own generator, a block of steps per call: CPU randint
-            # draws element by element, so one (nb, B) draw equals nb draws of (B,) as the
-            # reference makes them (a test holds the two equal).
+            # Each model's indices from its own EpochBatches, the lab's batch order, a block of
+            # steps at a time (a test holds the engine equal to lab.train step by step).
             nb = min(block, steps - t)
-            idx_block = torch.stack([torch.randint(n_train, (nb, B), generator=gens[g]) for g in range(G)], 1)
+            idx_block = torch.stack([b.take(nb) for b in batches], 1)
         idx = idx_block[t % block]
         flat = idx.reshape(-1)
         h = X.index_select(0, flat).view(G, B, -1)
@@ -518,8 +446,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                 gb = dz.sum(1, keepdim=True)
                 if ri is not None and "grad_norm" in record.metrics:
                     st_grad[ri, l] = (gW.square().sum((1, 2)) + gb.square().sum((1, 2))).sqrt()
-                _update(opt, 2 * l, Ws[l], gW, state1, state2, lr * alive, mom, t + 1)
-                _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, t + 1)
+                _update(opt, 2 * l, Ws[l], gW, state1, state2, lr * alive, mom, beta2, t + 1)
+                _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, beta2, t + 1)
             if l > 0:
                 if ri is not None and want_act_stats:
                     # |f'| reduced with float kernels: all() over the batch dim and a bool mean
@@ -534,7 +462,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                         if fast:
                             acts.learn[ll][n].sub_(gp)
                         else:
-                            _update(opt, 2 * L + k, acts.learn[ll][n], gp, state1, state2, lr * alive, mom, t + 1)
+                            _update(opt, 2 * L + k, acts.learn[ll][n], gp, state1, state2, lr * alive, mom, beta2, t + 1)
 
         if ri is not None:  # one sync per record step: mark and mask diverged models
             bad = ~torch.isfinite(losses[checked:t + 1]).all(0)
@@ -567,6 +495,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         full.finish(results[order[g]], g, rec_steps, diverged_at[g])  # type: ignore[arg-type]
         if record.keep_params:
             results[order[g]].params = [(W[g].T.clone(), b[g, 0].clone()) for W, b in zip(Ws, bs)]  # type: ignore[union-attr]
+            results[order[g]].params_init = inits[g]  # type: ignore[union-attr]
         names = get(c.activation).learnable if learned else ()
         if names:  # the trained values of the learnable hyperparameters, one dict per hidden layer
             res = results[order[g]]
@@ -580,7 +509,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
 
 
 def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[Tensor], lr: Tensor,
-            mom: Tensor, step: int) -> None:
+            mom: Tensor, beta2: float, step: int) -> None:
     """One optimiser step on a stacked parameter, following torch.optim's formulas."""
     if opt == "sgd":
         p.sub_(g * lr)
@@ -589,16 +518,16 @@ def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[T
         p.sub_(buf * lr)
     else:  # adam, torch.optim.Adam's single-tensor formula with beta1 = momentum
         m = s1[i].lerp_(g, 1 - mom)
-        v = s2[i].mul_(ADAM_BETA2).addcmul_(g, g, value=1 - ADAM_BETA2)
+        v = s2[i].mul_(beta2).addcmul_(g, g, value=1 - beta2)
         bc1 = 1 - mom ** step
-        bc2_sqrt = math.sqrt(1 - ADAM_BETA2 ** step)
+        bc2_sqrt = math.sqrt(1 - beta2 ** step)
         denom = (v.sqrt() / bc2_sqrt).add_(ADAM_EPS)
         p.sub_(m / denom * (lr / bc1))
 
 
 @torch.no_grad()
 def _evaluate(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy and accuracy of every model on ``(x, y)``, in chunks of models."""
+    """Mean cross-entropy and error rate of every model on ``(x, y)``, in chunks of models."""
     G = Ws[0].shape[0]
     if len(acts.parts) > 1 or G <= EVAL_CHUNK or acts.learnable:
         return _evaluate_all(Ws, bs, acts, x, y)
@@ -617,8 +546,8 @@ def _evaluate_all(Ws, bs, acts, x, y):
     logits = torch.baddbmm(bs[-1], h, Ws[-1])
     loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.unsqueeze(0).expand(G, -1),
                                              reduction="none").mean(1)
-    acc = (logits.argmax(-1) == y.unsqueeze(0)).to(x.dtype).mean(1)
-    return loss, acc
+    err = (logits.argmax(-1) != y.unsqueeze(0)).to(x.dtype).mean(1)
+    return loss, err
 
 
 FULL_SET_CHUNK = 2048  # training examples per forward pass of the whole-set metrics (bounds memory)
@@ -774,9 +703,9 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
     last = recs[-1] if recs else {}
     final = {
         "train_loss": None if diverged else _num(ev_train[0][g]),
-        "train_accuracy": None if diverged else _num(ev_train[1][g]),
+        "train_error": None if diverged else _num(ev_train[1][g]),
         "test_loss": None if diverged else _num(ev_test[0][g]),
-        "test_accuracy": None if diverged else _num(ev_test[1][g]),
+        "test_error": None if diverged else _num(ev_test[1][g]),
         "last_batch_loss": None if diverged else _num(lg[-1]),
         "steps_to_target": int(hit[0]) if len(hit) and (not diverged or int(hit[0]) < diverged_at) else None,
         "dead_fraction": None if diverged else last.get("dead_fraction"),
@@ -803,6 +732,14 @@ def train_configs(configs: Sequence[Config], record: Record | None = None, *, ch
         for c, r in zip(chunk, train_group(chunk, record, dtype=dtype, threads=threads)):
             out[slots[id(c)].pop()] = r
     return out  # type: ignore[return-value]
+
+
+def train_chunk(configs: Sequence[Config], record: Record, threads: int | None = None) -> list[ModelResult]:
+    """Train one chunk (configurations of one shape) with the batched engine; the unit of work
+    that the process pool and Ray run (it sits here, below both backends, so neither imports the other)."""
+    for r in (res := train_group(configs, record, threads=threads)):
+        r.losses = None  # every-step losses stay in the worker; the store keeps recorded steps
+    return res
 
 
 def group_configs(configs: Sequence[Config], chunk_size: int = 64) -> list[list[Config]]:
@@ -866,34 +803,16 @@ def reference_model(config: Config, in_features: int, n_classes: int, *, builtin
     return nn.Sequential(*layers)
 
 
-def reference_optimiser(config: Config, model: nn.Module) -> torch.optim.Optimizer:
-    kw: dict[str, Any] = {"foreach": False}
-    if config.optimiser == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, **kw)
-    if config.optimiser == "momentum":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, **kw)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.momentum, ADAM_BETA2),
-                            eps=ADAM_EPS, **kw)
-
-
 def train_reference(config: Config, *, builtin: bool = False, dtype: torch.dtype = torch.float32,
-                    data: Data | None = None) -> tuple[Tensor, nn.Sequential]:
-    """Train one configuration alone, as a plain ``nn.Module`` with ``torch.optim`` and autograd.
+                    data: Dataset | None = None) -> tuple[Tensor, nn.Sequential]:
+    """Train one configuration alone with the lab's trainer: :func:`actlab.lab.train.train` on
+    :func:`reference_model` with :meth:`Config.train_config` (``torch.optim`` and autograd).
 
     Returns:
-        ``(losses, model)``: every step's batch loss ``(steps,)`` and the trained model.
+        ``(losses, model)``: every step's batch loss ``(steps,)`` and the trained model (the
+        lab's trainer stops at a NaN/Inf loss, so a diverging run returns the steps up to it).
     """
     data = data or load_data(config.data, config.preprocess, config.n, dtype)
     model = reference_model(config, data.in_features, data.n_classes, builtin=builtin, dtype=dtype)
-    opt = reference_optimiser(config, model)
-    gen = batch_generator(config)
-    losses = torch.empty(config.steps, dtype=dtype)
-    n_train = data.x_train.shape[0]
-    for t in range(config.steps):
-        idx = next_batch(gen, n_train, config.batch_size)
-        loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses[t] = loss.detach()
-    return losses, model
+    result = lab_train(model, data, config.train_config())
+    return torch.tensor(result.losses, dtype=dtype), model

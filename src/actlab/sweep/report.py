@@ -26,7 +26,7 @@ HEATMAP_METRICS = {
     "train_loss": ("final training loss", "viridis_r"),
     "steps_to_target": ("steps to target loss", "magma_r"),
     "dead_fraction": ("dead-unit fraction (last record)", "Reds"),
-    "test_accuracy": ("test accuracy", "viridis"),
+    "test_error": ("test error", "viridis_r"),
 }
 COLUMN_AXES = ("depth", "lr", "width", "init", "bias_init", "optimiser", "batch_size", "data", "preprocess",
                "steps", "momentum")
@@ -42,14 +42,14 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         diverged=("diverged", lambda s: int(s.fillna(False).astype(bool).sum())),
         train_loss=("train_loss", "mean"),
         train_loss_std=("train_loss", "std"),
-        test_accuracy=("test_accuracy", "mean"),
-        test_accuracy_std=("test_accuracy", "std"),
+        test_error=("test_error", "mean"),
+        test_error_std=("test_error", "std"),
         steps_to_target=("steps_to_target", "mean"),
         reached_target=("steps_to_target", lambda s: int(s.notna().sum())),
         dead_fraction=("dead_fraction", "mean"),
         saturation_fraction=("saturation_fraction", "mean"),
     ).reset_index()
-    return out.sort_values(["test_accuracy"], ascending=False, na_position="last").reset_index(drop=True)
+    return out.sort_values(["test_error"], ascending=True, na_position="last").reset_index(drop=True)
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -30,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from actlab.activations import ActivationError, get
+from actlab.lab.data import DATASETS as LAB_DATASETS
+from actlab.lab.data import PREPROCESSING
 from actlab.lab.init import INIT_SCHEMES as LAB_INIT_SCHEMES
+from actlab.lab.train import TrainConfig
 
 OPTIMISERS = ("sgd", "momentum", "adam")
 """Optimisers the batched engine implements on stacked tensors."""
@@ -50,11 +53,14 @@ INIT_ARGS = ("gain", "std", "value", "mode", "sigma_b2")
 BIAS_INITS = ("zeros", "torch")
 """Named bias initialisations; a number gives a constant bias."""
 
-PREPROCESS = ("none", "centre", "standardise")
-"""Preprocessing without the lab's loader (with it: ``actlab.lab.data.PREPROCESSING``)."""
+DATASETS = tuple(k for k, v in LAB_DATASETS.items() if v.task == "classification")
+"""The lab's classification sets (:data:`actlab.lab.data.DATASETS`): the engine trains with cross-entropy."""
 
-DATASETS = ("xor", "circles", "moons", "spirals", "digits", "iris", "wine", "breast_cancer", "mnist",
-            "fashion_mnist")
+BATCHES = "epoch"
+"""The batch semantics of every configuration: :class:`actlab.lab.train.EpochBatches` (a fresh
+permutation of the training set each epoch, the remainder dropped), the lab's.  It is part of
+:meth:`Config.to_dict`, hence of every hash: results stored before it (batches drawn with
+replacement) are never taken for results of today's configurations."""
 
 DEFAULT_METRICS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
 """What the engine records by default, per model and per layer, on the record schedule."""
@@ -104,7 +110,14 @@ class Config:
         n: number of samples to draw for synthetic datasets (``None``: the dataset's default).
         seed: seeds the initial weights and the batch order.
         steps: optimiser steps.
-        batch_size: samples per step (drawn with replacement, per model).
+        batch_size: samples per step, in the lab's batch order (:data:`BATCHES`); at least the
+            training set is full batch.
+
+    The training part is the lab's :class:`~actlab.lab.train.TrainConfig`
+    (:meth:`train_config`): the engine trains exactly what :func:`actlab.lab.train.train`
+    trains with it, on :func:`actlab.sweep.engine.lab_model` from the same initial weights.
+    One exception: RReLU, whose training forward draws random slopes, trains in the engine at
+    its mean slope (its eval form, deterministic per seed), as leaky ReLU at that slope.
     """
 
     activation: str = "relu"
@@ -130,7 +143,18 @@ class Config:
         d["init_args"] = dict(sorted(dict(self.init_args).items()))
         if not d["init_args"]:  # absent, so configs written before it keep their hash
             del d["init_args"]
+        d["batches"] = BATCHES
         return d
+
+    def train_config(self) -> TrainConfig:
+        """How this configuration trains, as the lab's :class:`~actlab.lab.train.TrainConfig`:
+        cross-entropy, ``optimiser`` with ``lr``, ``momentum`` (heavy ball; Adam's beta1, beta2
+        at the lab's default), ``batch_size``, ``steps`` and ``seed`` (the batch order).
+        Evaluated before and after training only."""
+        beta2 = TrainConfig.betas[1]
+        return TrainConfig(loss="ce", optimiser=self.optimiser, lr=self.lr, momentum=self.momentum,
+                           betas=(self.momentum, beta2), batch_size=self.batch_size, steps=self.steps,
+                           seed=self.seed, eval_every=self.steps)
 
     @property
     def hash(self) -> str:
@@ -155,11 +179,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Config:
-        return validate_config(dict(d))
+        d = dict(d)
+        d.pop("batches", None)  # written by to_dict: not a field, one semantics (BATCHES)
+        return validate_config(d)
 
 
 def _pieces(c: Config) -> int:
-    return int(dict(c.activation_params).get("pieces", 1)) if c.activation == "maxout" else 1
+    return get(c.activation).group_size(dict(c.activation_params))
 
 
 def _digest(obj: Any) -> str:
@@ -185,7 +211,8 @@ class Record:
         target_loss: ``steps_to_target`` is the first step whose batch loss is <= this.
         target_error: with the ``train_error`` metric, ``steps_to_target_error`` is the number of
             steps done at the first record whose training error is <= this (``None``: not tracked).
-        keep_params: return each model's trained weights (:attr:`ModelResult.params`).
+        keep_params: return each model's initial and trained weights
+            (:attr:`ModelResult.params_init`, :attr:`ModelResult.params`).
         saturation_tol: a unit is saturated where ``|f'(z)| <= saturation_tol * max|f'|``.
     """
 
@@ -281,25 +308,6 @@ def _float(field_: str, value: Any, *, low: float | None = None, positive: bool 
     return v
 
 
-def _valid_datasets() -> tuple[str, ...]:
-    """Classification sets of the lab's registry (the engine trains with cross-entropy)."""
-    try:  # the lab's loader is the authority where it exists
-        from actlab.lab.data import DATASETS as LAB  # type: ignore
-
-        return tuple(k for k, v in LAB.items() if getattr(v, "task", "classification") == "classification")
-    except ImportError:
-        return DATASETS
-
-
-def _valid_preprocess() -> tuple[str, ...]:
-    try:
-        from actlab.lab.data import PREPROCESSING  # type: ignore
-
-        return tuple(PREPROCESSING)
-    except ImportError:
-        return PREPROCESS
-
-
 def validate_config(d: dict[str, Any]) -> Config:
     """Build a :class:`Config` from plain values, raising :class:`SpecError` naming the bad field."""
     unknown = sorted(set(d) - {f.name for f in fields(Config)})
@@ -337,9 +345,9 @@ def validate_config(d: dict[str, Any]) -> Config:
     if "optimiser" in d:
         out["optimiser"] = _choice("optimiser", d["optimiser"], OPTIMISERS)
     if "data" in d:
-        out["data"] = _choice("data", d["data"], _valid_datasets())
+        out["data"] = _choice("data", d["data"], DATASETS)
     if "preprocess" in d:
-        out["preprocess"] = _choice("preprocess", d["preprocess"], _valid_preprocess())
+        out["preprocess"] = _choice("preprocess", d["preprocess"], PREPROCESSING)
     return Config(**out)
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from actlab.sweep.engine import ModelResult
 
 FINISHED = ("done", "diverged")
-RESULT_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "last_batch_loss",
+RESULT_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error", "last_batch_loss",
                   "steps_to_target", "dead_fraction", "saturation_fraction", "diverged", "diverged_at", "wall_s")
 RECORD_COLUMNS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
 LAYER_COLUMNS = ("grad_norm", "dead_fraction", "saturation_fraction")
@@ -109,6 +109,11 @@ class Store:
             self.conn = sqlite3.connect(uri, uri=True, timeout=_LOCK_WAIT_S, isolation_level=None,
                                         check_same_thread=False)
             if readonly:
+                if not self._old_columns():
+                    return
+                # A store from before errors replaced accuracies: upgrade it once, then read it.
+                self.conn.close()
+                self.__init__(path)  # type: ignore[misc]
                 return
             # One writer at a time: a second sweep on the same store is refused, not queued.
             self.conn.execute("BEGIN IMMEDIATE")
@@ -119,6 +124,7 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
             self.conn.execute(f"PRAGMA busy_timeout = {60_000}")
+            self._errors_not_accuracies()
         except sqlite3.OperationalError as e:
             msg = str(e)
             if "locked" in msg or "busy" in msg:
@@ -128,6 +134,23 @@ class Store:
             raise StoreError(f"store {name} cannot be opened: {msg}") from None
         except OSError as e:
             raise StoreError(f"store {name} cannot be created: {e.strerror or e}") from None
+
+    def _errors_not_accuracies(self) -> None:
+        """A store written before the lab and the engine shared one vocabulary holds accuracies:
+        each becomes the error rate ``1 - accuracy`` under the error's name, in one transaction
+        (a half-done migration would leave accuracies under an error's name)."""
+        old = self._old_columns()
+        if not old:
+            return
+        with self._tx():
+            for sp in old:
+                self.conn.execute(f"ALTER TABLE results RENAME COLUMN {sp}_accuracy TO {sp}_error")
+                self.conn.execute(f"UPDATE results SET {sp}_error = 1.0 - {sp}_error WHERE {sp}_error IS NOT NULL")
+
+    def _old_columns(self) -> list[str]:
+        """The splits whose results still hold an accuracy instead of an error rate."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        return [sp for sp in ("train", "test") if f"{sp}_accuracy" in have and f"{sp}_error" not in have]
 
     def close(self) -> None:
         self.conn.close()
@@ -181,7 +204,8 @@ class Store:
                     [(h, rec["step"], rec["layer"], *(rec.get(c) for c in LAYER_COLUMNS)) for rec in r.layers])
                 f = r.final
                 self.conn.execute(
-                    f"INSERT INTO results VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
+                    f"INSERT INTO results (config_hash, {', '.join(RESULT_COLUMNS)}, finished) "
+                    f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
                     (h, *(_sql(f.get(c)) for c in RESULT_COLUMNS), now))
                 self.conn.execute("UPDATE configs SET status = ?, updated = ? WHERE hash = ?", (r.status, now, h))
                 n += 1

@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from actlab._progress import Progress
-from actlab.sweep.engine import ModelResult, group_configs, train_group
+from actlab.sweep.engine import ModelResult, group_configs, train_chunk, train_group
 from actlab.sweep.spec import Config, Record, SweepSpec
 from actlab.sweep.store import Store
 
@@ -69,14 +69,6 @@ def terminate_workers() -> None:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-
-
-def train_chunk(configs: Sequence[Config], record: Record, threads: int | None = None) -> list[ModelResult]:
-    """Train one chunk (configurations of one shape) with the batched engine; the unit of work
-    that the process pool and Ray run."""
-    for r in (res := train_group(configs, record, threads=threads)):
-        r.losses = None  # every-step losses stay in the worker; the store keeps recorded steps
-    return res
 
 
 def run_local(chunks: Sequence[Sequence[Config]], record: Record, *, workers: int = 1,

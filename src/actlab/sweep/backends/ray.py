@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from actlab.sweep.engine import ModelResult
+from actlab.sweep.engine import ModelResult, train_chunk
 from actlab.sweep.spec import Config, Record
 
 
@@ -36,8 +36,6 @@ def run_ray(chunks: Sequence[Sequence[Config]], record: Record, *, address: str 
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
                  log_to_driver=False)
-    from actlab.sweep.backends.local import train_chunk
-
     task = ray.remote(num_cpus=cpus_per_task, max_retries=2)(train_chunk)
     pending = [task.remote(list(c), record, threads or cpus_per_task) for c in chunks]
     while pending:
