@@ -154,6 +154,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
      "is an existing file"),
     ("data verify in a file", ["data", "verify", "mnist", "--data-dir", "existing.txt"], 2, "is not a directory"),
     ("data list in a missing folder", ["data", "list", "--data-dir", "nowhere"], 2, "is not a directory"),
+    # the playground
+    ("play port out of range", ["play", "--port", "70000", "--no-browser"], 2, "--port must be in"),
+    ("play unknown setup", ["play", "activation=nosuch[x]", "--no-browser"], 2, "setup:"),
 ]
 
 
