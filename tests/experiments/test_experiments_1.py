@@ -15,43 +15,12 @@ from actlab._threads import torch_threads
 from actlab.experiments import get_experiment
 from actlab.experiments.zero_init_symmetry import symmetry
 from actlab.lab.init import init_weights
-from actlab.lab.measure import activation_derivative, layer_gradients
 from actlab.lab.models import MLP
 
 
 def _data(n: int = 64, d: int = 8, k: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g)
-
-
-def test_layer_gradients_match_autograd_and_leave_grads_alone():
-    x, y = _data()
-    model = init_weights(MLP(8, 3, depth=3, width=16, activation="sigmoid"), "xavier_normal", seed=0)
-    g = layer_gradients(model, x, y)
-    assert all(p.grad is None for p in model.parameters())
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    want = [float(lin.weight.grad.double().norm()) for lin in model.linear_layers()]
-    assert g.weight_norms == pytest.approx(want, rel=1e-5)
-    # sigmoid's derivative from the spec is s(1 - s), at most 1/4
-    z = g.pre[0]
-    assert torch.allclose(g.derivative[0], torch.sigmoid(z) * (1 - torch.sigmoid(z)), atol=1e-6)
-    assert float(g.derivative[0].max()) <= 0.25
-
-
-def test_activation_derivative_of_prelu_uses_the_learned_slope():
-    model = MLP(4, 2, depth=1, width=5, activation="prelu")
-    act = model.activations()[0]
-    with torch.no_grad():
-        act.negative_slope.fill_(0.3)
-    z = torch.tensor([[-2.0, -1.0, 0.5, 1.0, 3.0]])
-    assert activation_derivative(act, z)[0].tolist() == pytest.approx([0.3, 0.3, 1.0, 1.0, 1.0])
-
-
-def test_torch_threads_restores_the_setting():
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 def test_symmetry_measures_identical_and_distinct_units():

@@ -256,16 +256,19 @@ def test_bad_settings_are_clear_errors(kw, match):
         Probe(mlp(), **kw)
 
 
-def test_window_longer_than_the_run_warns_and_judges_what_was_recorded():
+def test_window_longer_than_the_run_says_so_and_judges_what_was_recorded():
     torch.manual_seed(0)
     model = he_init(mlp(nn.ReLU, depth=4))
     with torch.no_grad():
         model[2].bias.fill_(-10.0)
     with Probe(model, window=500) as probe:
         train(model, steps=8)
-    with pytest.warns(UserWarning, match="window=500 steps is longer than the run"):
-        found = probe.findings()
-    assert any(f.kind == "dead_units" and f.figures["window_steps"] == 8 for f in found)
+    found = probe.findings()
+    blind = [f for f in found if f.kind == "blind"]
+    assert blind and "shorter than the dead window (500 steps)" in blind[0].message
+    dead = [f for f in found if f.kind == "dead_units"]
+    assert dead and dead[0].figures["window_steps"] == 8 and dead[0].figures["short_run"]
+    assert "inactive" in dead[0].message and "on all 8 recorded steps" in dead[0].message
 
 
 def test_plot_and_read_errors():

@@ -22,7 +22,8 @@ def run(model: nn.Module, steps: int = 40, lr: float = 0.05, seed: int = 0, hook
 
 
 def kinds(findings) -> list[str]:
-    return [f.kind for f in findings]
+    """The kinds of the findings, without the info lines saying what the probe could not see."""
+    return [f.kind for f in findings if f.kind != "blind"]
 
 
 def test_deep_sigmoid_vanishing_gradients_near_the_input():
@@ -134,7 +135,7 @@ def test_nan_without_parametrised_outputs_names_the_activation_after_it():
 def test_healthy_networks_give_no_finding(name, make, lr, steps):
     torch.manual_seed(0)
     probe, findings, losses = run(make(), steps=steps, lr=lr)
-    assert findings == [], [str(f) for f in findings]
+    assert kinds(findings) == [], [str(f) for f in findings]
     assert losses[-1] < losses[0]  # they do train
     assert probe.records()
 

@@ -44,3 +44,4 @@ def test_callback_records_steps_and_finds_vanishing_gradients(tmp_path):
     assert cb.probe.steps() == list(range(0, 20, 2))
     assert any(f.kind == "vanishing_gradients" for f in findings)
     assert all(r.param_grad_norm > 0 for r in cb.probe.records() if r.kind == "parametrised")
+    assert [s for s, _ in cb.probe.read().losses] == list(range(20))  # every batch's loss, for the loss trend

@@ -81,14 +81,14 @@ def test_recorded_statistics():
                               Config(activation="relu", seed=0, lr=0.1, **SMALL)], rec, threads=1)
     assert [r["step"] for r in live.records] == [0, 10, 20, 24]
     assert len(live.layers) == 4 * 3 and {r["layer"] for r in live.layers} == {0, 1, 2}
-    assert dead.final["dead_fraction"] == 1.0 and live.final["dead_fraction"] < 0.5
-    assert dead.records[0]["saturation_fraction"] == 1.0
-    assert all(r["grad_norm"] > 0 for r in live.records)
+    assert dead.final["inactive"] == 1.0 and live.final["inactive"] < 0.5
+    assert dead.records[0]["saturated"] == 1.0
+    assert all(r["param_grad_norm"] > 0 for r in live.records)
     assert live.final["steps_to_target"] is not None and dead.final["steps_to_target"] is None
     assert 0.0 <= live.final["test_error"] <= 1.0
     (tanh,) = train_group([Config(activation="tanh", init="he", seed=0, lr=0.1, bias_init=0.0, **SMALL)],
                           Record(every=10, saturation_tol=0.5), threads=1)
-    assert 0.0 < tanh.records[0]["saturation_fraction"] < 1.0
+    assert 0.0 < tanh.records[0]["saturated"] < 1.0
 
 
 def test_group_configs_by_shape():

@@ -93,18 +93,18 @@ def test_unit_states_at_init_and_end_equal_the_reference():
     for c, r in zip(cs, res):
         init = _units(reference_model(c, d.in_features, d.n_classes, dtype=F64), c, d.x_train)
         end = _units(train_reference(c, dtype=F64)[1], c, d.x_train)
-        assert (r.final["dead_units_init"], r.final["off_units_init"]) == pytest.approx(init, abs=1e-12)
-        assert (r.final["dead_units"], r.final["off_units"]) == pytest.approx(end, abs=1e-12)
-        seen_dead |= r.final["dead_units"] > 0
+        assert (r.final["dead_on_data_init"], r.final["off_units_init"]) == pytest.approx(init, abs=1e-12)
+        assert (r.final["dead_on_data"], r.final["off_units"]) == pytest.approx(end, abs=1e-12)
+        seen_dead |= r.final["dead_on_data"] > 0
         if c.activation == "leaky_relu":
-            assert r.final["dead_units"] == 0.0
+            assert r.final["dead_on_data"] == 0.0
     assert seen_dead
 
 
 def test_maxout_unit_states_count_pieces():
     c = Config(activation="maxout", activation_params={"pieces": 2}, bias_init=-3.0, seed=0, lr=0.05, **SMALL)
     (r,) = train_group([c], Record(every=25, metrics=("loss", "unit_states")), threads=1)
-    assert 0.0 <= r.final["dead_units"] <= 1.0 and 0.0 <= r.final["off_units_init"] <= 1.0
+    assert 0.0 <= r.final["dead_on_data"] <= 1.0 and 0.0 <= r.final["off_units_init"] <= 1.0
 
 
 @pytest.mark.parametrize("init, gain, act", [("xavier_normal", "auto", "tanh"), ("he_normal", None, "leaky_relu"),

@@ -22,7 +22,7 @@ axes:
   lr: 0.05
   seed: [0, 1]
   steps: 10
-record: {every: 5, target_loss: 0.4, metrics: [loss, dead_fraction]}
+record: {every: 5, target_loss: 0.4, metrics: [loss, inactive]}
 """
 
 
@@ -36,7 +36,7 @@ def test_yaml_product_and_canonical_values(tmp_path):
     leaky = [c for c in cs if c.activation == "leaky_relu"][0]
     assert dict(leaky.activation_params) == {"negative_slope": 0.2}
     assert all(c.lr == 0.05 and c.steps == 10 for c in cs)
-    assert spec.record.every == 5 and spec.record.metrics == ("loss", "dead_fraction")
+    assert spec.record.every == 5 and spec.record.metrics == ("loss", "inactive")
     assert len({c.hash for c in cs}) == len(cs)
 
 
@@ -45,7 +45,7 @@ def test_toml_equals_yaml(tmp_path):
     (tmp_path / "a.toml").write_text(
         'name = "demo"\n[axes]\nactivation = ["relu", "tanh", {name = "leaky_relu", negative_slope = 0.2}]\n'
         'depth = [1, 2]\nlr = 0.05\nseed = [0, 1]\nsteps = 10\n'
-        '[record]\nevery = 5\ntarget_loss = 0.4\nmetrics = ["loss", "dead_fraction"]\n')
+        '[record]\nevery = 5\ntarget_loss = 0.4\nmetrics = ["loss", "inactive"]\n')
     assert load_spec(tmp_path / "a.yaml").hash == load_spec(tmp_path / "a.toml").hash
 
 
@@ -93,7 +93,7 @@ def test_bad_top_level_and_record_fields(tmp_path):
         parse_spec({"axis": {}})
     with pytest.raises(SpecError, match="record: unknown field 'evry'.*every"):
         parse_spec({"axes": {}, "record": {"evry": 3}})
-    with pytest.raises(SpecError, match="record.metrics.*dead_fraction"):
+    with pytest.raises(SpecError, match="record.metrics.*inactive"):
         parse_spec({"axes": {}, "record": {"metrics": ["accuracy"]}})
     p = tmp_path / "s.yaml"
     p.write_text("axes: [unclosed")

@@ -38,7 +38,7 @@ def test_run_write_read_export(tmp_path):
     div = df[df.status == "diverged"]
     assert div.diverged.all() and set(div.activation) == {"relu"} and set(div.lr) == {1e4}
     rec = st.records_dataframe(h)
-    assert {"step", "loss", "grad_norm", "label", "lr"} <= set(rec.columns) and len(rec) == n_rec
+    assert {"step", "loss", "param_grad_norm", "label", "lr"} <= set(rec.columns) and len(rec) == n_rec
     # a second run trains nothing and writes nothing twice
     run_sweep(spec, st)
     assert st.count("results") == 8 and st.count("records") == n_rec
@@ -135,6 +135,21 @@ def test_sigkill_and_resume_loses_nothing_duplicates_nothing(tmp_path):
     # results finished before the kill are untouched by the restart
     pd.testing.assert_frame_equal(after.loc[finished.index, ["test_loss", "train_loss"]],
                                   finished[["test_loss", "train_loss"]])
+
+
+def test_a_store_with_the_old_column_names_is_renamed_to_the_probe_vocabulary(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE records (config_hash TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, grad_norm REAL, "
+                 "dead_fraction REAL, saturation_fraction REAL, PRIMARY KEY (config_hash, step))")
+    conn.execute("INSERT INTO records VALUES ('h', 0, 1.0, 2.0, 0.25, 0.5)")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        cols = [r[1] for r in store.conn.execute("PRAGMA table_info(records)")]
+        row = store.conn.execute("SELECT param_grad_norm, inactive, saturated FROM records").fetchone()
+    assert cols == ["config_hash", "step", "loss", "param_grad_norm", "inactive", "saturated"]
+    assert row == (2.0, 0.25, 0.5)
 
 
 def test_a_store_from_before_the_error_columns_opens_with_errors_and_takes_results(tmp_path):

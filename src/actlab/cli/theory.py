@@ -221,11 +221,11 @@ def measure_cmd(
         raise fail(f"--seeds must be in [1, 1000], got {seeds}")
     spec = _spec(name)
     params = _parse_params(spec, param or [])
-    from actlab.theory.compare import compare
+    from actlab.lab.compare import compare
 
     c = compare(spec.name, sigma_w2, sigma_b2, depth=depth, width=width, seeds=seeds, threads=1, **params)
     if out is not None:
-        from actlab.theory.plots import gradient_figure
+        from actlab.lab.compare import gradient_figure
 
         gradient_figure([c], out=out)
     if json_:

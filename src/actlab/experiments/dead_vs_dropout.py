@@ -30,8 +30,9 @@ from actlab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
+from actlab.probe.quantities import module_derivative
+from actlab.probe.quantities.inactive import inactive_units
 from actlab._threads import torch_threads
-from actlab.lab.measure import activation_derivative
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train
 
@@ -75,7 +76,8 @@ class DeadSets(Callback):
         if (step + 1) % self.every == 0:
             with torch.no_grad():
                 _, pre, _ = model.forward_all(self.x)
-            self.sets.append(torch.cat([(activation_derivative(a, z) == 0).all(0)
+            # inactive on the whole training set at once: the units dead on the data
+            self.sets.append(torch.cat([inactive_units(module_derivative(a, z).abs())
                                         for a, z in zip(model.activations(), pre)]))
 
 

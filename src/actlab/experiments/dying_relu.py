@@ -90,9 +90,9 @@ class DyingRelu(Experiment):
         out = {}
         for key, r in zip(keys, results):
             f = r.final
-            out[key] = {"dead": nan if f["dead_units"] is None else f["dead_units"],
+            out[key] = {"dead": nan if f["dead_on_data"] is None else f["dead_on_data"],
                         "off": nan if f["off_units"] is None else f["off_units"],
-                        "dead_init": f["dead_units_init"], "off_init": f["off_units_init"],
+                        "dead_init": f["dead_on_data_init"], "off_init": f["off_units_init"],
                         "train_error": f["train_error"],
                         "diverged": f["diverged"]}
         return out

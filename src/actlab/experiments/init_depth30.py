@@ -25,9 +25,9 @@ from actlab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab._threads import torch_threads
-from actlab.lab.measure import layer_gradients
+from actlab.lab.compare import layer_gradients
 from actlab.sweep import Config, Record, lab_model, train_group
+from actlab._threads import torch_threads
 
 # (label, activation, init scheme, init_weights keyword arguments: the engine's Config.init_args)
 ARMS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -101,7 +101,7 @@ class InitDepth30(Experiment):
                 for seed in s["seeds"]:
                     c, res = next(results)
                     model = lab_model(c, data.in_features, data.out_features, res.params_init)
-                    g = layer_gradients(model, x, y).weight_norms
+                    g = layer_gradients(model, x, y).param_grad_norms
                     prof.append(g)
                     first.append(g[0])
                     curve = res.final["train_loss_curve"]

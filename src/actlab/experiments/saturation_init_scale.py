@@ -27,7 +27,7 @@ from actlab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
-from actlab.lab.measure import layer_gradients
+from actlab.lab.compare import layer_gradients
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 
@@ -57,7 +57,7 @@ def _saturated_fraction(model: MLP, x: torch.Tensor, y: torch.Tensor, below: flo
     """(share of (example, unit) pairs with |f'| < below x max|f'|, the hidden layer's gradient norm)."""
     g = layer_gradients(model, x, y)
     limit = below * get(model.activations()[0].spec.name).max_abs_derivative
-    return float((g.derivative[0].abs() < limit).double().mean()), g.weight_norms[0]
+    return float((g.derivative[0].abs() < limit).double().mean()), g.param_grad_norms[0]
 
 
 class SaturationInitScale(Experiment):

@@ -17,7 +17,7 @@ import numpy as np
 
 from actlab.lab.data import load_dataset
 from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
-from actlab.lab.measure import layer_gradients
+from actlab.lab.compare import layer_gradients
 from actlab.sweep import Config, Record, lab_model, train_configs
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -51,7 +51,9 @@ class SigmoidVanishing(Experiment):
     claim = ("Sigmoid's derivative is at most 0.25, so the gradient reaching the first layers shrinks "
              "geometrically with depth; ReLU's does not.")
     method = ("For MLPs with 2 to 30 hidden layers (sigmoid, tanh, ReLU; Glorot normal init; digits), the ratio "
-              "||dL/dW_first|| / ||dL/dW_output|| of weight-gradient norms on 512 training examples, at init and "
+              "||dL/dW_first|| / ||dL/dW_output|| of parameter-gradient norms (each layer's weights and bias together, the "
+              "probe's param_grad_norm; with the output bias counted, ReLU's ratios at init sit 0.4-3.5 decades lower than "
+              "with weights alone, sigmoid's barely move) on 512 training examples, at init and "
               "after a short SGD run (a fresh permutation of the training set each epoch; all nets trained at once on actlab's batched "
               "engine), over seeds. Confirmed when, at every depth >= 10 at init and at the deepest "
               "depth after training, sigmoid's ratio lies at least two orders of magnitude below ReLU's "
@@ -81,12 +83,12 @@ class SigmoidVanishing(Experiment):
                 for seed in s["seeds"]:
                     c, res = configs[act, depth, seed], results[act, depth, seed]
                     model = lab_model(c, data.in_features, data.out_features, res.params_init)
-                    g = layer_gradients(model, x, y).weight_norms
+                    g = layer_gradients(model, x, y).param_grad_norms
                     a0.append(g[0] / g[-1])
                     diverged = res.status == "diverged"
                     if not diverged:
                         g = layer_gradients(lab_model(c, data.in_features, data.out_features, res.params), x, y)
-                        g = g.weight_norms
+                        g = g.param_grad_norms
                     a1.append(g[0] / g[-1] if not diverged else math.nan)
                     d1.append(diverged)
                     done += 1

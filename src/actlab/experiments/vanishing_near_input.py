@@ -23,7 +23,7 @@ from actlab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab.lab.measure import layer_gradients
+from actlab.lab.compare import layer_gradients
 from actlab.sweep import Config, Record, lab_model, train_group
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -61,7 +61,8 @@ class VanishingNearInput(Experiment):
     order = 20
     title = "Vanishing is worst near the input"
     claim = "In a deep sigmoid net the gradients are smallest at the first layers, next to the input."
-    method = ("Per-layer weight-gradient norms ||dL/dW_l|| (on 512 digits training examples) of a 12-layer sigmoid MLP "
+    method = ("Per-layer parameter-gradient norms ||dL/dW_l|| (weights and bias together, the probe's param_grad_norm; "
+              "on 512 digits training examples) of a 12-layer sigmoid MLP "
               "(Glorot normal init), at init and after a short SGD run (a fresh permutation of the training set each epoch; every net trained at "
               "once on actlab's batched engine), over seeds; tanh and ReLU nets of the same "
               "shape are drawn for reference. Confirmed when, at init and after training, the smallest hidden-layer "
@@ -90,10 +91,10 @@ class VanishingNearInput(Experiment):
             for seed in s["seeds"]:
                 c, res = next(results)
                 model = lab_model(c, data.in_features, data.out_features, res.params_init)
-                p0.append(layer_gradients(model, x, y).weight_norms)
+                p0.append(layer_gradients(model, x, y).param_grad_norms)
                 trained = lab_model(c, data.in_features, data.out_features, res.params)
                 p1.append([math.nan] * (s["depth"] + 1) if res.status == "diverged"
-                          else layer_gradients(trained, x, y).weight_norms)
+                          else layer_gradients(trained, x, y).param_grad_norms)
                 done += 1
                 progress(done / jobs, f"gradients: {act} seed {seed}")
             out["init"][act], out["trained"][act] = p0, p1

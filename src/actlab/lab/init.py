@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from actlab.activations import ActivationSpec, get, spec_for_module
+from actlab.activations import ActivationSpec, get
 from actlab.activations.moments import moments
 
 INIT_SCHEMES: dict[str, str] = {
@@ -60,9 +60,18 @@ class InitError(ValueError):
 # ----------------------------------------------------------------------------- activation helpers
 
 
+def _match(module: nn.Module) -> tuple[ActivationSpec, dict] | None:
+    """The activation a module computes, as the probe sees it: the catalog's and torch's modules,
+    declared third-party classes, and unknown modules matched on a grid (GPT-2's written-out GELU)."""
+    from actlab.probe.attribution import match_module
+
+    got = match_module(module)
+    return None if got is None or got[0].name == "identity" else (got[0], got[1])
+
+
 def _resolve_activation(activation: Any, params: Mapping[str, Any] | None = None) -> tuple[ActivationSpec, dict]:
     if isinstance(activation, nn.Module):
-        got = spec_for_module(activation)
+        got = _match(activation)
         if got is None:
             raise InitError(f"cannot tell which activation {type(activation).__name__} computes")
         spec, p = got
@@ -183,7 +192,7 @@ def _targets(model: nn.Module) -> list[_Target]:
             skip.update(id(c) for c in m.modules())
         elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             order.append(("w", m))
-        elif spec_for_module(m) is not None:
+        elif _match(m) is not None:
             order.append(("act", m))
     out: list[_Target] = []
     last_act: Any = None
@@ -377,7 +386,78 @@ def _init_bias(t: _Target, scheme: str, bias: str | float | None, value: float, 
             _uniform(b, 1.0 / math.sqrt(t.fan_in), g)
 
 
+# ----------------------------------------------------------------------------- by name, in place
+
+
+def critical_(model: nn.Module, *, sigma_b2: float = 0.0, seed: int | None = None) -> nn.Module:
+    """Re-initialise every layer at the edge of chaos for the activation feeding it:
+    ``W ~ N(0, sigma_w^2 / fan_in)`` with the mean-field critical ``sigma_w^2`` (chi_1 = 1), biases
+    ``N(0, sigma_b2)``.  In place; returns ``model``.
+
+    Example::
+
+        >>> import actlab.init
+        >>> actlab.init.critical_(model)    # ReLU layers get sigma_w^2 = 2, tanh layers 1
+    """
+    return init_weights(model, "critical", sigma_b2=sigma_b2, seed=seed)
+
+
+def he_(model: nn.Module, *, seed: int | None = None) -> nn.Module:
+    """He normal per layer (``N(0, 2 / ((1 + a^2) fan_in))``, a = the layer's leaky slope), biases 0."""
+    return init_weights(model, "he_normal", seed=seed)
+
+
+def xavier_(model: nn.Module, *, seed: int | None = None) -> nn.Module:
+    """Xavier normal with each layer's activation gain (:func:`activation_gain`: 5/3-like for
+    tanh, sqrt 2 for ReLU), biases 0."""
+    return init_weights(model, "xavier_normal", gain="auto", seed=seed)
+
+
+def lsuv_(model: nn.Module, x: Any, *, tol: float = 0.05, max_iter: int = 10, seed: int | None = None) -> nn.Module:
+    """Layer-sequential unit variance (Mishkin & Matas 2016): orthogonal weights, then, layer by
+    layer from the input, the weight rescaled until the layer's output on ``x`` has variance 1.
+
+    Args:
+        model: the model; its RNG state and buffers (BatchNorm statistics) are left as they were.
+        x: a batch (a tensor, or a tuple of the model's arguments).
+        tol: stop when ``|var - 1| < tol``. Default: ``0.05``.
+        max_iter: rescalings per layer at most. Default: ``10``.
+        seed: for the orthogonal draw (``None``: torch's global RNG).
+    """
+    if not isinstance(tol, (int, float)) or tol <= 0:
+        raise InitError(f"tol must be a positive number, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise InitError(f"max_iter must be a positive integer, got {max_iter!r}")
+    init_weights(model, "orthogonal", seed=seed)
+    args = x if isinstance(x, tuple) else (x,)
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            for layer in layers:
+                seen: list[Tensor] = []
+                h = layer.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+                try:
+                    for _ in range(max_iter):
+                        seen.clear()
+                        model(*args)
+                        if not seen:
+                            break  # the layer did not run on this input
+                        var = float(torch.cat([o.reshape(-1) for o in seen]).var())
+                        if not math.isfinite(var) or var == 0 or abs(var - 1.0) < tol:
+                            break
+                        layer.weight.div_(math.sqrt(var))
+                finally:
+                    h.remove()
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers:
+                    b.copy_(buffers[k])
+    return model
+
+
 __all__ = [
-    "BIAS_SCHEMES", "INIT_SCHEMES", "InitError", "RAI_SIGMA", "activation_gain", "critical_sigma_w2",
-    "init_weights", "leaky_slope",
+    "BIAS_SCHEMES", "INIT_SCHEMES", "InitError", "RAI_SIGMA", "activation_gain", "critical_", "critical_sigma_w2",
+    "he_", "init_weights", "leaky_slope", "lsuv_", "xavier_",
 ]

@@ -477,7 +477,7 @@ class Session(FrameSource):
                 return None
             spec, params = found
             d = spec.derivative(x, y, {**params, "training": False})
-            out.append([int(v) for v in dead_on_data([inactive_units(d.expand_as(x))]).tolist()])
+            out.append([int(v) for v in dead_on_data([inactive_units(d.expand_as(x).abs())]).tolist()])
         return out
 
     def _histogram(self, pre: Tensor) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Example::
 """
 
 from actlab.probe.findings import Finding, Thresholds
-from actlab.probe.probe import Probe, ProbeLayer
+from actlab.probe.probe import NonFiniteError, Probe, ProbeLayer
 from actlab.probe.records import LayerRecord, ProbeRecords
 
-__all__ = ["Finding", "LayerRecord", "Probe", "ProbeLayer", "ProbeRecords", "Thresholds"]
+__all__ = ["Finding", "LayerRecord", "NonFiniteError", "Probe", "ProbeLayer", "ProbeRecords", "Thresholds"]

@@ -126,43 +126,90 @@ def to_tensorboard(data: ProbeRecords, findings: list[Finding], logdir: Any) -> 
     return logdir
 
 
-def _f(v: float, pct: bool = False) -> str:
+def _f(v: float, pct: bool = False, measured: bool = False) -> str:
+    """A cell: ``-`` where nothing was measured, ``nan``/``inf`` where the value was one."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
+        return "nan" if measured else "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
     if pct:
-        return f"{100 * v:.1f}%"
+        return f"{100 * v:.0f}%" if v == 0 or v >= 0.01 else f"{100 * v:.1f}%"
     a = abs(v)
-    return f"{v:.2e}" if (a and (a < 1e-2 or a >= 1e4)) else f"{v:.3g}"
+    return f"{v:.1e}" if (a and (a < 1e-2 or a >= 1e4)) else f"{v:.3g}"
 
 
-def summary(data: ProbeRecords, findings: list[Finding], *, print_: bool = True, console: Any = None):
-    """A rich table of each layer at its last recorded step, then the findings."""
+def _trend(first: float, last: float, pct: bool = False, measured: bool = False) -> str:
+    """``first→last``, or just the value when it did not change (or was measured once)."""
+    a, b = _f(first, pct), _f(last, pct, measured)
+    return b if a in (b, "-") else f"{a}→{b}"
+
+
+# (column, record field, percent, in the default (narrow) view, what it means)
+COLUMNS = (
+    ("grad", "param_grad_norm", False, True,
+     "norm of the layer's parameter gradients (weights + bias), first→last step"),
+    ("out grad", "out_grad_norm", False, True, "norm of the loss gradient w.r.t. the layer's output, first→last"),
+    ("mean", "mean", False, False, "mean of the activation's output"),
+    ("std", "std", False, False, "std of the activation's output"),
+    ("sat", "saturated", True, True, "share of (sample, unit) with |f'| < tol·max|f'|, first→last"),
+    ("dead", "dead", True, True, "share of units with f' = 0 on every sample for a whole window, first→last"),
+    ("update", "update_ratio", False, True, "||Δw|| / ||w|| over an optimizer step (last measured)"),
+)
+
+
+def summary(data: ProbeRecords, findings: list[Finding], *, print_: bool = True, console: Any = None,
+            wide: bool = False):
+    """A rich table of each layer (first→last recorded step for the key columns), a legend, then
+    the findings.  The default view fits 100 columns; ``wide=True`` adds every column."""
     from rich.console import Console, Group
     from rich.table import Table
     from rich.text import Text
 
     recs = data.records
+    first: dict[str, LayerRecord] = {}
     last: dict[str, LayerRecord] = {}
-    ratio: dict[str, float] = {}
+    latest: dict[tuple[str, str], float] = {}
+    earliest: dict[tuple[str, str], float] = {}
     for r in recs:
+        first.setdefault(r.layer, r)
         last[r.layer] = r
-        if not math.isnan(r.update_ratio):
-            ratio[r.layer] = r.update_ratio  # measured on fewer steps: show the latest
+        for _, name, *_ in COLUMNS:
+            v = getattr(r, name)
+            if not (isinstance(v, float) and math.isnan(v)):
+                earliest.setdefault((r.layer, name), v)
+                latest[(r.layer, name)] = v  # fields measured on fewer steps show their latest
+    for r in last.values():  # after a NaN, the measured fields of the last step are NaN: say so
+        if r.nonfinite or r.grad_nonfinite:
+            for _, name, *_ in COLUMNS:
+                if (r.layer, name) in latest and math.isnan(getattr(r, name)):
+                    latest[(r.layer, name)] = math.nan
     steps = sorted({r.step for r in recs})
     title = f"actlab probe: {data.settings.model}, " + (
         f"steps {steps[0]}-{steps[-1]} ({len(steps)} recorded)" if steps else "nothing recorded yet")
-    t = Table(title=title)
-    for col in ("layer", "type", "grad norm", "out grad", "mean", "std", "saturated", "dead", "update"):
-        t.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    cols = [c for c in COLUMNS if wide or c[3]]
+    t = Table(title=title, pad_edge=False, padding=(0, 1))
+    t.add_column("layer", justify="left", overflow="fold", max_width=None if wide else 22)
+    t.add_column("type", justify="left", max_width=None if wide else 11, overflow="ellipsis")
+    for c in cols:
+        t.add_column(c[0], justify="right", no_wrap=True)
     for r in sorted(last.values(), key=lambda r: r.order):
-        kind = r.activation or r.module
-        style = "red" if (r.nonfinite or r.grad_nonfinite) else None
-        t.add_row(r.layer, kind, _f(r.param_grad_norm), _f(r.out_grad_norm), _f(r.mean), _f(r.std),
-                  _f(r.saturated, True), _f(r.dead, True), _f(ratio.get(r.layer, math.nan)), style=style)
+        bad = r.nonfinite or r.grad_nonfinite
+        cells = []
+        for _, name, pct, _, _ in cols:
+            a, b = earliest.get((r.layer, name), math.nan), latest.get((r.layer, name), math.nan)
+            seen = (r.layer, name) in latest
+            key = name in ("param_grad_norm", "out_grad_norm", "saturated", "dead")
+            cells.append(_trend(a, b, pct, seen) if key else _f(b, pct, seen))
+        t.add_row(r.layer, r.activation or r.module, *cells, style="red" if bad else None)
+    legend = Text("  " + "; ".join(f"{c[0]}: {c[4]}" for c in cols) + "; -: not measured for this layer; "
+                  "nan: the value was NaN", style="dim")
     colour = {"error": "bold red", "warning": "yellow", "info": "cyan"}
     lines = [Text(f"[{f.severity}] {f.message}\n  cause: {f.cause}\n  advice: {f.advice}", style=colour.get(f.severity))
-             for f in findings] or [Text("no findings: nothing looks wrong", style="green")]
-    group = Group(t, *lines)
+             for f in findings]
+    if not lines:
+        lines = [Text("no findings: nothing looks wrong", style="green") if steps
+                 else Text("nothing recorded: no finding means nothing was seen", style="cyan")]
+    group = Group(t, legend, *lines)
     if print_:
         (console or Console()).print(group)
     return t

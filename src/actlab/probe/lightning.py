@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from actlab.probe.probe import Probe
 
 try:
@@ -55,6 +57,8 @@ class ProbeCallback(Callback):
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
         if self.probe is not None:
             self.probe._drive_end(loss)
+            if isinstance(loss, torch.Tensor) and loss.dim() == 0:
+                self.probe.record_loss(loss)  # the loss-trend finding (plateau, divergence)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.probe is not None:

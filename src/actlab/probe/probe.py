@@ -36,7 +36,7 @@ from __future__ import annotations
 import inspect
 import math
 from itertools import chain
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -49,6 +49,7 @@ from actlab.activations import get as get_spec
 from actlab.activations import spec_for_function, spec_for_module
 from actlab.activations.spec import ActivationSpec
 from actlab.probe import fused as _fused
+from actlab.probe.attribution import match_module
 from actlab.probe.findings import Thresholds, born_dead_findings, detect
 from actlab.probe.quantities import QUANTITIES, SATURATION_TOL
 from actlab.probe.quantities.update_ratio import sample as _sample
@@ -79,6 +80,7 @@ class ProbeLayer:
     numel: int = 0
     order: int = 1 << 30
     chain: bool = False  # has a weight matrix/kernel: part of the depth profile of gradients
+    role: str = "hidden"  # how the output is used: "hidden", "gate" or "attention" (attribution.roles)
     learnable: bool = False  # the activation has a learnable hyperparameter (PReLU)
 
     def __post_init__(self) -> None:
@@ -251,11 +253,62 @@ def _stack_rows(rows: list, attr: str, square: bool = False) -> None:
         off += n
 
 
+def _sigma_w2(module: nn.Module | None) -> float:
+    """``fan_in * mean(W^2)`` of a module's weight matrix or kernel (NaN: none)."""
+    w = getattr(module, "weight", None)
+    if not isinstance(w, Tensor) or w.dim() < 2 or w.numel() == 0:
+        return math.nan
+    return float(w.detach().double().square().mean()) * w[0].numel()
+
+
+def _is_compiled(model: nn.Module) -> bool:
+    return type(model).__name__ == "OptimizedModule" or getattr(model, "_compiled_call_impl", None) is not None
+
+
+_TORCH_DIR = str(__import__("pathlib").Path(torch.__file__).parent)
+_PROBE_FILE = __file__
+
+
+def _call_site() -> tuple[Any, int]:
+    """(code, bytecode offset) of the call of the module now running: the first frame up the stack
+    outside torch and this file.  Three calls on one line are three sites; a call in a loop is one."""
+    import sys
+
+    f = sys._getframe(2)
+    while f is not None and (f.f_code.co_filename.startswith(_TORCH_DIR) or f.f_code.co_filename == _PROBE_FILE):
+        f = f.f_back
+    return (f.f_code, f.f_lasti) if f is not None else (None, 0)
+
+
+def _forget_compiled_code() -> None:
+    """Drop torch.compile's caches if anything was compiled, so code compiled before the probe was
+    attached re-traces with its hooks on the next call (else it runs without them: 0 steps seen).
+
+    A compiled model (``Probe(torch.compile(m))``, or ``m`` compiled before or after attaching)
+    is then probed like an eager one, at the cost of one recompilation.
+    """
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is None:
+        return
+    from torch._dynamo.utils import counters
+
+    if counters["frames"]["ok"]:
+        dynamo.reset()
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised by a probe made with ``on_nonfinite="raise"`` at the first NaN/Inf it records."""
+
+
 class Probe:
     """Watch a model train: gradient norms, activation statistics, saturation judged by each
     layer's own activation, dead units, update ratios and the first NaN, with findings and advice.
 
-    Attach it to any ``nn.Module`` without changing the model's code.  A step is counted at each
+    Attach it to any ``nn.Module`` without changing the model's code; a compiled one
+    (``torch.compile``) too: attaching drops torch.compile's caches so that the next compiled call
+    re-traces with the probe's hooks.  A step is counted at each
     training-mode forward of the root module, so a plain training loop needs no call; call
     :meth:`step` once per iteration instead for explicit control (gradient accumulation).
     Statistics stay on the device and are synced only when read (:meth:`records`,
@@ -267,7 +320,8 @@ class Probe:
         window: a unit is dead when its derivative was zero for every sample on every recorded
             step of the last ``window`` steps. Default: ``50``.
         saturation: a (sample, unit) is saturated when ``|f'(z)| < saturation * max|f'|`` with f
-            the layer's own activation from the catalog. Default: ``0.05``.
+            the layer's own activation from the catalog (the one rule of
+            :mod:`actlab.probe.quantities.saturated`). Default: ``SATURATION_TOL`` (0.05).
         update_every: measure the update-to-weight ratio on steps where
             ``step % update_every == 0`` (rounded up to a multiple of ``every``), on a strided
             sample of at most 4096 entries per parameter tensor (exact for smaller tensors).
@@ -294,6 +348,10 @@ class Probe:
             where it can run (numba installed, float32/float64 CPU tensors); ``True`` also
             raises if numba is missing; ``False`` keeps the torch kernels. The numbers are the
             same either way. Default: ``None``.
+        on_nonfinite: ``"record"``: a NaN/Inf is recorded and reported by :meth:`findings`;
+            ``"raise"``: raise :class:`NonFiniteError` naming the layer, step and pass at the end
+            of the first recorded forward or backward that had one (it reads the statistics on
+            the host every recorded step, a sync the default avoids). Default: ``"record"``.
 
     Example::
 
@@ -318,6 +376,7 @@ class Probe:
         thresholds: Any = None,
         fused: bool | None = None,
         quantities: tuple[str, ...] | list[str] | None = None,
+        on_nonfinite: str = "record",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"Probe needs a torch.nn.Module, got {type(model).__name__}")
@@ -344,6 +403,9 @@ class Probe:
             raise ValueError("fused=True needs numba (pip install numba) and ACTLAB_FUSED not set to 0; "
                              "pass fused=None to fall back to torch kernels where it is missing")
         self._fused = fused is not False
+        if on_nonfinite not in ("record", "raise"):
+            raise ValueError(f"on_nonfinite must be 'record' or 'raise', got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
         generic = {q.key: q for q in QUANTITIES if q.probe == "generic"}
         if quantities is None:
             quantities = tuple(generic)
@@ -356,6 +418,8 @@ class Probe:
                 raise ValueError(f"quantity {q.key!r} reads {q.target!r}; the probe runs generic quantities "
                                  "on layer parameters only")
         self._periods = {"step": every, "out_grads": self.out_grads_every, "update": self.update_every, "window": every}
+        # steps where some generic quantity is due: a multiple of this (one test per recorded step)
+        self._generic_every = math.gcd(*(self._periods[q.schedule] for q in self._generic)) if self._generic else 0
         self._window_records = -(-window // every)
 
         self.layers: list[ProbeLayer] = []
@@ -419,6 +483,18 @@ class Probe:
         self._driven = False
         self._host: Any = None
         self._host_key: tuple = ()
+        # what the findings need beyond the layer rows: the model's input on recorded steps
+        # (step, sum, sum of squares, count; 0-d tensors), losses given to step(), and the
+        # forwards the probe could not see (eval mode)
+        self._inputs: list[tuple[int, Tensor, Tensor, int]] = []
+        self._losses: list[tuple[int, Any]] = []
+        self._eval_forwards = 0
+        self._train_forwards = 0
+        self._init_sq: list[tuple[int, Tensor]] | None = None  # sigma_w^2 per chain layer at the first record
+        self._calls_of: dict[int, dict] = {}  # call sites (code, offset) of each activation module, in order
+        self._sites: dict[tuple[int, int], ProbeLayer] = {}  # (module, k): the k-th call site's layer
+        self._multi_site: set[int] = set()  # modules called from several sites in the first recorded forward
+        self._role_nodes: dict[int, Any] | None = {}  # grad_fn of each activation output, until roles are read
 
     # ------------------------------------------------------------------ layers
     def _new_layer(self, name: str, kind: str, module: str, spec: ActivationSpec | None = None,
@@ -431,11 +507,11 @@ class Probe:
     def _discover(self) -> None:
         for name, m in self.model.named_modules():
             self._modules[id(m)] = (name, m)
-            found = spec_for_module(m)
+            found = match_module(m)
             own = [(n, p) for n, p in m.named_parameters(recurse=False) if p.requires_grad]
             layer = None
             if found is not None and found[0].name != "identity":
-                spec, params = found
+                spec, params, _ = found
                 layer = self._new_layer(name or type(m).__name__, "activation", type(m).__name__, spec, params)
                 self._act_ids.add(id(m))
             elif own:
@@ -470,6 +546,7 @@ class Probe:
         """Register the hooks (idempotent). Returns ``self``."""
         if self._attached:
             return self
+        _forget_compiled_code()
         m = self.model
         self._handles.append(m.register_forward_pre_hook(self._root_pre))
         self._handles.append(m.register_forward_hook(self._root_post, always_call=True))
@@ -519,16 +596,27 @@ class Probe:
         """The step the next (or current) forward belongs to."""
         return max(self._step, 0)
 
-    def step(self) -> int:
+    def step(self, loss: Any = None) -> int:
         """Advance the step counter by one and stop counting forwards automatically.
 
         Call it once per iteration, after the optimizer step: the forwards before the first call
         are step 0, those after the k-th call step k.  Returns the new step.
+
+        Args:
+            loss: the loss of the step just finished (a tensor or a float), for the loss-trend
+                finding (plateau, divergence). It is kept detached on its device; nothing syncs.
         """
+        if loss is not None:
+            self.record_loss(loss)
         self._auto = False
         self._manual_steps += 1
         self._step = self._manual_steps
         return self._step
+
+    def record_loss(self, loss: Any) -> None:
+        """Keep the loss of the current step (for the loss-trend finding) without moving the step
+        counter; a tensor is kept detached on its device, nothing syncs."""
+        self._losses.append((max(self._step, 0), loss.detach() if isinstance(loss, Tensor) else float(loss)))
 
     def _is_record_step(self, step: int) -> bool:
         return step >= 0 and step % self.every == 0
@@ -540,16 +628,38 @@ class Probe:
         if self._snapshot is not None:
             self._finish_update()
         if not module.training:
+            self._eval_forwards += 1
             return
+        self._train_forwards += 1
         if self._auto:
             self._step += 1
         step = max(self._step, 0)
         if not self._is_record_step(step):
             return
         self._start_recording(step)
+        self._record_input(step, args)
+        if self._init_sq is None:
+            self._record_init_scale()
+
+    def _record_init_scale(self) -> None:
+        """fan_in * mean(W^2) of each layer with a weight matrix at the first recorded step (so a
+        zero-initialised layer is called so after training has moved it)."""
+        self._init_sq = []
+        for mid, layer in self._by_module.items():
+            w = getattr(self._modules[mid][1], "weight", None)
+            if layer.chain and isinstance(w, Tensor) and w.dim() >= 2 and w.numel():
+                self._init_sq.append((layer.index, _sq(w.detach()) * (w[0].numel() / w.numel())))
+
+    def _record_input(self, step: int, args: Any) -> None:
+        """Sum and sum of squares of the model's first floating-point input (what layer 1 receives)."""
+        x = _first_tensor(args)
+        if x is None or not x.is_floating_point() or x.numel() == 0:
+            return
+        v = x.detach()
+        self._inputs.append((step, v.sum(), _sq(v), v.numel()))
 
     def _start_recording(self, step: int) -> None:
-        if self._generic and not self._in_born:
+        if self._generic_every and step % self._generic_every == 0 and not self._in_born:
             self._measure_generic(step)
         self._recording = True
         self._rec_step = step
@@ -596,7 +706,19 @@ class Probe:
             self._end_discovery()
         self._recording = False
         if output is None:  # the forward raised
+            self._role_nodes = {} if self._role_nodes is not None else None
             return
+        if self._role_nodes:
+            # once, on the first recorded forward with a graph: gates and attention weights are not
+            # judged as hidden-layer activations
+            from actlab.probe.attribution import roles
+
+            for li, role in roles(output, self._role_nodes).items():
+                spec = self.layers[li].spec
+                # a zero-centred activation multiplied in (tanh(c) in an LSTM) is a signal, not a gate
+                if role != "gate" or (spec is not None and not spec.zero_centred):
+                    self.layers[li].role = role
+            self._role_nodes = None
         self._finish_forward(output)
 
     # driven by a training framework (see actlab.probe.lightning) instead of the root forward
@@ -635,6 +757,7 @@ class Probe:
             h.remove()
         self._discover_handles = []
         self._discovered = True
+        self._multi_site = {mid for mid, sites in self._calls_of.items() if len(sites) > 1}
         self._install_caller_hooks()
         if not self._param_hooks_needed():
             # their only other job, the execution order, is done: a module without hooks runs faster
@@ -716,6 +839,23 @@ class Probe:
         if not self._recording or type(output) is not Tensor and not isinstance(output, Tensor):
             return
         layer = self._by_module[id(module)]
+        # one module called at several places (one nn.ReLU reused) is one row per call site:
+        # merged, a dead layer hides among live ones
+        # (a call site is a place in the code: a module called in a loop, an RNN cell's, stays one row)
+        # (while dynamo traces, frames are not the user's: one row per module there)
+        # After the first recorded forward only the modules seen at several sites pay for the frame walk.
+        if torch.compiler.is_compiling() or (self._discovered and id(module) not in self._multi_site):
+            k = 0
+        else:
+            sites = self._calls_of.setdefault(id(module), {})
+            k = sites.setdefault(_call_site(), len(sites))
+        if k:
+            site = self._sites.get((id(module), k))
+            if site is None:
+                site = self._new_layer(f"{layer.name}#{k}", "activation", layer.module, layer.spec, layer.params)
+                self._sites[(id(module), k)] = site
+                self._plans[site.index] = self._plans[layer.index]
+            layer = site
         if layer.learnable:
             plan = self._plan(layer.spec, spec_for_module(module)[1])  # type: ignore[arg-type]
         else:
@@ -776,6 +916,8 @@ class Probe:
     def _act_call(self, layer: ProbeLayer, plan: StatPlan | None, x: Any, y: Tensor) -> None:
         if layer.order == 1 << 30:
             self._see(layer)
+        if self._role_nodes is not None and y.grad_fn is not None:
+            self._role_nodes.setdefault(layer.index, y.grad_fn)
         if plan is None or y.numel() == 0 or not y.is_floating_point():
             return
         if y.device.type == "cpu" and y.requires_grad and layer.index not in self._immediate:
@@ -892,6 +1034,8 @@ class Probe:
         self._stack_later.append(row)
         self._dead_update(row)
         self._host = None
+        if self.on_nonfinite == "raise":
+            self._raise_if_nonfinite_forward(row)
         if self._grad_on and not self._hooked:
             # no activation output hooked on this step: the model output's node starts the reading
             state = self._bw_state
@@ -906,6 +1050,24 @@ class Probe:
                     t.grad_fn.register_prehook(start)
         if len(self._stack_later) >= self._flush_every:
             self._flush()
+
+    def _raise_if_nonfinite_forward(self, row: _FwRow) -> None:
+        if self._inputs and self._inputs[-1][0] == row.step and not math.isfinite(float(self._inputs[-1][1])):
+            raise NonFiniteError(f"non-finite value at step {row.step} in the model's input (forward pass): "
+                                 "the batch itself has a NaN or Inf")
+        for c in sorted(row.calls, key=lambda c: self.layers[c.layer].order):
+            if not math.isfinite(float(row.scalars[c.offset])):  # type: ignore[index]
+                raise NonFiniteError(f"non-finite value at step {row.step} in layer {self.layers[c.layer].name} "
+                                     "(forward pass, the first such layer in execution order)")
+
+    def _raise_if_nonfinite_backward(self, row: _BwRow) -> None:
+        bad = [self._params[pi] for pi, n in zip(row.params, row.p_sq) if not math.isfinite(float(n))]
+        bad += [(li, "", None) for li, q in zip(row.out_layers, row.o_sq) if not math.isfinite(float(q))]
+        if bad:
+            # backward runs from the output: the first non-finite gradient is the one nearest it
+            li = max((b[0] for b in bad), key=lambda i: self.layers[i].order)
+            raise NonFiniteError(f"non-finite gradient at step {row.step} in layer {self.layers[li].name} "
+                                 "(backward pass, the layer nearest the output with one)")
 
     def _dead_update(self, row: _FwRow) -> None:
         units, self._units = self._units, {}
@@ -1025,6 +1187,8 @@ class Probe:
             except (RuntimeError, NotImplementedError):
                 norms = _norm_list(grads)
             row = _BwRow(step, idx, [li for li, _ in out_grads], norms, [q for _, q in out_grads])
+            if self.on_nonfinite == "raise":
+                self._raise_if_nonfinite_backward(row)
             out_grads.clear()
             self._bw_rows.append(row)
             self._bw_later.append(row)
@@ -1103,7 +1267,8 @@ class Probe:
     # ------------------------------------------------------------------ reading
     def _data(self) -> ProbeRecords:
         self._flush()
-        key = (len(self._fw_rows), len(self._bw_rows), len(self._up_rows), len(self._generic_rows), len(self.layers))
+        key = (len(self._fw_rows), len(self._bw_rows), len(self._up_rows), len(self._generic_rows), len(self.layers),
+               len(self._losses), self._eval_forwards)
         if self._host is None or self._host_key != key:
             self._host = self._read()
             self._host_key = key
@@ -1211,8 +1376,27 @@ class Probe:
             if streak is not None else {}
         settings = Settings(type(self.model).__name__, self.every, self.window, self.saturation,
                             self.update_every, self.out_grads_every)
-        return ProbeRecords(settings, [self._info(l) for l in self.iter_layers()], records, param_norms, streaks,
-                            dict(self._born))
+        roles = {l.name: l.role for l in self.layers}
+        start = {}
+        if self._init_sq:
+            vals = torch.stack([v.double() for _, v in self._init_sq]).cpu().tolist()
+            start = {self.layers[li].name: v for (li, _), v in zip(self._init_sq, vals)}
+        infos = [replace(self._info(l), role=roles[l.name], sigma_w2=_sigma_w2(self._module_of.get(l.index)),
+                         sigma_w2_start=start.get(l.name, math.nan)) for l in self.iter_layers()]
+        inputs = []
+        if self._inputs:
+            host = torch.stack([torch.stack([a.double(), b.double()]) for _, a, b, _ in self._inputs]).cpu().tolist()
+            inputs = [(s_, a / n, b / n) for (s_, _, _, n), (a, b) in zip(self._inputs, host)]
+        losses = []
+        if self._losses:
+            vals = [v for _, v in self._losses]
+            host = (torch.stack([v.double().reshape(()) for v in vals]).cpu().tolist()
+                    if all(isinstance(v, Tensor) for v in vals) else [float(v) for v in vals])
+            losses = [(s_, float(v)) for (s_, _), v in zip(self._losses, host)]
+        seen = {"eval_forwards": self._eval_forwards, "train_forwards": self._train_forwards,
+                "compiled": _is_compiled(self.model),
+                "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))]}
+        return ProbeRecords(settings, infos, records, param_norms, streaks, dict(self._born), inputs, losses, seen)
 
     def _info(self, layer: ProbeLayer) -> LayerInfo:
         bias = getattr(self._module_of.get(layer.index), "bias", None)
@@ -1244,17 +1428,24 @@ class Probe:
         """The detectors' findings, most severe first (see :mod:`actlab.probe.findings`)."""
         return detect(self._data(), self.thresholds)
 
-    def summary(self, *, print_: bool = True, console: Any = None):
-        """A rich table of the last recorded step per layer, followed by the findings."""
+    def summary(self, *, print_: bool = True, console: Any = None, wide: bool = False):
+        """A rich table per layer (first→last recorded step of the key columns), a legend, then the
+        findings; it fits 100 columns, ``wide=True`` shows every column."""
         from actlab.probe.export import summary
 
-        return summary(self._data(), self.findings(), print_=print_, console=console)
+        return summary(self._data(), self.findings(), print_=print_, console=console, wide=wide)
 
     def to_json(self, path: Any) -> Any:
         """Write settings, layers, records and findings as JSON; returns the path."""
         from actlab.probe.export import to_json
 
         return to_json(self._data(), self.findings(), self.thresholds, path)
+
+    def to_html(self, path: Any, *, title: str | None = None) -> Any:
+        """Write a self-contained HTML report (findings with figures, table, plots); returns the path."""
+        from actlab.probe.report import to_html
+
+        return to_html(self._data(), self.findings(), path, title=title)
 
     def to_csv(self, path: Any) -> Any:
         """Write the records as CSV (one row per layer and step); returns the path."""

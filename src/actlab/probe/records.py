@@ -59,6 +59,11 @@ class LayerInfo:
         param_names: its trainable parameters.
         numel: their number of entries.
         bias_mean: the mean of its ``bias`` when the records were read (NaN: none).
+        role: how an activation's output is used: ``"hidden"`` (feeds a weight), ``"gate"``
+            (only multiplies other signals) or ``"attention"`` (only meets signals in a matmul).
+        sigma_w2: ``fan_in * mean(W^2)`` of its weight matrix/kernel when the records were read
+            (the mean-field variance scale; NaN: no such weight).
+        sigma_w2_start: the same at the first recorded step.
     """
 
     name: str
@@ -70,6 +75,9 @@ class LayerInfo:
     param_names: tuple[str, ...]
     numel: int
     bias_mean: float = math.nan
+    role: str = "hidden"
+    sigma_w2: float = math.nan
+    sigma_w2_start: float = math.nan
 
     @property
     def activation(self) -> str:
@@ -105,6 +113,11 @@ class ProbeRecords:
         streaks: ``{layer: per-unit count of recorded steps inactive in a row}`` at the last step.
         born_dead: ``{layer: fraction of units dead on the batch}`` from
             :meth:`Probe.born_dead` (empty when it was not run).
+        inputs: ``(step, mean, mean square)`` of the model's first floating-point input on
+            each recorded step (what the first layer receives).
+        losses: ``(step, loss)`` as given to :meth:`Probe.step`.
+        seen: what the probe could and could not see: ``eval_forwards``, ``train_forwards``,
+            ``compiled`` (the model is compiled), ``fused_rnn`` (fused recurrent modules).
     """
 
     settings: Settings
@@ -113,6 +126,9 @@ class ProbeRecords:
     param_norms: dict[int, dict[str, float]] = field(default_factory=dict)
     streaks: dict[str, np.ndarray] = field(default_factory=dict)
     born_dead: dict[str, float] = field(default_factory=dict)
+    inputs: list[tuple[int, float, float]] = field(default_factory=list)
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    seen: dict[str, Any] = field(default_factory=dict)
 
     def layer(self, name: str) -> LayerInfo | None:
         """The layer called ``name``, or ``None``."""

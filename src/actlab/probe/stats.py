@@ -330,7 +330,7 @@ def _finite_or(spec, p, i):
 
 def _sat(spec: ActivationSpec, d: np.ndarray, saturation: float) -> np.ndarray:
     """The saturation rule on derivative values (numpy in, numpy out)."""
-    return saturated(torch.as_tensor(d), spec.max_abs_derivative, saturation).numpy()
+    return saturated(torch.as_tensor(d).abs(), spec.max_abs_derivative, saturation).numpy()
 
 
 def _bisect(spec, p, domain, a, b, sat_a, saturation, iters=80) -> float:

@@ -49,6 +49,10 @@ from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
 from actlab.lab.train import EpochBatches
 from actlab.lab.train import train as lab_train
+from actlab.probe.quantities.dead import dead_on_data
+from actlab.probe.quantities.inactive import inactive_share, inactive_units
+from actlab.probe.quantities.param_grad_norm import param_grad_norm
+from actlab.probe.quantities.saturated import saturated_share
 from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default, which the lab's optimiser uses
@@ -240,10 +244,11 @@ class _Slices:
         return torch.cat([spec.derivative(None if z is None else z[a:b], y[a:b], self.params(spec, p, a, b, l))
                           for spec, p, a, b in self.parts]).abs_()
 
-    def saturation_threshold(self, tol: float, n_models: int, dtype: torch.dtype) -> Tensor:
+    def max_abs_derivative(self, n_models: int, dtype: torch.dtype) -> Tensor:
+        """``max|f'|`` of each model's activation, ``(G, 1, 1)``."""
         t = torch.empty(n_models, 1, 1, dtype=dtype)
         for spec, _, a, b in self.parts:
-            t[a:b] = tol * spec.max_abs_derivative
+            t[a:b] = spec.max_abs_derivative
         return t
 
 
@@ -390,11 +395,11 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     R = len(rec_steps)
     losses = torch.empty(steps, G, dtype=dtype)
     st_grad = torch.full((R, L, G), math.nan, dtype=dtype)
-    st_dead = torch.full((R, depth, G), math.nan, dtype=dtype)
+    st_inactive = torch.full((R, depth, G), math.nan, dtype=dtype)
     st_sat = torch.full((R, depth, G), math.nan, dtype=dtype)
     st_learn = torch.full((R, len(learned), G), math.nan, dtype=dtype)  # learnable values after record steps
-    want_act_stats = bool({"dead_fraction", "saturation_fraction"} & set(record.metrics))
-    sat_thr = acts.saturation_threshold(record.saturation_tol, G, dtype)
+    want_act_stats = bool({"inactive", "saturated"} & set(record.metrics))
+    max_abs = acts.max_abs_derivative(G, dtype)
     diverged_at = [None] * G
     full = _FullSetMetrics(record, data, R, G)
     full.at_init(Ws, bs, acts)
@@ -444,17 +449,16 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
             else:
                 gW = torch.bmm(hs[l].transpose(1, 2), dz)
                 gb = dz.sum(1, keepdim=True)
-                if ri is not None and "grad_norm" in record.metrics:
-                    st_grad[ri, l] = (gW.square().sum((1, 2)) + gb.square().sum((1, 2))).sqrt()
+                if ri is not None and "param_grad_norm" in record.metrics:
+                    st_grad[ri, l] = param_grad_norm(gW, gb, model_dims=1)
                 _update(opt, 2 * l, Ws[l], gW, state1, state2, lr * alive, mom, beta2, t + 1)
                 _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, beta2, t + 1)
             if l > 0:
                 if ri is not None and want_act_stats:
-                    # |f'| reduced with float kernels: all() over the batch dim and a bool mean
-                    # ran 10x and 6x slower than amax and le(out=float).
+                    # the probe's quantities on the stacked (models, batch, units) |f'|
                     d = acts.derivative_abs(zs[l - 1], hs[l], l - 1)
-                    st_dead[ri, l - 1] = (d.amax(1) == 0).to(dtype).mean(-1)
-                    st_sat[ri, l - 1] = torch.le(d, sat_thr, out=torch.empty_like(d)).mean((1, 2))
+                    st_inactive[ri, l - 1] = inactive_share(d, sample_dims=1)
+                    st_sat[ri, l - 1] = saturated_share(d, max_abs, record.saturation_tol, dims=(1, 2))
                 dz = acts.backward(dh, zs[l - 1], hs[l], l - 1, own=True)
                 for k, (ll, n) in enumerate(learned):
                     if ll == l - 1:  # already lr-scaled on the fast path, as dz is
@@ -490,7 +494,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     results: list[ModelResult | None] = [None] * G
     for g, c in enumerate(cs):
         results[order[g]] = _model_result(
-            c, g, record, rec_steps, losses, st_grad, st_dead, st_sat, ev_train, ev_test, diverged_at[g],
+            c, g, record, rec_steps, losses, st_grad, st_inactive, st_sat, ev_train, ev_test, diverged_at[g],
             wall / G)
         full.finish(results[order[g]], g, rec_steps, diverged_at[g])  # type: ignore[arg-type]
         if record.keep_params:
@@ -589,19 +593,26 @@ def loss_and_error(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor,
 
 @torch.no_grad()
 def unit_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Fractions ``(G,)`` of hidden units that are dead (``f'(z) == 0`` for every example of
+    """Fractions ``(G,)`` of hidden units that are dead on the data (the probe's
+    :func:`~actlab.probe.quantities.dead.dead_on_data`: ``f'(z) == 0`` for every example of
     ``x``) and off (``z <= 0`` for every example), over all hidden layers of every model."""
     G = Ws[0].shape[0]
-    live = [torch.zeros(G, w.shape[2], dtype=torch.bool) for w in Ws[:-1]]
+    # per layer, per chunk of examples: (G, units) inactive on the chunk, then across chunks
+    chunks: list[list[Tensor]] = [[] for _ in Ws[:-1]]
     on = [torch.zeros(G, w.shape[2], dtype=torch.bool) for w in Ws[:-1]]
+    slices: dict[tuple[int, int], list[Tensor]] = {}
     for spec, p, a, b, _, zs, ys, _ in _hidden_states(Ws, bs, acts, x):
         for l, (z, yl) in enumerate(zip(zs, ys)):
-            live[l][a:b] |= (spec.derivative(z, yl, acts.params(spec, p, a, b, l)) != 0).any(1)
+            d = spec.derivative(z, yl, acts.params(spec, p, a, b, l)).abs()
+            slices.setdefault((l, a), []).append(inactive_units(d, sample_dims=1))
             on[l][a:b] |= (z > 0).any(1)
-    units = sum(t.shape[1] for t in live)
-    dead = sum((~t).sum(1) for t in live) / units
+    for (l, _a), masks in sorted(slices.items()):
+        chunks[l].append(dead_on_data(masks))
+    dead = [torch.cat(c) for c in chunks]  # the parts of the stack in model order
+    units = sum(t.shape[1] for t in dead)
+    dead_share = sum(t.sum(1) for t in dead) / units
     off = sum((~t).sum(1) for t in on) / units
-    return dead.double(), off.double()
+    return dead_share.double(), off.double()
 
 
 class _FullSetMetrics:
@@ -663,9 +674,9 @@ class _FullSetMetrics:
                 res.final["steps_to_target_error"] = hit[0] if hit else None
         if self.want_units:
             assert self.units0 is not None and self.units1 is not None
-            res.final["dead_units_init"] = float(self.units0[0][g])
+            res.final["dead_on_data_init"] = float(self.units0[0][g])
             res.final["off_units_init"] = float(self.units0[1][g])
-            res.final["dead_units"] = None if diverged_at is not None else float(self.units1[0][g])
+            res.final["dead_on_data"] = None if diverged_at is not None else float(self.units1[0][g])
             res.final["off_units"] = None if diverged_at is not None else float(self.units1[1][g])
 
 
@@ -675,7 +686,7 @@ def _num(v: Tensor | float) -> float | None:
 
 
 def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losses: Tensor, st_grad: Tensor,
-                  st_dead: Tensor, st_sat: Tensor, ev_train, ev_test, diverged_at: int | None,
+                  st_inactive: Tensor, st_sat: Tensor, ev_train, ev_test, diverged_at: int | None,
                   wall_per_model: float) -> ModelResult:
     lg = losses[:, g]
     recs, layers = [], []
@@ -683,20 +694,20 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
         if diverged_at is not None and s > diverged_at:
             break
         r = {"step": s, "loss": _num(lg[s])}
-        if "grad_norm" in record.metrics:
-            r["grad_norm"] = _num(st_grad[ri, :, g].square().sum().sqrt())
-        if "dead_fraction" in record.metrics:
-            r["dead_fraction"] = _num(st_dead[ri, :, g].mean())
-        if "saturation_fraction" in record.metrics:
-            r["saturation_fraction"] = _num(st_sat[ri, :, g].mean())
+        if "param_grad_norm" in record.metrics:  # of the whole model: every layer's weights and biases
+            r["param_grad_norm"] = _num(st_grad[ri, :, g].square().sum().sqrt())
+        if "inactive" in record.metrics:
+            r["inactive"] = _num(st_inactive[ri, :, g].mean())
+        if "saturated" in record.metrics:
+            r["saturated"] = _num(st_sat[ri, :, g].mean())
         recs.append(r)
         for l in range(st_grad.shape[1]):
-            row = {"step": s, "layer": l, "grad_norm": _num(st_grad[ri, l, g])}
-            if l < st_dead.shape[1]:
-                row["dead_fraction"] = _num(st_dead[ri, l, g])
-                row["saturation_fraction"] = _num(st_sat[ri, l, g])
+            row = {"step": s, "layer": l, "param_grad_norm": _num(st_grad[ri, l, g])}
+            if l < st_inactive.shape[1]:
+                row["inactive"] = _num(st_inactive[ri, l, g])
+                row["saturated"] = _num(st_sat[ri, l, g])
             else:  # the linear read-out has no activation
-                row["dead_fraction"] = row["saturation_fraction"] = None
+                row["inactive"] = row["saturated"] = None
             layers.append(row)
     hit = torch.nonzero(lg <= record.target_loss)
     diverged = diverged_at is not None
@@ -708,8 +719,8 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
         "test_error": None if diverged else _num(ev_test[1][g]),
         "last_batch_loss": None if diverged else _num(lg[-1]),
         "steps_to_target": int(hit[0]) if len(hit) and (not diverged or int(hit[0]) < diverged_at) else None,
-        "dead_fraction": None if diverged else last.get("dead_fraction"),
-        "saturation_fraction": None if diverged else last.get("saturation_fraction"),
+        "inactive": None if diverged else last.get("inactive"),
+        "saturated": None if diverged else last.get("saturated"),
         "diverged": diverged,
         "diverged_at": diverged_at,
         "wall_s": wall_per_model,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 HEATMAP_METRICS = {
     "train_loss": ("final training loss", "viridis_r"),
     "steps_to_target": ("steps to target loss", "magma_r"),
-    "dead_fraction": ("dead-unit fraction (last record)", "Reds"),
+    "inactive": ("inactive-unit share on the last recorded batch", "Reds"),
     "test_error": ("test error", "viridis_r"),
 }
 COLUMN_AXES = ("depth", "lr", "width", "init", "bias_init", "optimiser", "batch_size", "data", "preprocess",
@@ -46,8 +46,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         test_error_std=("test_error", "std"),
         steps_to_target=("steps_to_target", "mean"),
         reached_target=("steps_to_target", lambda s: int(s.notna().sum())),
-        dead_fraction=("dead_fraction", "mean"),
-        saturation_fraction=("saturation_fraction", "mean"),
+        inactive=("inactive", "mean"),
+        saturated=("saturated", "mean"),
     ).reset_index()
     return out.sort_values(["test_error"], ascending=True, na_position="last").reset_index(drop=True)
 

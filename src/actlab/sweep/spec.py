@@ -34,6 +34,7 @@ from actlab.lab.data import DATASETS as LAB_DATASETS
 from actlab.lab.data import PREPROCESSING
 from actlab.lab.init import INIT_SCHEMES as LAB_INIT_SCHEMES
 from actlab.lab.train import TrainConfig
+from actlab.probe.quantities import SATURATION_TOL
 
 OPTIMISERS = ("sgd", "momentum", "adam")
 """Optimisers the batched engine implements on stacked tensors."""
@@ -62,8 +63,16 @@ permutation of the training set each epoch, the remainder dropped), the lab's.  
 :meth:`Config.to_dict`, hence of every hash: results stored before it (batches drawn with
 replacement) are never taken for results of today's configurations."""
 
-DEFAULT_METRICS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
-"""What the engine records by default, per model and per layer, on the record schedule."""
+DEFAULT_METRICS = ("loss", "param_grad_norm", "inactive", "saturated")
+"""What the engine records by default, per model and per layer, on the record schedule, with the
+probe's quantities (:mod:`actlab.probe.quantities`) on the stacked tensors:
+
+* ``param_grad_norm``: the norm of the gradients of a layer's weights and bias together (a
+  record's: of every layer's);
+* ``inactive``: the share of hidden units with ``f'(z) = 0`` on every example of the step's batch
+  (a record's: the mean over hidden layers);
+* ``saturated``: the share of (example, unit) with ``|f'(z)| < saturation_tol * max|f'|``.
+"""
 
 METRICS = (*DEFAULT_METRICS, "train_loss", "train_error", "test_loss", "test_error", "unit_states")
 """Every metric the engine can record.  Beyond the defaults:
@@ -71,8 +80,10 @@ METRICS = (*DEFAULT_METRICS, "train_loss", "train_error", "test_loss", "test_err
 * ``train_loss``, ``train_error``: mean cross-entropy and error rate on the whole training set,
   before training and after each record step's update (``steps_to_target_error`` reads the error);
 * ``test_loss``, ``test_error``: the same on the test set;
-* ``unit_states``: the fractions of hidden units dead (``f'(z) = 0`` for every training example)
-  and off (``z <= 0`` for every example) on the whole training set, at init and at the end.
+* ``unit_states``: the fractions of hidden units dead on the data (``f'(z) = 0`` for every
+  training example; ``final["dead_on_data"]``, ``final["dead_on_data_init"]``) and off
+  (``z <= 0`` for every example; ``final["off_units"]``...) on the whole training set, at init
+  and at the end.
 """
 
 
@@ -213,14 +224,15 @@ class Record:
             steps done at the first record whose training error is <= this (``None``: not tracked).
         keep_params: return each model's initial and trained weights
             (:attr:`ModelResult.params_init`, :attr:`ModelResult.params`).
-        saturation_tol: a unit is saturated where ``|f'(z)| <= saturation_tol * max|f'|``.
+        saturation_tol: an (example, unit) is saturated where ``|f'(z)| < saturation_tol * max|f'|``
+            (the probe's rule). Default: :data:`~actlab.probe.quantities.SATURATION_TOL`
     """
 
     every: int = 20
     first: int = 0
     metrics: tuple[str, ...] = DEFAULT_METRICS
     target_loss: float = 0.5
-    saturation_tol: float = 0.05
+    saturation_tol: float = SATURATION_TOL
     target_error: float | None = None
     keep_params: bool = False
 

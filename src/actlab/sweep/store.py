@@ -35,9 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FINISHED = ("done", "diverged")
 RESULT_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error", "last_batch_loss",
-                  "steps_to_target", "dead_fraction", "saturation_fraction", "diverged", "diverged_at", "wall_s")
-RECORD_COLUMNS = ("loss", "grad_norm", "dead_fraction", "saturation_fraction")
-LAYER_COLUMNS = ("grad_norm", "dead_fraction", "saturation_fraction")
+                  "steps_to_target", "inactive", "saturated", "diverged", "diverged_at", "wall_s")
+RECORD_COLUMNS = ("loss", "param_grad_norm", "inactive", "saturated")
+LAYER_COLUMNS = ("param_grad_norm", "inactive", "saturated")
+# Columns of stores written before the probe's vocabulary was adopted, renamed when opened.
+_RENAMED = {"grad_norm": "param_grad_norm", "dead_fraction": "inactive", "saturation_fraction": "saturated"}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -124,6 +126,7 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
             self.conn.execute(f"PRAGMA busy_timeout = {60_000}")
+            self._probe_vocabulary()
             self._errors_not_accuracies()
         except sqlite3.OperationalError as e:
             msg = str(e)
@@ -146,6 +149,19 @@ class Store:
             for sp in old:
                 self.conn.execute(f"ALTER TABLE results RENAME COLUMN {sp}_accuracy TO {sp}_error")
                 self.conn.execute(f"UPDATE results SET {sp}_error = 1.0 - {sp}_error WHERE {sp}_error IS NOT NULL")
+
+    def _probe_vocabulary(self) -> None:
+        """Rename the columns of a store written before the engine took the probe's names
+        (``_RENAMED``), in one transaction."""
+        todo = []
+        for table in ("records", "layer_records", "results"):
+            cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            todo += [(table, old, new) for old, new in _RENAMED.items() if old in cols and new not in cols]
+        if not todo:
+            return
+        with self._tx():
+            for table, old, new in todo:
+                self.conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
 
     def _old_columns(self) -> list[str]:
         """The splits whose results still hold an accuracy instead of an error rate."""

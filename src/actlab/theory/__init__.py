@@ -5,13 +5,12 @@ carry signals and gradients through depth, and hold the prediction against measu
   phase, critical sigma_w^2, gains (Poole et al. 2016; Schoenholz et al. 2017).
 - :mod:`actlab.theory.dying`: probability that a ReLU-family net is dead at initialisation
   (Lu, Shin, Su & Karniadakis 2019), by vectorised Monte Carlo with a confidence interval.
-- :mod:`actlab.theory.compare`: measured per-layer gradient norms at initialisation vs prediction.
-- :mod:`actlab.theory.plots`: phase diagram, predicted vs measured gradient profile.
+- :mod:`actlab.theory.plots`: phase diagram.
+
+Measurement against these predictions (it builds and measures models) lives above, in
+:mod:`actlab.lab.compare`.
 """
 
-# ``compare`` the function shadows ``compare`` the submodule as an attribute of this package, so
-# ``actlab.theory.compare(...)`` is the issue's API; ``from actlab.theory.compare import X`` still works.
-from actlab.theory.compare import Comparison, compare, compare_many
 from actlab.theory.dying import BornDead, born_dead, born_dead_table
 from actlab.theory.meanfield import (
     MeanField,
@@ -35,7 +34,6 @@ from actlab.theory.meanfield import (
 
 __all__ = [
     "BornDead",
-    "Comparison",
     "MeanField",
     "TheoryError",
     "analyse",
@@ -44,8 +42,6 @@ __all__ = [
     "c_star",
     "chi",
     "chi_1",
-    "compare",
-    "compare_many",
     "correlation_map",
     "critical_sigma_w2",
     "depth_scales",

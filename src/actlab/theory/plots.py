@@ -1,4 +1,5 @@
-"""Figures for the theory: the phase diagram and predicted vs measured gradient profiles."""
+"""Figures for the theory: the phase diagram (predicted vs measured gradient profiles live with the
+measurement, in :mod:`actlab.lab.compare`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from actlab.plot.style import ACCENT, DF_COLOR, F_COLOR, figure, save, style
-from actlab.theory.compare import Comparison
+from actlab.plot.style import DF_COLOR, F_COLOR, figure, save, style
 from actlab.theory.meanfield import (
     TheoryError,
     _act,
@@ -22,7 +22,7 @@ from actlab.theory.meanfield import (
     _q_star,
 )
 
-__all__ = ["DOC_SETTINGS", "gradient_figure", "measured_figure", "phase_diagram", "phase_grid"]
+__all__ = ["phase_diagram", "phase_grid"]
 
 
 def phase_grid(activation: str, sigma_w2: Sequence[float], sigma_b2: Sequence[float],
@@ -100,64 +100,3 @@ def phase_diagram(activation: str, sigma_w2_max: float | None = None, sigma_b2_m
         if out is not None:
             save(fig, out)
     return fig
-
-
-def gradient_figure(comparisons: Sequence[Comparison], out: str | Path | None = None) -> Figure:
-    """One panel per activation: measured per-layer pre-activation gradient norms (markers, mean
-    over seeds with the seed spread) on the predicted line, one colour per ``sigma_w^2``; below,
-    measured / predicted."""
-    acts = list(dict.fromkeys(c.activation for c in comparisons))
-    colors = [F_COLOR, DF_COLOR, ACCENT, "#CC79A7", "#E69F00", "#56B4E9"]
-    with style():
-        fig = figure(4.0 * len(acts), 5.6)
-        grid = fig.add_gridspec(2, len(acts), height_ratios=[3, 1.2])
-        for j, act in enumerate(acts):
-            ax = fig.add_subplot(grid[0, j])
-            axr = fig.add_subplot(grid[1, j], sharex=ax)
-            cs = [c for c in comparisons if c.activation == act]
-            for k, c in enumerate(cs):
-                col = colors[k % len(colors)]
-                layers = np.arange(1, c.depth + 1)
-                lab = rf"$\sigma_w^2$={c.sigma_w2:g}" + (rf", $\sigma_b^2$={c.sigma_b2:g}" if c.sigma_b2 else "")
-                ax.plot(layers, c.predicted, color=col, lw=1.6, label=lab + " (theory)")
-                ax.errorbar(layers, c.measured, yerr=c.measured_std, fmt="o", ms=3.5, color=col, mfc="white",
-                            capsize=0, lw=0.8)
-                axr.plot(layers, c.ratio, "o-", ms=3, lw=0.8, color=col,
-                         label=f"max dev {100 * c.max_deviation:.1f}%")
-            ax.set_yscale("log")
-            ax.set_title(f"{act}: width {cs[0].width}, {cs[0].seeds} seeds")
-            ax.set_ylabel(r"RMS $\|\partial L / \partial u^l\|$" if j == 0 else "")
-            ax.legend(fontsize=7, loc="best")
-            axr.axhspan(0.9, 1.1, color="#999999", alpha=0.15, lw=0)
-            axr.axhline(1.0, color="black", lw=0.8)
-            axr.set_ylim(0.85, 1.15)
-            axr.set_xlabel("hidden layer l")
-            axr.set_ylabel("measured / theory" if j == 0 else "")
-            axr.legend(fontsize=7, loc="lower right")
-        fig.suptitle("Gradient norms at initialisation: mean-field prediction (lines) vs measurement (dots)")
-        if out is not None:
-            save(fig, out)
-    return fig
-
-
-DOC_SETTINGS: tuple[tuple[str, float, float, dict], ...] = (
-    ("tanh", 1.0, 0.0, {}), ("tanh", 1.5, 0.05, {}), ("tanh", 2.5, 0.0, {}),
-    ("relu", 1.5, 0.0, {}), ("relu", 2.0, 0.0, {}), ("relu", 2.5, 0.1, {}),
-    ("sigmoid", 1.0, 0.0, {}), ("sigmoid", 4.0, 0.0, {}), ("sigmoid", 16.0, 0.0, {}),
-)
-"""The settings of ``docs/theory_vs_measured.png`` and of the acceptance test."""
-
-
-def measured_figure(out: str | Path, settings: Sequence[tuple[str, float, float, dict]] = DOC_SETTINGS,
-                    depth: int = 20, width: int = 1000, seeds: int = 5, batch: int = 32,
-                    threads: int | None = 1) -> list[Comparison]:
-    """Measure ``settings`` (see :func:`compare_many`), write the figure to ``out``, return the data.
-
-    ``python -c "from actlab.theory.plots import measured_figure as m; m('docs/theory_vs_measured.png')"``
-    regenerates the docs figure (about 20 s on 2 CPU cores).
-    """
-    from actlab.theory.compare import compare_many
-
-    cs = compare_many(settings, depth=depth, width=width, seeds=seeds, batch=batch, threads=threads)
-    gradient_figure(cs, out=out)
-    return cs

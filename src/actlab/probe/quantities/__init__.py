@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from actlab.probe.quantities.base import Field, Quantity, derivative
+from actlab.probe.quantities.base import Field, Quantity, derivative, module_derivative
 from actlab.probe.quantities.saturated import SATURATION_TOL
 
 
@@ -33,4 +33,4 @@ def _discover() -> tuple[Quantity, ...]:
 #: Every quantity, in record-field order.
 QUANTITIES: tuple[Quantity, ...] = _discover()
 
-__all__ = ["QUANTITIES", "SATURATION_TOL", "Field", "Quantity", "derivative"]
+__all__ = ["QUANTITIES", "SATURATION_TOL", "Field", "Quantity", "derivative", "module_derivative"]

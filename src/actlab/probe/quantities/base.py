@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
 
 from actlab.activations.spec import ActivationSpec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.records import ProbeRecords
+# A plot reads :class:`actlab.probe.records.ProbeRecords` (which is built from the quantities:
+# named here as a string, not imported, so no import circle).
+_Records = Any
 
 #: When a quantity is measured.  ``"step"``: every recorded step (``Probe(every=...)``);
 #: ``"out_grads"``: every ``out_grads_every`` steps; ``"update"``: every ``update_every`` steps;
@@ -69,7 +70,7 @@ class Quantity:
     fields: tuple[Field, ...]
     reduce: Callable[..., Any]
     probe: Literal["fused", "generic"] = "fused"
-    plot: Callable[["ProbeRecords", Any], None] | None = None
+    plot: Callable[[_Records, Any], None] | None = None
     order: int = 100
 
 
@@ -88,11 +89,32 @@ def derivative(spec: ActivationSpec, x: Tensor, params: dict | None = None) -> T
         return spec.derivative(x, spec.forward(x, p), p)
 
 
+def module_derivative(module: Any, x: Tensor) -> Tensor:
+    """``f'(x)`` of an activation module (actlab's or torch's) at ``x``, with its current
+    hyperparameters; a learnable per-channel one (PReLU's slope) broadcasts along dim 1.
+
+    Raises:
+        ValueError: ``module`` is not an activation the catalog knows.
+    """
+    from actlab.activations import spec_for_module
+
+    found = spec_for_module(module)
+    if found is None:
+        raise ValueError(f"{type(module).__name__} is not an activation module the catalog knows")
+    spec, params = found
+    shaped = {}
+    for k, v in params.items():
+        if isinstance(v, Tensor) and v.numel() > 1 and x.dim() >= 2:
+            v = v.view(-1, *([1] * (x.dim() - 2)))
+        shaped[k] = v
+    return derivative(spec, x, shaped)
+
+
 def series_plot(field: str, ylabel: str, *, log: bool = False, percent: bool = False,
-                only: Callable[[Any], bool] = lambda r: True) -> Callable[["ProbeRecords", Any], None]:
+                only: Callable[[Any], bool] = lambda r: True) -> Callable[[_Records, Any], None]:
     """A plot of one record field over steps, one line per layer, input side dark."""
 
-    def draw(data: "ProbeRecords", ax: Any) -> None:
+    def draw(data: _Records, ax: Any) -> None:
         series = data.series(field, only)
         for (name, (steps, values)), c in zip(series.items(), colours(len(series))):
             ax.plot(steps, [100 * v for v in values] if percent else values, color=c, label=name, lw=1.2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from actlab.probe.quantities.base import Field, Quantity, series_plot
@@ -18,21 +19,30 @@ from actlab.probe.quantities.base import Field, Quantity, series_plot
 SATURATION_TOL = 0.05
 
 
-def saturated(d: Tensor, max_abs_derivative: float, tol: float = SATURATION_TOL) -> Tensor:
-    """Where ``|f'| < tol * max|f'|`` (bool, the shape of ``d``).
+def saturated(abs_d: Tensor, max_abs_derivative: float | Tensor, tol: float = SATURATION_TOL) -> Tensor:
+    """Where ``|f'| < tol * max|f'|`` (bool, the shape of ``abs_d``).
 
     Args:
-        d: the activation's derivative ``f'(x)`` at the pre-activations
-            (:func:`actlab.probe.quantities.base.derivative`).
-        max_abs_derivative: ``max|f'|`` of the activation (``spec.max_abs_derivative``).
+        abs_d: the magnitude of the activation's derivative, ``|f'(x)|``, at the
+            pre-activations (:func:`actlab.probe.quantities.base.derivative`, then ``abs``).
+        max_abs_derivative: ``max|f'|`` of the activation (``spec.max_abs_derivative``); a
+            tensor broadcasting against ``d`` where the elements belong to different
+            activations (the sweep engine's stacked models).
         tol: fraction of ``max|f'|``. Default: :data:`SATURATION_TOL`.
     """
-    return d.abs() < tol * max_abs_derivative
+    return torch.lt(abs_d, tol * max_abs_derivative)
 
 
-def saturated_share(d: Tensor, max_abs_derivative: float, tol: float = SATURATION_TOL, dims: Any = None) -> Tensor:
-    """The fraction of elements of ``d`` that are :func:`saturated` (over ``dims``; all by default)."""
-    s = saturated(d, max_abs_derivative, tol).double()
+def saturated_share(abs_d: Tensor, max_abs_derivative: float | Tensor, tol: float = SATURATION_TOL,
+                    dims: Any = None) -> Tensor:
+    """The fraction of elements of ``abs_d`` that are :func:`saturated` (over ``dims``; all by
+    default).
+
+    The comparison writes 0/1 in ``abs_d``'s floating dtype (on the 2-core CPU a bool mask and
+    its mean ran ~6x slower than a float ``lt`` and a float mean); the mean is exact in float64
+    and within float32 rounding otherwise.
+    """
+    s = torch.lt(abs_d, tol * max_abs_derivative, out=torch.empty_like(abs_d))
     return s.mean() if dims is None else s.mean(dims)
 
 

@@ -21,120 +21,58 @@ kind                   fires when
                        least ``Thresholds.saturated`` of its (sample, unit) saturated
 ``not_zero_centred``   a two-sided saturating, not zero-centred activation (sigmoid) has
                        ``|mean| / std >= Thresholds.off_centre``
+``symmetry``           (symmetry.py) a hidden layer has ``Thresholds.identical`` of its units
+                       identical; zero weights at the start are named
+``input_statistics``   (inputs.py) the model's input is not standardised
+``exploding_gradients`` (profile.py) also: out-gradient norm or activation RMS growing
+                       ``Thresholds.profile``-fold across the hidden activations, before NaN
+``loss_trend``         (loss.py) plateau or divergence of the losses given to ``Probe.step``
+``blind``              (blind.py, info) what the probe could not see: nothing recorded, eval
+                       mode, fused RNN gates, a run shorter than the dead window
 =====================  =================================================================
+
+A cause is named only when the figures support it (evidence.py: weight scale against the
+activation's gain^2 from the theory, zero weights at the start, a NaN in the input, update
+ratios); otherwise the finding says what it sees and lists the candidate causes.  Gates and
+attention weights (``LayerInfo.role``) are not judged as hidden-layer activations.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from actlab._format import number
+from actlab.probe.findings.base import (  # noqa: F401  (re-exported: the package's public names)
+    SEVERITIES,
+    Finding,
+    Thresholds,
+    _by_layer,
+    _fmt,
+    _nanmean,
+    _nanmedian,
+    _ranges,
+)
 from actlab.probe.quantities.nonfinite import first_nonfinite
 from actlab.probe.records import ProbeRecords
 
-SEVERITIES = ("error", "warning", "info")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Where the detectors draw the line.
-
-    Args:
-        vanishing: gradient RMS of a layer near the input over the largest layer's, below which
-            gradients vanish. Default: ``1e-3``.
-        exploding: the inverse, for exploding gradients (and growth of the total norm over the
-            run). Default: ``1e3``.
-        dead: fraction of a layer's units dead over the window. Default: ``0.1``.
-        born_dead: fraction of a layer's units dead on the first batch (deep ReLU nets at He
-            initialisation already have 10-20% in their last layers on a batch of 128). Default: ``0.25``.
-        saturated: mean fraction of saturated (sample, unit) over the window. Default: ``0.25``.
-        off_centre: ``|mean| / std`` of a layer's output. Default: ``1.0``.
-        high_update: update-to-weight ratio above which the learning rate is called too high
-            (about 1e-3 is typical for SGD). Default: ``1e-2``.
-        severe: factor past the threshold (or fraction 0.4 for dead/saturated) that makes a
-            warning an error. Default: ``1e3``.
-    """
-
-    vanishing: float = 1e-3
-    exploding: float = 1e3
-    dead: float = 0.1
-    born_dead: float = 0.25
-    saturated: float = 0.25
-    off_centre: float = 1.0
-    high_update: float = 1e-2
-    severe: float = 1e3
-
-
-@dataclass
-class Finding:
-    """One diagnosis: what is wrong, where, the figures that show it, the cause and the fix."""
-
-    severity: str
-    kind: str
-    layers: list[str]
-    figures: dict[str, Any]
-    cause: str
-    advice: str
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"[{self.severity}] {self.message}"
-
-
-# ---------------------------------------------------------------------------- helpers
-def _fmt(v: float) -> str:
-    return "n/a" if v is None else number(v, 3, sci=True)
-
-
-def _ranges(names: list[str], max_items: int = 6) -> str:
-    if len(names) <= max_items:
-        return ", ".join(names)
-    return ", ".join(names[:max_items]) + f" and {len(names) - max_items} more"
-
-
-def _by_layer(records: list) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for r in records:
-        out.setdefault(r.layer, []).append(r)
-    return out
-
-
-def _nanmedian(xs: list[float]) -> float:
-    v = [x for x in xs if x is not None and not math.isnan(x)]
-    return float(np.median(v)) if v else math.nan
-
-
-def _nanmean(xs: list[float]) -> float:
-    v = [x for x in xs if x is not None and not math.isnan(x)]
-    return float(np.mean(v)) if v else math.nan
-
-
 # ---------------------------------------------------------------------------- detectors
 def detect(data: ProbeRecords, thresholds: Thresholds | None = None) -> list[Finding]:
-    """Run every detector on the probe's records; most severe first."""
-    import warnings
+    """Run every detector on the probe's records; most severe first, what it could not see last."""
+    from actlab.probe.findings.blind import blind_findings
+    from actlab.probe.findings.inputs import input_findings
+    from actlab.probe.findings.loss import loss_findings
+    from actlab.probe.findings.profile import profile_findings
+    from actlab.probe.findings.symmetry import symmetry_findings
 
     records = data.records
     th = thresholds if thresholds is not None else Thresholds()
     out: list[Finding] = born_dead_findings(data, th)
     steps = sorted({r.step for r in records})
+    blind = blind_findings(data, steps)  # info lines, listed last
     if not steps:
-        return out
-    span = steps[-1] + 1
-    if span < data.settings.window:
-        warnings.warn(
-            f"window={data.settings.window} steps is longer than the run so far ({span} steps, "
-            f"{len(steps)} recorded); dead units are judged over the {len(steps)} recorded steps",
-            UserWarning,
-            stacklevel=3,
-        )
+        return out + blind
     nf = first_nonfinite(records)
     clean = records
     if nf is not None:
@@ -144,30 +82,51 @@ def detect(data: ProbeRecords, thresholds: Thresholds | None = None) -> list[Fin
         if layer is not None and layer.kind == "activation" and where == "forward":
             prod = _producer(data, layer)
             after = prod.name if prod is not None else None
-        out.append(_nonfinite_finding(step, r, where, records, after))
+        out.append(_nonfinite_finding(data, th, step, r, where, records, after))
         clean = [x for x in records if x.step < step]
     window_steps = [s for s in sorted({r.step for r in clean})][-max(data.settings.window_records, 1):]
     recent = [r for r in clean if r.step in set(window_steps)]
+    out += symmetry_findings(data, clean, th)
+    out += input_findings(data, th)
     dead = _dead_findings(data, clean, th, nf is not None)
-    out += _gradient_findings(data, clean, recent, th, dead)
+    prof = profile_findings(data, recent, clean, th)
+    grads = _gradient_findings(data, clean, recent, th, dead)
+    if prof:  # one exploding finding: the profile one, which needs no NaN and no long run
+        grads = [f for f in grads if f.kind != "exploding_gradients"]
+    out += prof + grads
     out += dead
     out += _saturation_findings(data, recent, th)
+    out += loss_findings(data, records, th, list(out))
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(out, key=lambda f: order.get(f.severity, 9))
+    return sorted(out, key=lambda f: order.get(f.severity, 9)) + blind
 
 
-def _nonfinite_finding(step: int, r, where: str, records: list, after: str | None = None) -> Finding:
-    prev = [x for x in records if x.step < step and not math.isnan(x.update_ratio)]
-    ratio = max((x.update_ratio for x in prev), default=math.nan)
+def _nonfinite_finding(data: ProbeRecords, th: Thresholds, step: int, r, where: str, records: list,
+                       after: str | None = None) -> Finding:
+    from actlab.probe.findings.evidence import input_stats, max_update_ratio
+
+    ratio = max_update_ratio(records, before=step)
     figures = {"step": step, "layer": r.layer, "order": r.order, "where": where}
     if after:
         figures["after"] = after
     if not math.isnan(ratio):
         figures["max_update_ratio_before"] = ratio
-    cause = ("a NaN or Inf in the " + ("forward pass" if where == "forward" else "gradients")
-             + ": overflow from a too-high learning rate, a division by zero or log of zero, or bad input")
-    advice = ("lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_), check the "
-              "inputs for NaN, and run that step under torch.autograd.detect_anomaly() to find the op")
+    st = input_stats(data)
+    bad_input = [s for s in (st.nonfinite_steps if st is not None else []) if s <= step]
+    if bad_input:
+        figures["input_nonfinite_step"] = bad_input[0]
+        cause = f"the input batch of step {bad_input[0]} has a NaN or Inf: the data, not the model"
+        advice = "find the bad samples (torch.isfinite(x).all(1) == False) and clean or drop them"
+    elif not math.isnan(ratio) and ratio > th.high_update:
+        cause = (f"learning rate too high: update ratios reached {_fmt(ratio)} before step {step} (about 1e-3 is "
+                 "typical), so the weights overflowed")
+        advice = "lower the learning rate (try 1/10), or clip gradients (torch.nn.utils.clip_grad_norm_)"
+    else:
+        cause = ("a NaN or Inf in the " + ("forward pass" if where == "forward" else "gradients")
+                 + "; the probe's figures do not single out a cause; candidates: overflow from a too-high learning "
+                 "rate, a division by zero or log of zero, bad input")
+        advice = ("lower the learning rate or clip gradients (torch.nn.utils.clip_grad_norm_), check the "
+                  "inputs for NaN, and run that step under torch.autograd.detect_anomaly() to find the op")
     where_txt = f"layer {r.layer}" + (f" (the activation after {after})" if after else "")
     msg = (f"first non-finite value at step {step} in {where_txt} ({where} pass); "
            "every later figure is meaningless")
@@ -201,28 +160,7 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
     if low and low[0] == 0:
         names = [prof[i][0] for i in low]
         worst = float(rel[0])
-        acts = _activations_before(data, prof[top][0])
-        sat = [s for s in acts if s.saturates == "both"]
-        small = [s for s in acts if s.max_abs_derivative < 0.5]
-        blocked = [f for f in dead if f.figures.get("dead_fraction", 0) >= 0.4]
-        if blocked:
-            cause = (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
-                     "gradient to the layers before them")
-            advice = blocked[0].advice
-        elif small:
-            s = small[0]
-            cause = (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
-                     "gradient; it compounds with depth and the layers near the input stop learning")
-            advice = ("use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
-                      "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
-        elif sat:
-            cause = f"{sat[0].name} units saturate (|f'| near 0) and the gradient shrinks layer by layer"
-            advice = ("use Xavier/Glorot initialisation and normalised inputs, add BatchNorm/LayerNorm, or "
-                      "switch to ReLU-family activations")
-        else:
-            cause = "weights too small for this depth (the gradient shrinks by a constant factor a layer)"
-            advice = ("initialise with He (ReLU family) or Xavier (tanh/sigmoid) scaling, add normalisation or "
-                      "residual connections")
+        cause, advice = _vanishing_cause(data, recent, prof[top][0], dead, th)
         sev = "error" if worst < th.vanishing / th.severe else "warning"
         msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s "
                f"(layers below {th.vanishing:g} of it: {_ranges(names)})")
@@ -239,10 +177,65 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
                    "threshold": th.exploding}
         msg = (f"exploding gradients: gradient RMS at {prof[0][0]} is {_fmt(ratio)}x that of {prof[-1][0]}"
                if high else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
-        cause = "weights too large for this depth, or a learning rate high enough to feed back on itself"
-        advice = ("lower the learning rate, clip gradients, use He/Xavier initialisation, add normalisation")
+        from actlab.probe.findings.profile import explode_cause
+
+        cause, advice, extra = explode_cause(data, clean, th)
+        figures.update(extra)
         sev = "error" if max(ratio, growth) > th.exploding * th.severe else "warning"
         out.append(Finding(sev, "exploding_gradients", names, figures, cause, advice, msg))
+    return out
+
+
+def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Finding],
+                     th: Thresholds) -> tuple[str, str]:
+    """The cause of vanishing gradients, named only where the figures show it."""
+    from actlab.probe.findings.evidence import fix_line, scale_evidence, zero_at_start
+
+    acts = _activations_before(data, top)
+    small = [s for s in acts if s.max_abs_derivative < 0.5]
+    blocked = [f for f in dead if f.figures.get("dead_fraction", 0) >= 0.4]
+    zero = [s.layer for s in scale_evidence(data, "zero")] or zero_at_start(data)
+    sat = {name: v for name, v in _saturated_fractions(data, recent).items() if v >= th.saturated}
+    tiny = scale_evidence(data, "small")
+    if zero:
+        return (f"zero weights (at the start) in {_ranges(zero)}: identical units, and no gradient reaches the "
+                "layers before a zero layer", "initialise the weights randomly: actlab.init.critical_(model)")
+    if blocked:
+        return (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
+                "gradient to the layers before them", blocked[0].advice)
+    if small:
+        s = small[0]
+        return (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
+                "gradient; it compounds with depth and the layers near the input stop learning",
+                "use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
+                "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
+    if sat:
+        worst = max(sat, key=sat.get)
+        return (f"saturated units ({sat[worst]:.0%} of (sample, unit) in {worst}) have |f'| near 0 and the gradient "
+                "shrinks layer by layer", "use Xavier/Glorot initialisation and normalised inputs, add "
+                "BatchNorm/LayerNorm, or switch to ReLU-family activations")
+    if tiny:
+        s = min(tiny, key=lambda s: s.ratio)
+        return (f"weights too small for this depth: {s.describe()}, {s.ratio:.2g}x it (layers: "
+                f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer",
+                "re-initialise per activation: " + fix_line(tiny))
+    return ("the probe's figures do not single out a cause (weights at the variance-preserving scale, no "
+            "saturation or dead units); candidates: depth without normalisation or residual connections, "
+            "an activation whose derivative is below 1 on the typical pre-activations",
+            "add normalisation (BatchNorm/LayerNorm) or residual connections; check actlab.init.critical_(model)")
+
+
+def _saturated_fractions(data: ProbeRecords, recent: list) -> dict[str, float]:
+    """Mean saturated fraction over the window of each two-sided saturating hidden activation layer."""
+    spec_of = {l.name: l.spec for l in data.layers if l.role == "hidden"}
+    out = {}
+    for name, rs in _by_layer(recent).items():
+        spec = spec_of.get(name)
+        if spec is None or spec.saturates != "both" or not spec.backprop:
+            continue
+        f = _nanmean([r.saturated for r in rs])
+        if not math.isnan(f):
+            out[name] = f
     return out
 
 
@@ -264,7 +257,7 @@ def _activations_before(data: ProbeRecords, name: str) -> list:
     lim = next((l.order for l in data.layers if l.name == name), 1 << 30)
     seen, out = set(), []
     for l in sorted(data.layers, key=lambda l: l.order):
-        if l.spec is not None and 0 <= l.order < lim and l.spec.name not in seen:
+        if l.spec is not None and l.role == "hidden" and 0 <= l.order < lim and l.spec.name not in seen:
             seen.add(l.spec.name)
             out.append(l.spec)
     return out
@@ -322,6 +315,13 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
         sev = "error" if frac >= 0.4 else "warning"
         msg = (f"{frac:.0%} of {name} units in {layer.name} dead (f' = 0 for every sample) since step {since}"
                + (f" with update ratio {_fmt(ratio)}" if not math.isnan(ratio) else ""))
+        if n_rec < data.settings.window_records:
+            # fewer recorded steps than a window: "dead" is not established, only "inactive so far";
+            # deep ReLU nets at He initialisation have 10-20% such units in their last layers
+            figures["short_run"] = True
+            sev = "warning" if frac >= 0.4 else "info"
+            msg = (f"{frac:.0%} of {name} units in {layer.name} inactive (f' = 0 for every sample) on all {n_rec} "
+                   f"recorded steps, fewer than the dead window ({data.settings.window_records})")
         out.append(Finding(sev, "dead_units", [layer.name], figures, cause, advice, msg))
     return out
 
@@ -330,7 +330,8 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
     out: list[Finding] = []
     per = _by_layer(recent)
     sat_layers, sat_figs, off_layers, off_figs = [], {}, [], {}
-    spec_of = {l.name: l.spec for l in data.layers}
+    # gates and attention weights are judged by their use, not as hidden-layer activations
+    spec_of = {l.name: l.spec for l in data.layers if l.role == "hidden"}
     for name, rs in sorted(per.items(), key=lambda kv: kv[1][0].order):
         spec = spec_of.get(name)
         if spec is None or spec.saturates != "both" or not spec.backprop:
@@ -351,8 +352,7 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
         figures = {"saturated_fraction": sat_figs, "threshold": th.saturated,
                    "derivative_below": f"{data.settings.saturation:g} * max|f'|"}
         cause = (f"pre-activations too large for {', '.join(specs)}: units sit on the flat parts where f' is "
-                 f"below {data.settings.saturation:g} of its maximum (too-large initial weights, unnormalised inputs or a "
-                 "high learning rate)")
+                 f"below {data.settings.saturation:g} of its maximum; " + _saturation_why(data, recent, th))
         advice = ("use Xavier/Glorot initialisation (gain 5/3 for tanh), normalise the inputs, add "
                   "BatchNorm/LayerNorm before the activation, or use a non-saturating activation (ReLU family)")
         msg = (f"{', '.join(specs)} saturated in {_ranges(sat_layers)}: up to {worst:.0%} of (sample, unit) have "
@@ -371,6 +371,34 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
     return out
 
 
+def _saturation_why(data: ProbeRecords, recent: list, th: Thresholds) -> str:
+    from actlab.probe.findings.evidence import input_stats, max_update_ratio, weight_scales
+
+    why = []
+    large = [s for s in weight_scales(data) if s.activation and s.verdict == "large"]
+    if large:
+        s = max(large, key=lambda s: s.ratio)
+        why.append(f"the weights are too large: {s.describe()}, {s.ratio:.3g}x it")
+    st = input_stats(data)
+    if st is not None and st.rms > th.input_scale:
+        why.append(f"the inputs are not standardised (RMS {_fmt(st.rms)})")
+    ratio = max_update_ratio(recent)
+    if not math.isnan(ratio) and ratio > th.high_update:
+        why.append(f"the learning rate is high (update ratio {_fmt(ratio)})")
+    if why:
+        return "; ".join(why)
+    return "candidates: too-large initial weights, unnormalised inputs or a high learning rate"
+
+
+def _born_dead_why(data: ProbeRecords, names: list[str]) -> str:
+    for n in names:
+        layer = data.layer(n)
+        prod = _producer(data, layer) if layer is not None else None
+        if prod is not None and not math.isnan(prod.bias_mean) and prod.bias_mean < -0.5:
+            return f"very negative bias in {prod.name} (mean {_fmt(prod.bias_mean)})"
+    return "candidates: very negative biases, too-small or badly scaled weights, or unnormalised inputs"
+
+
 def born_dead_findings(data: ProbeRecords, th: Thresholds) -> list[Finding]:
     """Findings for units dead on the first batch (see :meth:`Probe.born_dead`)."""
     fractions = data.born_dead
@@ -382,7 +410,7 @@ def born_dead_findings(data: ProbeRecords, th: Thresholds) -> list[Finding]:
     names = list(bad)
     specs = sorted({spec_of[n].name for n in names})
     cause = (f"{', '.join(specs)} pre-activations below zero for every sample of the batch at initialisation: "
-             "very negative biases, too-small or badly scaled weights, or unnormalised inputs")
+             + _born_dead_why(data, names))
     advice = "initialise biases at 0, use He initialisation and normalised inputs, or use leaky ReLU / ELU"
     msg = f"born dead: up to {worst:.0%} of units in {_ranges(names)} have f' = 0 for every sample of the first batch"
     sev = "error" if worst >= 0.4 else "warning"

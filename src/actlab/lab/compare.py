@@ -1,4 +1,9 @@
-"""Theory against measurement: per-layer gradient norms of a freshly initialised MLP.
+"""Theory against measurement: per-layer gradient norms of a freshly initialised MLP, measured
+with the probe's quantities (:mod:`actlab.probe.quantities`), and the lab's one-batch gradient
+measurement of an MLP (:func:`layer_gradients`).
+
+It sits in the lab, above the probe and the theory, because it builds and measures models; the
+theory keeps only the mean-field maths it is held against.
 
 The network: input ``x ~ N(0, q_in I)`` of dimension ``width``; ``depth`` hidden layers
 ``u^l = W^l h^{l-1} + b^l``, ``h^l = f(u^l)`` (plain :class:`torch.nn.Linear` and the catalog's
@@ -14,7 +19,8 @@ theory predicts ``||r||_F / sqrt(batch) * prod_{k=l}^{L} sqrt(chi(q_k))`` with
 map started at ``q_1 = sigma_w^2 q_in + sigma_b^2`` (see :func:`gradient_profile`).  Using
 ``q_k`` rather than ``q*`` matters: the first layers are not at the fixed point yet.
 
-The weight gradient ``dL/dW^l = sum_b delta^l_b h^{l-1 T}_b`` also scales with the norm of the
+The parameter gradient (weights and bias together, the probe's ``param_grad_norm``; ``dL/dW^l =
+sum_b delta^l_b h^{l-1 T}_b``, ``dL/db^l = sum_b delta^l_b``) also scales with the norm of the
 layer's input and with how correlated the examples are (the correlation map), so it is not the
 clean quantity to hold against ``chi``; :class:`Comparison` reports it measured, for reference.
 """
@@ -28,9 +34,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import Tensor, nn
 
 from actlab.activations import Activation, get
+from actlab.plot.style import ACCENT, DF_COLOR, F_COLOR, figure, save, style
+from actlab.probe import Probe
+from actlab.probe.quantities import module_derivative
+from actlab.probe.quantities.out_grad_norm import output_grad_norm
+from actlab.probe.quantities.param_grad_norm import param_grad_norm
 from actlab._threads import torch_threads
 from actlab.theory.meanfield import (
     _act,
@@ -40,7 +53,8 @@ from actlab.theory.meanfield import (
     gradient_profile,
 )
 
-__all__ = ["Comparison", "build_mlp", "compare", "compare_many", "measure_gradients", "measure_gradients_probe"]
+__all__ = ["DOC_SETTINGS", "Comparison", "LayerGradients", "build_mlp", "compare", "compare_many", "gradient_figure",
+           "layer_gradients", "measure_gradients", "measure_gradients_probe", "measured_figure"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,8 @@ class Comparison:
 
     ``measured`` is the root mean square over seeds (theory predicts the expected *squared* norm,
     so this is the matching estimator), ``measured_std`` the standard deviation over seeds,
-    ``ratio = measured / predicted``; ``max_deviation = max |ratio - 1|``.
+    ``ratio = measured / predicted``; ``max_deviation = max |ratio - 1|``; ``param_grad`` the
+    norm of each hidden layer's parameter gradient, weights and bias together (RMS over seeds).
     """
 
     activation: str
@@ -63,7 +78,7 @@ class Comparison:
     predicted: np.ndarray
     measured: np.ndarray
     measured_std: np.ndarray
-    weight_grad: np.ndarray
+    param_grad: np.ndarray
     ratio: np.ndarray = field(init=False)
     max_deviation: float = field(init=False)
 
@@ -79,7 +94,7 @@ class Comparison:
             "seeds": self.seeds, "quantity": "RMS over the batch of ||dL/du^l|| (pre-activation gradient)",
             "predicted": self.predicted.tolist(), "measured": self.measured.tolist(),
             "measured_std": self.measured_std.tolist(), "ratio": self.ratio.tolist(),
-            "weight_grad": self.weight_grad.tolist(), "max_deviation": self.max_deviation,
+            "param_grad": self.param_grad.tolist(), "max_deviation": self.max_deviation,
         }
 
 
@@ -123,9 +138,11 @@ def _init(model: nn.Sequential, draws: list[tuple[torch.Tensor, torch.Tensor]], 
 
 def measure_gradients(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Backpropagate ``out_grad`` from the model's output and return, per hidden Linear layer
-    (all but the last): the RMS over the batch of ``||dL/du^l||`` (pre-activation gradient), and
-    ``||dL/dW^l||_F`` computed from the batch Gram matrices,
-    ``||sum_b delta_b h_b^T||_F^2 = sum_{b,b'} (delta_b . delta_b') (h_b . h_b')``."""
+    (all but the last): the RMS over the batch of ``||dL/du^l||`` (pre-activation gradient: the
+    probe's ``out_grad_norm`` of the Linear layer over ``sqrt(batch)``), and the layer's
+    ``param_grad_norm`` (weights and bias) computed from the batch Gram matrices without the
+    weights' gradients, ``||sum_b delta_b h_b^T||_F^2 + ||sum_b delta_b||^2 =
+    sum_{b,b'} (delta_b . delta_b') (h_b . h_b' + 1)``."""
     linears = [m for m in model if isinstance(m, nn.Linear)]
     ins: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
@@ -145,41 +162,87 @@ def measure_gradients(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Ten
         for h in handles:
             h.remove()
     b = x.shape[0]
-    pre, wg = [], []
+    pre, pg = [], []
     for h, u in zip(ins, outs):
         d = u.grad.double()
-        pre.append(float(d.norm()) / math.sqrt(b))
+        pre.append(float(output_grad_norm(d)) / math.sqrt(b))
         hd = h.double()
-        wg.append(math.sqrt(max(float(((d @ d.T) * (hd @ hd.T)).sum()), 0.0)))
-    return np.asarray(pre), np.asarray(wg)
+        pg.append(math.sqrt(max(float(((d @ d.T) * (hd @ hd.T + 1)).sum()), 0.0)))
+    return np.asarray(pre), np.asarray(pg)
 
 
 def measure_gradients_probe(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """:func:`measure_gradients` read through :class:`actlab.probe.Probe` (``param_outputs=True``:
-    the output-gradient norm of each Linear layer is ``||dL/du^l||``).  Same numbers (a test holds
-    them equal); slower, since the probe needs the weights' gradients too.  The probe records
-    training-mode forwards, so RReLU samples its slopes here; use ``"hooks"`` for it."""
-    from actlab.probe import Probe
-
+    the output-gradient norm of each Linear layer is ``||dL/du^l||``; its ``param_grad_norm`` the
+    same weights-and-bias norm).  Same numbers (a test holds them equal); slower, since the probe
+    needs the weights' gradients too.  The probe records training-mode forwards, so RReLU samples
+    its slopes here; use ``"hooks"`` for it."""
     params = list(model.parameters())
     for p in params:
         p.requires_grad_(True)
     try:
         model.zero_grad(set_to_none=True)
-        with Probe(model, param_outputs=True) as probe:
+        with Probe(model, param_outputs=True, quantities=()) as probe:
             model.train()
             model(x).backward(out_grad)
             records = [r for r in probe.records() if r.kind == "parametrised"]
-        linears = [m for m in model if isinstance(m, nn.Linear)][:-1]
+        hidden = records[: len([m for m in model if isinstance(m, nn.Linear)]) - 1]
         b = x.shape[0]
-        pre = np.array([r.out_grad_norm for r in records[: len(linears)]]) / math.sqrt(b)
-        wg = np.array([float(m.weight.grad.double().norm()) for m in linears])
+        pre = np.array([r.out_grad_norm for r in hidden]) / math.sqrt(b)
+        pg = np.array([r.param_grad_norm for r in hidden])
     finally:
         model.eval()
         for p in params:
             p.requires_grad_(False)
             p.grad = None
-    return pre, wg
+    return pre, pg
+
+
+@dataclass
+class LayerGradients:
+    """What one backward pass of a lab MLP shows, per layer (output layer last in
+    ``param_grad_norms``).
+
+    Attributes:
+        param_grad_norms: the probe's ``param_grad_norm`` of every Linear layer, weights and bias
+            together, input to output.
+        pre: each hidden layer's pre-activations ``z_l`` ``(N, units)``.
+        derivative: ``f'(z_l)`` of each hidden layer's activation ``(N, units)`` (elementwise only).
+        loss: the loss the gradients are of.
+    """
+
+    param_grad_norms: list[float]
+    pre: list[Tensor]
+    derivative: list[Tensor]
+    loss: float
+
+
+def layer_gradients(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cross_entropy") -> LayerGradients:
+    """One forward/backward pass of ``model`` (an :class:`~actlab.lab.models.MLP`) on ``(x, y)``.
+
+    The mean loss over the batch is differentiated; the model's ``.grad`` fields are left as they
+    were (the gradients are taken with :func:`torch.autograd.grad`), so it can run mid-training.
+
+    Args:
+        model: an MLP (needs ``forward_all``, ``linear_layers`` and ``activations``).
+        x: inputs ``(N, in_features)``.
+        y: class labels ``(N,)`` for ``"cross_entropy"``, targets for ``"mse"``.
+        loss: ``"cross_entropy"`` (default) or ``"mse"``.
+    """
+    if loss not in ("cross_entropy", "mse"):
+        raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+    layers = model.linear_layers()
+    out, pre, _ = model.forward_all(x)
+    value = F.cross_entropy(out, y) if loss == "cross_entropy" else F.mse_loss(out, y)
+    tensors = [[p for p in (lin.weight, lin.bias) if p is not None and p.requires_grad] for lin in layers]
+    grads = torch.autograd.grad(value, [p for ts in tensors for p in ts])
+    norms, k = [], 0
+    for ts in tensors:
+        norms.append(float(param_grad_norm(*grads[k:k + len(ts)])))
+        k += len(ts)
+    derivs = [module_derivative(a, z.detach()) for a, z in zip(model.activations(), pre) if a.spec.elementwise]
+    return LayerGradients(param_grad_norms=norms, pre=[z.detach() for z in pre], derivative=derivs,
+                          loss=float(value.detach()))
 
 
 def compare(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int = 20, width: int = 1000,
@@ -243,7 +306,7 @@ def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int
         prof = gradient_profile(a.spec, sw, sb, depth, q_in, **a.public_params())
         prepared.append((a, sw, sb, prof, _skeleton(a.spec, width, depth, dtype, a.public_params())))
     measured = [[] for _ in prepared]
-    wgrads = [[] for _ in prepared]
+    pgrads = [[] for _ in prepared]
     scale = []
     for s in range(seeds):
         g = torch.Generator().manual_seed(1000 + s)
@@ -253,16 +316,75 @@ def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int
         scale.append(float(r.double().norm()) / math.sqrt(batch))
         for i, (a, sw, sb, _, model) in enumerate(prepared):
             _init(model, draws, sw, sb)
-            pre, wg = measure_fn(model, x, r)
+            pre, pg = measure_fn(model, x, r)
             measured[i].append(pre)
-            wgrads[i].append(wg)
+            pgrads[i].append(pg)
     out = []
-    for (a, sw, sb, prof, _), m, wg in zip(prepared, measured, wgrads):
+    for (a, sw, sb, prof, _), m, pg in zip(prepared, measured, pgrads):
         m = np.asarray(m)
         out.append(Comparison(
             activation=a.spec.name, params=a.public_params(), sigma_w2=sw, sigma_b2=sb, depth=depth, width=width,
             batch=batch, seeds=seeds, predicted=float(np.sqrt(np.mean(np.square(scale)))) * prof,
             measured=np.sqrt(np.mean(m * m, axis=0)), measured_std=m.std(axis=0),
-            weight_grad=np.sqrt(np.mean(np.square(wg), axis=0)),
+            param_grad=np.sqrt(np.mean(np.square(pg), axis=0)),
         ))
     return out
+
+
+def gradient_figure(comparisons: Sequence[Comparison], out: str | Path | None = None) -> Figure:
+    """One panel per activation: measured per-layer pre-activation gradient norms (markers, mean
+    over seeds with the seed spread) on the predicted line, one colour per ``sigma_w^2``; below,
+    measured / predicted."""
+    acts = list(dict.fromkeys(c.activation for c in comparisons))
+    colors = [F_COLOR, DF_COLOR, ACCENT, "#CC79A7", "#E69F00", "#56B4E9"]
+    with style():
+        fig = figure(4.0 * len(acts), 5.6)
+        grid = fig.add_gridspec(2, len(acts), height_ratios=[3, 1.2])
+        for j, act in enumerate(acts):
+            ax = fig.add_subplot(grid[0, j])
+            axr = fig.add_subplot(grid[1, j], sharex=ax)
+            cs = [c for c in comparisons if c.activation == act]
+            for k, c in enumerate(cs):
+                col = colors[k % len(colors)]
+                layers = np.arange(1, c.depth + 1)
+                lab = rf"$\sigma_w^2$={c.sigma_w2:g}" + (rf", $\sigma_b^2$={c.sigma_b2:g}" if c.sigma_b2 else "")
+                ax.plot(layers, c.predicted, color=col, lw=1.6, label=lab + " (theory)")
+                ax.errorbar(layers, c.measured, yerr=c.measured_std, fmt="o", ms=3.5, color=col, mfc="white",
+                            capsize=0, lw=0.8)
+                axr.plot(layers, c.ratio, "o-", ms=3, lw=0.8, color=col,
+                         label=f"max dev {100 * c.max_deviation:.1f}%")
+            ax.set_yscale("log")
+            ax.set_title(f"{act}: width {cs[0].width}, {cs[0].seeds} seeds")
+            ax.set_ylabel(r"RMS $\|\partial L / \partial u^l\|$" if j == 0 else "")
+            ax.legend(fontsize=7, loc="best")
+            axr.axhspan(0.9, 1.1, color="#999999", alpha=0.15, lw=0)
+            axr.axhline(1.0, color="black", lw=0.8)
+            axr.set_ylim(0.85, 1.15)
+            axr.set_xlabel("hidden layer l")
+            axr.set_ylabel("measured / theory" if j == 0 else "")
+            axr.legend(fontsize=7, loc="lower right")
+        fig.suptitle("Gradient norms at initialisation: mean-field prediction (lines) vs measurement (dots)")
+        if out is not None:
+            save(fig, out)
+    return fig
+
+
+DOC_SETTINGS: tuple[tuple[str, float, float, dict], ...] = (
+    ("tanh", 1.0, 0.0, {}), ("tanh", 1.5, 0.05, {}), ("tanh", 2.5, 0.0, {}),
+    ("relu", 1.5, 0.0, {}), ("relu", 2.0, 0.0, {}), ("relu", 2.5, 0.1, {}),
+    ("sigmoid", 1.0, 0.0, {}), ("sigmoid", 4.0, 0.0, {}), ("sigmoid", 16.0, 0.0, {}),
+)
+"""The settings of ``docs/theory_vs_measured.png`` and of the acceptance test."""
+
+
+def measured_figure(out: str | Path, settings: Sequence[tuple[str, float, float, dict]] = DOC_SETTINGS,
+                    depth: int = 20, width: int = 1000, seeds: int = 5, batch: int = 32,
+                    threads: int | None = 1) -> list[Comparison]:
+    """Measure ``settings`` (see :func:`compare_many`), write the figure to ``out``, return the data.
+
+    ``python -c "from actlab.lab.compare import measured_figure as m; m('docs/theory_vs_measured.png')"``
+    regenerates the docs figure (about 20 s on 2 CPU cores).
+    """
+    cs = compare_many(settings, depth=depth, width=width, seeds=seeds, batch=batch, threads=threads)
+    gradient_figure(cs, out=out)
+    return cs

@@ -1,0 +1,63 @@
+"""The diagnosis zoo as a table: each broken case x (detected, right cause, false alarms), then the
+healthy models over several seeds (any warning or error is a false alarm).
+
+Run:  python benchmarks/diagnosis.py [--seeds 3] [--only NAME]
+Exits 1 if a broken case is missed or mis-caused, or a healthy model gets a warning or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "probe"))
+
+import torch  # noqa: E402
+from zoo import BROKEN, HEALTHY, judge, run  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per healthy model (default 3)")
+    ap.add_argument("--only", default=None, help="run only cases whose name contains this")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every finding")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    bad = 0
+    print(f"{'case':34} {'detected':>8} {'cause':>6} {'false alarms':<30} {'s':>5}")
+    for case in BROKEN:
+        if a.only and a.only not in case.name:
+            continue
+        t = time.perf_counter()
+        findings, _, _ = run(case, seed=0)
+        v = judge(case, findings)
+        bad += not v.ok
+        print(f"{case.name:34} {'yes' if v.detected else 'NO':>8} {'yes' if v.right_cause else 'NO':>6} "
+              f"{','.join(v.false_alarms) or '-':<30} {time.perf_counter() - t:5.1f}")
+        if a.verbose or not v.ok:
+            for f in findings:
+                print(f"    {f}\n      cause: {f.cause}")
+    print()
+    print(f"{'healthy model':34} {'seeds':>8} {'warnings/errors':<38} {'s':>5}")
+    for case in HEALTHY:
+        if a.only and a.only not in case.name:
+            continue
+        t = time.perf_counter()
+        alarms = []
+        for seed in range(a.seeds):
+            findings, _, _ = run(case, seed=seed)
+            v = judge(case, findings)
+            alarms += [f"{k}@{seed}" for k in v.false_alarms]
+            if a.verbose or v.false_alarms:
+                for f in findings:
+                    print(f"    seed {seed}: {f}\n      cause: {f.cause}")
+        bad += bool(alarms)
+        print(f"{case.name:34} {a.seeds:>8} {','.join(alarms) or '0':<38} {time.perf_counter() - t:5.1f}")
+    print(f"\n{'all right' if not bad else f'{bad} case(s) wrong'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

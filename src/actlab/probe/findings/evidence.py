@@ -1,0 +1,151 @@
+"""Figures the detectors check a cause against before they state it.
+
+A finding names a cause only when one of these supports it: the scale of the weights against
+the activation's variance-preserving scale (from :mod:`actlab.theory`), the statistics of the
+model's input, the update ratios, the losses given to :meth:`Probe.step`.  Otherwise it says
+what it sees and lists the candidate causes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.activations.spec import ActivationSpec
+    from actlab.probe.records import LayerInfo, ProbeRecords
+
+# sigma_w^2 / reference outside [SMALL, LARGE] is called too small / too large: a factor 2 either
+# way moves a 10-layer net's signal by 2^5 = 32x, which the detectors' thresholds notice.
+SMALL, LARGE = 0.5, 1.9
+
+
+@lru_cache(maxsize=None)
+def reference_sigma_w2(spec: "ActivationSpec") -> tuple[float, float]:
+    """``(gain^2, critical sigma_w^2)`` for an activation without hyperparameters (NaN where the
+    theory has none): gain^2 keeps the forward variance, the critical value keeps chi_1 = 1."""
+    # meanfield directly: actlab.theory also holds compare, which measures models with the probe
+    from actlab.theory.meanfield import TheoryError, critical_sigma_w2, gain
+
+    def safe(fn: Any) -> float:
+        try:
+            v = float(fn(spec))
+        except (TheoryError, ValueError, TypeError, ZeroDivisionError):
+            return math.nan
+        return v if math.isfinite(v) else math.nan
+
+    g = safe(gain)
+    return g * g, safe(critical_sigma_w2)
+
+
+@dataclass
+class LayerScale:
+    """The weight scale of one layer with a weight matrix or kernel, and what it feeds."""
+
+    layer: str
+    sigma_w2: float  # fan_in * mean(W^2): the variance scale the mean-field theory uses
+    zero: bool  # every weight is exactly 0
+    activation: str  # the activation that runs next ("" if none)
+    reference: float  # that activation's gain^2 (NaN if unknown)
+    critical: float  # its critical sigma_w^2 (NaN if none)
+
+    @property
+    def ratio(self) -> float:
+        return self.sigma_w2 / self.reference if self.reference > 0 else math.nan
+
+    @property
+    def verdict(self) -> str:
+        """``"zero"``, ``"small"``, ``"large"``, ``"ok"`` or ``"unknown"``."""
+        if self.zero:
+            return "zero"
+        r = self.ratio
+        if math.isnan(r):
+            return "unknown"
+        return "small" if r < SMALL else "large" if r > LARGE else "ok"
+
+    def describe(self) -> str:
+        if self.zero:
+            return f"layer {self.layer} has all weights 0"
+        ref = f"{self.reference:.3g} for {self.activation}" if self.activation else "unknown"
+        return (f"layer {self.layer} has sigma_w^2 = fan_in * mean(W^2) = {self.sigma_w2:.3g} "
+                f"(variance-preserving {ref})")
+
+
+def _next_activation(data: "ProbeRecords", layer: "LayerInfo") -> "LayerInfo | None":
+    """The first activation layer that runs after ``layer`` and before the next chain layer."""
+    for l in sorted((l for l in data.layers if l.order > layer.order), key=lambda l: l.order):
+        if l.spec is not None:
+            return l
+        if l.chain:
+            return None
+    return None
+
+
+def weight_scales(data: "ProbeRecords") -> list[LayerScale]:
+    """One :class:`LayerScale` per layer with a weight matrix or kernel, in forward order."""
+    out = []
+    for layer in sorted((l for l in data.layers if l.chain and l.order >= 0 and not math.isnan(l.sigma_w2)),
+                        key=lambda l: l.order):
+        act = _next_activation(data, layer)
+        ref, crit = reference_sigma_w2(act.spec) if act is not None else (math.nan, math.nan)
+        out.append(LayerScale(layer.name, layer.sigma_w2, layer.sigma_w2 == 0.0, act.activation if act else "",
+                              ref, crit))
+    return out
+
+
+def fix_line(scales: list[LayerScale]) -> str:
+    """The one-line fix with the theory's numbers for the activations of ``scales``."""
+    per: dict[str, tuple[float, float]] = {}
+    for s in scales:
+        if s.activation and s.activation not in per:
+            per[s.activation] = (s.critical, s.reference)
+    nums = ", ".join(f"sigma_w^2 = {c:.3g} for {a}" if not math.isnan(c) else f"sigma_w^2 = {r:.3g} (gain^2) for {a}"
+                     for a, (c, r) in per.items() if not (math.isnan(c) and math.isnan(r)))
+    return "actlab.init.critical_(model)" + (f" ({nums})" if nums else "") + ", or He for ReLU / Xavier for tanh"
+
+
+def zero_at_start(data: "ProbeRecords") -> list[str]:
+    """Layers whose weight matrix was all zeros at the first recorded step."""
+    return [l.name for l in data.layers if l.sigma_w2_start == 0.0]
+
+
+def scale_evidence(data: "ProbeRecords", want: str, layers: list[str] | None = None) -> list[LayerScale]:
+    """The layers (of ``layers``, default all) whose weight verdict is ``want``."""
+    return [s for s in weight_scales(data) if s.verdict == want and (layers is None or s.layer in layers)]
+
+
+@dataclass
+class InputStats:
+    """Mean, std and RMS of the model's first floating-point input (median over recorded steps)."""
+
+    mean: float
+    std: float
+    rms: float
+    steps: int
+    nonfinite_steps: list[int]
+
+
+def input_stats(data: "ProbeRecords") -> InputStats | None:
+    if not data.inputs:
+        return None
+    bad = [s for s, m, _ in data.inputs if not math.isfinite(m)]
+    good = [(m, q) for _, m, q in data.inputs if math.isfinite(m) and math.isfinite(q)]
+    if not good:
+        return InputStats(math.nan, math.nan, math.nan, len(data.inputs), bad)
+    means = sorted(m for m, _ in good)
+    sqs = sorted(q for _, q in good)
+    mean, sq = means[len(means) // 2], sqs[len(sqs) // 2]
+    return InputStats(mean, math.sqrt(max(sq - mean * mean, 0.0)), math.sqrt(sq), len(data.inputs), bad)
+
+
+def max_update_ratio(records: list, before: int | None = None) -> float:
+    vals = [r.update_ratio for r in records if not math.isnan(r.update_ratio) and (before is None or r.step < before)]
+    return max(vals, default=math.nan)
+
+
+def median_update_ratio(records: list) -> float:
+    """Median update ratio of the parametrised layers (NaN if never measured)."""
+    vals = [r.update_ratio for r in records if not math.isnan(r.update_ratio) and r.kind == "parametrised"]
+    return float(sorted(vals)[len(vals) // 2]) if vals else math.nan

@@ -1,0 +1,74 @@
+"""Loss trend: a plateau or a divergence, from the losses given to ``Probe.step(loss=...)``."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from actlab.probe.findings.base import Finding, Thresholds, _fmt
+from actlab.probe.findings.evidence import max_update_ratio, median_update_ratio
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.probe.records import ProbeRecords
+
+MIN_LOSSES = 20
+
+
+def loss_findings(data: "ProbeRecords", records: list, th: Thresholds, others: list[Finding]) -> list[Finding]:
+    """Plateau or divergence; the plateau's cause defers to the other findings that explain it."""
+    symmetric = any(f.kind == "symmetry" for f in others)
+    got = data.losses
+    vals = []
+    for _, v in got:  # up to the first non-finite loss: the non_finite finding covers what follows
+        if not math.isfinite(v):
+            break
+        vals.append(v)
+    if len(vals) < MIN_LOSSES:
+        return []
+    k = max(3, len(vals) // 5)
+    first, last = float(np.median(vals[:k])), float(np.median(vals[-k:]))
+    figures = {"first": first, "last": last, "losses": len(vals)}
+    if first > 0 and last > th.diverge * first:
+        ratio = max_update_ratio(records)
+        figures["max_update_ratio"] = ratio
+        if not math.isnan(ratio) and ratio > th.high_update:
+            cause = f"learning rate too high: update ratios reached {_fmt(ratio)} (about 1e-3 is typical)"
+        else:
+            cause = ("the loss rises; candidates: a learning rate too high for this model, a loss or label bug, "
+                     "or data that changes during training")
+        msg = f"loss diverging: median {_fmt(first)} over the first {k} steps, {_fmt(last)} over the last {k}"
+        return [Finding("warning", "loss_trend", [], figures, cause,
+                        "lower the learning rate (try 1/10), or add warm-up and gradient clipping", msg)]
+    # a plateau: the fall over the run (least-squares line) is below plateau x first, or within two
+    # standard errors of it; batch-to-batch noise makes first-vs-last medians alone call a flat run falling
+    t = np.arange(len(vals), dtype=float)
+    y = np.asarray(vals)
+    slope, icept = np.polyfit(t, y, 1)
+    resid = y - (slope * t + icept)
+    se = float(np.sqrt(resid.var(ddof=2) / ((t - t.mean()) ** 2).sum()))
+    fall, noise = -float(slope) * (len(vals) - 1), 2.0 * se * (len(vals) - 1)
+    figures.update({"fall": fall, "fall_noise": noise})
+    if first > 0 and fall < max(th.plateau * first, noise):
+        med = median_update_ratio(records)
+        figures["median_update_ratio"] = med
+        explained = [f.kind for f in others if f.severity in ("warning", "error")]
+        if symmetric:
+            cause = "identical units (see the symmetry finding): the network has the capacity of one unit per layer"
+            advice = "initialise the weights randomly (actlab.init.critical_(model))"
+        elif explained:
+            cause = f"explained by the findings above ({', '.join(sorted(set(explained)))})"
+            advice = "fix those first"
+        elif not math.isnan(med) and med < th.low_update:
+            cause = (f"learning rate too low: the median update-to-weight ratio is {_fmt(med)} per step "
+                     "(about 1e-3 is typical) while no other finding holds the gradients back")
+            advice = "raise the learning rate (by 10-100x here), or use Adam"
+        else:
+            cause = ("the loss does not fall; candidates: learning rate too low, vanishing gradients, dead or "
+                     "saturated units, labels the inputs cannot predict")
+            advice = "check the other findings; try a 10x larger learning rate"
+        msg = (f"loss plateau: median {_fmt(first)} over the first {k} steps, {_fmt(last)} over the last {k} "
+               f"(fell less than {th.plateau:.0%})")
+        return [Finding("warning", "loss_trend", [], figures, cause, advice, msg)]
+    return []

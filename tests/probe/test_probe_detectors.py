@@ -1,0 +1,255 @@
+"""The detectors beyond the zoo's table: stopping at the first NaN, the info lines that say what
+the probe could not see, one row per call site, loss divergence, causes only with evidence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from zoo import Recurrent, ReusedReLU, he, mlp, scaled
+
+from actlab.probe import NonFiniteError, Probe
+
+
+def _x(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _train(model, probe, steps, lr=0.05, poison=None):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for i in range(steps):
+        x, y = _x(seed=i)
+        if poison is not None and i == poison:
+            x[0, 0] = float("nan")
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        probe.step(loss=loss)
+
+
+def test_on_nonfinite_raise_names_input_step_and_pass():
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    probe = Probe(model, on_nonfinite="raise").attach()
+    with pytest.raises(NonFiniteError, match=r"step 4 in the model's input \(forward pass\)"):
+        _train(model, probe, 8, poison=4)
+
+
+def test_on_nonfinite_raise_names_the_first_layer():
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("inf")
+    probe = Probe(model, on_nonfinite="raise", param_outputs=True).attach()
+    with pytest.raises(NonFiniteError, match=r"step 0 in layer 2 \(forward pass"):
+        _train(model, probe, 2)
+
+
+def test_on_nonfinite_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="on_nonfinite must be 'record' or 'raise', got 'stop'"):
+        Probe(mlp(nn.ReLU, 2), on_nonfinite="stop")
+
+
+def test_eval_mode_only_says_it_saw_nothing():
+    model = he(mlp(nn.ReLU, 3)).eval()
+    with Probe(model) as probe:
+        model(_x()[0])
+    found = probe.findings()
+    assert [f.kind for f in found] == ["blind"] and found[0].severity == "info"
+    assert "eval mode" in found[0].cause and "nothing was seen" in found[0].message
+    text = _summary_text(probe)
+    assert "nothing looks wrong" not in text and "nothing recorded" in text
+
+
+def test_compiled_model_without_records_says_so():
+    model = he(mlp(nn.ReLU, 3))
+    model.compile()  # marks the module compiled; nothing runs here
+    probe = Probe(model)
+    found = probe.findings()
+    assert found[0].kind == "blind" and "compiled" in found[0].cause
+
+
+def test_fused_rnn_gates_are_an_info_line():
+    torch.manual_seed(0)
+    model = Recurrent(nn.LSTM)
+    with Probe(model) as probe:
+        _train(model, probe, 3, lr=0.1)
+    blind = [f for f in probe.findings() if f.kind == "blind"]
+    assert any("fused rnn" in f.message for f in blind)
+    assert any("shorter than the dead window" in f.message for f in blind)
+    assert all(f.severity == "info" for f in blind)
+
+
+def test_reused_module_one_row_per_call_site():
+    torch.manual_seed(0)
+    model = he(ReusedReLU())
+    with Probe(model) as probe:
+        _train(model, probe, 2)
+    names = [l.name for l in probe.iter_layers() if l.spec is not None]
+    assert names == ["act", "act#1", "act#2"]
+    steps0 = [r for r in probe.records() if r.step == 0 and r.activation == "relu"]
+    assert len(steps0) == 3 and all(not math.isnan(r.mean) for r in steps0)
+
+
+def test_loss_divergence_from_step_losses():
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    probe = Probe(model).attach()
+    for i in range(30):  # a loss that only rises: the trend is read from what step() is given
+        probe.step(loss=torch.tensor(1.0 + i))
+    model(_x()[0])
+    found = [f for f in probe.findings() if f.kind == "loss_trend"]
+    assert found and "diverging" in found[0].message
+    assert found[0].figures["last"] > 2 * found[0].figures["first"]
+
+
+def test_tanh_low_saturation_is_not_blamed():
+    """A zero-initialised tanh net: 0% saturated, so the cause is the zero weights, not saturation."""
+    torch.manual_seed(0)
+    model = scaled(mlp(nn.Tanh, 4), const=0.0, bias=0.0)
+    with Probe(model) as probe:
+        _train(model, probe, 20)
+    found = probe.findings()
+    assert all("saturat" not in f.cause for f in found), [f.cause for f in found]
+    assert any("zero weights" in f.cause for f in found)
+
+
+def test_large_weights_are_not_called_small():
+    torch.manual_seed(0)
+    model = scaled(he(mlp(nn.ReLU, 6)), factor=30.0)
+    with Probe(model) as probe:
+        _train(model, probe, 2, lr=1e-9)
+    causes = " ".join(f.cause for f in probe.findings())
+    assert "too large" in causes and "too small" not in causes
+
+
+def _summary_text(probe) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=100)
+    probe.summary(console=console)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("when", ["wrapped", "before", "after"])
+def test_compiled_model_is_probed(when):
+    """Probe(torch.compile(m)), or m attached before or after its first compiled call."""
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    compiled = torch.compile(model, backend="eager")  # the eager backend: no C compiler needed
+    x, y = _x()
+    if when == "after":
+        compiled(x)
+    probe = Probe(compiled if when == "wrapped" else model).attach()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(compiled(x), y).backward()
+        opt.step()
+    probe.detach()
+    assert probe.steps() == [0, 1, 2]
+    assert {r.layer for r in probe.records() if r.activation == "relu"} == {"1", "3"} or \
+        {r.layer for r in probe.records() if r.activation == "relu"} == {"_orig_mod.1", "_orig_mod.3"}
+
+
+def test_handwritten_tanh_gelu_is_one_gelu_tanh_row():
+    from zoo import GPTBlock
+
+    torch.manual_seed(0)
+    model = GPTBlock()
+    with Probe(model) as probe:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        x, y = _x()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    acts = {r.layer: r.activation for r in probe.records() if r.activation}
+    assert acts.get("gelu") == "gelu_tanh"
+    assert not any("tanh" == a for a in acts.values()), acts  # its inner torch.tanh is not a layer
+
+
+def test_third_party_class_from_the_declared_table():
+    class QuickGELUActivation(nn.Module):  # as transformers declares it, but the inside is irrelevant
+        def forward(self, x):
+            return x * torch.sigmoid(1.702 * x)
+
+    QuickGELUActivation.__module__ = "transformers.activations"
+    QuickGELUActivation.__qualname__ = "QuickGELUActivation"
+    from actlab.probe.attribution import match_module
+
+    spec, params, how = match_module(QuickGELUActivation())
+    assert (spec.name, params, how) == ("swish", {"beta": 1.702}, "table")
+
+
+def test_unknown_module_matched_on_the_grid_and_others_not():
+    from actlab.probe.attribution import match_module
+
+    class MySoftplus(nn.Module):
+        def forward(self, x):
+            return torch.log1p(torch.exp(x))
+
+    class Doubler(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return x + torch.randn_like(x)
+
+    assert match_module(MySoftplus())[0].name == "softplus"
+    assert match_module(MySoftplus())[2] == "grid"
+    assert match_module(Doubler()) is None
+    state = torch.random.get_rng_state()
+    assert match_module(Noisy()) is None
+    assert torch.equal(torch.random.get_rng_state(), state)  # the grid check drew nothing
+
+
+def test_gates_are_not_judged_as_hidden_activations():
+    from zoo import HandRNN
+
+    torch.manual_seed(0)
+    model = HandRNN()
+    with Probe(model) as probe:
+        _train(model, probe, 20, lr=0.5)
+    role = {l.name: l.role for l in probe.layers if l.spec is not None}
+    assert role == {"cell.sigmoid": "gate", "cell.tanh": "hidden"}  # one row per call site, not per time step
+    assert not any("tanh" in f.advice and "cell.sigmoid" in f.layers for f in probe.findings())
+
+
+def test_roles_of_sigmoid_mlp_and_attention():
+    from actlab.probe.attribution import roles
+
+    lin = nn.Linear(4, 4)
+    x = torch.randn(2, 4, requires_grad=True) * 1.0  # a signal, not a leaf parameter
+    h = torch.sigmoid(x)           # feeds a weight: hidden
+    g = torch.sigmoid(x * 2)       # only multiplies: a gate
+    a = torch.softmax(x @ x.T, -1)  # meets a signal in a matmul: attention
+    out = lin(h) * g + (a @ x)
+    assert roles(out, {0: h.grad_fn, 1: g.grad_fn, 2: a.grad_fn}) == {0: "hidden", 1: "gate", 2: "attention"}
+
+
+def test_summary_nan_trend_legend_and_width():
+    from rich.console import Console
+
+    torch.manual_seed(0)
+    model = he(mlp(nn.ReLU, 3))
+    with Probe(model) as probe:
+        _train(model, probe, 6, lr=0.05)
+        with torch.no_grad():
+            model[2].weight[0, 0] = float("nan")
+        _train(model, probe, 1)
+    console = Console(record=True, width=100)
+    probe.summary(console=console)
+    text = console.export_text()
+    assert "→nan" in text  # a value that became NaN, not a blank
+    assert "grad: norm of the layer's parameter gradients" in text  # the legend
+    assert max(len(line) for line in text.splitlines()) <= 100
+    wide = Console(record=True, width=160)
+    probe.summary(console=wide, wide=True)
+    wide_text = wide.export_text()
+    assert "mean" in wide_text and "std" in wide_text

@@ -1,0 +1,345 @@
+"""The diagnosis zoo: deliberately broken networks, each with the finding and cause it must get,
+and healthy networks of many families that must get no warning or error.
+
+Shared by the tests (``tests/probe/test_probe_zoo.py``) and the table printed by
+``benchmarks/diagnosis.py``.  Every case is small (sklearn's 8x8 digits, CPU, about a second).
+
+A case is judged by :func:`judge`:
+
+- *detected*: a finding of the expected kind (any severity: ``not_zero_centred`` is an info);
+- *right cause*: that finding's cause names every word of ``Case.cause`` (case-insensitive);
+- *false alarms*: warnings or errors of any kind other than the expected one and ``Case.also``
+  (the consequences the case may legitimately show too, e.g. vanishing gradients behind a dead
+  layer).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actlab.probe import Probe
+
+# pytest puts tests/probe on the path; the benchmark adds it itself.  The plain MLP, He init and
+# the torch recurrent model are probe_nets' own.
+from probe_nets import SeqLSTM as Recurrent  # noqa: F401  (re-exported for the tests)
+from probe_nets import digits, mlp
+from probe_nets import he_init as he
+
+
+# ---------------------------------------------------------------------------- data
+def raw_pixels() -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits as raw pixel intensities 0-255 (not centred, not scaled)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return torch.tensor(d.data, dtype=torch.float32) * (255.0 / 16.0), torch.tensor(d.target, dtype=torch.long)
+
+
+def batches(n_steps: int, batch: int, seed: int, data: str = "digits"):
+    x, y = raw_pixels() if data == "pixels" else digits()
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n_steps):
+        idx = torch.randint(0, len(x), (batch,), generator=g)
+        yield x[idx].clone(), y[idx]
+
+
+# ---------------------------------------------------------------------------- models
+def scaled(model: nn.Module, sigma_w2: float | None = None, factor: float | None = None,
+           bias: float | None = None, const: float | None = None) -> nn.Module:
+    """Re-initialise the Linear layers: N(0, sigma_w2 / fan_in), or scale by ``factor``, or fill."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                if sigma_w2 is not None:
+                    m.weight.normal_(0.0, math.sqrt(sigma_w2 / m.in_features))
+                if factor is not None:
+                    m.weight.mul_(factor)
+                if const is not None:
+                    m.weight.fill_(const)
+                if bias is not None:
+                    m.bias.fill_(bias)
+    return model
+
+
+class NewGELU(nn.Module):
+    """GPT-2's tanh-form GELU, written out (as in karpathy/minGPT)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class GPTBlock(nn.Module):
+    """A pre-LayerNorm GPT block (causal self-attention + MLP with a hand-written GELU) on digit rows."""
+
+    def __init__(self, d: int = 32, heads: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, d)
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.gelu, self.fc_out = nn.Linear(d, 4 * d), NewGELU(), nn.Linear(4 * d, d)
+        self.head = nn.Linear(d, 10)
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.view(-1, 8, 8))
+        B, T, C = h.shape
+        q, k, v = self.qkv(self.ln1(h)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.heads)
+        att = att.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        att = F.softmax(att, dim=-1)
+        h = h + self.proj((att @ v).transpose(1, 2).reshape(B, T, C))
+        h = h + self.fc_out(self.gelu(self.fc(self.ln2(h))))
+        return self.head(h.mean(1))
+
+
+class Encoder(nn.Module):
+    """torch's TransformerEncoderLayer (ReLU feed-forward, dropout on) over the 8 rows of a digit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, 32)
+        self.layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.1, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.embed(x.view(-1, 8, 8))).mean(1))
+
+
+class BNCNN(nn.Module):
+    """Conv -> BatchNorm -> in-place ReLU, twice, then a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+            nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.view(-1, 1, 8, 8)).flatten(1))
+
+
+class MinimalGRUCell(nn.Module):
+    """A hand-written gated cell: a sigmoid update gate and a tanh candidate (modules, not fused)."""
+
+    def __init__(self, d_in: int, d: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(d_in + d, d)
+        self.cand = nn.Linear(d_in + d, d)
+        self.sigmoid, self.tanh = nn.Sigmoid(), nn.Tanh()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        xh = torch.cat([x, h], 1)
+        z = self.sigmoid(self.gate(xh))
+        return (1 - z) * h + z * self.tanh(self.cand(xh))
+
+
+class HandRNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = MinimalGRUCell(8, 32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.view(-1, 8, 8)
+        h = seq.new_zeros(seq.shape[0], 32)
+        for t in range(seq.shape[1]):
+            h = self.cell(seq[:, t], h)
+        return self.head(h)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2, self.norm = nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d), nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class ResNet(nn.Module):
+    """Eight pre-norm residual blocks."""
+
+    def __init__(self, d: int = 64, blocks: int = 8) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[ResBlock(d) for _ in range(blocks)])
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x))
+
+
+class ReusedReLU(nn.Module):
+    """One ReLU module called after three Linear layers (three call sites, one module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 64)
+        self.out = nn.Linear(64, 10)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))))
+
+
+# ---------------------------------------------------------------------------- cases
+@dataclass
+class Case:
+    """One zoo network: how to build and train it, and what the probe must say about it.
+
+    Attributes:
+        name: short id.
+        build: builds the model (called under ``torch.manual_seed(seed)``).
+        kind: the finding kind it must get (``None``: healthy, no warning or error allowed).
+        cause: words the finding's cause must contain.
+        also: other finding kinds that are consequences, not false alarms.
+        steps, lr, batch: SGD training on the digits.
+        data: ``"digits"`` (standardised) or ``"pixels"`` (raw 0-255).
+        hook: ``hook(step, model, x)`` before each step (inject a NaN...).
+        born: run :meth:`Probe.born_dead` on the first batch before training.
+        probe: keyword arguments for :class:`Probe`.
+    """
+
+    name: str
+    build: Callable[[], nn.Module]
+    kind: str | None = None
+    cause: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
+    steps: int = 40
+    lr: float = 0.05
+    batch: int = 128
+    data: str = "digits"
+    hook: Callable[[int, nn.Module, torch.Tensor], None] | None = None
+    born: bool = False
+    probe: dict = field(default_factory=dict)
+
+
+def _nan_in_data(step: int, model: nn.Module, x: torch.Tensor) -> None:
+    if step == 6:
+        x[3, 5] = float("nan")
+
+
+BROKEN: list[Case] = [
+    Case("vanishing_sigmoid_depth10", lambda: mlp(nn.Sigmoid, 10), "vanishing_gradients", ("sigmoid",),
+         also=("not_zero_centred",), steps=30, lr=0.1),
+    Case("vanishing_tanh_small_init", lambda: scaled(mlp(nn.Tanh, 16), sigma_w2=0.25, bias=0.0),
+         "vanishing_gradients", ("too small",), also=("loss_trend",), steps=30),
+    Case("saturation_tanh_large_init", lambda: scaled(mlp(nn.Tanh, 4), factor=8.0), "saturation",
+         ("too large",), also=("exploding_gradients",), steps=30),
+    Case("saturation_sigmoid_large_init", lambda: scaled(mlp(nn.Sigmoid, 4), factor=10.0), "saturation",
+         ("too large",), also=("not_zero_centred", "vanishing_gradients"), steps=30),
+    Case("dying_relu_high_lr", lambda: he(mlp(nn.ReLU, 4)), "dead_units", ("learning rate",),
+         also=("vanishing_gradients", "loss_trend"), steps=80, lr=1.8, probe={"window": 20}),
+    Case("dying_relu_negative_bias", lambda: scaled(he(mlp(nn.ReLU, 4)), bias=-3.0), "dead_units", ("bias",),
+         also=("vanishing_gradients", "born_dead", "loss_trend"), steps=30, probe={"window": 10}),
+    Case("born_dead_negative_bias", lambda: scaled(he(mlp(nn.ReLU, 4)), bias=-10.0), "born_dead", ("bias",),
+         also=("dead_units", "vanishing_gradients", "loss_trend"), steps=10, born=True, probe={"window": 10}),
+    Case("zero_init_tanh", lambda: scaled(mlp(nn.Tanh, 4), const=0.0, bias=0.0), "symmetry", ("zero weights",),
+         also=("vanishing_gradients", "loss_trend"), steps=30),
+    Case("zero_init_sigmoid", lambda: scaled(mlp(nn.Sigmoid, 4), const=0.0, bias=0.0), "symmetry",
+         ("zero weights",), also=("vanishing_gradients", "not_zero_centred", "loss_trend"), steps=30),
+    Case("constant_init_relu", lambda: scaled(mlp(nn.ReLU, 4), const=0.02, bias=0.0), "symmetry",
+         ("identical",), also=("vanishing_gradients", "loss_trend"), steps=30),
+    Case("exploding_relu_sw4_depth20", lambda: scaled(mlp(nn.ReLU, 20), sigma_w2=4.0, bias=0.0),
+         "exploding_gradients", ("too large",), also=("non_finite", "loss_trend", "dead_units"), steps=3, lr=1e-6),
+    Case("exploding_relu_x30", lambda: scaled(he(mlp(nn.ReLU, 6)), factor=30.0), "exploding_gradients",
+         ("too large",), also=("non_finite", "loss_trend", "dead_units", "vanishing_gradients"), steps=3, lr=1e-9),
+    Case("nan_from_data", lambda: he(mlp(nn.ReLU, 4)), "non_finite", ("input",), steps=12, hook=_nan_in_data),
+    Case("nan_from_learning_rate", lambda: he(mlp(nn.ReLU, 4)), "non_finite", ("learning rate",),
+         also=("exploding_gradients", "loss_trend", "dead_units"), steps=30, lr=40.0),
+    Case("uncentred_pixels_relu", lambda: he(mlp(nn.ReLU, 4)), "input_statistics", ("not standardised",),
+         also=("dead_units", "loss_trend", "exploding_gradients", "non_finite"), steps=20, lr=0.01, data="pixels"),
+    Case("not_zero_centred_sigmoid_deep", lambda: mlp(nn.Sigmoid, 5), "not_zero_centred", ("positive",),
+         also=("vanishing_gradients", "loss_trend"), steps=30, lr=0.1),
+    Case("plateau_learning_rate_too_low", lambda: he(mlp(nn.ReLU, 4)), "loss_trend", ("learning rate",),
+         steps=40, lr=1e-6),
+    Case("reused_relu_dead_call_site", lambda: _reused_dead(), "dead_units", ("bias",),
+         also=("vanishing_gradients", "born_dead", "loss_trend"), steps=30, probe={"window": 10}),
+]
+
+
+def _reused_dead() -> nn.Module:
+    m = he(ReusedReLU())
+    with torch.no_grad():
+        m.fc2.bias.fill_(-10.0)
+    return m
+
+
+HEALTHY: list[Case] = [
+    Case("mlp_relu_he", lambda: he(mlp(nn.ReLU, 6, width=128)), steps=60),
+    Case("cnn_batchnorm_inplace_relu", BNCNN, steps=60),
+    Case("transformer_encoder", Encoder, steps=60),
+    Case("gpt_block_handwritten_gelu", GPTBlock, steps=60),
+    Case("lstm", lambda: Recurrent(nn.LSTM), steps=60, lr=0.5),
+    Case("gru", lambda: Recurrent(nn.GRU), steps=60, lr=0.5),
+    Case("handwritten_rnn_cell", HandRNN, steps=60, lr=0.5),
+    Case("residual_mlp", ResNet, steps=60),
+]
+
+
+# ---------------------------------------------------------------------------- running and judging
+def train(case: Case, model: nn.Module, seed: int, probe: Probe | None = None) -> list[float]:
+    """Plain SGD on the case's data; returns the losses. ``probe.step(loss=...)`` after each step."""
+    opt = torch.optim.SGD(model.parameters(), lr=case.lr)
+    losses = []
+    model.train()
+    for i, (x, y) in enumerate(batches(case.steps, case.batch, seed, case.data)):
+        if case.hook is not None:
+            case.hook(i, model, x)
+        if i == 0 and case.born and probe is not None:
+            probe.born_dead(x)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if probe is not None:
+            probe.step(loss=loss)
+        losses.append(loss.item())
+    return losses
+
+
+def run(case: Case, seed: int = 0, with_probe: bool = True) -> tuple[list[Any], list[float], Probe | None]:
+    """Build (seeded), train, and return ``(findings, losses, probe)``."""
+    torch.manual_seed(seed)
+    model = case.build()
+    torch.manual_seed(seed + 1000)  # dropout
+    if not with_probe:
+        return [], train(case, model, seed), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Probe(model, **case.probe) as probe:
+            losses = train(case, model, seed, probe)
+        return probe.findings(), losses, probe
+
+
+@dataclass
+class Verdict:
+    case: str
+    detected: bool
+    right_cause: bool
+    false_alarms: list[str]
+    findings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.detected and self.right_cause and not self.false_alarms
+
+
+def judge(case: Case, findings: list) -> Verdict:
+    loud = [f for f in findings if f.severity in ("warning", "error")]
+    if case.kind is None:
+        return Verdict(case.name, True, True, [f.kind for f in loud], [str(f) for f in findings])
+    hits = [f for f in findings if f.kind == case.kind]
+    right = any(all(w.lower() in f.cause.lower() for w in case.cause) for f in hits)
+    alarms = [f.kind for f in loud if f.kind != case.kind and f.kind not in case.also]
+    return Verdict(case.name, bool(hits), right, alarms, [str(f) for f in findings])
