@@ -117,6 +117,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("probe json into a folder", ["probe", "relu", "--json-out", "a_dir"], 2, "is a folder"),
     ("probe csv under a file", ["probe", "relu", "--csv", "existing.txt/r.csv"], 2, "is not a folder"),
     ("probe plots into a file", ["probe", "relu", "--plots", "existing.txt"], 2, "is an existing file"),
+    ("probe every 0", ["probe", "mlp", "relu", "--every", "0"], 2, "--every must be a positive integer"),
+    ("probe run without a script", ["probe", "run", "missing.py"], 2, "no such script"),
+    ("probe run report into a folder", ["probe", "run", "--html", "a_dir", "missing.py"], 2, "is a folder"),
     # sweeps
     ("spec missing", ["sweep", "missing.yaml"], 2, "spec file not found"),
     ("spec empty", ["sweep", "empty.yaml"], 2, "has no axes"),

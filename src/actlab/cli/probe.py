@@ -104,7 +104,8 @@ def mlp_cmd(
     params = _parse_params(spec, param or [])
     if init not in INITS:
         raise fail(f"unknown --init {init!r}; choose from {', '.join(INITS)}")
-    for name, v in (("--depth", depth), ("--width", width), ("--steps", steps)):
+    for name, v in (("--depth", depth), ("--width", width), ("--steps", steps), ("--every", every),
+                    ("--window", window)):
         if v < 1:
             raise fail(f"{name} must be a positive integer, got {v}")
     if depth < 2:
