@@ -429,9 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     except ActivationError as e:
         ap.error(str(e))
     rows = []
-    for spec in chosen:
-        if not args.json:
-            print(f"  timing {spec.name} ...", file=sys.stderr, flush=True)
+    for i, spec in enumerate(chosen):
+        print(f"  [{i + 1}/{len(chosen)}] timing {spec.name} ...", file=sys.stderr, flush=True)
         rows.append(bench_spec(spec, args.size, args.repeats, args.warmup, dtype, args.unfused))
     copy_all = [r["modes"][m]["copy"]["gbps"] for r in rows for m in r["modes"]]
     res = {
@@ -456,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res, indent=1))
     else:
         _print_table(res)
+    fails = [r["name"] for r in res["rows"] for t in r["targets"] if t["pass"] is False]
+    if fails:  # a benchmark with targets is a check: a missed target fails the run
+        print(f"targets failed: {', '.join(fails)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,7 +15,7 @@ on-device records every 64 recorded steps): with 20-step blocks most repetitions
 flush and their median understated the amortised cost by ~3%.
 
     python benchmarks/probe_overhead.py                 # all three models, table
-    python benchmarks/probe_overhead.py --json out.json --reps 15 --steps 80 --models mlp
+    python benchmarks/probe_overhead.py --json-out out.json --reps 15 --steps 80 --models mlp
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = V
     names = [v for v in variants if make_variant(v, kind) is not None]
     times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in names}
     for rep in range(reps):
+        print(f"  {kind}: repetition {rep + 1}/{reps}", file=sys.stderr, flush=True)
         # Fresh models every repetition: where a model's tensors land in memory moves its step time
         # by a few percent, a bias that interleaving alone would not remove.
         fns = {v: make_variant(v, kind) for v in names}
@@ -218,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each fresh model")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (0: torch's default); 1 keeps timings stable on a shared machine")
-    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (tables go to stderr)")
+    ap.add_argument("--json-out", default=None, help="also write the results as JSON to this file")
     ap.add_argument("--no-cockpit", action="store_true", help="leave Cockpit out (it is slow to run)")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -226,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--steps must be a multiple of 10 so 'every 10' is measured fairly, got {a.steps}")
     if a.threads:
         torch.set_num_threads(a.threads)
+    # With --json, stdout carries the JSON alone: the tables go to stderr.
+    real_stdout = sys.stdout
+    if a.json:
+        sys.stdout = sys.stderr
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "reps": a.reps, "steps": a.steps,
               "models": {}}
     for kind in a.models.split(","):
@@ -249,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  target {k}: <= {t:.2f}x, cpu ratio {got:.3f}x: {'met' if got <= t else 'NOT met'}")
     if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
         print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
-    if a.json:
-        with open(a.json, "w") as fh:
+    if a.json_out:
+        with open(a.json_out, "w") as fh:
             json.dump(result, fh, indent=1)
+    sys.stdout = real_stdout
+    if a.json:
+        print(json.dumps(result, indent=1))
     return 0
 
 

@@ -4,19 +4,17 @@
 fails when the page is out of date. Regenerate both with::
 
     actlab docs --out docs/activations.md
-    # or
-    python -m actlab.docs
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 
+from actlab._format import number
 from actlab.activations import ActivationSpec, get, specs
 
 DEFAULT_OUT = Path("docs/activations.md")
@@ -139,32 +137,11 @@ def _group(t: str) -> str:
 
 
 def _fmt(v: float) -> str:
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if abs(v) < 1e-9:
+    if isinstance(v, float) and abs(v) < 1e-9:
         return "0"
-    # Round the quadrature's last digits away first: moments such as 0.5 (1 + a^2) = 0.50005
-    # sit exactly on a 4-digit rounding boundary, where ulp-level changes would flip the page.
-    return f"{float(f'{v:.9g}'):.4g}" if abs(v) >= 1e-4 else f"{v:.3g}"
+    return number(v, 4) if abs(v) >= 1e-4 else number(v, 3)
 
 
 def _cell(text: str) -> str:
     # A bare "|" ends a Markdown table cell (|x| in softsign's formula); escape the ones not escaped.
     return text.replace("\\|", "\0").replace("|", "\\|").replace("\0", "\\|").replace("\n", " ")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m actlab.docs [--out docs/activations.md] [--no-image]``."""
-    ap = argparse.ArgumentParser(prog="python -m actlab.docs", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
-    ap.add_argument("--no-image", action="store_true", help="do not write the grid PNG beside it")
-    args = ap.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    for path in write(args.out, image=not args.no_image):
-        print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -43,7 +43,7 @@ def assert_clean_error(result, *needles: str) -> None:
 
 # ------------------------------------------------------------------ list
 def test_list_table_has_one_row_per_spec():
-    result = run("list")
+    result = run("list", "--wide")
     assert result.exit_code == 0, result.output
     first_cells = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     rows = [c for c in first_cells if c in set(names())]
@@ -206,3 +206,11 @@ def test_plain_formula_leaves_no_latex():
             assert "\\" not in text and "{" not in text.replace("{-1, 0, 1}", ""), (s.name, text)
     assert plain_formula(r"\frac{1}{1 + e^{-x}}") == "1/(1 + e^(-x))"
     assert math.isclose(summary("relu")["max_abs_derivative"], 1.0)
+
+
+def test_list_fits_80_columns_by_default():
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert [c for c in (line.split()[0] for line in result.stdout.splitlines() if line.strip())
+            if c in set(names())] == names()

@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from actlab._threads import torch_threads
 from actlab.experiments import get_experiment
 from actlab.experiments.zero_init_symmetry import symmetry
 from actlab.lab.init import init_weights

@@ -203,13 +203,45 @@ def test_verify_flags_a_corrupt_and_a_missing_file(tmp_path: Path) -> None:
 
 
 def _t10k_as_full(tmp_path: Path, folder: str) -> Path:
-    # A data dir whose "train" files are the small t10k ones, so loading stays fast.
+    # A data dir that links the four shared files (the checksums are checked on load, so the
+    # "train" files must be the real ones).
     dst = tmp_path / folder
     dst.mkdir(parents=True)
     for split in ("train", "t10k"):
         for kind in ("images-idx3", "labels-idx1"):
-            os.symlink(SHARED / folder / f"t10k-{kind}-ubyte.gz", dst / f"{split}-{kind}-ubyte.gz")
+            os.symlink(SHARED / folder / f"{split}-{kind}-ubyte.gz", dst / f"{split}-{kind}-ubyte.gz")
     return tmp_path
+
+
+@needs_shared
+@pytest.mark.parametrize("damage", ["truncated", "swapped", "not gzip"])
+def test_a_damaged_file_is_named_on_first_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = _t10k_as_full(tmp_path, "mnist")
+    victim = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    good = victim.read_bytes()
+    victim.unlink()
+    if damage == "truncated":
+        victim.write_bytes(good[: len(good) // 2])
+    elif damage == "swapped":
+        victim.write_bytes((SHARED / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes())
+    else:
+        victim.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(D.DatasetCorrupt, match=r"t10k-labels-idx1-ubyte.gz is corrupt.*actlab data download mnist"):
+        load_dataset("mnist", data_dir=root, n=100, n_test=100)
+
+
+@needs_shared
+def test_a_verified_file_is_not_hashed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = _t10k_as_full(tmp_path, "mnist")
+    load_dataset("mnist", data_dir=root, n=100, n_test=100)
+    assert len(D._stamps()) == 4
+    calls: list[int] = []
+    real = D.hashlib.sha256
+    monkeypatch.setattr(D.hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    D.read_verified_idx("mnist", "t10k-labels-idx1-ubyte", root / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    assert calls == []
 
 
 @needs_shared

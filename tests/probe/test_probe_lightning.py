@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from probe_nets import digits, mlp
 from torch import nn
 
+pytestmark = pytest.mark.integration
 L = pytest.importorskip("lightning")
 
 

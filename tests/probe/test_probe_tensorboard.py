@@ -8,6 +8,7 @@ from torch import nn
 
 from actlab.probe import Probe
 
+pytestmark = pytest.mark.integration
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 

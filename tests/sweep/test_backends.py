@@ -31,6 +31,7 @@ def test_process_pool_equals_local(tmp_path, local_result):
     pd.testing.assert_frame_equal(_frame(st, spec), local)
 
 
+@pytest.mark.integration
 def test_ray_equals_local(tmp_path, local_result):
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra actlab[ray])")
     spec, local, local_rec = local_result

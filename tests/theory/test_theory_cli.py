@@ -63,9 +63,9 @@ def test_phase_diagram_and_measure(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (("step",), "no usable derivative"),
     (("maxout",), "not elementwise"),
-    (("tanh", "--sigma-w2", "0"), "sigma_w2"),
-    (("tanh", "--sigma-w2", "-2"), "sigma_w2"),
-    (("tanh", "--sigma-b2", "-1"), "sigma_b2"),
+    (("tanh", "--sigma-w2", "0"), "--sigma-w2"),
+    (("tanh", "--sigma-w2", "-2"), "--sigma-w2"),
+    (("tanh", "--sigma-b2", "-1"), "--sigma-b2"),
     (("tanh", "--depth", "0"), "--depth"),
     (("tanhh",), "Valid names"),
     (("leaky_relu", "--param", "negative_slope=3"), "negative_slope"),
@@ -80,3 +80,15 @@ def test_errors_exit_2(args, needle):
     assert r.exit_code == 2, r.output
     assert needle in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("new,old", [
+    (("analyse", "tanh", "--sigma-w2", "1.5", "--json"), ("tanh", "--sigma-w2", "1.5", "--json")),
+    (("gains", "--json"), ("--gains", "--json")),
+    (("born-dead", "relu", "--depth", "4", "--width", "3", "--trials", "300", "--json"),
+     ("relu", "--born-dead", "--depth", "4", "--width", "3", "--trials", "300", "--json")),
+])
+def test_sub_commands_and_the_old_mode_flags_agree(new, old):
+    a, b = run(*new), run(*old)
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.stdout) == json.loads(b.stdout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 
 
 def test_torch_threads_sets_and_restores_the_setting():

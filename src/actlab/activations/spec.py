@@ -393,11 +393,9 @@ def _plain(v: Any) -> Any:
 
 
 def _fmt(v: float) -> str:
-    if v == math.inf:
-        return "inf"
-    if v == -math.inf:
-        return "-inf"
-    return f"{v:g}"
+    from actlab._format import number
+
+    return number(v, 6)
 
 
 def _json_float(v: float) -> float | str:

@@ -1,6 +1,7 @@
 """``actlab`` command line: thin typer commands over the library.
 
-Each sub-command lives in its own module and registers itself on :data:`actlab.cli.app.app`.
+Each sub-command lives in its own module and registers itself on :data:`actlab.cli.app.app`;
+the modules import torch and the library only inside the commands, so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from actlab.cli import play  # noqa: F401  (play)
 from actlab.cli import probe  # noqa: F401  (probe)
 from actlab.cli import sweep  # noqa: F401  (sweep run/report)
 from actlab.cli import theory  # noqa: F401  (theory)
-from actlab.cli.app import app
+from actlab.cli.app import app, run_cli
 
 
 def main() -> None:
-    app()
+    """The ``actlab`` console script: the app inside the error boundary."""
+    run_cli()
 
 
 __all__ = ["app", "main"]

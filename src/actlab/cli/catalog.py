@@ -6,10 +6,9 @@ Every row, choice and panel comes from the registry; nothing here names an activ
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich import box
@@ -17,8 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from actlab.activations import ActivationError, ActivationSpec, get, specs
-from actlab.cli.app import app, console, err_console, fail
+from actlab._format import number
+from actlab.cli.app import app, check_output, console, err_console, fail, print_json, table_console
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.activations import ActivationSpec
 
 
 def _yes(v: bool) -> str:
@@ -26,11 +28,7 @@ def _yes(v: bool) -> str:
 
 
 def _num(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return number(v, 4)
 
 
 def _kinks_text(d: dict[str, Any]) -> str:
@@ -45,14 +43,16 @@ def _kinks_text(d: dict[str, Any]) -> str:
 @app.command("list")
 def list_(
     json_: Annotated[bool, typer.Option("--json", help="Print spec.summary() of every activation as a JSON list.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (default: fit 80 columns).")] = False,
 ) -> None:
     """Table of every activation in the catalog and its main properties."""
+    from actlab.activations import specs
+
     summaries = [s.summary() for s in specs()]
     if json_:
-        typer.echo(_dumps(summaries))
+        print_json(summaries)
         return
-    # A pipe or file has no width to respect: lay the table out in full rather than squeezed to 80.
-    out = console if console.is_terminal else Console(width=max(console.width, 140), highlight=False)
+    out = table_console(wide)
     wide = out.width >= 130
     table = Table(title=f"actlab activation catalog ({len(summaries)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   caption="range: output range; 0-ctr: E f(z) = 0 for z ~ N(0,1); max|f'|: sup |f'|; "
@@ -117,6 +117,7 @@ def show(
     ] = None,
 ) -> None:
     """Property sheet of one activation, and with --out a plot of f and f' (saturation shaded, kinks marked)."""
+    check_output(out, option="--out", suffixes=(".png",))
     spec = _spec(name)
     params = _parse_params(spec, param or [])
     if x_range is not None:
@@ -127,21 +128,20 @@ def show(
 
     sheet = summary(spec, params)
     if json_:
-        typer.echo(_dumps(sheet))
+        print_json(sheet)
     else:
         _print_sheet(sheet)
     if out is not None:
-        if out.suffix.lower() != ".png":
-            raise fail(f"--out must be a .png file, got {escape(str(out))!r}")
         from actlab.plot.activations import plot_activation
 
         _agg()
         try:
             plot_activation(spec, params, x_range, path=out)
         except OSError as e:
-            raise fail(f"cannot write {escape(str(out))!r}: {escape(e.strerror or str(e))}") from None
+            raise fail(f"cannot write {str(out)!r}: {e.strerror or e}") from None
         # In --json mode stdout carries only JSON, so the notice goes to stderr.
-        (err_console if json_ else console).print(f"wrote plot to [bold]{escape(str(out))}[/]", soft_wrap=True)
+        (err_console if json_ else console).print(f"wrote plot to {out}", soft_wrap=True, markup=False,
+                                                  highlight=False)
 
 
 @app.command("plot-all")
@@ -150,6 +150,8 @@ def plot_all(
     cols: Annotated[int, typer.Option(min=1, max=24, help="Panels per row.")] = 6,
 ) -> None:
     """Grid figure of every activation and its derivative (one panel each), as used in the docs."""
+    check_output(out, kind="dir", option="--out")
+    from actlab.activations import specs
     from actlab.plot.activations import plot_grid
 
     _agg()
@@ -157,8 +159,8 @@ def plot_all(
     try:
         plot_grid(path=path, cols=cols)
     except OSError as e:
-        raise fail(f"cannot write {escape(str(path))!r}: {escape(e.strerror or str(e))}") from None
-    console.print(f"wrote {len(specs())} panels to [bold]{escape(str(path))}[/]", soft_wrap=True)
+        raise fail(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+    console.print(f"wrote {len(specs())} panels to {path}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("docs")
@@ -167,15 +169,16 @@ def docs(
     image: Annotated[bool, typer.Option("--image/--no-image", help="Also write the grid PNG beside it.")] = True,
 ) -> None:
     """Write the catalog page (Markdown table from the registry) and its grid figure."""
+    check_output(out, option="--out", suffixes=(".md",))
     from actlab import docs as docs_mod
 
     _agg()
     try:
         written = docs_mod.write(out, image=image)
     except OSError as e:
-        raise fail(f"cannot write {escape(str(out))!r}: {escape(e.strerror or str(e))}") from None
+        raise fail(f"cannot write {str(out)!r}: {e.strerror or e}") from None
     for p in written:
-        console.print(f"wrote [bold]{escape(str(p))}[/]", soft_wrap=True)
+        console.print(f"wrote {p}", soft_wrap=True, markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------ helpers
@@ -186,32 +189,32 @@ def _agg() -> None:
 
 
 def _spec(name: str) -> ActivationSpec:
+    from actlab.activations import ActivationError, get
+
     try:
         return get(name)
     except ActivationError as e:
-        raise fail(escape(str(e))) from None
+        raise fail(str(e)) from None
 
 
 def _parse_params(spec: ActivationSpec, items: list[str]) -> dict[str, Any]:
     """``["alpha=0.5"]`` -> ``{"alpha": 0.5}``, validated against ``spec``; errors exit with code 2."""
+    from actlab._kv import PairError, parse_pairs
+    from actlab.activations import ActivationError
+
     valid = ", ".join(f"{hp.name} in {hp.range_text()}" for hp in spec.params)
     valid_text = f"valid: {valid}" if valid else f"{spec.name} has no hyperparameters"
-    raw: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key or not value:
-            raise fail(escape(f"--param {item!r} is not KEY=VALUE; {valid_text}"))
-        if key in raw:
-            raise fail(escape(f"--param {key!r} is given twice"))
-        raw[key] = value
+    try:
+        raw = parse_pairs(items, option="--param", hint=valid_text)
+    except PairError as e:
+        raise fail(str(e)) from None
     known = {hp.name: hp for hp in spec.params}
     for key in raw:
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise fail(escape(f"{spec.name} has no hyperparameter {key!r}.{hint} "
-                              + (f"Valid: {valid}" if valid else "It takes no hyperparameters.")))
+            raise fail(f"{spec.name} has no hyperparameter {key!r}.{hint} "
+                       + (f"Valid: {valid}" if valid else "It takes no hyperparameters."))
     values: dict[str, Any] = {}
     for key, value in raw.items():
         try:
@@ -219,12 +222,12 @@ def _parse_params(spec: ActivationSpec, items: list[str]) -> dict[str, Any]:
         except ValueError:
             v = math.nan
         if not math.isfinite(v):
-            raise fail(escape(f"--param {key}={value}: {key} must be a finite number in {known[key].range_text()}"))
+            raise fail(f"--param {key}={value}: {key} must be a finite number in {known[key].range_text()}")
         values[key] = int(v) if v.is_integer() else v  # "2" stays 2 in messages and for integer params
     try:
         resolved = spec.resolve(**values)
     except ActivationError as e:
-        raise fail(escape(str(e))) from None
+        raise fail(str(e)) from None
     return {k: resolved[k] for k in values}
 
 
@@ -268,17 +271,3 @@ def _print_sheet(d: dict[str, Any]) -> None:
     row("note", escape(d["note"]))
     row("reference", escape(d["reference"]))
     console.print(t)
-
-
-def _dumps(data: Any) -> str:
-    """Strict JSON (non-finite floats become strings, so every parser accepts it)."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(data), indent=2, allow_nan=False)

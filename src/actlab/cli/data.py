@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from actlab.cli.app import app, console, fail
+from actlab.cli.app import app, check_output, console, fail, print_json
 
 data_app = typer.Typer(help="Data sets: list, download (with checksums), verify.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -20,6 +19,7 @@ _DATA_DIR = typer.Option(None, "--data-dir", help="Data directory (default: $ACT
 @data_app.command("list")
 def list_(data_dir: Optional[Path] = _DATA_DIR, as_json: bool = typer.Option(False, "--json")) -> None:
     """Every data set, where it comes from, and whether it is available here."""
+    _existing_dir(data_dir)
     from actlab.lab.data import DATASETS, is_available, resolve_data_dir
 
     rows = [
@@ -28,7 +28,7 @@ def list_(data_dir: Optional[Path] = _DATA_DIR, as_json: bool = typer.Option(Fal
         for d in DATASETS.values()
     ]
     if as_json:
-        print(json.dumps({"data_dir": str(resolve_data_dir(data_dir)), "datasets": rows}, indent=2))
+        print_json({"data_dir": str(resolve_data_dir(data_dir)), "datasets": rows})
         return
     table = Table(title=f"Data sets (data directory: {resolve_data_dir(data_dir)})")
     for col in ("name", "task", "source", "available", "description"):
@@ -42,6 +42,7 @@ def list_(data_dir: Optional[Path] = _DATA_DIR, as_json: bool = typer.Option(Fal
 @data_app.command("verify")
 def verify(name: str = typer.Argument(..., help="mnist or fashion_mnist"), data_dir: Optional[Path] = _DATA_DIR) -> None:
     """Check the SHA-256 of the decompressed IDX files against the canonical checksums."""
+    _existing_dir(data_dir)
     from actlab.lab.data import DatasetError, verify as _verify
 
     try:
@@ -61,10 +62,17 @@ def download(
     force: bool = typer.Option(False, "--force", help="Download even files already present and valid."),
 ) -> None:
     """Download the four IDX files from public mirrors and verify their checksums."""
-    from actlab.lab.data import DatasetError, download as _download
+    from actlab.lab.data import DatasetError, download as _download, resolve_data_dir
+
+    check_output(resolve_data_dir(data_dir), kind="dir", option="--data-dir")
 
     try:
         folder = _download(name, data_dir, force=force, log=lambda m: console.print(m, highlight=False))
     except DatasetError as e:
         raise fail(str(e)) from None
     console.print(f"[green]ok[/]: {folder}")
+
+
+def _existing_dir(data_dir: Optional[Path]) -> None:
+    if data_dir is not None and not data_dir.is_dir():
+        raise fail(f"--data-dir {str(data_dir)!r} is not a directory")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from actlab.cli.app import app, console, fail
 
@@ -38,7 +39,8 @@ def play(
     except ImportError as e:  # pragma: no cover - the server stack is a core dependency
         raise fail(f"the playground needs starlette and uvicorn ({e}); pip install starlette uvicorn websockets")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] binding {host}: anyone who can reach it can run training on this machine")
+        console.print(f"[yellow]warning:[/] binding {escape(host)}: anyone who can reach it can run training on this "
+                      "machine")
 
     def ready(url: str) -> None:
         console.print(f"actlab play at [bold]{url}[/]  (Ctrl+C stops it)", highlight=False)

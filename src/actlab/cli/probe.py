@@ -10,11 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from actlab.cli.app import app, console, fail
+from actlab.cli.app import app, check_output, console, default_group, fail
 from actlab.cli.catalog import _parse_params, _spec
 
-probe_app = typer.Typer(help="Watch training with the probe: an MLP on digits, or your own script.",
-                        no_args_is_help=True)
+probe_app = typer.Typer(cls=default_group("mlp"), no_args_is_help=True,
+                        help="Watch training with the probe: an MLP on digits, or your own script "
+                             "(`actlab probe NAME` = `actlab probe mlp NAME`).")
 app.add_typer(probe_app, name="probe")
 
 INITS = ("default", "he", "xavier", "critical")
@@ -85,6 +86,15 @@ def mlp_cmd(
     `actlab probe mlp relu --bias -5 --window 20` (dead units), `actlab probe mlp tanh --weight-scale 8`
     (saturation), `actlab probe mlp relu --init he --plots out/` (healthy).
     """
+    import math
+
+    # Everything the user typed is checked before any work (and before torch is imported).
+    _check_outputs(json_out, csv_out, plots, html_out)
+    for name, v, ok, want in (("--lr", lr, lr > 0, "> 0"), ("--weight-scale", weight_scale, True, ""),
+                              ("--bias", bias if bias is not None else 0.0, True, ""),
+                              ("--saturation", saturation, 0 < saturation < 1, "in (0, 1)")):
+        if not math.isfinite(v) or not ok:
+            raise fail(f"{name} must be a finite number{' ' + want if want else ''}, got {v}")
     import torch
 
     from actlab.lab import MLP, TrainConfig, init_weights, load_dataset, train
@@ -94,7 +104,8 @@ def mlp_cmd(
     params = _parse_params(spec, param or [])
     if init not in INITS:
         raise fail(f"unknown --init {init!r}; choose from {', '.join(INITS)}")
-    for name, v in (("--depth", depth), ("--width", width), ("--steps", steps)):
+    for name, v in (("--depth", depth), ("--width", width), ("--steps", steps), ("--every", every),
+                    ("--window", window)):
         if v < 1:
             raise fail(f"{name} must be a positive integer, got {v}")
     if depth < 2:
@@ -116,7 +127,7 @@ def mlp_cmd(
     try:
         probe = Probe(model, every=every, window=window, saturation=saturation)
     except ValueError as e:
-        raise fail(escape(str(e))) from None
+        raise fail(str(e)) from None
     probe.born_dead(data.x_train[:128])
     train(model, data, TrainConfig(optimiser="sgd", lr=lr, batch_size=128, steps=steps, seed=seed,
                                    eval_every=steps, threads=1), probe=probe)
@@ -144,6 +155,7 @@ def run_cmd(
     """
     from actlab.probe.script import run_script
 
+    _check_outputs(json_out, None, None, html_out)
     if not script.is_file():
         raise fail(f"no such script: {str(script)!r}")
     for name, v in (("--every", every), ("--window", window)):
@@ -159,7 +171,7 @@ def run_cmd(
         found = getattr(e, "probes", None)
         err = f"{type(e).__name__}: {e}"
         if found is None or not found.probes:
-            raise fail(f"{script} raised {escape(err)}", code=1) from None
+            raise fail(f"{script} raised {err}", code=1) from None
         console.print(f"[bold red]{escape(str(script))} raised {escape(err)}[/]; what the probe saw until then:")
         code = 1
     if not found.probes:
@@ -172,3 +184,10 @@ def run_cmd(
                  wide=wide)
     if code:
         raise typer.Exit(code)
+
+
+def _check_outputs(json_out: Path | None, csv_out: Path | None, plots: Path | None, html_out: Path | None) -> None:
+    check_output(json_out, option="--json-out")
+    check_output(csv_out, option="--csv")
+    check_output(plots, kind="dir", option="--plots")
+    check_output(html_out, option="--html")

@@ -5,27 +5,21 @@
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from rich.markup import escape
 
-from actlab.cli.app import app, console, fail
+from actlab.cli.app import app, check_output, console, default_group, fail, note, print_json, write_json
 
-
-class _RunByDefault(TyperGroup):
-    """A group whose first argument, when it is not a sub-command, is the SPEC of ``run``."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
+MAX_CONFIGS = 10_000
+"""A spec with more configurations than this asks for ``--yes`` (expanding 10^6 takes minutes)."""
 
 
-sweep_app = typer.Typer(cls=_RunByDefault, no_args_is_help=True,
+sweep_app = typer.Typer(cls=default_group("run"), no_args_is_help=True,
                         help="Sweeps: train a grid of configurations as one batched computation "
                              "(`actlab sweep SPEC` = `actlab sweep run SPEC`), then report.")
 app.add_typer(sweep_app, name="sweep")
@@ -42,9 +36,17 @@ def run(
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (backend ray)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Most models trained as one stacked computation."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of a progress bar."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are "
+                                         "(default: $ACTLAB_DATA or ~/.cache/actlab/data)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help=f"Run a spec of more than {MAX_CONFIGS} configurations."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout instead of a progress bar."),
+    json_out: Path | None = typer.Option(None, "--json-out", help="Also write the JSON summary to this file."),
 ) -> None:
-    """Run every configuration of SPEC (and/or --axis flags) not yet finished in the store (resumable)."""
+    """Run every configuration of SPEC (and/or --axis flags) not yet finished in the store (resumable).
+
+    Ctrl-C (or SIGTERM) stops within a second or two and says how many are saved; the same
+    command resumes.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -55,13 +57,7 @@ def run(
     )
 
     from actlab.sweep.backends import BACKENDS
-    from actlab.sweep.backends.local import run_sweep
-    from actlab.sweep.spec import (
-        SpecError,
-        load_spec,
-        parse_axis_flags,
-        spec_from_flags,
-    )
+    from actlab.sweep.spec import SpecTooLarge, load_spec, parse_axis_flags, spec_from_flags
 
     if backend not in BACKENDS:
         raise fail(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
@@ -69,39 +65,100 @@ def run(
         raise fail("--address needs --backend ray")
     if spec is None and not axis:
         raise fail("give a spec file, or axes with --axis NAME=V1,V2 (e.g. --axis activation=relu,tanh)")
+    if workers > 64:
+        raise fail(f"--workers must be in [1, 64], got {workers}")
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if workers > 1 and workers >= cores:
+        note(f"--workers {workers} on {cores} cores: each worker starts its own Python and torch, and the "
+             "batched engine already uses every core in one process; --workers 1 is usually faster here")
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise fail(f"--data-dir {str(data_dir)!r} is not a directory")
+        import os
+
+        os.environ["ACTLAB_DATA"] = str(data_dir.resolve())  # workers inherit it
+    check_output(store, option="--store")
+    check_output(json_out, option="--json-out")
+    limit = None if yes else MAX_CONFIGS
+    flags = parse_axis_flags(axis)
     try:
-        flags = parse_axis_flags(axis)
-        sw = load_spec(spec, **flags) if spec is not None else spec_from_flags(name, **flags)
-    except SpecError as e:
-        raise fail(str(e)) from None
+        sw = load_spec(spec, max_configs=limit, **flags) if spec is not None else \
+            spec_from_flags(name, max_configs=limit, **flags)
+    except SpecTooLarge as e:
+        raise fail(f"the spec holds {e.size} configurations, more than {e.limit}: pass --yes to run them all") from None
     if backend == "ray":
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
             raise fail("--backend ray needs ray: pip install 'actlab[ray]'")
     path = store or Path(f"{sw.name}.sweep.db")
-    n = len(sw.configs())
+    check_output(path, option="--store")
+    n = sw.size
     t0 = time.perf_counter()
-    try:
-        if as_json:
-            st = run_sweep(sw, path, backend=backend, workers=workers, address=address, chunk_size=chunk_size)
-        else:
-            columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("models"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-            with Progress(*columns, console=console) as bar:
-                task = bar.add_task(f"sweep {sw.name} ({n} configs, {backend})", total=n)
-                st = run_sweep(sw, path, backend=backend, workers=workers, address=address, chunk_size=chunk_size,
-                               progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
-        raise fail(f"sweep failed: {e}") from None
-    counts = st.status_counts(sw.hash)
+    st = _open(path)
+    if as_json:
+        st_done = _run_interruptible(sw, st, n, backend, workers, address, chunk_size, None)
+    else:
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("models"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(escape(f"sweep {sw.name} ({n} configs, {backend})"), total=n)
+            st_done = _run_interruptible(sw, st, n, backend, workers, address, chunk_size, bar,
+                                         lambda fraction, message="": bar.update(task, completed=fraction * n))
+    counts = st_done.status_counts(sw.hash)
     summary = {"spec": str(spec) if spec else None, "spec_hash": sw.hash, "store": str(path), "configs": n,
                "status": counts, "wall_s": round(time.perf_counter() - t0, 3), "backend": backend}
+    if json_out is not None:
+        write_json(json_out, summary)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
     else:
-        console.print(f"[green]done[/]: {counts} in {summary['wall_s']:.1f} s -> {path}  "
-                      f"(report: actlab sweep report {path} --out DIR)", highlight=False)
+        console.print(f"done: {counts} in {summary['wall_s']:.1f} s -> {path}  "
+                      f"(report: actlab sweep report {path} --out DIR)", markup=False, highlight=False)
+
+
+def _open(path: Path, readonly: bool = False) -> Any:
+    from actlab.sweep.store import Store
+
+    return Store(path, readonly=readonly)
+
+
+def _run_interruptible(sw: Any, st: Any, n: int, backend: str, workers: int, address: str | None, chunk_size: int,
+                       bar: Any, progress: Any = None) -> Any:
+    """``run_sweep`` with SIGINT / SIGTERM turned into "k of n saved, run the same command to resume".
+
+    A chunk's results are committed in one transaction, so stopping at any instant loses at most
+    the chunks in flight; the handler counts what the store holds, stops the workers and exits.
+    """
+    import os
+    import signal
+
+    from actlab.sweep.backends.local import run_sweep, terminate_workers
+
+    def stop(signum: int, frame: Any) -> None:
+        terminate_workers()
+        if bar is not None:
+            bar.stop()
+        try:
+            saved = sum(_open(Path(st.path), readonly=True).status_counts(sw.hash).get(k, 0)
+                        for k in ("done", "diverged"))
+            said = f"{saved} of {n} configurations saved in {st.path}"
+        except Exception:  # noqa: BLE001 - the count is a courtesy; the store is safe regardless
+            said = f"the finished configurations are saved in {st.path}"
+        fail(f"interrupted: {said}; run the same command to resume")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_sweep(sw, st, backend=backend, workers=workers, address=address, chunk_size=chunk_size,
+                         progress=progress)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 @sweep_app.command("report")
@@ -114,15 +171,12 @@ def report(
     """Heatmaps of final loss, steps to target and dead fraction over activation x each varied axis, and a table."""
     from actlab.sweep.report import make_report
 
-    if not store.is_file():
-        raise fail(f"store not found: {str(store)!r}")
-    try:
-        summary = make_report(store, out, spec_hash=spec_hash)
-    except KeyError as e:
-        raise fail(str(e.args[0])) from None
+    check_output(out, kind="dir", option="--out")
+    st = _open(store, readonly=True)
+    summary = make_report(st, out, spec_hash=spec_hash)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
         return
     console.print(f"{summary['configs']} configurations {summary['status']}; wrote {len(summary['files'])} files to "
-                  f"{out}", highlight=False)
+                  f"{out}", highlight=False, markup=False)
     console.print((Path(out) / "table.md").read_text(), highlight=False, markup=False)

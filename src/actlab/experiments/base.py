@@ -28,6 +28,8 @@ from typing import Any, Callable, ClassVar, Iterable, Literal, Sequence
 
 import numpy as np
 
+from actlab._progress import Progress  # noqa: F401  (re-exported for the experiments)
+
 Mode = Literal["tiny", "quick", "full"]
 MODES: tuple[str, ...] = ("tiny", "quick", "full")
 Status = Literal["confirmed", "not confirmed", "inconclusive", "error"]
@@ -328,8 +330,7 @@ def ratio_text(check: Check, label: str) -> str:
     return f"{label} {10 ** -check.effect:.2g}{ci}"
 
 
-Progress = Callable[[float, str], None]
-"""``progress(fraction_done, message)``; experiments call it between units of work."""
+# Experiments call ``progress(fraction_done, message)`` between units of work (actlab._progress).
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -416,17 +417,6 @@ class ExperimentResult:
 
 
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if hasattr(obj, "tolist"):
-        return _jsonable(obj.tolist())
-    return obj
+    from actlab._json import jsonable
+
+    return jsonable(obj)

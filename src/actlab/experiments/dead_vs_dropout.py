@@ -33,7 +33,7 @@ from actlab.experiments.base import (
 from actlab.lab.init import init_weights
 from actlab.probe.quantities import module_derivative
 from actlab.probe.quantities.inactive import inactive_units
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train
 

@@ -23,7 +23,7 @@ import torch
 
 from actlab.activations import apply, specs
 from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {

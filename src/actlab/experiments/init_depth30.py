@@ -27,7 +27,7 @@ from actlab.experiments.base import (
 )
 from actlab.lab.compare import layer_gradients
 from actlab.sweep import Config, Record, lab_model, train_group
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.theory.meanfield import chi, length_map, variance_profile
 
 # (label, activation, init scheme, init_weights keyword arguments: the engine's Config.init_args)

@@ -18,7 +18,7 @@ import torch
 from actlab.lab.data import load_dataset
 from actlab.experiments.base import Experiment, Progress, Verdict, fmt_ms, threshold
 from actlab.lab.init import init_weights
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
 

@@ -29,7 +29,7 @@ from actlab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import RNNModel
 from actlab.lab.train import TrainConfig, train
 

@@ -24,7 +24,7 @@ from actlab.experiments.base import (
     fmt_ms,
     threshold,
 )
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import MLP, count_parameters
 from actlab.sweep import Config, Record, lab_model, train_configs
 

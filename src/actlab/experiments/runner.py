@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from actlab._threads import torch_threads
 from actlab.experiments import experiments, get_experiment
 from actlab.experiments.base import MODES, Experiment, ExperimentResult, Mode, Verdict
 
@@ -42,39 +43,34 @@ def run_experiment(exp: Experiment | str, mode: Mode = "quick", progress: Progre
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     if isinstance(exp, str):
         exp = get_experiment(exp)
-    import torch
-
-    # The lab's models are small: on a few cores one thread is many times faster than the
-    # default (synchronisation costs more than the arithmetic), and it keeps runs repeatable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
     settings: dict[str, Any] = {}
     numbers: dict[str, Any] = {}
     cb = (lambda f, m: progress(exp.name, f, m)) if progress else (lambda f, m: None)
-    try:
-        settings = dict(exp.settings(mode))
-        unknown = set(overrides or {}) - set(settings)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {sorted(unknown)} for {exp.name}; valid: {sorted(settings)}")
-        settings.update(overrides or {})
-        missing = _missing_data(settings)
-        if missing:  # a real data set that is not on disk: say so plainly, measure nothing
-            return ExperimentResult(
-                name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode, settings=settings,
-                numbers={}, verdict=Verdict("inconclusive", f"not run: {missing}"), source=exp.source,
-                source_found=exp.source_found, proxy=exp.proxy(mode), seconds=time.perf_counter() - t0)
-        numbers = exp.measure(settings, cb)
-        verdict = exp.decide(numbers)
-        table = exp.table(numbers)
-        png = _render_png(exp, numbers)
-        error = None
-    except Exception as e:  # an experiment that breaks is reported, the lab goes on
-        verdict = Verdict("error", f"{type(e).__name__}: {e}")
-        table, png = [], None
-        error = traceback.format_exc()
-    finally:
-        torch.set_num_threads(threads)
+    # The lab's models are small: on a few cores one thread is many times faster than the
+    # default (synchronisation costs more than the arithmetic), and it keeps runs repeatable.
+    with torch_threads(1):
+        try:
+            settings = dict(exp.settings(mode))
+            unknown = set(overrides or {}) - set(settings)
+            if unknown:
+                raise ValueError(f"unknown setting(s) {sorted(unknown)} for {exp.name}; valid: {sorted(settings)}")
+            settings.update(overrides or {})
+            missing = _missing_data(settings)
+            if missing:  # a real data set that is not on disk: say so plainly, measure nothing
+                return ExperimentResult(
+                    name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode, settings=settings,
+                    numbers={}, verdict=Verdict("inconclusive", f"not run: {missing}"), source=exp.source,
+                    source_found=exp.source_found, proxy=exp.proxy(mode), seconds=time.perf_counter() - t0)
+            numbers = exp.measure(settings, cb)
+            verdict = exp.decide(numbers)
+            table = exp.table(numbers)
+            png = _render_png(exp, numbers)
+            error = None
+        except Exception as e:  # an experiment that breaks is reported, the lab goes on
+            verdict = Verdict("error", f"{type(e).__name__}: {e}")
+            table, png = [], None
+            error = traceback.format_exc()
     cb(1.0, "done")
     return ExperimentResult(
         name=exp.name, title=exp.title, claim=exp.claim, method=exp.method, mode=mode, source=exp.source,
@@ -174,18 +170,21 @@ def provenance(results: Sequence[ExperimentResult]) -> dict[str, Any]:
 
 def write_outputs(results: Sequence[ExperimentResult], out: Path, *, meta: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``results.json`` (with :func:`provenance`) and one PNG
-    per experiment to ``out``."""
-    import json
+    per experiment to ``out``.
 
+    Each file is replaced atomically, the numbers first; a file that cannot be written is saved
+    to the temporary folder instead (:class:`~actlab._io.OutputError` says where).
+    """
+    from actlab._io import write_atomic
+    from actlab._json import dumps
     from actlab.experiments.report import render_html
 
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    for r in results:
-        if r.figure_png:
-            (out / "figures" / f"{r.name}.png").write_bytes(r.figure_png)
     meta = dict(meta or {})
     payload = {"meta": meta, "provenance": provenance(results), "results": [r.to_json() for r in results]}
-    (out / "results.json").write_text(json.dumps(payload, indent=2, sort_keys=False))
-    (out / "report.html").write_text(render_html(results, {**meta, "git commit": payload["provenance"]["git commit"]}))
+    write_atomic(out / "results.json", dumps(payload, indent=2))
+    for r in results:
+        if r.figure_png:
+            write_atomic(out / "figures" / f"{r.name}.png", r.figure_png)
+    write_atomic(out / "report.html", render_html(results, {**meta, "git commit": payload["provenance"]["git commit"]}))
     return {"html": out / "report.html", "json": out / "results.json", "figures": out / "figures"}

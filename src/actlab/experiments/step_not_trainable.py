@@ -26,7 +26,7 @@ from actlab.experiments.base import (
     threshold,
 )
 from actlab.lab.init import init_weights
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train
 

@@ -44,7 +44,7 @@ from actlab.probe import Probe
 from actlab.probe.quantities import module_derivative
 from actlab.probe.quantities.out_grad_norm import output_grad_norm
 from actlab.probe.quantities.param_grad_norm import param_grad_norm
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.theory.meanfield import (
     _act,
     _check_q,

@@ -35,6 +35,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -482,10 +483,71 @@ def is_available(name: str, data_dir: str | Path | None = None) -> bool:
     return True
 
 
+class DatasetCorrupt(DatasetError):
+    """A data file does not decompress, or its checksum is not the canonical one (corrupt,
+    truncated, or another file under its name)."""
+
+
+def _stamp_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actlab" / "verified.json"
+
+
+def _stamps() -> dict[str, str]:
+    try:
+        import json
+
+        return dict(json.loads(_stamp_file().read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(key: str, sha: str) -> None:
+    """Note that the file ``key`` (path, size, mtime) was verified; best effort, never an error."""
+    import json
+
+    stamps = _stamps()
+    stamps[key] = sha
+    try:
+        from actlab._io import write_atomic
+
+        write_atomic(_stamp_file(), json.dumps(stamps, indent=0))
+    except OSError:
+        pass  # a read-only home: the next load verifies again, nothing worse
+
+
+def read_verified_idx(name: str, stem: str, path: str | Path) -> np.ndarray:
+    """Read one of ``name``'s IDX files, checking its SHA-256 against the canonical one first.
+
+    The check runs on the first load of a file; its success is remembered by path, size and
+    modification time (in ``~/.cache/actlab/verified.json``), so later loads only parse.
+
+    Raises:
+        DatasetCorrupt: the file does not decompress, or its checksum is wrong (corrupt,
+            truncated, or swapped with another file), with what to do about it.
+    """
+    p = Path(path)
+    want = SHA256.get(name, {}).get(stem)
+    st = p.stat()
+    key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    if want is None or _stamps().get(key) == want:
+        return read_idx(p)
+    fix = f"run `actlab data download {name} --force` or check --data-dir"
+    try:
+        buf = _open_bytes(p)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DatasetCorrupt(f"file {p} is corrupt ({type(e).__name__}: {e}): {fix}") from None
+    if hashlib.sha256(buf).hexdigest() != want:
+        raise DatasetCorrupt(f"file {p} is corrupt (its checksum is not that of {name}'s {stem}; truncated, "
+                             f"damaged or another file): {fix}")
+    _remember(key, want)
+    return read_idx(p)
+
+
 def _load_idx(name: str, root: str | Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     p = idx_paths(name, root)
-    xtr, ytr = read_idx(p["train-images-idx3-ubyte"]), read_idx(p["train-labels-idx1-ubyte"])
-    xte, yte = read_idx(p["t10k-images-idx3-ubyte"]), read_idx(p["t10k-labels-idx1-ubyte"])
+    xtr, ytr, xte, yte = (read_verified_idx(name, stem, p[stem]) for stem in
+                          ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte"))
     for x, y, which in ((xtr, ytr, "train"), (xte, yte, "t10k")):
         if x.shape[0] != y.shape[0]:
             raise DatasetError(f"{name}: {which} images ({x.shape[0]}) and labels ({y.shape[0]}) differ in count")
@@ -712,7 +774,8 @@ def load_dataset(
 
 
 __all__ = [
-    "DATASETS", "Dataset", "DatasetError", "DatasetInfo", "DatasetNotFound", "IDX_FILES", "MIRRORS", "PREPROCESSING",
-    "SHA256", "SYNTHETIC_NOISE", "resolve_data_dir", "dataset_info", "download", "fit_preprocess", "idx_paths", "is_available",
-    "load_dataset", "load_sequence_task", "parse_idx", "read_idx", "sha256_decompressed", "verify",
+    "DATASETS", "Dataset", "DatasetCorrupt", "DatasetError", "DatasetInfo", "DatasetNotFound", "IDX_FILES", "MIRRORS",
+    "PREPROCESSING", "SHA256", "SYNTHETIC_NOISE", "resolve_data_dir", "dataset_info", "download", "fit_preprocess",
+    "idx_paths", "is_available", "load_dataset", "load_sequence_task", "parse_idx", "read_idx", "read_verified_idx",
+    "sha256_decompressed", "verify",
 ]

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from actlab._threads import torch_threads
 from actlab.lab.data import Dataset
 
 LOSSES = {"ce": "cross-entropy on logits (multi-class)", "bce": "binary cross-entropy with logits",
@@ -447,15 +448,10 @@ def train(
         return stop
 
     probe_ctx = probe if probe is not None else contextlib.nullcontext()
-    threads_before = torch.get_num_threads()
-    if cfg.threads is not None:
-        torch.set_num_threads(int(cfg.threads))
     t0 = time.perf_counter()
-    try:
+    with torch_threads(cfg.threads):
         done = _run(model, cfg, cbs, d, probe_ctx, run_eval, result, opt, losses, loss_fn, t_train, batches,
                     total, after_bw, step_end)
-    finally:
-        torch.set_num_threads(threads_before)
     result.wall_time = time.perf_counter() - t0
     result.steps_run = done
     result.losses = losses[:done].tolist()

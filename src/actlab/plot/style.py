@@ -52,13 +52,17 @@ def figure(width: float = 7.0, height: float = 4.5) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` (parent folders are created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save(fig: Figure, path: str | Path, dpi: float | None = None) -> Path:
+    """Write ``fig`` as PNG to ``path`` (parent folders are created, the file replaced atomically)
+    and return the path."""
+    import io
+
+    from actlab._io import write_atomic
+
+    buf = io.BytesIO()
     # No software/date metadata, so regenerating an unchanged figure gives the same bytes.
-    fig.savefig(path, format="png", metadata={"Software": None})
-    return path
+    fig.savefig(buf, format="png", metadata={"Software": None}, **({"dpi": dpi} if dpi else {}))
+    return write_atomic(path, buf.getvalue())
 
 
 _TFRAC_SHORT = re.compile(r"\\tfrac\s*(\w)\s*(\w)")

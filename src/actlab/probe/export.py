@@ -4,12 +4,15 @@ TensorBoard scalars when ``tensorboard`` is installed."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from actlab._io import write_atomic
+from actlab._json import dumps, jsonable
 from actlab.probe.findings import Finding, Thresholds
 from actlab.probe.records import LayerRecord, ProbeRecords
 
@@ -20,17 +23,8 @@ _STR = {f.name for f in fields(LayerRecord) if f.type is str}
 
 
 def _clean(v: Any) -> Any:
-    """JSON has no NaN/Inf: NaN becomes null, infinities the strings "inf"/"-inf"."""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
+    """JSON has no NaN/Inf: both become null (the one convention, :mod:`actlab._json`)."""
+    return jsonable(v)
 
 
 def _num(v: Any) -> float:
@@ -73,15 +67,17 @@ def meta(data: ProbeRecords, thresholds: Thresholds) -> dict[str, Any]:
     }
 
 
-def to_json(data: ProbeRecords, findings: list[Finding], thresholds: Thresholds, path: Any) -> Path:
-    path = Path(path)
-    doc = {
+def document(data: ProbeRecords, findings: list[Finding], thresholds: Thresholds) -> dict[str, Any]:
+    """What :func:`to_json` writes: ``{"meta", "records", "findings"}`` as strict JSON data."""
+    return {
         "meta": meta(data, thresholds),
         "records": [_clean(asdict(r)) for r in data.records],
         "findings": [_clean(f.to_dict()) for f in findings],
     }
-    path.write_text(json.dumps(doc, indent=1))
-    return path
+
+
+def to_json(data: ProbeRecords, findings: list[Finding], thresholds: Thresholds, path: Any) -> Path:
+    return write_atomic(Path(path), dumps(document(data, findings, thresholds), indent=1))
 
 
 def read_json(path: Any) -> dict[str, Any]:
@@ -95,14 +91,13 @@ def read_json(path: Any) -> dict[str, Any]:
 
 
 def to_csv(data: ProbeRecords, path: Any) -> Path:
-    path = Path(path)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(FIELDS)
-        for r in data.records:
-            w.writerow(["" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
-                        for v in (getattr(r, k) for k in FIELDS)])
-    return path
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(FIELDS)
+    for r in data.records:
+        w.writerow(["" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
+                    for v in (getattr(r, k) for k in FIELDS)])
+    return write_atomic(path, fh.getvalue())
 
 
 def read_csv(path: Any) -> list[LayerRecord]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from actlab.plot.style import save
 from actlab.probe.quantities import QUANTITIES
 from actlab.probe.quantities.base import colours
 from actlab.probe.records import ProbeRecords
@@ -44,7 +45,7 @@ def _panels(keys: Sequence[str]) -> Callable[..., Path]:
             ax.set_title(q.doc if len(q.doc) < 60 else q.key, fontsize=9)
             _legend(ax)
         fig.tight_layout()
-        fig.savefig(out, dpi=120)
+        save(fig, out, dpi=120)
         plt.close(fig)
         return out
 
@@ -75,7 +76,7 @@ def grad_profile(data: ProbeRecords, out: Path, steps: Sequence[int] | None = No
     ax.set_title("Gradient profile across layers")
     _legend(ax)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    save(fig, out, dpi=120)
     plt.close(fig)
     return out
 

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from actlab._threads import torch_threads
 from actlab.activations import Activation, ActivationSpec, get
 from actlab.activations import apply as act_apply
 from actlab.lab.data import Dataset, load_dataset
@@ -307,16 +308,12 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
             out.append((sh, _train_stack([configs[i] for i in sh], record, dtype, cb)))
         return out
 
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         if workers == 1:
             parts = [work(0)]
         else:
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(work, range(workers)))
-    finally:
-        torch.set_num_threads(prev)
     res: list[ModelResult | None] = [None] * len(configs)
     for part in parts:
         for sh, rs in part:

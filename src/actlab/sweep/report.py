@@ -13,6 +13,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actlab._io import write_atomic
+from actlab._json import dumps
+from actlab.plot.style import save
 from actlab.sweep.spec import AXES
 from actlab.sweep.store import Store
 
@@ -93,7 +96,7 @@ def _heatmap(df: pd.DataFrame, metric: str, col: str, path: Path) -> bool:
             ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8, color=ink)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    fig.savefig(path)
+    save(fig, path)
     plt.close(fig)
     return True
 
@@ -111,8 +114,8 @@ def make_report(store: Store | str | Path, out: str | Path, *, spec_hash: str | 
     files: list[str] = []
     finished = df[df.status.isin(["done", "diverged"])]
     table = summary_table(finished) if len(finished) else finished
-    table.to_csv(outdir / "table.csv", index=False)
-    (outdir / "table.md").write_text(_markdown(table) if len(table) else "no finished configurations\n")
+    write_atomic(outdir / "table.csv", table.to_csv(index=False))
+    write_atomic(outdir / "table.md", _markdown(table) if len(table) else "no finished configurations\n")
     files += [str(outdir / "table.csv"), str(outdir / "table.md")]
     cols = [a for a in COLUMN_AXES if len(finished) and finished[a].nunique(dropna=False) > 1]
     for metric in HEATMAP_METRICS:
@@ -129,6 +132,6 @@ def make_report(store: Store | str | Path, out: str | Path, *, spec_hash: str | 
         "files": files,
         "table": json.loads(table.to_json(orient="records")) if len(table) else [],
     }
-    (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(outdir / "summary.json", dumps(summary, indent=2))
     files.append(str(outdir / "summary.json"))
     return summary

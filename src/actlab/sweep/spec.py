@@ -91,6 +91,14 @@ class SpecError(ValueError):
     """A bad sweep spec; the message names the field, the bad value and the valid values."""
 
 
+class SpecTooLarge(SpecError):
+    """A spec holds more configurations than the caller allowed (``size`` and ``limit`` say how many)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the spec holds {size} configurations, more than {limit}")
+        self.size, self.limit = size, limit
+
+
 @dataclass(frozen=True)
 class Config:
     """One training configuration: an MLP on a dataset, trained for ``steps`` steps.
@@ -264,6 +272,11 @@ class SweepSpec:
             out.append(validate_config(d))
         return out
 
+    @property
+    def size(self) -> int:
+        """How many configurations the spec holds (without expanding them)."""
+        return math.prod(len(v) for v in self.axes.values())
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "axes": {k: list(v) for k, v in self.axes.items()},
                 "record": self.record.to_dict()}
@@ -370,8 +383,15 @@ def _init_args(a: Any) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def parse_spec(obj: Mapping[str, Any], *, default_name: str = "sweep") -> SweepSpec:
-    """Validate a spec given as plain data (the parsed YAML/TOML)."""
+def parse_spec(obj: Mapping[str, Any], *, default_name: str = "sweep", max_configs: int | None = None) -> SweepSpec:
+    """Validate a spec given as plain data (the parsed YAML/TOML).
+
+    Args:
+        obj: the spec.
+        default_name: its name when it has none.
+        max_configs: raise :class:`SpecTooLarge` rather than expand more configurations than this
+            (expanding and validating 10^6 of them takes minutes).
+    """
     if not isinstance(obj, Mapping):
         raise SpecError(f"a sweep spec must be a mapping with 'axes', got {type(obj).__name__}")
     top = {"name", "axes", "record"}
@@ -412,6 +432,8 @@ def parse_spec(obj: Mapping[str, Any], *, default_name: str = "sweep") -> SweepS
     if "saturation_tol" in rec_in:
         rec["saturation_tol"] = _float("record.saturation_tol", rec_in["saturation_tol"], low=0.0, high=1.0)
     spec = SweepSpec(name=str(obj.get("name") or default_name), axes=axes, record=Record(**rec))
+    if max_configs is not None and spec.size > max_configs:
+        raise SpecTooLarge(spec.size, max_configs)
     spec.configs()  # validate every combination now, not mid-run
     return spec
 
@@ -434,16 +456,20 @@ def _activation_entry(x: Any) -> Any:
         raise SpecError(f"activation: {e}") from None
 
 
-def load_spec(path: str | Path, **overrides: Any) -> SweepSpec:
+def load_spec(path: str | Path, *, max_configs: int | None = None, **overrides: Any) -> SweepSpec:
     """Read a spec from a ``.yaml``/``.yml`` (``yaml.safe_load``) or ``.toml`` (``tomllib``) file.
 
-    ``overrides`` replace (or add) axes, in the form :func:`spec_from_flags` takes.
+    ``overrides`` replace (or add) axes, in the form :func:`spec_from_flags` takes.  A file with
+    no axes (and no overrides) is an error: it would silently train one default configuration.
     """
     obj = read_spec_file(path)
     if overrides:
         obj = dict(obj)
         obj["axes"] = {**dict(obj.get("axes") or {}), **_flag_axes(overrides)}
-    return parse_spec(obj, default_name=Path(path).stem)
+    if isinstance(obj, Mapping) and not obj.get("axes"):
+        raise SpecError(f"spec file {Path(path).name!r} has no axes: nothing to sweep "
+                        "(see examples/sweep_small.yaml)")
+    return parse_spec(obj, default_name=Path(path).stem, max_configs=max_configs)
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
@@ -485,18 +511,17 @@ def _flag_axes(axes: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_axis_flags(flags: Iterable[str]) -> dict[str, str]:
     """``["lr=0.1,0.01", "activation=relu,tanh"]`` -> ``{"lr": "0.1,0.01", ...}`` (CLI ``--axis``)."""
-    out: dict[str, str] = {}
-    for f in flags:
-        name, sep, values = f.partition("=")
-        if not sep or not name.strip():
-            raise SpecError(f"--axis {f!r}: expected NAME=V1,V2,...; valid names: {', '.join(AXES)}")
-        out[name.strip()] = values
-    return out
+    from actlab._kv import PairError, parse_pairs
+
+    try:
+        return parse_pairs(flags, option="--axis", form="NAME=V1,V2,...", hint=f"valid names: {', '.join(AXES)}")
+    except PairError as e:
+        raise SpecError(str(e)) from None
 
 
-def spec_from_flags(name: str = "flags", **axes: Any) -> SweepSpec:
+def spec_from_flags(name: str = "flags", *, max_configs: int | None = None, **axes: Any) -> SweepSpec:
     """A spec from CLI-style values: ``spec_from_flags(activation="relu,tanh", lr="0.1,0.01")``."""
-    return parse_spec({"name": name, "axes": _flag_axes(axes)})
+    return parse_spec({"name": name, "axes": _flag_axes(axes)}, max_configs=max_configs)
 
 
 def _number(s: Any) -> Any:

@@ -60,11 +60,26 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 
+class StoreError(Exception):
+    """The store cannot be used as asked: not an SQLite file, someone else's database, a folder,
+    locked by another writer, or read-only (one-line message naming the file; nothing changed)."""
+
+
+_TABLES = ("sweeps", "configs", "sweep_configs", "records", "layer_records", "results")
+_LOCK_WAIT_S = 2.0
+
+
 class Store:
     """A sweep store in one SQLite file (WAL journal).
 
     Args:
         path: the database file (created with its tables if missing); ``":memory:"`` works too.
+        readonly: open an existing store for reading only (reports); nothing in the file changes.
+
+    Raises:
+        StoreError: ``path`` is a folder, not an SQLite file, an SQLite file of something else
+            (it has tables, none of them a sweep store's), read-only, or being written by another
+            process.  The file is left exactly as it was.
 
     Example::
 
@@ -74,25 +89,60 @@ class Store:
         >>> store.to_dataframe(h)     # one row per configuration, config and final metrics
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a killed process in WAL mode (only an OS crash can drop the
-        # last transactions), and much faster than FULL.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
-        self._probe_vocabulary()
-        self._errors_not_accuracies()
+        if self.path == ":memory:":
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn.executescript(_SCHEMA)
+            return
+        p = Path(self.path)
+        name = repr(self.path)
+        if p.is_dir():
+            raise StoreError(f"store {name} is a folder; give a file path such as runs/sweep.db")
+        if readonly and not p.is_file():
+            raise StoreError(f"store not found: {name}")
+        if p.is_file():
+            _inspect(p)  # read-only look first: a foreign or broken file is refused untouched
+        try:
+            if not readonly:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            # as_uri() percent-encodes, so "?", "#" and spaces in the path are safe.
+            uri = p.resolve().as_uri() + ("?mode=ro" if readonly else "")
+            self.conn = sqlite3.connect(uri, uri=True, timeout=_LOCK_WAIT_S, isolation_level=None,
+                                        check_same_thread=False)
+            if readonly:
+                if not self._old_columns():
+                    return
+                # A store from before errors replaced accuracies: upgrade it once, then read it.
+                self.conn.close()
+                self.__init__(path)  # type: ignore[misc]
+                return
+            # One writer at a time: a second sweep on the same store is refused, not queued.
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("ROLLBACK")
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process in WAL mode (only an OS crash can drop the
+            # last transactions), and much faster than FULL.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(f"PRAGMA busy_timeout = {60_000}")
+            self._probe_vocabulary()
+            self._errors_not_accuracies()
+        except sqlite3.OperationalError as e:
+            msg = str(e)
+            if "locked" in msg or "busy" in msg:
+                raise StoreError(f"store {name} is locked by another process (is a sweep running on it?)") from None
+            if "readonly" in msg or "read-only" in msg:
+                raise StoreError(f"store {name} is read-only; copy it or give another --store") from None
+            raise StoreError(f"store {name} cannot be opened: {msg}") from None
+        except OSError as e:
+            raise StoreError(f"store {name} cannot be created: {e.strerror or e}") from None
 
     def _errors_not_accuracies(self) -> None:
         """A store written before the lab and the engine shared one vocabulary holds accuracies:
         each becomes the error rate ``1 - accuracy`` under the error's name, in one transaction
         (a half-done migration would leave accuracies under an error's name)."""
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
-        old = [sp for sp in ("train", "test") if f"{sp}_accuracy" in have and f"{sp}_error" not in have]
+        old = self._old_columns()
         if not old:
             return
         with self._tx():
@@ -112,6 +162,11 @@ class Store:
         with self._tx():
             for table, old, new in todo:
                 self.conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+
+    def _old_columns(self) -> list[str]:
+        """The splits whose results still hold an accuracy instead of an error rate."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        return [sp for sp in ("train", "test") if f"{sp}_accuracy" in have and f"{sp}_error" not in have]
 
     def close(self) -> None:
         self.conn.close()
@@ -299,6 +354,30 @@ def _sql(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
     return v
+
+
+def _inspect(path: Path) -> None:
+    """Refuse, without writing a byte, a file that is not an (empty or actlab) SQLite database."""
+    name = repr(str(path))
+    if path.stat().st_size == 0:
+        return  # an empty file is an empty database
+    # Read through SQLite, not open(): closing a plain file descriptor would drop the POSIX locks
+    # this process holds on the database through another connection.
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=_LOCK_WAIT_S)
+        try:
+            tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "sweeps" in tables:
+                conn.execute("SELECT COUNT(*) FROM sweeps").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            raise StoreError(f"store {name} is not an SQLite file (corrupt, or not a sweep store)") from None
+        raise StoreError(f"store {name} is corrupt ({e})") from None
+    if tables and not set(_TABLES) & tables:
+        raise StoreError(f"store {name} is an SQLite database of something else (tables: "
+                         f"{', '.join(sorted(tables)[:5])}); give another --store")
 
 
 def open_store(path: str | Path) -> Store:

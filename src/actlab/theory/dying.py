@@ -32,7 +32,7 @@ import torch
 from scipy import stats
 
 from actlab.activations import get
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.theory.meanfield import TheoryError, check_depth
 
 __all__ = ["INITS", "BornDead", "born_dead", "born_dead_table", "exact_single_layer", "wilson_interval"]

@@ -449,12 +449,10 @@ class MeanField:
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        def clean(v: Any) -> Any:
-            if isinstance(v, float) and not math.isfinite(v):
-                return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-            return v
+        """The fields as strict JSON data (NaN and +-inf as ``None``, :mod:`actlab._json`)."""
+        from actlab._json import jsonable
 
-        return {k: clean(v) for k, v in asdict(self).items()}
+        return jsonable(asdict(self))
 
 
 def analyse(activation: str | ActivationSpec, sigma_w2: float = 1.0, sigma_b2: float = 0.0, depth: int = 20,
@@ -496,6 +494,13 @@ def analyse(activation: str | ActivationSpec, sigma_w2: float = 1.0, sigma_b2: f
     except TheoryError:
         crit = math.nan
         notes.append(f"no sigma_w^2 in [1e-3, 1e4] puts chi_1 = 1 at sigma_b^2 = {sb:g}")
+    try:
+        ratio = c1 ** (depth / 2)
+    except OverflowError:  # chi_1 > 1 over thousands of layers: beyond float range, not an error
+        ratio = math.inf
+    if math.isinf(ratio) and math.isfinite(c1):
+        notes.append(f"chi_1^(depth/2) = {c1:.4g}^{depth / 2:g} overflows a float: the gradient ratio is "
+                     "given as inf")
     return MeanField(
         activation=a.spec.name,
         params=a.public_params(),
@@ -512,7 +517,7 @@ def analyse(activation: str | ActivationSpec, sigma_w2: float = 1.0, sigma_b2: f
         critical_sigma_w2=crit,
         gain=_gain_of(a.spec, a.params),
         depth=depth,
-        grad_ratio=c1 ** (depth / 2),
+        grad_ratio=ratio,
         notes=notes,
     )
 
