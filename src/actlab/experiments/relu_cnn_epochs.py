@@ -34,7 +34,7 @@ from actlab.experiments.base import (
 )
 from actlab.lab.data import load_dataset
 from actlab.lab.init import init_weights
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import make_activation
 from actlab.lab.train import TrainConfig, train
 

@@ -19,7 +19,7 @@ import torch
 from actlab.experiments.base import Experiment, Mode, Progress, Verdict, compare, fmt_ms, threshold
 from actlab.lab.data import load_dataset
 from actlab.lab.init import init_weights
-from actlab.theory._threads import torch_threads
+from actlab._threads import torch_threads
 from actlab.lab.models import MLP
 from actlab.lab.train import Callback, TrainConfig, train
 
