@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=11,
                     help="repetitions (fresh models each); the median ratio's 95%% interval narrows with more")
     ap.add_argument("--steps", type=int, default=80,
-                    help="steps per repetition and variant, in turns of 10 (multiple of 10; >= 64 so that every repetition "
+                    help="steps per repetition and variant, in turns of 10 (multiple of 10; >= 64 so that each repetition "
                          "carries the probe's periodic work: the update ratio every 10 steps, the flush of "
                          "its records every 64)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each fresh model")

@@ -2,7 +2,7 @@
 
 The Keras 3 rows are checked twice: on stand-in classes carrying Keras' qualified names and its
 formulas (keras/src/activations/activations.py: ``relu``, ``leaky_relu``, ``elu``), which always
-run, and on Keras itself on the torch backend where it is installed (the ``integration`` extra).
+run, and on Keras itself on the torch backend where it is installed (checked with keras 3.15.1).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def test_every_keras_row_has_a_stand_in_here():
 
 def _keras():
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras", reason="keras not installed (the integration extra has it)")
+    keras = pytest.importorskip("keras", reason="keras not installed (with it these run on the torch backend)")
     if keras.backend.backend() != "torch":
         pytest.skip(f"keras runs on the {keras.backend.backend()!r} backend in this process, not torch")
     return keras
@@ -143,7 +143,8 @@ def test_the_probe_sees_keras_activations_on_torch():
     from actlab.probe import Probe
 
     torch.manual_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.LeakyReLU(), keras.layers.Dense(2)])
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((8,)), layers.Dense(16), layers.LeakyReLU(), layers.Dense(2)])
     with Probe(model) as probe:
         out = model(torch.randn(32, 8))
         out.sum().backward()
