@@ -40,7 +40,8 @@ turned off (``avx2``): torch's kernels through ``ATEN_CPU_CAPABILITY=avx2``, num
 AVX-512 features), MKL's and oneDNN's through ``MKL_ENABLE_INSTRUCTIONS`` and
 ``ONEDNN_MAX_CPU_ISA``. A check process first shows that torch's capability and numba's target
 took effect (and that numba's generated code holds no ``zmm`` register); each run reports torch's
-capability again. The machine (CPU model, AVX-512 flag, load) is printed with the figures.
+capability again. MKL's and oneDNN's settings are passed, not verified (MKL's verbose line names
+no instruction set on an AMD CPU). The machine (CPU model, AVX-512 flag, load) is printed with the figures.
 
 Exit status: 0 when every gated figure is ``not slower``, 1 when one is ``slower``, 3 when none
 is slower but one is ``inconclusive``, 2 when a run failed or the ISA could not be forced.
