@@ -58,7 +58,6 @@ from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default, which the lab's optimiser uses
 _LOG2_E = 1.4426950408889634
-EVAL_CHUNK = 64  # models evaluated at once on the full data (bounds memory)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -472,8 +471,9 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
 
     wall = time.perf_counter() - t_start
     Ws[depth], bs[depth] = Ws[depth][..., :C], bs[depth][..., :C]
-    ev_train = _evaluate(Ws, bs, acts, data.x_train, data.y_train)
-    ev_test = _evaluate(Ws, bs, acts, data.x_test, data.y_test)
+    # the final metrics by the same function as the curves (whole splits, sums in float64)
+    ev_train = loss_and_error(Ws, bs, acts, data.x_train, data.y_train, C)
+    ev_test = loss_and_error(Ws, bs, acts, data.x_test, data.y_test, C)
     full.at_end(Ws, bs, acts)
     results: list[TrainResult | None] = [None] * G
     for g, c in enumerate(cs):
@@ -511,31 +511,6 @@ def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[T
         bc2_sqrt = math.sqrt(1 - beta2 ** step)
         denom = (v.sqrt() / bc2_sqrt).add_(ADAM_EPS)
         p.sub_(m / denom * (lr / bc1))
-
-
-@torch.no_grad()
-def _evaluate(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy and error rate of every model on ``(x, y)``, in chunks of models."""
-    G = Ws[0].shape[0]
-    if len(acts.parts) > 1 or G <= EVAL_CHUNK or acts.learnable:
-        return _evaluate_all(Ws, bs, acts, x, y)
-    outs = []
-    for a in range(0, G, EVAL_CHUNK):
-        sl = slice(a, a + EVAL_CHUNK)
-        outs.append(_evaluate_all([w[sl] for w in Ws], [b[sl] for b in bs], acts, x, y))
-    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-
-
-def _evaluate_all(Ws, bs, acts, x, y):
-    G = Ws[0].shape[0]
-    h = x.unsqueeze(0).expand(G, *x.shape)
-    for l in range(len(Ws) - 1):
-        h = acts.forward(torch.baddbmm(bs[l], h, Ws[l]), l)
-    logits = torch.baddbmm(bs[-1], h, Ws[-1])
-    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.unsqueeze(0).expand(G, -1),
-                                             reduction="none").mean(1)
-    err = (logits.argmax(-1) != y.unsqueeze(0)).to(x.dtype).mean(1)
-    return loss, err
 
 
 FULL_SET_CHUNK = 2048  # training examples per forward pass of the whole-set metrics (bounds memory)
