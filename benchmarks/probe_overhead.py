@@ -17,7 +17,8 @@ A target is "met" when the CPU ratio's interval lies below it, "missed" when it 
 A repetition runs 80 steps per variant by default, more than the probe's longest period (it
 stacks its on-device records every 64 recorded steps): with 20-step repetitions most missed that
 flush and their median understated the amortised cost by ~3%.  The defaults (11 repetitions, no
-naive recorder) take about 7 minutes for the three models on the 2-core CPU; ``--reps 21 --naive``
+naive recorder) should take about 5-6 minutes for the three models on the idle 2-core CPU (scaled
+from 13.7 minutes for 21 repetitions of four variants, not timed themselves); ``--reps 21 --naive``
 is the long form.
 
     python benchmarks/probe_overhead.py                 # all three models, table
