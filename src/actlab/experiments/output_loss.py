@@ -27,14 +27,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "data": "digits",                  # scikit-learn 8x8 digits: 1437 training images, standardised
         "tasks": ["binary", "multiclass"],  # binary: digit >= 5 (sigmoid output); multiclass: 10 digits (softmax)
         "init_std": 1.0,                   # read-out weights N(0, init_std^2): |z| ~ 8 on 64 inputs, saturated
-        "lrs": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0],  # full-batch gradient-descent grid, per task and loss
+        # full-batch gradient-descent grid, per task and loss; measured (quick, 3 seeds): binary MSE is best at
+        # 300 (1000 ties, 3000 worse), BCE at 3, multiclass MSE at 100, CE at 30 - every optimum inside
+        "lrs": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0],
         "steps": 100,                      # full-batch steps
         "seeds": [0, 1, 2],
         "wrong": 0.9,                      # "confidently wrong": probability of the true class below 1 - this
     },
 }
 SETTINGS["tiny"] = {**SETTINGS["quick"], "lrs": [1.0, 10.0], "steps": 30, "seeds": [0, 1, 2]}
-SETTINGS["full"] = {**SETTINGS["quick"], "lrs": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0], "steps": 500,
+SETTINGS["full"] = {**SETTINGS["quick"], "lrs": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0],
+                    "steps": 500,
                     "seeds": list(range(10))}
 
 OUTPUT = {"binary": "sigmoid", "multiclass": "softmax"}
