@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from actlab.play.config import PlayConfig
-from actlab.play.session import (Session, activation_sheet, build_model, load_data, scheme_variance, theory_sheet,
-                                 weight_variance)
+from actlab.play.session import (Session, activation_sheet, build_model, load_data, scheme_variance, surface_values,
+                                 theory_sheet, weight_variance)
 from actlab.theory import analyse, gradient_profile
 
 
@@ -162,3 +162,12 @@ def test_dead_unit_map_is_relu_s_never_positive_units() -> None:
         assert s.frame["dead_units"] == want and sum(map(sum, want)) > 0  # lr 1.0 kills some
     finally:
         s.close()
+
+
+def test_surface_shows_class_1_or_the_output_s_sign_or_says_why_not() -> None:
+    p, what = surface_values(torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]]))
+    assert p.tolist() == pytest.approx([0.5, 0.75]) and "0.5 to 0.75 over the plane" in what
+    v, what = surface_values(torch.tensor([[-2.0], [0.0], [1.0]]))
+    assert v.tolist() == pytest.approx([0.0, 0.5, 0.75]) and "-2 to 1 over the plane" in what
+    v, what = surface_values(torch.zeros(4, 3))
+    assert v is None and "3 outputs" in what

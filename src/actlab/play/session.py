@@ -157,18 +157,20 @@ def plane_grid(box: tuple[float, float, float, float], n: int) -> Tensor:
 
 def surface_values(out: Tensor) -> tuple[Tensor | None, str]:
     """What the decision surface shows of a model's outputs on a grid, in ``[0, 1]``, and what
-    that is: with 2 outputs (class scores) the probability of class 1 (softmax); with 1 output its
-    sign, scaled by the largest ``|output|`` over the plane (0.5: output 0, the boundary of a
-    logit or of targets +-1); with more, ``None`` and why not (two colours show two classes)."""
+    that is (with its range over the plane, so a flat surface reads as flat, not as broken): with
+    2 outputs (class scores) the probability of class 1 (softmax); with 1 output its sign, scaled
+    by the largest ``|output|`` over the plane (0.5: output 0, the boundary of a logit or of
+    targets +-1); with more, ``None`` and why not (two colours show two classes)."""
     out = out.detach().float().reshape(out.shape[0], -1)
     k = out.shape[1]
     if k == 2:
-        return torch.softmax(out, 1)[:, 1], "probability of class 1"
+        p = torch.softmax(out, 1)[:, 1]
+        return p, f"probability of class 1 ({float(p.min()):.3g} to {float(p.max()):.3g} over the plane)"
     if k == 1:
         o = torch.nan_to_num(out[:, 0], nan=0.0)
         m = float(o.abs().max())
         return (0.5 + 0.5 * o / m if m > 0 and math.isfinite(m) else torch.full_like(o, 0.5)), \
-            f"the output's sign, scaled by max |output| = {m:.3g}"
+            f"the output's sign ({float(o.min()):.3g} to {float(o.max()):.3g} over the plane; grey: 0)"
     return None, f"the model has {k} outputs; the two-colour surface shows 1 output or 2 classes"
 
 
