@@ -24,9 +24,10 @@ def _net() -> torch.nn.Module:
                                torch.nn.Linear(8, 2))
 
 
-def _train(model, feed, steps: int) -> None:
+def _train(model, feed, steps: int, x=None, y=None) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    if x is None:
+        x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
     for _ in range(steps):
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
@@ -86,17 +87,9 @@ def _plane_net() -> torch.nn.Module:
                                torch.nn.Linear(8, 2))
 
 
-def _train_plane(model, feed, steps: int) -> None:
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(64, 2, generator=g) * 2 + 1
-    y = (x[:, 0] > 1).long()
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        feed.loss(loss)
+def _plane_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(3)) * 2 + 1
+    return x, (x[:, 0] > 1).long()
 
 
 def test_histograms_are_the_probe_s_with_each_layer_s_saturated_regions() -> None:
@@ -120,7 +113,7 @@ def test_a_2d_input_gets_a_decision_surface_and_training_is_unchanged() -> None:
     model = _plane_net()
     with Probe(model) as probe:
         feed = LiveFeed(probe, interval=1e-9)
-        _train_plane(model, feed, 6)
+        _train(model, feed, 6, *_plane_batch())
         f = feed.frame
         assert f["surface_what"].startswith("probability of class 1 (") and len(f["points"]) == 64
         x0, x1, y0, y1 = f["box"]
@@ -130,7 +123,7 @@ def test_a_2d_input_gets_a_decision_surface_and_training_is_unchanged() -> None:
         feed.close()
     ref = _plane_net()
     with Probe(ref):
-        _train_plane(ref, type("NoFeed", (), {"loss": lambda self, v: None})(), 6)
+        _train(ref, type("NoFeed", (), {"loss": lambda self, v: None})(), 6, *_plane_batch())
     for a, b in zip(model.parameters(), ref.parameters()):
         assert torch.equal(a, b)
 
