@@ -132,6 +132,9 @@ def test_the_opening_setup_is_built_at_start_up_and_handed_to_the_first_page() -
             ws.send_text(json.dumps({"type": "step", "n": 2}))
             while frame["step"] < 2:
                 frame = _until(ws, "frame")
+    # the warm-up goes on in the background (a probed step): let it end before other tests run
+    # (attaching a probe resets torch.compile's caches, which a compile test running meanwhile would feel)
+    opening._thread.join(120)
     o = Opening(0.05, threads=None, build=True)
     assert o._done.wait(120) and o.error == ""
     assert o.take(PlayConfig(depth=3), 0.05) is None and o.take(PlayConfig(), 0.01) is None
@@ -139,3 +142,4 @@ def test_the_opening_setup_is_built_at_start_up_and_handed_to_the_first_page() -
     assert s is not None and s.config == PlayConfig() and o.take(PlayConfig(), 0.05) is None
     s.close()
     o.close()
+    o._thread.join(120)
