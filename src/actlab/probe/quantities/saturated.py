@@ -2,7 +2,8 @@
 
 The one saturation rule: a (sample, unit) is saturated when ``|f'(x)| < tol * max|f'|``, with f
 the layer's activation from the catalog and ``tol`` = :data:`SATURATION_TOL` unless the caller
-says otherwise.  A strict ``<``: ReLU's negative side (``f' = 0``) is saturated for any tol > 0,
+says otherwise (the constant is declared on the catalog's floor,
+:mod:`actlab.activations.regions`, where the catalog's plots read it too).  A strict ``<``: ReLU's negative side (``f' = 0``) is saturated for any tol > 0,
 its positive side (``f' = max|f'|``) never.
 """
 
@@ -13,10 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from actlab.activations.regions import SATURATION_TOL
 from actlab.probe.quantities.base import Field, Quantity, series_plot
-
-#: The default ``tol`` of the saturation rule, a fraction of max|f'|.
-SATURATION_TOL = 0.05
 
 
 def saturated(abs_d: Tensor, max_abs_derivative: float | Tensor, tol: float = SATURATION_TOL) -> Tensor:
