@@ -376,3 +376,14 @@ def test_missing_default_data_names_every_place_searched(tmp_path: Path, monkeyp
     msg = str(e.value)
     assert str(tmp_path / "cache" / "mnist") in msg and str(tmp_path / "shared" / "data") in msg
     assert "--data-dir" in msg and "ACTLAB_DATA" in msg
+
+
+@pytest.mark.parametrize("n,noise,seed", [(1000, 0.1, 0), (7, 0.0, 5), (2, 0.3, 123456789)])
+def test_circles_and_moons_are_scikit_learn_s_numbers(n: int, noise: float, seed: int) -> None:
+    datasets = pytest.importorskip("sklearn.datasets")
+    x, y = D._circles(n, np.random.default_rng(seed), noise)
+    want = datasets.make_circles(n, noise=noise, factor=0.5, random_state=int(np.random.default_rng(seed).integers(2**31)))
+    assert np.array_equal(x, want[0]) and np.array_equal(y, want[1]) and y.dtype == want[1].dtype
+    x, y = D._moons(n, np.random.default_rng(seed), noise)
+    want = datasets.make_moons(n, noise=noise, random_state=int(np.random.default_rng(seed).integers(2**31)))
+    assert np.array_equal(x, want[0]) and np.array_equal(y, want[1])

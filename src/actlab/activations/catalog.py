@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import special
 from torch import Tensor, nn
 
 from actlab.activations import kernels
@@ -378,6 +377,8 @@ def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
 
 def _maxout_moments(p: Params) -> tuple[float, float]:
     # max of k iid N(0,1) has density k phi(z) Phi(z)^(k-1).
+    from scipy import special  # here, not at the top: importing the catalog then costs no scipy (~0.3 s)
+
     k = int(p["pieces"])
     z, w = gaussian_rule()
     dens = k * special.ndtr(z) ** (k - 1)

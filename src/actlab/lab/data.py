@@ -200,16 +200,37 @@ def _xor(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np
     return (x + rng.normal(0.0, noise, size=x.shape) if noise > 0 else x), y
 
 
-def _circles(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import make_circles
+# circles and moons are scikit-learn's make_circles(factor=0.5) and make_moons, written out step
+# by step: the same numbers for the same random_state (tests/lab/test_data.py holds them equal to
+# scikit-learn's), without importing scikit-learn, whose import (scipy.stats, pandas) took as
+# long as torch's and sat on the playground's way to its first frame.
+def _sklearn_shuffle_noise(x: np.ndarray, y: np.ndarray, seed: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's shuffle, then Gaussian noise, from one ``RandomState(seed)`` (its order of draws)."""
+    gen = np.random.RandomState(seed)
+    idx = np.arange(len(x))
+    gen.shuffle(idx)
+    x, y = x[idx], y[idx]
+    return x + gen.normal(scale=noise, size=x.shape), y
 
-    return make_circles(n, noise=noise, factor=0.5, random_state=int(rng.integers(2**31)))
+
+def _halves(n: int) -> tuple[int, int, np.ndarray]:
+    n_out = n // 2
+    return n_out, n - n_out, np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n - n_out, dtype=np.intp)])
+
+
+def _circles(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    n_out, n_in, y = _halves(n)
+    a_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    a_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    x = np.vstack([np.append(np.cos(a_out), np.cos(a_in) * 0.5), np.append(np.sin(a_out), np.sin(a_in) * 0.5)]).T
+    return _sklearn_shuffle_noise(x, y, int(rng.integers(2**31)), noise)
 
 
 def _moons(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import make_moons
-
-    return make_moons(n, noise=noise, random_state=int(rng.integers(2**31)))
+    n_out, n_in, y = _halves(n)
+    x = np.vstack([np.append(np.cos(np.linspace(0, np.pi, n_out)), 1 - np.cos(np.linspace(0, np.pi, n_in))),
+                   np.append(np.sin(np.linspace(0, np.pi, n_out)), 1 - np.sin(np.linspace(0, np.pi, n_in)) - 0.5)]).T
+    return _sklearn_shuffle_noise(x, y, int(rng.integers(2**31)), noise)
 
 
 def _spirals(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
