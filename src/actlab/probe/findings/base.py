@@ -41,7 +41,9 @@ class Thresholds:
         diverge: rise of the loss by this factor (median of the first fifth to the last) is a
             divergence. Default: ``2``.
         low_update: median update-to-weight ratio below which the learning rate is called too
-            low. Default: ``1e-5``.
+            low (on a plateau, when no other finding explains it and even the run's largest
+            ratio is below 10x this: a net whose gradients fell is not helped by a larger
+            step). Default: ``1e-5``.
         identical: share of a hidden layer's units identical to another (``identical_units``)
             that is broken symmetry. Default: ``0.5``.
     """
