@@ -8,19 +8,23 @@ CNN, an LSTM, a transformer encoder layer) gives no finding, and the tests hold 
 kind                   fires when
 =====================  =================================================================
 ``non_finite``         a layer's output or gradient had a NaN/Inf (first layer and step)
-``vanishing_gradients`` the gradient RMS of the layers nearest the input is below
-                       ``Thresholds.vanishing`` of the largest layer's (median over the window),
-                       or (profile.py) the output-gradient norm of the first hidden activation
+``vanishing_gradients`` along depth within a family of homologous layers (the same layer in
+                       successive blocks, or the Linear layers of a Sequential stack: names
+                       equal once block indices are taken out), the gradient RMS of the
+                       member nearest the input is below ``Thresholds.vanishing`` of the
+                       family's largest (median over the window); never across roles; or
+                       (profile.py) the output-gradient norm of the first hidden activation
                        layer is below ``Thresholds.vanishing`` of the last's (with since when)
-``exploding_gradients`` the layers nearest the input get more than ``Thresholds.exploding``
-                       times the gradient RMS of the last layer, or the total gradient norm grew
-                       that much over the run
+``exploding_gradients`` the same, with the first member above ``Thresholds.exploding`` times
+                       the family's last, or the total gradient norm grew that much over the run
 ``dead_units``         a ReLU-like layer (``spec.can_die``) has at least ``Thresholds.dead`` of
                        its units with f' = 0 for every sample over the whole window
 ``born_dead``          :meth:`Probe.born_dead` found at least ``Thresholds.born_dead`` of a
                        layer's units dead on the first batch
-``saturation``         a two-sided saturating activation (``spec.saturates == "both"``) has at
-                       least ``Thresholds.saturated`` of its (sample, unit) saturated
+``saturation``         an activation that saturates on both sides or above (``spec.saturates`` is
+                       ``"both"`` or ``"right"``: sigmoid, tanh, ReLU6's upper clip) has at least
+                       ``Thresholds.saturated`` of its (sample, unit) saturated (never a
+                       rectifier's zero side: that is inactive, see ``dead_units``)
 ``not_zero_centred``   a two-sided saturating, not zero-centred activation (sigmoid) has
                        ``|mean| / std >= Thresholds.off_centre``
 ``symmetry``           (symmetry.py) a hidden layer has ``Thresholds.identical`` of its units
@@ -42,6 +46,7 @@ attention weights (``LayerInfo.role``) are not judged as hidden-layer activation
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -136,6 +141,16 @@ def _nonfinite_finding(data: ProbeRecords, th: Thresholds, step: int, r, where: 
     return Finding("error", "non_finite", [r.layer], figures, cause, advice, msg)
 
 
+def _family(name: str) -> str:
+    """The layer's role with its block indices taken out: ``encoder.layer.2.attention.self.query``
+    and ``fc3`` become ``encoder.layer.#.attention.self.query`` and ``fc#``.  Layers of one family
+    are the same layer repeated along depth (the Linear layers of a Sequential MLP are one family,
+    ``#``), so their gradients can be compared; layers of different roles cannot (an attention
+    query projection has tiny weight gradients at init in every block, while the logits are near
+    zero, which says nothing about depth)."""
+    return re.sub(r"\d+", "#", name)
+
+
 def _chain_profile(data: ProbeRecords, records: list) -> list[tuple[str, float]]:
     chain = {l.name for l in data.layers if l.chain}
     per = _by_layer([r for r in records if r.layer in chain])
@@ -147,44 +162,69 @@ def _chain_profile(data: ProbeRecords, records: list) -> list[tuple[str, float]]
     return [(n, v) for _, n, v in sorted(prof)]
 
 
+def _depth_profiles(data: ProbeRecords, records: list) -> list[list[tuple[str, float]]]:
+    """The gradient-RMS profile along depth of each family of homologous layers (:func:`_family`)
+    with at least two members, input side first; the family whose first layer is smallest
+    relative to its largest comes first."""
+    fams: dict[str, list[tuple[str, float]]] = {}
+    for name, v in _chain_profile(data, records):
+        fams.setdefault(_family(name), []).append((name, v))
+    profs = [p for p in fams.values() if len(p) >= 2 and max(v for _, v in p) > 0]
+    return sorted(profs, key=lambda p: p[0][1] / max(v for _, v in p))
+
+
 def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresholds,
                        dead: list[Finding] = ()) -> list[Finding]:
+    """Vanishing and exploding gradients: a trend along depth within a family of homologous
+    layers (the same layer in successive blocks), never a comparison across roles."""
     out: list[Finding] = []
-    prof = _chain_profile(data, recent)
-    if len(prof) < 3:
+    if sum(len(p) for p in _depth_profiles(data, recent)) < 3:
         return out
-    vals = np.array([v for _, v in prof])
-    top = int(np.argmax(vals))
-    if vals[top] <= 0:
-        return out
-    rel = vals / vals[top]
-    # layers before the largest one whose gradients are a tiny fraction of it: the input side
-    low = [i for i in range(top) if rel[i] < th.vanishing]
-    if low and low[0] == 0:
+    for prof in _depth_profiles(data, recent):
+        vals = np.array([v for _, v in prof])
+        top = int(np.argmax(vals))
+        rel = vals / vals[top]
+        # layers before the largest one whose gradients are a tiny fraction of it: the input side
+        low = [i for i in range(top) if rel[i] < th.vanishing]
+        if not (low and low[0] == 0):
+            continue
         names = [prof[i][0] for i in low]
         worst = float(rel[0])
         cause, advice = _vanishing_cause(data, recent, prof[top][0], dead, th)
         sev = "error" if worst < th.vanishing / th.severe else "warning"
-        msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s "
+        fam = _family(prof[0][0])
+        along = "" if fam == "#" else f" (the same layer, {fam}, along depth)"
+        msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s{along} "
                f"(layers below {th.vanishing:g} of it: {_ranges(names)})")
         figures = {"ratio_first_to_max": worst, "first_layer": prof[0][0], "max_layer": prof[top][0],
-                   "grad_rms": {n: v for n, v in prof}, "threshold": th.vanishing}
+                   "family": fam, "grad_rms": {n: v for n, v in prof}, "threshold": th.vanishing}
         out.append(Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg))
-    last = vals[-1]
-    high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
+        break  # the family that shows it most; its cause covers the others
     growth = _growth(data, clean)
-    if (high and high[0] == 0) or growth > th.exploding:
-        names = [prof[i][0] for i in high] or [prof[0][0]]
-        ratio = float(vals[0] / last) if last > 0 else math.inf
-        figures = {"ratio_first_to_last": ratio, "growth_over_run": growth, "grad_rms": {n: v for n, v in prof},
-                   "threshold": th.exploding}
+    hit = None
+    for prof in _depth_profiles(data, recent):
+        vals = np.array([v for _, v in prof])
+        last = vals[-1]
+        high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
+        if high and high[0] == 0:
+            hit = (prof, vals, high)
+            break
+    if hit is not None or growth > th.exploding:
+        prof, vals, high = hit if hit is not None else (None, None, [])
+        names = [prof[i][0] for i in high] if prof is not None else []
+        ratio = float(vals[0] / vals[-1]) if prof is not None else math.nan
+        figures = {"ratio_first_to_last": ratio, "growth_over_run": growth,
+                   "grad_rms": {n: v for n, v in prof} if prof is not None else {}, "threshold": th.exploding}
         msg = (f"exploding gradients: gradient RMS at {prof[0][0]} is {_fmt(ratio)}x that of {prof[-1][0]}"
-               if high else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
+               if prof is not None else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
+        if not names:
+            names = [n for n, _ in _chain_profile(data, recent)[:1]]
         from actlab.probe.findings.profile import explode_cause
 
         cause, advice, extra = explode_cause(data, clean, th)
         figures.update(extra)
-        sev = "error" if max(ratio, growth) > th.exploding * th.severe else "warning"
+        worst = max(x for x in (ratio, growth) if not math.isnan(x))
+        sev = "error" if worst > th.exploding * th.severe else "warning"
         out.append(Finding(sev, "exploding_gradients", names, figures, cause, advice, msg))
     return out
 
@@ -269,13 +309,21 @@ def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Find
             "add normalisation (BatchNorm/LayerNorm) or residual connections; check actlab.init.critical_(model)")
 
 
+def _judged_for_saturation(spec) -> bool:
+    """Saturation is judged where a too-large pre-activation flattens the unit against a ceiling:
+    the two-sided (sigmoid, tanh) and the clipped-above (ReLU6, hard sigmoid) activations.  The
+    left side of a one-sided activation (ELU, GELU, SiLU) is its resting side, where much of a
+    healthy layer sits, as ReLU's units sit at 0."""
+    return spec is not None and spec.backprop and spec.saturates in ("both", "right")
+
+
 def _saturated_fractions(data: ProbeRecords, recent: list) -> dict[str, float]:
     """Mean saturated fraction over the window of each two-sided saturating hidden activation layer."""
     spec_of = {l.name: l.spec for l in data.layers if l.role == "hidden"}
     out = {}
     for name, rs in _by_layer(recent).items():
         spec = spec_of.get(name)
-        if spec is None or spec.saturates != "both" or not spec.backprop:
+        if not _judged_for_saturation(spec):
             continue
         f = _nanmean([r.saturated for r in rs])
         if not math.isnan(f):
@@ -388,7 +436,7 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
     spec_of = {l.name: l.spec for l in data.layers if l.role == "hidden"}
     for name, rs in sorted(per.items(), key=lambda kv: kv[1][0].order):
         spec = spec_of.get(name)
-        if spec is None or spec.saturates != "both" or not spec.backprop:
+        if not _judged_for_saturation(spec):
             continue
         f = _nanmean([r.saturated for r in rs])
         if not math.isnan(f) and f >= th.saturated:

@@ -11,6 +11,7 @@ sums to ~0 over the batch, while dL/d output stays p - y), so it still sees the 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -126,11 +127,21 @@ class Attenuation:
 
 
 def attenuation(data: "ProbeRecords", recent: list, clean: list, th: Thresholds) -> Attenuation | None:
-    """The backward attenuation across the hidden activation layers when it is below
-    ``th.vanishing`` (the mirror of the exploding test below); ``None`` otherwise."""
-    back = _profile(data, recent, "out_grad_norm")
-    if len(back) < MIN_LAYERS or not back[-1][1] > 0:
+    """The backward attenuation along depth across a family of homologous hidden activation
+    layers (call sites of one activation included), when it is below ``th.vanishing`` (the
+    mirror of the exploding test above); ``None`` otherwise."""
+    # within a family of homologous activation layers (the same activation along depth, or along
+    # time for a cell called per step), never across roles: a pooler's tanh after twelve encoder
+    # blocks' GELUs sees another tensor, and the ratio says nothing about depth
+    from actlab.probe.findings import _family
+
+    fams: dict[str, list[tuple[str, float]]] = {}
+    for name, v in _profile(data, recent, "out_grad_norm"):
+        fams.setdefault(_family(re.sub(r"#\d+$", "", name)), []).append((name, v))
+    profs = [p for p in fams.values() if len(p) >= MIN_LAYERS and p[-1][1] > 0]
+    if not profs:
         return None
+    back = min(profs, key=lambda p: p[0][1] / p[-1][1])
     ratio = back[0][1] / back[-1][1]
     if not ratio < th.vanishing:
         return None
@@ -155,7 +166,7 @@ def attenuation(data: "ProbeRecords", recent: list, clean: list, th: Thresholds)
     if len(specs) == 1:
         act, spec = next(iter(specs.items()))
         # the weights that scale the backward signal between the first and last layer: all but the first
-        sw = sorted(s.sigma_w2 for s in weight_scales(data) if s.activation == act and not s.zero)[1:]
+        sw = sorted([s.sigma_w2 for s in weight_scales(data) if s.activation == act and not s.zero][1:])
         if sw:
             sw2 = sw[len(sw) // 2]
             theory = _sqrt_chi_1(spec, sw2)
