@@ -398,7 +398,8 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
                    "producer_bias_mean": bias_mean,
                    "inactive_last": rs[-1].inactive if rs else math.nan}
         name = layer.spec.name
-        if since <= first_step and 2 * born >= int(dead.sum()):
+        born_dead = since <= first_step and 2 * born >= int(dead.sum())
+        if born_dead:
             # dead on the first recorded step: no update has run yet, so the learning rate is not the cause
             cause, advice = _born_dead_cause(data, layer, prod, name, first_step)
         elif not math.isnan(ratio) and ratio > th.high_update:
@@ -416,6 +417,7 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
             advice = "check the initialisation (He) and biases and the inputs' scale, or use leaky ReLU / ELU"
         sev = "error" if frac >= 0.4 else "warning"
         msg = (f"{frac:.0%} of {name} units in {layer.name} dead (f' = 0 for every sample) since step {since}"
+               + (" (born dead: before any update)" if born_dead else "")
                + (f" with update ratio {_fmt(ratio)}" if not math.isnan(ratio) else ""))
         if n_rec < data.settings.window_records:
             # fewer recorded steps than a window: "dead" is not established, only "inactive so far";
