@@ -46,7 +46,6 @@ attention weights (``LayerInfo.role``) are not judged as hidden-layer activation
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -56,6 +55,7 @@ from actlab.probe.findings.base import (  # noqa: F401  (re-exported: the packag
     Finding,
     Thresholds,
     _by_layer,
+    _family,
     _fmt,
     _nanmean,
     _nanmedian,
@@ -139,16 +139,6 @@ def _nonfinite_finding(data: ProbeRecords, th: Thresholds, step: int, r, where: 
     msg = (f"first non-finite value at step {step} in {where_txt} ({where} pass); "
            "every later figure is meaningless")
     return Finding("error", "non_finite", [r.layer], figures, cause, advice, msg)
-
-
-def _family(name: str) -> str:
-    """The layer's role with its block indices taken out: ``encoder.layer.2.attention.self.query``
-    and ``fc3`` become ``encoder.layer.#.attention.self.query`` and ``fc#``.  Layers of one family
-    are the same layer repeated along depth (the Linear layers of a Sequential MLP are one family,
-    ``#``), so their gradients can be compared; layers of different roles cannot (an attention
-    query projection has tiny weight gradients at init in every block, while the logits are near
-    zero, which says nothing about depth)."""
-    return re.sub(r"\d+", "#", name)
 
 
 def _chain_profile(data: ProbeRecords, records: list) -> list[tuple[str, float]]:

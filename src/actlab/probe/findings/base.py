@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -97,6 +98,16 @@ def _ranges(names: list[str], max_items: int = 6) -> str:
     if len(names) <= max_items:
         return ", ".join(names)
     return ", ".join(names[:max_items]) + f" and {len(names) - max_items} more"
+
+
+def _family(name: str) -> str:
+    """The layer's role with its block indices taken out: ``encoder.layer.2.attention.self.query``
+    and ``fc3`` become ``encoder.layer.#.attention.self.query`` and ``fc#``.  Layers of one family
+    are the same layer repeated along depth (the Linear layers of a Sequential MLP are one family,
+    ``#``), so their gradients can be compared; layers of different roles cannot (an attention
+    query projection has tiny weight gradients at init in every block, while the logits are near
+    zero, which says nothing about depth)."""
+    return re.sub(r"\d+", "#", name)
 
 
 def _by_layer(records: list) -> dict[str, list]:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from actlab.probe.findings.base import Finding, Thresholds, _by_layer, _fmt, _nanmedian, _ranges
+from actlab.probe.findings.base import Finding, Thresholds, _by_layer, _family, _fmt, _nanmedian, _ranges
 from actlab.probe.findings.evidence import fix_line, max_update_ratio, scale_evidence, weight_scales
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,8 +133,6 @@ def attenuation(data: "ProbeRecords", recent: list, clean: list, th: Thresholds)
     # within a family of homologous activation layers (the same activation along depth, or along
     # time for a cell called per step), never across roles: a pooler's tanh after twelve encoder
     # blocks' GELUs sees another tensor, and the ratio says nothing about depth
-    from actlab.probe.findings import _family
-
     fams: dict[str, list[tuple[str, float]]] = {}
     for name, v in _profile(data, recent, "out_grad_norm"):
         fams.setdefault(_family(re.sub(r"#\d+$", "", name)), []).append((name, v))
