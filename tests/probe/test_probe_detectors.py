@@ -253,3 +253,26 @@ def test_summary_nan_trend_legend_and_width():
     probe.summary(console=wide, wide=True)
     wide_text = wide.export_text()
     assert "mean" in wide_text and "std" in wide_text
+
+
+def test_summary_never_squeezes_the_layer_names(monkeypatch, capsys):
+    """On an 80-column pipe, ``wide=True`` once squeezed the name columns to nothing; now the
+    wide table prints at its full width and the default one keeps each name whole."""
+    import io
+
+    from rich.console import Console
+
+    torch.manual_seed(0)
+    model = mlp(nn.Sigmoid, 10)
+    with Probe(model) as probe:
+        _train(model, probe, 3)
+    narrow = Console(record=True, width=80, file=io.StringIO())
+    probe.summary(console=narrow)
+    rows = [line for line in narrow.export_text().splitlines() if line.startswith("│")]
+    assert [line.split("│")[1].strip() for line in rows][:3] == ["0", "1", "2"]
+    monkeypatch.setenv("COLUMNS", "80")
+    probe.summary(wide=True)
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "layer" in line)
+    assert "mean" in header and "std" in header and "update" in header
+    assert max(len(line) for line in out.splitlines()) > 80

@@ -151,7 +151,8 @@ COLUMNS = (
     ("out grad", "out_grad_norm", False, True, "norm of the loss gradient w.r.t. the layer's output, first→last"),
     ("mean", "mean", False, False, "mean of the activation's output"),
     ("std", "std", False, False, "std of the activation's output"),
-    ("sat", "saturated", True, True, "share of (sample, unit) with |f'| < tol·max|f'|, first→last"),
+    ("sat", "saturated", True, True,
+     "share of (sample, unit) with |f'| < tol·max|f'| on a saturating side (ReLU's zeros are not), first→last"),
     ("dead", "dead", True, True, "share of units with f' = 0 on every sample for a whole window, first→last"),
     ("update", "update_ratio", False, True, "||Δw|| / ||w|| over an optimizer step (last measured)"),
 )
@@ -188,11 +189,15 @@ def summary(data: ProbeRecords, findings: list[Finding], *, print_: bool = True,
         f"steps {steps[0]}-{steps[-1]} ({len(steps)} recorded)" if steps else "nothing recorded yet")
     cols = [c for c in COLUMNS if wide or c[3]]
     t = Table(title=title, pad_edge=False, padding=(0, 1))
-    t.add_column("layer", justify="left", overflow="fold", max_width=None if wide else 22)
-    t.add_column("type", justify="left", max_width=None if wide else 11, overflow="ellipsis")
+    rows = sorted(last.values(), key=lambda r: r.order)
+    # names never shrink to nothing: rich squeezes the widest columns first on a narrow console
+    name_w = min(max((len(r.layer) for r in rows), default=5), 22)
+    type_w = min(max((len(r.activation or r.module) for r in rows), default=4), 11)
+    t.add_column("layer", justify="left", overflow="fold", min_width=name_w, max_width=None if wide else 22)
+    t.add_column("type", justify="left", min_width=type_w, max_width=None if wide else 11, overflow="ellipsis")
     for c in cols:
         t.add_column(c[0], justify="right", no_wrap=True)
-    for r in sorted(last.values(), key=lambda r: r.order):
+    for r in rows:
         bad = r.nonfinite or r.grad_nonfinite
         cells = []
         for _, name, pct, _, _ in cols:
@@ -211,5 +216,10 @@ def summary(data: ProbeRecords, findings: list[Finding], *, print_: bool = True,
                  else Text("nothing recorded: no finding means nothing was seen", style="cyan")]
     group = Group(t, legend, *lines)
     if print_:
-        (console or Console()).print(group)
+        if console is None:
+            console = Console()
+            need = console.measure(t, options=console.options.update_width(1000)).maximum
+            if wide and need > console.width:  # --wide means every column at full width, even in a pipe
+                console = Console(width=need)
+        console.print(group)
     return t
