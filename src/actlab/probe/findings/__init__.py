@@ -168,9 +168,10 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
     """Vanishing and exploding gradients: a trend along depth within a family of homologous
     layers (the same layer in successive blocks), never a comparison across roles."""
     out: list[Finding] = []
-    if sum(len(p) for p in _depth_profiles(data, recent)) < 3:
+    if len(_chain_profile(data, recent)) < 3:
         return out
-    for prof in _depth_profiles(data, recent):
+    families = _depth_profiles(data, recent)
+    for prof in families:
         vals = np.array([v for _, v in prof])
         top = int(np.argmax(vals))
         rel = vals / vals[top]
@@ -191,8 +192,8 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
         out.append(Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg))
         break  # the family that shows it most; its cause covers the others
     growth = _growth(data, clean)
-    hit = None
-    for prof in _depth_profiles(data, recent):
+    hit = None  # the total norm's growth over the run is judged on any model, families or not
+    for prof in families:
         vals = np.array([v for _, v in prof])
         last = vals[-1]
         high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
