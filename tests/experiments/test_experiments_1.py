@@ -24,11 +24,28 @@ def _data(n: int = 64, d: int = 8, k: int = 3, seed: int = 0) -> tuple[torch.Ten
 
 
 def test_symmetry_measures_identical_and_distinct_units():
+    # the share is the probe's identical_units quantity: exact equality of [w_i, b_i]
     w = torch.ones(4, 3) * 0.5
-    assert symmetry(w, torch.zeros(4)) == (0.0, pytest.approx(0.0, abs=1e-12))
-    assert symmetry(torch.zeros(4, 3), torch.zeros(4)) == (0.0, 0.0)
-    spread, rank = symmetry(torch.eye(4, 3), torch.zeros(4))
-    assert spread > 1.0 and rank == pytest.approx(1.0)
+    assert symmetry(w, torch.zeros(4)) == (1.0, pytest.approx(0.0, abs=1e-12))
+    assert symmetry(torch.zeros(4, 3), torch.zeros(4)) == (1.0, 0.0)
+    same, rank = symmetry(torch.eye(4, 3), torch.zeros(4))  # rows 3 (all zero) is alone: no unit equals another
+    assert same == 0.0 and rank == pytest.approx(1.0)
+    b = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    assert symmetry(w, b)[0] == 1.0 and symmetry(w, torch.arange(4.0))[0] == 0.0
+
+
+def test_zero_init_symmetry_rule_and_counterfactual():
+    exp = get_experiment("zero_init_symmetry")
+    inits = ["zeros", "constant", "random"]
+    n = {"inits": inits, "depth": 2, "rank1_below": 1e-4, "distinct_above": 0.1,
+         "identical": {"zeros": [[1.0, 1.0]] * 2, "constant": [[1.0, 1.0]] * 2, "random": [[0.0, 0.0]] * 2},
+         "rank_ratio": {"zeros": [[0.0, 0.0]] * 2, "constant": [[1e-9, 1e-8]] * 2, "random": [[0.5, 0.6]] * 2},
+         "train_error": {k: [0.5, 0.5] for k in inits}, "loss_curve": {k: [] for k in inits}}
+    assert exp.decide(n).status == "confirmed"
+    assert exp.decide(exp.counterfactual(n)).status == "not confirmed"
+    # one unit of one layer drifting from its copies is not "identical"
+    n["identical"] = {**n["identical"], "constant": [[1.0, 30 / 32]] * 2}
+    assert exp.decide(n).status != "confirmed"
 
 
 def _vanishing_numbers(sig: float, relu: float) -> dict:

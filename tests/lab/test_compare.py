@@ -12,6 +12,7 @@ from actlab.lab.compare import build_mlp, compare, compare_many, layer_gradients
 from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
 from actlab.probe.quantities.param_grad_norm import param_grad_norm
+from actlab.probe.quantities.weight_grad_norm import weight_grad_norm
 
 # Three sigma_w^2 per activation: ordered, near-critical and chaotic where the activation has them.
 SETTINGS = [
@@ -51,14 +52,16 @@ def test_compare_single_and_gram_param_gradient():
     model = build_mlp("tanh", 16, 3, 1.5, 0.1, generator=g, dtype=torch.float64)
     x = torch.randn(5, 16, dtype=torch.float64)
     r = torch.randn(5, 16, dtype=torch.float64)
-    pre, pg = measure_gradients(model, x, r)
+    pre, wg = measure_gradients(model, x, r)
     for p in model.parameters():
         p.requires_grad_(True)
     model(x).backward(r)
     lin = [m for m in model if isinstance(m, torch.nn.Linear)][:-1]
-    # the Gram-matrix norm is the probe's param_grad_norm: weights and bias together
-    assert np.allclose(pg, [float(param_grad_norm(m.weight.grad, m.bias.grad)) for m in lin], rtol=1e-10)
-    assert not np.allclose(pg, [float(m.weight.grad.norm()) for m in lin], rtol=1e-6)  # the bias counts
+    # the Gram-matrix norm is the probe's weight_grad_norm: the weights alone, what the theory predicts
+    assert np.allclose(wg, [float(weight_grad_norm(m.weight.grad)) for m in lin], rtol=1e-10)
+    assert np.allclose(wg, [float(m.weight.grad.norm()) for m in lin], rtol=1e-10)
+    # ... not param_grad_norm: with sigma_b2 = 0.1 the bias gradient counts there
+    assert not np.allclose(wg, [float(param_grad_norm(m.weight.grad, m.bias.grad)) for m in lin], rtol=1e-6)
     assert pre.shape == (3,)
 
 
@@ -67,7 +70,7 @@ def test_probe_measures_the_same():
     a = compare("tanh", 1.5, 0.1, measure="hooks", **kw)
     b = compare("tanh", 1.5, 0.1, measure="probe", **kw)
     assert np.allclose(a.measured, b.measured, rtol=1e-9)
-    assert np.allclose(a.param_grad, b.param_grad, rtol=1e-9)
+    assert np.allclose(a.weight_grad, b.weight_grad, rtol=1e-9)
 
 
 def test_compare_errors():
@@ -95,6 +98,9 @@ def test_layer_gradients_are_param_grad_norms_and_leave_grads_alone():
     torch.nn.functional.cross_entropy(model(x), y).backward()
     want = [float(param_grad_norm(lin.weight.grad, lin.bias.grad)) for lin in model.linear_layers()]
     assert lg.param_grad_norms == pytest.approx(want, rel=1e-5)
+    weights = [float(lin.weight.grad.norm()) for lin in model.linear_layers()]
+    assert lg.weight_grad_norms == pytest.approx(weights, rel=1e-5)
+    assert lg.weight_grad_norms != pytest.approx(want, rel=1e-5)  # the biases (N(0, 0.1^2)) get gradients
     # sigmoid's derivative from the spec is s(1 - s), at most 1/4
     z = lg.pre[0]
     assert torch.allclose(lg.derivative[0], torch.sigmoid(z) * (1 - torch.sigmoid(z)), atol=1e-6)

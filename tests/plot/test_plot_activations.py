@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 
 from actlab.activations import get, names, specs  # noqa: E402
 from actlab.plot import style  # noqa: E402
+from actlab.activations.regions import SATURATION_TOL  # noqa: E402
 from actlab.plot.activations import (  # noqa: E402
-    SATURATION_FRACTION,
     curves,
     default_range,
     maxout_pieces,
@@ -62,7 +62,7 @@ def test_shading_is_where_the_derivative_is_small_on_a_saturating_side(name):
         assert a == c.lo or b == c.hi  # touches an edge
         inner = np.linspace(a, b, 101)[1:-1]
         _, df = _ref(spec, c.params, inner)
-        assert np.all(np.abs(df) <= SATURATION_FRACTION * c.max_df + 1e-12)
+        assert np.all(np.abs(df) <= SATURATION_TOL * c.max_df + 1e-12)
     if spec.saturates in ("left", "both"):
         assert any(a == c.lo for a, _ in c.saturated)
     if spec.saturates in ("right", "both"):
@@ -72,7 +72,7 @@ def test_shading_is_where_the_derivative_is_small_on_a_saturating_side(name):
 def test_saturation_edges_are_exact():
     sig = curves("sigmoid")
     # sigma'(x) = 0.0125 at |x| = 2 acosh(1 / (2 sqrt(0.0125)))
-    edge = 2 * math.acosh(1 / (2 * math.sqrt(SATURATION_FRACTION * 0.25)))
+    edge = 2 * math.acosh(1 / (2 * math.sqrt(SATURATION_TOL * 0.25)))
     assert sig.saturated == [(-5.0, pytest.approx(-edge, abs=1e-3)), (pytest.approx(edge, abs=1e-3), 5.0)]
     # ReLU's x < 0 is its zero side (inactive units), not saturation; ReLU6 saturates above 6
     assert curves("relu").saturated == []

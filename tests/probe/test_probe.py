@@ -239,7 +239,7 @@ def test_layer_grad_norms_profile_and_accessor():
     assert list(g) == ["0", "2", "4", "6", "8", "10"]
     assert g["0"] < g["10"]
     with pytest.raises(ValueError, match="which must be"):
-        probe.layer_grad_norms(which="weights")
+        probe.layer_grad_norms(which="bias")
 
 
 # ------------------------------------------------------------------ bad input

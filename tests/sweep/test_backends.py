@@ -11,7 +11,7 @@ from actlab.sweep.spec import parse_spec
 SPEC = {"name": "b", "axes": {"activation": ["relu", "tanh"], "depth": [1, 2], "width": 8, "lr": 0.1,
                               "seed": [0, 1], "steps": 15, "batch_size": 16},
         "record": {"every": 5}}
-COLS = ["status", "train_loss", "test_loss", "test_error", "steps_to_target", "inactive"]
+COLS = ["status", "train_loss", "test_loss", "test_error", "steps_to_batch_loss", "inactive"]
 
 
 def _frame(st, spec):

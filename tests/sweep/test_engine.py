@@ -14,8 +14,9 @@ from actlab.sweep.spec import Config, Record
 SMALL = dict(depth=2, width=16, steps=25, batch_size=32)
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> bool:
+def _close(a: list[float] | torch.Tensor, b: list[float] | torch.Tensor, dtype: torch.dtype) -> bool:
     tol = 1e-10 if dtype == torch.float64 else 2e-5
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
     return bool(torch.allclose(a, b, rtol=tol, atol=tol))
 
 
@@ -33,7 +34,7 @@ def test_equals_one_by_one(optimiser, lr, dtype):
     for c, r in zip(cs, res):
         ref_losses, model = train_reference(c, dtype=dtype)
         assert r.config == c and r.status == "done"
-        assert _close(r.losses, ref_losses, dtype), (c.activation, (r.losses - ref_losses).abs().max())
+        assert _close(r.losses, ref_losses, dtype), (c.activation, (torch.tensor(r.losses, dtype=dtype) - ref_losses).abs().max())
         # final metrics computed from the engine's weights match the reference model's
         from actlab.sweep.engine import load_data
 
@@ -55,9 +56,9 @@ def test_threads_shards_and_group_mates_do_not_change_results():
     sharded = train_group(cs, threads=2)
     subset = train_group(cs[1:3], threads=1)
     for a, b in zip(alone, sharded):
-        assert torch.allclose(a.losses, b.losses, atol=1e-6)
+        assert torch.allclose(torch.tensor(a.losses), torch.tensor(b.losses), atol=1e-6)
     for a, b in zip(alone[1:3], subset):
-        assert torch.allclose(a.losses, b.losses, atol=1e-6)
+        assert torch.allclose(torch.tensor(a.losses), torch.tensor(b.losses), atol=1e-6)
 
 
 def test_divergence_is_marked_and_isolated():
@@ -67,11 +68,12 @@ def test_divergence_is_marked_and_isolated():
     mixed = train_group([ok[0], bad, ok[1], ok[2]], rec, threads=1)
     clean = train_group(ok, rec, threads=1)
     d = mixed[1]
-    assert d.status == "diverged" and d.final["diverged"] and d.final["diverged_at"] is not None
-    assert d.final["test_loss"] is None and all(r["step"] <= d.final["diverged_at"] for r in d.records)
+    assert d.status == "diverged" and d.diverged and d.diverged_at is not None and d.stop_reason == "diverged"
+    assert math.isnan(d.final["test_loss"]) and all(r["step"] <= d.diverged_at for r in d.records)
+    assert len(d.losses) == d.steps_run == d.diverged_at + 1 and d.eval_steps == []
     for m, c in zip([mixed[0], mixed[2], mixed[3]], clean):
         assert m.status == "done"
-        assert torch.equal(m.losses, c.losses)
+        assert m.losses == c.losses
         assert m.final["test_loss"] == c.final["test_loss"]
 
 
@@ -85,7 +87,8 @@ def test_recorded_statistics():
     # every unit on ReLU's zero side: all inactive, none saturated (ReLU does not saturate)
     assert dead.records[0]["inactive"] == 1.0 and dead.records[0]["saturated"] == 0.0
     assert all(r["param_grad_norm"] > 0 for r in live.records)
-    assert live.final["steps_to_target"] is not None and dead.final["steps_to_target"] is None
+    assert live.final["steps_to_batch_loss"] is not None and dead.final["steps_to_batch_loss"] is None
+    assert live.steps_to_target is None  # no Record.target_error: no target
     assert 0.0 <= live.final["test_error"] <= 1.0
     (tanh,) = train_group([Config(activation="tanh", init="he", seed=0, lr=0.1, bias_init=0.0, **SMALL)],
                           Record(every=10, saturation_tol=0.5), threads=1)
@@ -111,8 +114,8 @@ def test_prelu_slopes_train_as_in_one_by_one(optimiser, lr):
     res = train_group(cs, Record(every=10), dtype=torch.float64, threads=1)
     for c, r in zip(cs, res):
         ref_losses, model = train_reference(c, dtype=torch.float64)
-        assert _close(r.losses, ref_losses, torch.float64), (c.label, (r.losses - ref_losses).abs().max())
-        slopes = [m.negative_slope.item() for m in model if hasattr(m, "negative_slope")]
+        assert _close(r.losses, ref_losses, torch.float64), (c.label, (torch.tensor(r.losses, dtype=torch.float64) - ref_losses).abs().max())
+        slopes = [m.negative_slope.item() for m in model.modules() if hasattr(m, "negative_slope")]
         if c.activation == "prelu":
             got = [d["negative_slope"] for d in r.final["learned"]]
             assert got == pytest.approx(slopes, abs=1e-10)
@@ -161,7 +164,7 @@ def test_engine_trains_what_lab_train_trains(batch_size, optimiser, lr):
         lab = lab_train(model, data, c.train_config())
         assert lab.steps_run == c.steps and not lab.diverged
         lab_losses = torch.tensor(lab.losses, dtype=F64)
-        assert _close(r.losses, lab_losses, F64), (c.label, (r.losses - lab_losses).abs().max())
+        assert _close(r.losses, lab_losses, F64), (c.label, (torch.tensor(r.losses, dtype=F64) - lab_losses).abs().max())
         linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
         for (w, b), lin in zip(r.params, linears):
             assert torch.allclose(w, lin.weight, atol=1e-10) and torch.allclose(b, lin.bias, atol=1e-10)
@@ -193,4 +196,34 @@ def test_every_activation_trains_in_the_engine_as_in_lab_train(name):
     lab = lab_train(lab_model(twin, data.in_features, data.n_classes, r.params_init, dtype=F64), data,
                     c.train_config())
     lab_losses = torch.tensor(lab.losses, dtype=F64)
-    assert _close(r.losses, lab_losses, F64), (name, (r.losses - lab_losses).abs().max())
+    assert _close(r.losses, lab_losses, F64), (name, (torch.tensor(r.losses, dtype=F64) - lab_losses).abs().max())
+
+
+def test_one_result_type_one_steps_to_target():
+    # lab.train and the engine return the same type with the same keys, and steps_to_target means
+    # one thing in both: steps done at the first evaluation whose training error met the target.
+    import dataclasses
+
+    from actlab.lab.train import TrainResult
+    from actlab.lab.train import train as lab_train
+    from actlab.sweep.engine import lab_model, load_data
+
+    F64 = torch.float64
+    c = Config(activation="relu", seed=0, lr=0.1, depth=2, width=16, steps=100, batch_size=32)
+    (r,) = train_group([c], Record(every=10, first=9, metrics=("loss", "train_error"), target_error=0.3,
+                                   keep_params=True), dtype=F64, threads=1)
+    data = load_data(c.data, dtype=F64)
+    tc = dataclasses.replace(c.train_config(), target_metric="train_error<=0.3", eval_every=10)
+    lab = lab_train(lab_model(c, data.in_features, data.n_classes, r.params_init, dtype=F64), data, tc)
+    assert type(r) is type(lab) is TrainResult
+    assert r.steps_to_target is not None and r.steps_to_target == lab.steps_to_target
+    assert 0 < r.steps_to_target < c.steps and lab.stop_reason == "target" and r.stop_reason == "steps"
+    # the same evaluations up to the target: steps done and training errors
+    k = lab.eval_steps.index(lab.steps_to_target) + 1
+    assert r.eval_steps[:k] == lab.eval_steps and r.eval_steps[-1] == c.steps == r.steps_run
+    assert r.train_error[:k] == pytest.approx(lab.train_error, abs=1e-12)
+    assert r.train_error[-1] == r.final["train_error"] and r.final["step"] == c.steps
+    assert all(math.isnan(v) for v in r.test_error[:-1]) and not math.isnan(r.test_error[-1])  # not asked for
+    assert set(r.to_dict()) == set(lab.to_dict())
+    # the batch-loss crossing has its own name
+    assert "steps_to_batch_loss" in r.final and "steps_to_target" not in r.final

@@ -32,14 +32,14 @@ def _loss_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tup
         return float(torch.nn.functional.cross_entropy(out, y)), float((out.argmax(-1) != y).double().mean())
 
 
-def _units(model: torch.nn.Sequential, config: Config, x: torch.Tensor) -> tuple[float, float]:
+def _units(model: torch.nn.Module, config: Config, x: torch.Tensor) -> tuple[float, float]:
     """Dead and off fractions of the reference model's hidden units, straight from the spec."""
     spec = get(config.activation)
     p = {**spec.resolve(**dict(config.activation_params)), "training": False}
     dead = off = units = 0
     h = x
     with torch.no_grad():
-        for lin in [m for m in model if isinstance(m, torch.nn.Linear)][:-1]:
+        for lin in [m for m in model.modules() if isinstance(m, torch.nn.Linear)][:-1]:
             z = lin(h)
             h = spec.forward(z, p)
             dead += int((spec.derivative(z, h, p) == 0).all(0).sum())
@@ -55,32 +55,31 @@ def test_train_loss_and_error_at_record_steps_equal_the_reference(optimiser, lr)
     res = train_group(cs, rec, dtype=F64, threads=2)
     d = load_data("digits", dtype=F64)
     for c, r in zip(cs, res):
-        curve = r.final["train_error_curve"]
-        assert [n for n, _ in curve] == [0, 5, 15, 25]  # steps done: init, then after steps 4, 14, 24
+        curve = r.curve("train_error")
+        assert [n for n, _ in curve] == [0, 5, 15, 25] == r.eval_steps  # steps done: init, then after steps 4, 14, 24
         assert [x["step"] for x in r.records] == [4, 14, 24]
-        assert [n for n, _ in r.final["train_loss_curve"]] == [0, 5, 15, 25]
-        for (n, err), (_, loss) in zip(curve, r.final["train_loss_curve"]):
+        assert [n for n, _ in r.curve("train_loss")] == [0, 5, 15, 25]
+        for (n, err), (_, loss) in zip(curve, r.curve("train_loss")):
             model = (reference_model(c, d.in_features, d.n_classes, dtype=F64) if n == 0 else
                      train_reference(dataclasses.replace(c, steps=n), dtype=F64)[1])
             ref_loss, ref_err = _loss_error(model, d.x_train, d.y_train)
             assert err == pytest.approx(ref_err, abs=1e-12), (c.label, n)
             assert loss == pytest.approx(ref_loss, rel=1e-9), (c.label, n)
-        assert [x["train_error"] for x in r.records] == [e for _, e in curve[1:]]
+        assert [x["train_error"] for x in r.records] == pytest.approx([e for _, e in curve[1:]], abs=1e-12)
         hit = [n for n, e in curve if e <= 0.6]
-        assert r.final["steps_to_target_error"] == (hit[0] if hit else None)
-        assert r.final["train_error_init"] == curve[0][1]
+        assert r.steps_to_target == (hit[0] if hit else None)
 
 
-def test_steps_to_target_error_counts_from_init_and_ignores_diverged_models():
+def test_steps_to_target_counts_from_init_and_ignores_diverged_models():
     ok = Config(activation="relu", seed=0, lr=0.2, **SMALL)
     bad = Config(activation="relu", seed=3, lr=1e4, **SMALL)
     res = train_group([ok, bad], Record(every=5, metrics=("loss", "train_error"), target_error=1.0), threads=1)
-    assert res[0].final["steps_to_target_error"] == 0  # every error is <= 1: reached before training
+    assert res[0].steps_to_target == 0  # every error is <= 1: reached before training
     d = res[1]
     assert d.status == "diverged"
-    assert all(n <= d.final["diverged_at"] for n, _ in d.final["train_error_curve"])
+    assert all(n <= d.diverged_at for n in d.eval_steps)
     (none,) = train_group([ok], Record(every=5, metrics=("loss", "train_error")), threads=1)
-    assert none.final["steps_to_target_error"] is None  # no target asked for
+    assert none.steps_to_target is None  # no target asked for
 
 
 def test_unit_states_at_init_and_end_equal_the_reference():
@@ -178,8 +177,9 @@ def test_keep_params_rebuilds_the_trained_lab_model_and_train_configs_mixes_shap
 def test_test_set_curves_end_at_the_final_metrics():
     cs = [Config(activation=a, seed=0, lr=0.1, **SMALL) for a in ("relu", "softsign")]
     for r in train_group(cs, Record(every=10, metrics=("loss", "test_loss", "test_error")), dtype=F64, threads=1):
-        (n0, _), *_, (n, err) = r.final["test_error_curve"]
+        (n0, _), *_, (n, err) = r.curve("test_error")
         assert (n0, n) == (0, 25)
         assert err == pytest.approx(r.final["test_error"], abs=1e-12)
-        assert r.final["test_loss_curve"][-1][1] == pytest.approx(r.final["test_loss"], rel=1e-9)
-        assert "train_error_curve" not in r.final and "test_error" in r.records[0]
+        assert r.curve("test_loss")[-1][1] == pytest.approx(r.final["test_loss"], rel=1e-9)
+        # training metrics were not asked for: measured at the end only
+        assert r.curve("train_error") == [(25, r.final["train_error"])] and "test_error" in r.records[0]

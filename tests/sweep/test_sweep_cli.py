@@ -36,7 +36,7 @@ def test_run_then_report(tmp_path):
     rep = json.loads(r.output)
     assert rep["configs"] == 8 and rep["heatmap_columns"] == ["depth", "lr"]
     pngs = sorted(p.name for p in out.glob("*.png"))
-    for metric in ("train_loss", "steps_to_target", "inactive"):
+    for metric in ("train_loss", "steps_to_batch_loss", "inactive"):
         for col in ("depth", "lr"):
             assert f"heatmap_{metric}_by_{col}.png" in pngs
     assert all((out / p).stat().st_size > 1000 for p in pngs)

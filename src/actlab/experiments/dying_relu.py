@@ -116,23 +116,22 @@ class DyingRelu(Experiment):
                    for act, lr, bias, seed in keys]
         results = train_group(configs, Record(every=s["steps"], metrics=("loss", "unit_states"), keep_params=True),
                               progress=lambda t: progress(t / s["steps"], f"engine: step {t}"))
-        nan = float("nan")
         data = load_dataset(s["data"], seed=0)
         out = {}
         for key, c, r in zip(keys, configs, results):
             f = r.final
             died: list[float] | None = None
-            if key[0] in ("relu", "elu") and r.params is not None and not f["diverged"]:
+            if key[0] in ("relu", "elu") and r.params is not None and not r.diverged:
                 # Units alive at init (f' != 0 on some example) and dead at the end (f' = 0 on every
                 # example), per hidden layer: the units that died during training, not those born dead.
                 start = dead_units(lab_model(c, data.in_features, data.out_features, r.params_init), data.x_train)
                 end = dead_units(lab_model(c, data.in_features, data.out_features, r.params), data.x_train)
                 died = [float((e & ~b).double().mean()) for b, e in zip(start, end)]
-            out[key] = {"dead": nan if f["dead_on_data"] is None else f["dead_on_data"],
-                        "off": nan if f["off_units"] is None else f["off_units"],
+            # a diverged run's end is not measured: NaN in the result, nan / None here as before
+            out[key] = {"dead": f["dead_on_data"], "off": f["off_units"],
                         "dead_init": f["dead_on_data_init"], "off_init": f["off_units_init"],
-                        "train_error": f["train_error"],
-                        "diverged": f["diverged"], "died": died}
+                        "train_error": None if r.diverged else f["train_error"],
+                        "diverged": r.diverged, "died": died}
         return out
 
     def decide(self, n: dict[str, Any]) -> Verdict:

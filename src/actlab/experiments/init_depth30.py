@@ -125,10 +125,10 @@ class InitDepth30(Experiment):
                 for seed in s["seeds"]:
                     c, res = next(results)
                     model = lab_model(c, data.in_features, data.out_features, res.params_init)
-                    g = layer_gradients(model, x, y).param_grad_norms
+                    g = layer_gradients(model, x, y).weight_grad_norms
                     prof.append(g)
                     first.append(g[0])
-                    curve = res.final["train_loss_curve"]
+                    curve = res.curve("train_loss")
                     steps_at = max(steps_at, [n for n, _ in curve], key=len)
                     curves.append([v for _, v in curve])
                     diverged = res.status == "diverged"
@@ -174,9 +174,8 @@ class InitDepth30(Experiment):
             meas = float(np.polyfit(np.arange(logs.size), logs, 1)[0])
             parts.append(f"{a} {meas:.3g} (theory {n['theory_slope'][a]:.3g})" if "theory_slope" in n
                          else f"{a} {meas:.3g}")
-        return ("outside the rule, slope of log10 gradient norm per hidden layer at init, measured (weights + bias) "
-                "vs mean field (weights only; they part where the bias term dominates, as with small weights): "
-                + ", ".join(parts))
+        return ("outside the rule, slope of log10 weight-gradient norm (no bias) per hidden layer at init, measured "
+                "vs mean field: " + ", ".join(parts))
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
         # He init and Xavier init trade places: He's stalls, Xavier's trains.

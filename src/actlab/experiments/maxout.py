@@ -115,8 +115,8 @@ class MaxoutGeneralises(Experiment):
                 for _ in s["seeds"]:
                     c, res = next(results)
                     model = lab_model(c, data.in_features, data.out_features, res.params)
-                    accs.append(None if res.final["test_error"] is None else 1.0 - res.final["test_error"])
-                    curve = res.final["test_error_curve"]
+                    accs.append(None if res.diverged else 1.0 - res.final["test_error"])
+                    curve = res.curve("test_error")
                     steps_at = max(steps_at, [n for n, _ in curve], key=len)
                     curves.append([1.0 - e for _, e in curve])
                     if act in out["max_abs_diff"]:

@@ -107,10 +107,10 @@ class ReluConvergesFaster(Experiment):
             for _ in lrs:
                 runs, errs = [], []
                 for _ in seeds:
-                    f = next(results).final
-                    hit = f["steps_to_target_error"]
-                    runs.append(hit if hit is not None else "diverged" if f["diverged"] else None)
-                    steps, err = zip(*f["train_error_curve"])
+                    res = next(results)
+                    hit = res.steps_to_target
+                    runs.append(hit if hit is not None else "diverged" if res.diverged else None)
+                    steps, err = zip(*res.curve("train_error"))
                     errs.append([list(steps), list(err)])
                 per_lr.append(runs)
                 curves.append(errs)

@@ -30,6 +30,7 @@ from actlab.lab.init import init_weights
 from actlab.lab.compare import layer_gradients
 from actlab.lab.models import MLP
 from actlab.lab.train import TrainConfig, train
+from actlab.probe.quantities.saturated import SATURATION_TOL, saturated_share
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -37,7 +38,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "activations": ["tanh", "sigmoid"],
         "stds": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0],  # std of the hidden layer's weights, N(0, std^2)
         "width": 128,                              # hidden units (one hidden layer)
-        "saturated_below": 0.05,                   # saturated: |f'(z)| < 5% of max |f'|
+        "saturated_below": SATURATION_TOL,         # saturated: |f'(z)| < 5% of max |f'| (the probe's rule)
         "train_steps": 100,                        # SGD steps before the second measurement
         "lr": 0.1,                                 # SGD learning rate
         "batch_size": 32,                          # examples per SGD step
@@ -54,10 +55,11 @@ COLORS = {"tanh": "#0072B2", "sigmoid": "#D55E00"}
 
 
 def _saturated_fraction(model: MLP, x: torch.Tensor, y: torch.Tensor, below: float) -> tuple[float, float]:
-    """(share of (example, unit) pairs with |f'| < below x max|f'|, the hidden layer's gradient norm)."""
+    """(share of (example, unit) pairs with |f'| < below x max|f'| (the probe's saturated quantity),
+    the hidden layer's weight-gradient norm)."""
     g = layer_gradients(model, x, y)
-    limit = below * get(model.activations()[0].spec.name).max_abs_derivative
-    return float((g.derivative[0].abs() < limit).double().mean()), g.param_grad_norms[0]
+    spec = get(model.activations()[0].spec.name)
+    return float(saturated_share(g.derivative[0].abs().double(), spec.max_abs_derivative, below)), g.weight_grad_norms[0]
 
 
 class SaturationInitScale(Experiment):

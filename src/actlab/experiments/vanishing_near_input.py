@@ -64,7 +64,7 @@ class VanishingNearInput(Experiment):
     source = 'Nielsen, Neural Networks and Deep Learning, ch. 5 (2015); Glorot & Bengio 2010, Sec. 4.3'
     source_found = ('In sigmoid MLPs on MNIST the layers next to the input learn slowest: their gradient norms are the smallest (Nielsen: the first of four hidden layers learns about 100 times slower than the fourth).')
     proxy_note = 'An MLP on 8x8 digits instead of 28x28 MNIST.'
-    method = ("Per-layer parameter-gradient norms ||dL/dW_l|| (weights and bias together, the probe's param_grad_norm; "
+    method = ("Per-layer weight-gradient norms ||dL/dW_l|| (each layer's weight matrix, no bias: the probe's weight_grad_norm; "
               "on 512 digits training examples) of a 12-layer sigmoid MLP "
               "(Glorot normal init), at init and after a short SGD run (a fresh permutation of the training set each epoch; every net trained at "
               "once on actlab's batched engine), over seeds; tanh and ReLU nets of the same "
@@ -94,10 +94,10 @@ class VanishingNearInput(Experiment):
             for seed in s["seeds"]:
                 c, res = next(results)
                 model = lab_model(c, data.in_features, data.out_features, res.params_init)
-                p0.append(layer_gradients(model, x, y).param_grad_norms)
+                p0.append(layer_gradients(model, x, y).weight_grad_norms)
                 trained = lab_model(c, data.in_features, data.out_features, res.params)
                 p1.append([math.nan] * (s["depth"] + 1) if res.status == "diverged"
-                          else layer_gradients(trained, x, y).param_grad_norms)
+                          else layer_gradients(trained, x, y).weight_grad_norms)
                 done += 1
                 progress(done / jobs, f"gradients: {act} seed {seed}")
             out["init"][act], out["trained"][act] = p0, p1

@@ -19,10 +19,14 @@ theory predicts ``||r||_F / sqrt(batch) * prod_{k=l}^{L} sqrt(chi(q_k))`` with
 map started at ``q_1 = sigma_w^2 q_in + sigma_b^2`` (see :func:`gradient_profile`).  Using
 ``q_k`` rather than ``q*`` matters: the first layers are not at the fixed point yet.
 
-The parameter gradient (weights and bias together, the probe's ``param_grad_norm``; ``dL/dW^l =
-sum_b delta^l_b h^{l-1 T}_b``, ``dL/db^l = sum_b delta^l_b``) also scales with the norm of the
-layer's input and with how correlated the examples are (the correlation map), so it is not the
-clean quantity to hold against ``chi``; :class:`Comparison` reports it measured, for reference.
+The weight gradient (the probe's ``weight_grad_norm``, no bias: what the theory's
+``||dL/dW^l|| ~ ||delta^l|| ||h^{l-1}||`` is about; ``dL/dW^l = sum_b delta^l_b h^{l-1 T}_b``) also
+scales with the norm of the layer's input and with how correlated the examples are (the
+correlation map), so it is not the clean quantity to hold against ``chi``; :class:`Comparison`
+reports it measured, for reference.  Every comparison of a weight gradient with the theory reads
+``weight_grad_norm``, never ``param_grad_norm`` (weights and bias together): the bias gradient
+``sum_b delta^l_b`` is no part of the prediction, and where it dominates (ReLU at init, tiny
+weights) the two part by decades.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from actlab.probe import Probe
 from actlab.probe.quantities import module_derivative
 from actlab.probe.quantities.out_grad_norm import output_grad_norm
 from actlab.probe.quantities.param_grad_norm import param_grad_norm
+from actlab.probe.quantities.weight_grad_norm import is_weight, weight_grad_norm
 from actlab._threads import torch_threads
 from actlab.theory.meanfield import (
     _act,
@@ -63,8 +68,9 @@ class Comparison:
 
     ``measured`` is the root mean square over seeds (theory predicts the expected *squared* norm,
     so this is the matching estimator), ``measured_std`` the standard deviation over seeds,
-    ``ratio = measured / predicted``; ``max_deviation = max |ratio - 1|``; ``param_grad`` the
-    norm of each hidden layer's parameter gradient, weights and bias together (RMS over seeds).
+    ``ratio = measured / predicted``; ``max_deviation = max |ratio - 1|``; ``weight_grad`` the
+    norm of each hidden layer's weight gradient, no bias (the probe's ``weight_grad_norm``; RMS
+    over seeds), for reference.
     """
 
     activation: str
@@ -78,7 +84,7 @@ class Comparison:
     predicted: np.ndarray
     measured: np.ndarray
     measured_std: np.ndarray
-    param_grad: np.ndarray
+    weight_grad: np.ndarray
     ratio: np.ndarray = field(init=False)
     max_deviation: float = field(init=False)
 
@@ -94,7 +100,7 @@ class Comparison:
             "seeds": self.seeds, "quantity": "RMS over the batch of ||dL/du^l|| (pre-activation gradient)",
             "predicted": self.predicted.tolist(), "measured": self.measured.tolist(),
             "measured_std": self.measured_std.tolist(), "ratio": self.ratio.tolist(),
-            "param_grad": self.param_grad.tolist(), "max_deviation": self.max_deviation,
+            "weight_grad": self.weight_grad.tolist(), "max_deviation": self.max_deviation,
         }
 
 
@@ -140,9 +146,8 @@ def measure_gradients(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Ten
     """Backpropagate ``out_grad`` from the model's output and return, per hidden Linear layer
     (all but the last): the RMS over the batch of ``||dL/du^l||`` (pre-activation gradient: the
     probe's ``out_grad_norm`` of the Linear layer over ``sqrt(batch)``), and the layer's
-    ``param_grad_norm`` (weights and bias) computed from the batch Gram matrices without the
-    weights' gradients, ``||sum_b delta_b h_b^T||_F^2 + ||sum_b delta_b||^2 =
-    sum_{b,b'} (delta_b . delta_b') (h_b . h_b' + 1)``."""
+    ``weight_grad_norm`` (no bias) computed from the batch Gram matrices without forming the
+    weights' gradients, ``||sum_b delta_b h_b^T||_F^2 = sum_{b,b'} (delta_b . delta_b') (h_b . h_b')``."""
     linears = [m for m in model if isinstance(m, nn.Linear)]
     ins: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
@@ -162,19 +167,19 @@ def measure_gradients(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Ten
         for h in handles:
             h.remove()
     b = x.shape[0]
-    pre, pg = [], []
+    pre, wg = [], []
     for h, u in zip(ins, outs):
         d = u.grad.double()
         pre.append(float(output_grad_norm(d)) / math.sqrt(b))
         hd = h.double()
-        pg.append(math.sqrt(max(float(((d @ d.T) * (hd @ hd.T + 1)).sum()), 0.0)))
-    return np.asarray(pre), np.asarray(pg)
+        wg.append(math.sqrt(max(float(((d @ d.T) * (hd @ hd.T)).sum()), 0.0)))
+    return np.asarray(pre), np.asarray(wg)
 
 
 def measure_gradients_probe(model: nn.Sequential, x: torch.Tensor, out_grad: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """:func:`measure_gradients` read through :class:`actlab.probe.Probe` (``param_outputs=True``:
-    the output-gradient norm of each Linear layer is ``||dL/du^l||``; its ``param_grad_norm`` the
-    same weights-and-bias norm).  Same numbers (a test holds them equal); slower, since the probe
+    the output-gradient norm of each Linear layer is ``||dL/du^l||``; its ``weight_grad_norm`` the
+    same weight norm).  Same numbers (a test holds them equal); slower, since the probe
     needs the weights' gradients too.  The probe records training-mode forwards, so RReLU samples
     its slopes here; use ``"hooks"`` for it."""
     params = list(model.parameters())
@@ -189,21 +194,22 @@ def measure_gradients_probe(model: nn.Sequential, x: torch.Tensor, out_grad: tor
         hidden = records[: len([m for m in model if isinstance(m, nn.Linear)]) - 1]
         b = x.shape[0]
         pre = np.array([r.out_grad_norm for r in hidden]) / math.sqrt(b)
-        pg = np.array([r.param_grad_norm for r in hidden])
+        wg = np.array([r.weight_grad_norm for r in hidden])
     finally:
         model.eval()
         for p in params:
             p.requires_grad_(False)
             p.grad = None
-    return pre, pg
+    return pre, wg
 
 
 @dataclass
 class LayerGradients:
-    """What one backward pass of a lab MLP shows, per layer (output layer last in
-    ``param_grad_norms``).
+    """What one backward pass of a lab MLP shows, per layer (output layer last in the norms).
 
     Attributes:
+        weight_grad_norms: the probe's ``weight_grad_norm`` of every Linear layer (its weight
+            matrix, no bias), input to output: what to hold against mean-field theory.
         param_grad_norms: the probe's ``param_grad_norm`` of every Linear layer, weights and bias
             together, input to output.
         pre: each hidden layer's pre-activations ``z_l`` ``(N, units)``.
@@ -211,6 +217,7 @@ class LayerGradients:
         loss: the loss the gradients are of.
     """
 
+    weight_grad_norms: list[float]
     param_grad_norms: list[float]
     pre: list[Tensor]
     derivative: list[Tensor]
@@ -236,13 +243,16 @@ def layer_gradients(model: nn.Module, x: Tensor, y: Tensor, *, loss: str = "cros
     value = F.cross_entropy(out, y) if loss == "cross_entropy" else F.mse_loss(out, y)
     tensors = [[p for p in (lin.weight, lin.bias) if p is not None and p.requires_grad] for lin in layers]
     grads = torch.autograd.grad(value, [p for ts in tensors for p in ts])
-    norms, k = [], 0
+    norms, wnorms, k = [], [], 0
     for ts in tensors:
-        norms.append(float(param_grad_norm(*grads[k:k + len(ts)])))
+        gs = grads[k:k + len(ts)]
+        norms.append(float(param_grad_norm(*gs)))
+        ws = [g for t, g in zip(ts, gs) if is_weight(t)]
+        wnorms.append(float(weight_grad_norm(*ws)) if ws else math.nan)  # NaN: a frozen weight
         k += len(ts)
     derivs = [module_derivative(a, z.detach()) for a, z in zip(model.activations(), pre) if a.spec.elementwise]
-    return LayerGradients(param_grad_norms=norms, pre=[z.detach() for z in pre], derivative=derivs,
-                          loss=float(value.detach()))
+    return LayerGradients(weight_grad_norms=wnorms, param_grad_norms=norms, pre=[z.detach() for z in pre],
+                          derivative=derivs, loss=float(value.detach()))
 
 
 def compare(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int = 20, width: int = 1000,
@@ -306,7 +316,7 @@ def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int
         prof = gradient_profile(a.spec, sw, sb, depth, q_in, **a.public_params())
         prepared.append((a, sw, sb, prof, _skeleton(a.spec, width, depth, dtype, a.public_params())))
     measured = [[] for _ in prepared]
-    pgrads = [[] for _ in prepared]
+    wgrads = [[] for _ in prepared]
     scale = []
     for s in range(seeds):
         g = torch.Generator().manual_seed(1000 + s)
@@ -316,17 +326,17 @@ def _compare_many(settings: Sequence[tuple[str, float, float, dict]], depth: int
         scale.append(float(r.double().norm()) / math.sqrt(batch))
         for i, (a, sw, sb, _, model) in enumerate(prepared):
             _init(model, draws, sw, sb)
-            pre, pg = measure_fn(model, x, r)
+            pre, wg = measure_fn(model, x, r)
             measured[i].append(pre)
-            pgrads[i].append(pg)
+            wgrads[i].append(wg)
     out = []
-    for (a, sw, sb, prof, _), m, pg in zip(prepared, measured, pgrads):
+    for (a, sw, sb, prof, _), m, wg in zip(prepared, measured, wgrads):
         m = np.asarray(m)
         out.append(Comparison(
             activation=a.spec.name, params=a.public_params(), sigma_w2=sw, sigma_b2=sb, depth=depth, width=width,
             batch=batch, seeds=seeds, predicted=float(np.sqrt(np.mean(np.square(scale)))) * prof,
             measured=np.sqrt(np.mean(m * m, axis=0)), measured_std=m.std(axis=0),
-            param_grad=np.sqrt(np.mean(np.square(pg), axis=0)),
+            weight_grad=np.sqrt(np.mean(np.square(wg), axis=0)),
         ))
     return out
 

@@ -21,7 +21,7 @@ import contextlib
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable
 
 import torch
@@ -141,20 +141,38 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a run measured.
+    """What a run measured: the one result type of :func:`train` and the sweep engine
+    (:func:`actlab.sweep.engine.train_group`), one set of keys with one meaning each.
 
     Attributes:
-        losses: the minibatch loss of every step run (NaN/Inf where it diverged).
-        eval_steps: steps at which the metrics below were taken (0 = before training).
-        train_loss, test_loss, train_error, test_error: per evaluation (errors are NaN for
-            regression).
-        steps_to_target: first evaluation step at which the target held, else ``None``.
+        losses: the minibatch loss of every step run (NaN/Inf where it diverged), before that
+            step's update, ``steps_run`` of them.
+        eval_steps: optimiser steps done at each evaluation of the whole splits (0 = before
+            training).  :func:`train` evaluates every ``eval_every`` steps and at the end; the
+            engine after the record steps whose whole-set metrics its ``Record`` asks for, and
+            at the end.
+        train_loss, test_loss, train_error, test_error: per evaluation (NaN where not measured
+            there: errors for regression, a metric the engine's ``Record`` did not ask for, the
+            end of a diverged engine model, whose weights are zeroed).
+        steps_to_target: optimiser steps done at the first evaluation where the target held
+            (:attr:`TrainConfig.target_metric`; the engine: ``Record.target_error`` on the
+            training error), 0 when it held before training; ``None``: never, or no target.
         diverged: a loss went NaN or Inf; ``diverged_at`` is the first such step.
-        steps_run: optimiser steps taken.
+        steps_run: optimiser steps taken (the engine: up to and including ``diverged_at``).
         stop_reason: ``"steps"``, ``"target"``, ``"diverged"`` or ``"callback"``.
-        final: the last evaluation's metrics (``{"train_error": ..., ...}``).
-        wall_time: seconds the run took.
-        config: the :class:`TrainConfig` as a dict, plus the resolved loss.
+        final: the metrics after training: ``step`` and the four above at the last
+            evaluation; the engine adds the end-of-run statistics its ``Record`` asked for
+            (``last_batch_loss``, ``steps_to_batch_loss``: the first step whose minibatch loss is
+            <= ``Record.target_loss``, ``inactive``, ``saturated``, ``dead_on_data``,
+            ``off_units`` and their ``_init`` values, ``learned`` and ``learned_curve``).
+        wall_time: seconds the run took (the engine: its group's time over its models).
+        config: what was run: :func:`train`'s :class:`TrainConfig` as a dict with the resolved
+            loss; the engine's :class:`~actlab.sweep.spec.Config` (whose ``train_config()`` is
+            that TrainConfig).
+        records, layers: the engine's statistics on its record steps, per model and per (step,
+            layer) (empty from :func:`train`: attach a :class:`~actlab.probe.Probe` instead).
+        params_init, params: the engine's initial and trained ``(weight (out, in), bias)`` per
+            layer with ``Record(keep_params=True)`` (``None`` from :func:`train`: the model holds them).
     """
 
     losses: list[float] = field(default_factory=list)
@@ -168,31 +186,51 @@ class TrainResult:
     diverged_at: int | None = None
     steps_run: int = 0
     stop_reason: str = "steps"
-    final: dict[str, float] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
-    config: dict[str, Any] = field(default_factory=dict)
+    config: Any = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    params_init: list[tuple[Tensor, Tensor]] | None = None
+    params: list[tuple[Tensor, Tensor]] | None = None
+
+    @property
+    def status(self) -> str:
+        """``"diverged"`` or ``"done"``."""
+        return "diverged" if self.diverged else "done"
 
     @property
     def evals(self) -> list[dict[str, float]]:
         """The evaluations as rows ``{"step": ..., "train_loss": ..., ...}``."""
         return [{"step": s, **{m: getattr(self, m)[i] for m in METRICS}} for i, s in enumerate(self.eval_steps)]
 
+    def curve(self, metric: str) -> list[tuple[int, float]]:
+        """``[(steps done, value), ...]`` of one of :data:`METRICS` where it was measured."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+        return [(s, v) for s, v in zip(self.eval_steps, getattr(self, metric)) if not math.isnan(v)]
+
     @property
     def reached_target(self) -> bool:
         return self.steps_to_target is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (NaN/Inf become ``None``)."""
+        """Plain JSON-ready data (NaN/Inf become ``None``; tensors lists; the config a dict)."""
         def clean(v: Any) -> Any:
             if isinstance(v, float):
                 return v if math.isfinite(v) else None
-            if isinstance(v, list):
+            if isinstance(v, Tensor):
+                return clean(v.tolist())
+            if isinstance(v, (list, tuple)):
                 return [clean(x) for x in v]
             if isinstance(v, dict):
                 return {k: clean(x) for k, x in v.items()}
             return v
 
-        return clean(asdict(self))
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if hasattr(d["config"], "to_dict"):
+            d["config"] = d["config"].to_dict()
+        return clean(d)
 
     def summary(self) -> str:
         if self.diverged:

@@ -32,10 +32,8 @@ from matplotlib.figure import Figure
 
 from actlab.activations import ActivationSpec, get, specs
 from actlab.activations.moments import max_abs_derivative
+from actlab.activations.regions import SATURATION_TOL
 from actlab.plot import style
-
-SATURATION_FRACTION = 0.05
-"""A region counts as saturated where ``|f'| < SATURATION_FRACTION * max |f'|``."""
 
 HALF_WIDTH = 5.0
 """Default plot range is ``[-HALF_WIDTH, HALF_WIDTH]``, widened to show every kink."""
@@ -150,9 +148,10 @@ def curves(
 
 
 def saturated_regions(
-    x: np.ndarray, df: np.ndarray, side: str, max_df: float, fraction: float = SATURATION_FRACTION
+    x: np.ndarray, df: np.ndarray, side: str, max_df: float, fraction: float = SATURATION_TOL
 ) -> list[tuple[float, float]]:
-    """Intervals reaching the left and/or right edge (per ``side``) where ``|f'| < fraction * max_df``.
+    """Intervals reaching the left and/or right edge (per ``side``) where ``|f'| < fraction * max_df``
+    (the probe's saturation rule, :data:`~actlab.activations.regions.SATURATION_TOL` by default).
 
     A flat stretch in the middle (GELU's f' crossing zero near x = -0.75) is not saturation and
     is not returned. Where f' is zero everywhere (step, sign) the whole range is returned.
@@ -182,7 +181,7 @@ def draw(ax: Axes, c: Curves, *, compact: bool = False) -> None:
         label = None
         if i == 0:
             label = "f' = 0: no gradient" if c.max_df <= 0 else (
-                f"saturated: |f'| < {SATURATION_FRACTION:.0%} of max |f'|")
+                f"saturated: |f'| < {SATURATION_TOL:.0%} of max |f'|")
         ax.axvspan(a, b, color=style.SAT_COLOR, alpha=0.18, lw=0, label=label)
     if c.pieces is not None:
         w, b = c.pieces
@@ -281,7 +280,7 @@ def plot_grid(
         handles = [
             Line2D([], [], color=style.F_COLOR, lw=1.6, label="f(x)"),
             Line2D([], [], color=style.DF_COLOR, lw=1.6, ls="--", label="f'(x)"),
-            Patch(color=style.SAT_COLOR, alpha=0.3, label=f"saturated (|f'| < {SATURATION_FRACTION:.0%} max)"),
+            Patch(color=style.SAT_COLOR, alpha=0.3, label=f"saturated (|f'| < {SATURATION_TOL:.0%} max)"),
             Line2D([], [], marker="o", color=style.DF_COLOR, ls="", label="f' at kink (convention)"),
             Line2D([], [], marker="o", mfc="white", mec=style.DF_COLOR, ls="", label="one-sided f'"),
             Line2D([], [], color=style.ACCENT, lw=1, ls=":", label="maxout pieces"),

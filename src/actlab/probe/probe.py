@@ -52,6 +52,7 @@ from actlab.probe import fused as _fused
 from actlab.probe.attribution import match_module
 from actlab.probe.findings import Thresholds, born_dead_findings, detect
 from actlab.probe.quantities import QUANTITIES, SATURATION_TOL
+from actlab.probe.quantities.weight_grad_norm import is_weight
 from actlab.probe.quantities.update_ratio import sample as _sample
 from actlab.probe.records import LayerInfo, LayerRecord, ProbeRecords, Settings
 from actlab.probe.stats import TINY, StatPlan, Workspace, plan_for
@@ -145,6 +146,7 @@ class _Acc:
     dead: float = _NAN
     g2: float = _NAN
     gnum: float = 0.0
+    wg2: float = _NAN
     og2: float = _NAN
     d2: float = _NAN
     w2: float = _NAN
@@ -1314,6 +1316,7 @@ class Probe:
                         c = D[2, pos] / TINY
                         a.sat -= float(round(c)) if math.isfinite(c) else math.nan
         params = self._params
+        weights = [is_weight(p) for _, _, p in params]  # the weight_grad_norm quantity's tensors
         param_norms: dict[int, dict[str, float]] = {}
         for row in self._bw_rows:
             parts = [t.detach().to("cpu", dtype=torch.float64) for t in (row.p_sq, row.o_sq) if t is not None]
@@ -1327,6 +1330,9 @@ class Probe:
                 vals = T[js]
                 a.g2 = float(np.sum(vals))
                 a.gnum = float(sum(params[row.params[j]][2].numel() for j in js))
+                wj = [j for j in js if weights[row.params[j]]]
+                if wj:
+                    a.wg2 = float(np.sum(T[wj]))
                 a.gfin = a.gfin and bool(np.all(np.isfinite(vals)))
             param_norms[row.step] = {params[pi][1]: math.sqrt(float(T[j])) for j, pi in enumerate(row.params)}
             base = len(row.params)
@@ -1363,6 +1369,8 @@ class Probe:
             if not math.isnan(a.g2):
                 r.param_grad_norm = math.sqrt(a.g2)
                 r.param_grad_rms = r.param_grad_norm / math.sqrt(max(a.gnum, 1.0))
+            if not math.isnan(a.wg2):
+                r.weight_grad_norm = math.sqrt(a.wg2)
             if not math.isnan(a.w2):
                 r.weight_norm = math.sqrt(a.w2)
                 r.update_ratio = math.sqrt(a.d2) / r.weight_norm if r.weight_norm > 0 else math.nan

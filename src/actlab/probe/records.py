@@ -156,16 +156,18 @@ class ProbeRecords:
         Args:
             step: a recorded step; ``None`` takes the last one that had a backward pass.
             which: ``"params"``: norm of the layer's own parameter gradients, weights and bias
-                together (parametrised layers); ``"output"``: norm of the loss gradient with
-                respect to the layer's output (every observed layer); ``"rms"``: the parameter
-                gradient norm over ``sqrt(numel)``.
+                together (parametrised layers); ``"weights"``: the same of its weights alone, no
+                bias (what mean-field theory predicts); ``"output"``: norm of the loss gradient
+                with respect to the layer's output (every observed layer); ``"rms"``: the
+                parameter gradient norm over ``sqrt(numel)``.
 
         Returns:
             ``{layer name: norm}`` in forward (execution) order, the input side first.
         """
-        name = {"params": "param_grad_norm", "output": "out_grad_norm", "rms": "param_grad_rms"}.get(which)
+        name = {"params": "param_grad_norm", "weights": "weight_grad_norm", "output": "out_grad_norm",
+                "rms": "param_grad_rms"}.get(which)
         if name is None:
-            raise ValueError(f"which must be 'params', 'output' or 'rms', got {which!r}")
+            raise ValueError(f"which must be 'params', 'weights', 'output' or 'rms', got {which!r}")
         recs = self.records
         if step is None:
             have = [r.step for r in recs if not math.isnan(getattr(r, name))]

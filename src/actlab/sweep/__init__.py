@@ -8,9 +8,9 @@ Example::
     >>> store.to_dataframe().groupby("activation").test_error.mean()
 """
 
+from actlab.lab.train import TrainResult  # the one result type of lab.train and the engine
 from actlab.sweep.backends.local import run_sweep  # pandas and ray are imported only where used
 from actlab.sweep.engine import (
-    ModelResult,
     group_configs,
     init_params,
     lab_model,
@@ -41,11 +41,11 @@ __all__ = [
     "METRICS",
     "OPTIMISERS",
     "Config",
-    "ModelResult",
     "Record",
     "SpecError",
     "Store",
     "SweepSpec",
+    "TrainResult",
     "group_configs",
     "init_params",
     "lab_model",

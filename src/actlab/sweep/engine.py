@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -47,17 +47,17 @@ from actlab.activations import apply as act_apply
 from actlab.lab.data import Dataset, load_dataset
 from actlab.lab.init import init_weights
 from actlab.lab.models import MLP
-from actlab.lab.train import EpochBatches
+from actlab.lab.train import METRICS, EpochBatches, TrainResult
 from actlab.lab.train import train as lab_train
 from actlab.probe.quantities.dead import dead_on_data
 from actlab.probe.quantities.inactive import inactive_share, inactive_units
 from actlab.probe.quantities.param_grad_norm import param_grad_norm
 from actlab.probe.quantities.saturated import saturated_share, saturating_side
+from actlab.probe.quantities.weight_grad_norm import weight_grad_norm
 from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default, which the lab's optimiser uses
 _LOG2_E = 1.4426950408889634
-EVAL_CHUNK = 64  # models evaluated at once on the full data (bounds memory)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -119,7 +119,7 @@ _TEMPLATE_LOCK = threading.Lock()
 def lab_model(config: Config, in_features: int, n_classes: int,
               params: Sequence[tuple[Tensor, Tensor]] | None = None, *, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The configuration as the lab's :class:`actlab.lab.models.MLP`, with ``params`` (``(weight (out, in),
-    bias (out,))`` per layer, e.g. :attr:`ModelResult.params`) loaded when given.
+    bias (out,))`` per layer, e.g. :attr:`~actlab.lab.train.TrainResult.params`) loaded when given.
 
     Example::
 
@@ -137,26 +137,6 @@ def lab_model(config: Config, in_features: int, n_classes: int,
                 m.weight.copy_(w)
                 m.bias.copy_(b)
     return model
-
-
-# ------------------------------------------------------------------------------------------ results
-@dataclass
-class ModelResult:
-    """Everything the engine measured for one configuration.
-
-    ``records`` holds one dict per recorded step (``step``, ``loss`` and the means over layers
-    of the statistics); ``layers`` one dict per (recorded step, layer); ``final`` the metrics
-    after training.  ``status`` is ``"done"`` or ``"diverged"``.
-    """
-
-    config: Config
-    status: str
-    final: dict[str, Any]
-    records: list[dict[str, Any]] = field(default_factory=list)
-    layers: list[dict[str, Any]] = field(default_factory=list)
-    losses: Tensor | None = None  # every step's batch loss, (steps,)
-    params: list[tuple[Tensor, Tensor]] | None = None  # trained (weight (out, in), bias) per layer (keep_params)
-    params_init: list[tuple[Tensor, Tensor]] | None = None  # the same before training (keep_params)
 
 
 # ------------------------------------------------------------------------------------------ engine
@@ -273,7 +253,7 @@ def _record_steps(steps: int, every: int, first: int = 0) -> list[int]:
 def train_group(configs: Sequence[Config], record: Record | None = None, *,
                 dtype: torch.dtype = torch.float32,
                 progress: Callable[[int], None] | None = None,
-                threads: int | None = None) -> list[ModelResult]:
+                threads: int | None = None) -> list[TrainResult]:
     """Train configurations that share :attr:`Config.shape_key` as one stacked computation.
 
     Args:
@@ -283,7 +263,7 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
         progress: called with the number of steps done so far, on the record schedule.
 
     Returns:
-        one :class:`ModelResult` per configuration.
+        one :class:`~actlab.lab.train.TrainResult` per configuration.
 
     Example::
 
@@ -309,7 +289,7 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
     workers = min(threads, len(shards))
     mine = [shards[k::workers] for k in range(workers)]
 
-    def work(k: int) -> list[tuple[list[int], list[ModelResult]]]:
+    def work(k: int) -> list[tuple[list[int], list[TrainResult]]]:
         out = []
         for j, sh in enumerate(mine[k]):
             cb = None
@@ -325,7 +305,7 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
         else:
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(work, range(workers)))
-    res: list[ModelResult | None] = [None] * len(configs)
+    res: list[TrainResult | None] = [None] * len(configs)
     for part in parts:
         for sh, rs in part:
             for i, r in zip(sh, rs):
@@ -359,7 +339,7 @@ def default_threads() -> int:
 
 
 def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
-                 progress: Callable[[int], None] | None) -> list[ModelResult]:
+                 progress: Callable[[int], None] | None) -> list[TrainResult]:
     order = sorted(range(len(configs)), key=lambda i: (configs[i].activation_key, i))
     cs = [configs[i] for i in order]
     c0 = cs[0]
@@ -406,6 +386,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     R = len(rec_steps)
     losses = torch.empty(steps, G, dtype=dtype)
     st_grad = torch.full((R, L, G), math.nan, dtype=dtype)
+    st_wgrad = torch.full((R, L, G), math.nan, dtype=dtype)
     st_inactive = torch.full((R, depth, G), math.nan, dtype=dtype)
     st_sat = torch.full((R, depth, G), math.nan, dtype=dtype)
     st_learn = torch.full((R, len(learned), G), math.nan, dtype=dtype)  # learnable values after record steps
@@ -462,6 +443,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                 gb = dz.sum(1, keepdim=True)
                 if ri is not None and "param_grad_norm" in record.metrics:
                     st_grad[ri, l] = param_grad_norm(gW, gb, model_dims=1)
+                if ri is not None and "weight_grad_norm" in record.metrics:
+                    st_wgrad[ri, l] = weight_grad_norm(gW, model_dims=1)
                 _update(opt, 2 * l, Ws[l], gW, state1, state2, lr * alive, mom, beta2, t + 1)
                 _update(opt, 2 * l + 1, bs[l], gb, state1, state2, lr * alive, mom, beta2, t + 1)
             if l > 0:
@@ -500,13 +483,14 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
 
     wall = time.perf_counter() - t_start
     Ws[depth], bs[depth] = Ws[depth][..., :C], bs[depth][..., :C]
-    ev_train = _evaluate(Ws, bs, acts, data.x_train, data.y_train)
-    ev_test = _evaluate(Ws, bs, acts, data.x_test, data.y_test)
+    # the final metrics by the same function as the curves (whole splits, sums in float64)
+    ev_train = loss_and_error(Ws, bs, acts, data.x_train, data.y_train, C)
+    ev_test = loss_and_error(Ws, bs, acts, data.x_test, data.y_test, C)
     full.at_end(Ws, bs, acts)
-    results: list[ModelResult | None] = [None] * G
+    results: list[TrainResult | None] = [None] * G
     for g, c in enumerate(cs):
         results[order[g]] = _model_result(
-            c, g, record, rec_steps, losses, st_grad, st_inactive, st_sat, ev_train, ev_test, diverged_at[g],
+            c, g, record, rec_steps, losses, st_grad, st_wgrad, st_inactive, st_sat, ev_train, ev_test, diverged_at[g],
             wall / G)
         full.finish(results[order[g]], g, rec_steps, diverged_at[g])  # type: ignore[arg-type]
         if record.keep_params:
@@ -539,31 +523,6 @@ def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[T
         bc2_sqrt = math.sqrt(1 - beta2 ** step)
         denom = (v.sqrt() / bc2_sqrt).add_(ADAM_EPS)
         p.sub_(m / denom * (lr / bc1))
-
-
-@torch.no_grad()
-def _evaluate(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy and error rate of every model on ``(x, y)``, in chunks of models."""
-    G = Ws[0].shape[0]
-    if len(acts.parts) > 1 or G <= EVAL_CHUNK or acts.learnable:
-        return _evaluate_all(Ws, bs, acts, x, y)
-    outs = []
-    for a in range(0, G, EVAL_CHUNK):
-        sl = slice(a, a + EVAL_CHUNK)
-        outs.append(_evaluate_all([w[sl] for w in Ws], [b[sl] for b in bs], acts, x, y))
-    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-
-
-def _evaluate_all(Ws, bs, acts, x, y):
-    G = Ws[0].shape[0]
-    h = x.unsqueeze(0).expand(G, *x.shape)
-    for l in range(len(Ws) - 1):
-        h = acts.forward(torch.baddbmm(bs[l], h, Ws[l]), l)
-    logits = torch.baddbmm(bs[-1], h, Ws[-1])
-    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.unsqueeze(0).expand(G, -1),
-                                             reduction="none").mean(1)
-    err = (logits.argmax(-1) != y.unsqueeze(0)).to(x.dtype).mean(1)
-    return loss, err
 
 
 FULL_SET_CHUNK = 2048  # training examples per forward pass of the whole-set metrics (bounds memory)
@@ -663,33 +622,43 @@ class _FullSetMetrics:
         if self.want_units:
             self.units1 = unit_states(Ws, bs, acts, self.data.x_train)
 
-    def finish(self, res: ModelResult, g: int, rec_steps: list[int], diverged_at: int | None) -> None:
-        """Add the metrics of model ``g`` to its result (``None`` where it had diverged).
+    def finish(self, res: TrainResult, g: int, rec_steps: list[int], diverged_at: int | None) -> None:
+        """Add the whole-set metrics of model ``g`` to its result.
 
-        ``final[f"{m}_curve"]`` is ``[(steps done, value), ...]`` from 0 (before training); a
-        record's ``m`` is measured after its step's update.
+        With curves asked for, the evaluations are before training (0 steps done) and after each
+        record step's update (``s + 1`` steps done) up to divergence, the last one the end of the
+        run, where the four metrics are the final ones; a metric not asked for is NaN before the
+        end.  ``steps_to_target`` is the steps done at the first evaluation whose training error
+        is <= ``Record.target_error``.  A record's ``m`` is measured after its step's update.
         """
         def ok(step: int) -> bool:
             return diverged_at is None or step < diverged_at
 
-        for m in self.curves:
-            sp, k = m.split("_")[0], 0 if m.endswith("_loss") else 1
-            for r in res.records:
-                r[m] = _num(self.at[sp][k, rec_steps.index(r["step"]), g]) if ok(r["step"]) else None
-            curve = [(0, float(self.at0[sp][k, g]))] + [(s + 1, float(self.at[sp][k, ri, g]))
-                                                          for ri, s in enumerate(rec_steps) if ok(s)]
-            res.final[f"{m}_init"] = curve[0][1]
-            res.final[f"{m}_curve"] = curve
-            if m == "train_error":
-                target = self.record.target_error
-                hit = [n for n, e in curve if target is not None and e <= target]
-                res.final["steps_to_target_error"] = hit[0] if hit else None
+        if self.curves:
+            kept = [(ri, s) for ri, s in enumerate(rec_steps) if ok(s)]
+            steps = [0] + [s + 1 for _, s in kept]
+            end = res.evals[-1] if res.eval_steps else None  # the run's last evaluation (not diverged)
+            for m in METRICS:
+                vals = [math.nan] * len(steps)
+                if m in self.curves:
+                    sp, k = m.split("_")[0], 0 if m.endswith("_loss") else 1
+                    vals = [float(self.at0[sp][k, g])] + [float(self.at[sp][k, ri, g]) for ri, _ in kept]
+                    for r in res.records:
+                        r[m] = _num(self.at[sp][k, rec_steps.index(r["step"]), g]) if ok(r["step"]) else None
+                if end is not None and steps[-1] == end["step"]:
+                    vals[-1] = end[m]  # the final evaluation, as in final
+                setattr(res, m, vals)
+            res.eval_steps = steps
+            target = self.record.target_error
+            if target is not None and "train_error" in self.curves:
+                hit = [n for n, e in zip(steps, res.train_error) if e <= target]
+                res.steps_to_target = hit[0] if hit else None
         if self.want_units:
             assert self.units0 is not None and self.units1 is not None
             res.final["dead_on_data_init"] = float(self.units0[0][g])
             res.final["off_units_init"] = float(self.units0[1][g])
-            res.final["dead_on_data"] = None if diverged_at is not None else float(self.units1[0][g])
-            res.final["off_units"] = None if diverged_at is not None else float(self.units1[1][g])
+            res.final["dead_on_data"] = math.nan if diverged_at is not None else float(self.units1[0][g])
+            res.final["off_units"] = math.nan if diverged_at is not None else float(self.units1[1][g])
 
 
 def _num(v: Tensor | float) -> float | None:
@@ -698,8 +667,8 @@ def _num(v: Tensor | float) -> float | None:
 
 
 def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losses: Tensor, st_grad: Tensor,
-                  st_inactive: Tensor, st_sat: Tensor, ev_train, ev_test, diverged_at: int | None,
-                  wall_per_model: float) -> ModelResult:
+                  st_wgrad: Tensor, st_inactive: Tensor, st_sat: Tensor, ev_train, ev_test, diverged_at: int | None,
+                  wall_per_model: float) -> TrainResult:
     lg = losses[:, g]
     recs, layers = [], []
     for ri, s in enumerate(rec_steps):
@@ -708,13 +677,16 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
         r = {"step": s, "loss": _num(lg[s])}
         if "param_grad_norm" in record.metrics:  # of the whole model: every layer's weights and biases
             r["param_grad_norm"] = _num(st_grad[ri, :, g].square().sum().sqrt())
+        if "weight_grad_norm" in record.metrics:  # of the whole model: every layer's weights, no bias
+            r["weight_grad_norm"] = _num(st_wgrad[ri, :, g].square().sum().sqrt())
         if "inactive" in record.metrics:
             r["inactive"] = _num(st_inactive[ri, :, g].mean())
         if "saturated" in record.metrics:
             r["saturated"] = _num(st_sat[ri, :, g].mean())
         recs.append(r)
         for l in range(st_grad.shape[1]):
-            row = {"step": s, "layer": l, "param_grad_norm": _num(st_grad[ri, l, g])}
+            row = {"step": s, "layer": l, "param_grad_norm": _num(st_grad[ri, l, g]),
+                   "weight_grad_norm": _num(st_wgrad[ri, l, g])}
             if l < st_inactive.shape[1]:
                 row["inactive"] = _num(st_inactive[ri, l, g])
                 row["saturated"] = _num(st_sat[ri, l, g])
@@ -723,45 +695,52 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
             layers.append(row)
     hit = torch.nonzero(lg <= record.target_loss)
     diverged = diverged_at is not None
+    steps_run = lg.shape[0] if not diverged else diverged_at + 1
     last = recs[-1] if recs else {}
-    final = {
-        "train_loss": None if diverged else _num(ev_train[0][g]),
-        "train_error": None if diverged else _num(ev_train[1][g]),
-        "test_loss": None if diverged else _num(ev_test[0][g]),
-        "test_error": None if diverged else _num(ev_test[1][g]),
-        "last_batch_loss": None if diverged else _num(lg[-1]),
-        "steps_to_target": int(hit[0]) if len(hit) and (not diverged or int(hit[0]) < diverged_at) else None,
-        "inactive": None if diverged else last.get("inactive"),
-        "saturated": None if diverged else last.get("saturated"),
-        "diverged": diverged,
-        "diverged_at": diverged_at,
-        "wall_s": wall_per_model,
+    nan = math.nan
+
+    def measured(v: Any) -> float:  # NaN where not measured (a diverged model's weights are zeroed)
+        return nan if diverged or v is None else float(v)
+
+    end = {"train_loss": measured(ev_train[0][g]), "test_loss": measured(ev_test[0][g]),
+           "train_error": measured(ev_train[1][g]), "test_error": measured(ev_test[1][g])}
+    final: dict[str, Any] = {
+        "step": steps_run, **end,
+        "last_batch_loss": measured(lg[-1]),
+        "steps_to_batch_loss": int(hit[0]) if len(hit) and (not diverged or int(hit[0]) < diverged_at) else None,
+        "inactive": measured(last.get("inactive")),
+        "saturated": measured(last.get("saturated")),
     }
-    return ModelResult(c, "diverged" if diverged else "done", final, recs, layers, lg.clone())
+    return TrainResult(
+        losses=lg[:steps_run].tolist(), eval_steps=[] if diverged else [steps_run],
+        **{m: [] if diverged else [end[m]] for m in METRICS},
+        diverged=diverged, diverged_at=diverged_at, steps_run=steps_run,
+        stop_reason="diverged" if diverged else "steps", final=final, wall_time=wall_per_model, config=c,
+        records=recs, layers=layers)
 
 
 def train_configs(configs: Sequence[Config], record: Record | None = None, *, chunk_size: int = 64,
-                  dtype: torch.dtype = torch.float32, threads: int | None = None) -> list[ModelResult]:
+                  dtype: torch.dtype = torch.float32, threads: int | None = None) -> list[TrainResult]:
     """Train configurations of any shapes: :func:`group_configs`, then :func:`train_group` on each chunk.
 
     Returns:
-        one :class:`ModelResult` per configuration, in the order given.
+        one :class:`~actlab.lab.train.TrainResult` per configuration, in the order given.
     """
     slots: dict[int, list[int]] = {}
     for i, c in enumerate(configs):
         slots.setdefault(id(c), []).append(i)
-    out: list[ModelResult | None] = [None] * len(configs)
+    out: list[TrainResult | None] = [None] * len(configs)
     for chunk in group_configs(configs, chunk_size):
         for c, r in zip(chunk, train_group(chunk, record, dtype=dtype, threads=threads)):
             out[slots[id(c)].pop()] = r
     return out  # type: ignore[return-value]
 
 
-def train_chunk(configs: Sequence[Config], record: Record, threads: int | None = None) -> list[ModelResult]:
+def train_chunk(configs: Sequence[Config], record: Record, threads: int | None = None) -> list[TrainResult]:
     """Train one chunk (configurations of one shape) with the batched engine; the unit of work
     that the process pool and Ray run (it sits here, below both backends, so neither imports the other)."""
     for r in (res := train_group(configs, record, threads=threads)):
-        r.losses = None  # every-step losses stay in the worker; the store keeps recorded steps
+        r.losses = []  # every-step losses stay in the worker; the store keeps recorded steps
     return res
 
 
@@ -800,34 +779,33 @@ class _Analytic(nn.Module):
 
 
 def reference_model(config: Config, in_features: int, n_classes: int, *, builtin: bool = False,
-                    dtype: torch.dtype = torch.float32) -> nn.Sequential:
-    """The configuration as a plain ``nn.Sequential`` of ``nn.Linear`` and activation modules,
-    starting from :func:`init_params` (``builtin``: torch's own activation op where it has one)."""
+                    dtype: torch.dtype = torch.float32) -> MLP:
+    """The configuration as the lab's :class:`~actlab.lab.models.MLP` (:func:`lab_model`), from
+    :func:`init_params`, set to train as the engine does.
+
+    Each fixed activation module becomes the catalog's op in its deterministic form (RReLU at its
+    mean slope, as the engine trains it) or, with ``builtin``, torch's own op where it has one (the
+    baseline of ``benchmarks/sweep.py``); a learnable one (PReLU) keeps the lab's module, its
+    initial value set in ``dtype`` itself (it is made in float32).
+    """
     spec = get(config.activation)
     p = dict(spec.resolve(**dict(config.activation_params)))
-    layers: list[nn.Module] = []
-    inits = init_params(config, in_features, n_classes, dtype)
-    for i, (w, b) in enumerate(inits):
-        lin = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
-        with torch.no_grad():
-            lin.weight.copy_(w)
-            lin.bias.copy_(b)
-        layers.append(lin)
-        if i < len(inits) - 1:
-            if spec.learnable:  # a module whose learnable hyperparameter is an nn.Parameter the optimiser trains
-                act = Activation(spec, **p).to(dtype)
-                with torch.no_grad():  # the initial value in dtype itself (it is made in float32)
-                    for n in spec.learnable:
-                        getattr(act, n).fill_(float(p[n]))
-                layers.append(act)
-            else:
-                layers.append(_Builtin(spec, {**p, "training": False}) if builtin and spec.builtin is not None
-                              else _Analytic(spec, p))
-    return nn.Sequential(*layers)
+    model = lab_model(config, in_features, n_classes, init_params(config, in_features, n_classes, dtype), dtype=dtype)
+    for i, m in enumerate(model.net):
+        if not isinstance(m, Activation):
+            continue
+        if spec.learnable:  # an nn.Parameter the optimiser trains
+            with torch.no_grad():
+                for n in spec.learnable:
+                    getattr(m, n).fill_(float(p[n]))
+        else:
+            model.net[i] = (_Builtin(spec, {**p, "training": False}) if builtin and spec.builtin is not None
+                            else _Analytic(spec, p))
+    return model
 
 
 def train_reference(config: Config, *, builtin: bool = False, dtype: torch.dtype = torch.float32,
-                    data: Dataset | None = None) -> tuple[Tensor, nn.Sequential]:
+                    data: Dataset | None = None) -> tuple[Tensor, MLP]:
     """Train one configuration alone with the lab's trainer: :func:`actlab.lab.train.train` on
     :func:`reference_model` with :meth:`Config.train_config` (``torch.optim`` and autograd).
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HEATMAP_METRICS = {
     "train_loss": ("final training loss", "viridis_r"),
-    "steps_to_target": ("steps to target loss", "magma_r"),
+    "steps_to_batch_loss": ("steps to a batch loss <= the target loss", "magma_r"),
     "inactive": ("inactive-unit share on the last recorded batch", "Reds"),
     "test_error": ("test error", "viridis_r"),
 }
@@ -44,8 +44,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         train_loss_std=("train_loss", "std"),
         test_error=("test_error", "mean"),
         test_error_std=("test_error", "std"),
-        steps_to_target=("steps_to_target", "mean"),
-        reached_target=("steps_to_target", lambda s: int(s.notna().sum())),
+        steps_to_batch_loss=("steps_to_batch_loss", "mean"),
+        reached_batch_loss=("steps_to_batch_loss", lambda s: int(s.notna().sum())),
         inactive=("inactive", "mean"),
         saturated=("saturated", "mean"),
     ).reset_index()

@@ -74,11 +74,14 @@ probe's quantities (:mod:`actlab.probe.quantities`) on the stacked tensors:
 * ``saturated``: the share of (example, unit) with ``|f'(z)| < saturation_tol * max|f'|``.
 """
 
-METRICS = (*DEFAULT_METRICS, "train_loss", "train_error", "test_loss", "test_error", "unit_states")
+METRICS = (*DEFAULT_METRICS, "weight_grad_norm", "train_loss", "train_error", "test_loss", "test_error",
+           "unit_states")
 """Every metric the engine can record.  Beyond the defaults:
 
+* ``weight_grad_norm``: the norm of the gradients of a layer's weight matrix alone, no bias (a
+  record's: of every layer's): what mean-field theory predicts;
 * ``train_loss``, ``train_error``: mean cross-entropy and error rate on the whole training set,
-  before training and after each record step's update (``steps_to_target_error`` reads the error);
+  before training and after each record step's update (``steps_to_target`` reads the error);
 * ``test_loss``, ``test_error``: the same on the test set;
 * ``unit_states``: the fractions of hidden units dead on the data (``f'(z) = 0`` for every
   training example; ``final["dead_on_data"]``, ``final["dead_on_data_init"]``) and off
@@ -219,11 +222,12 @@ class Record:
             as ``train_error``, then fall after ``first + 1``, ``first + 1 + every``, ... steps:
             ``first = every - 1`` puts them at multiples of ``every``).  Default: ``0``
         metrics: a subset of :data:`METRICS`.  Default: :data:`DEFAULT_METRICS`
-        target_loss: ``steps_to_target`` is the first step whose batch loss is <= this.
-        target_error: with the ``train_error`` metric, ``steps_to_target_error`` is the number of
-            steps done at the first record whose training error is <= this (``None``: not tracked).
+        target_loss: ``final["steps_to_batch_loss"]`` is the first step whose batch loss is <= this.
+        target_error: with the ``train_error`` metric, ``steps_to_target`` is the number of steps
+            done at the first evaluation (0, then after each record step) whose training error is
+            <= this, the meaning it has in :func:`actlab.lab.train.train` (``None``: no target).
         keep_params: return each model's initial and trained weights
-            (:attr:`ModelResult.params_init`, :attr:`ModelResult.params`).
+            (:attr:`TrainResult.params_init`, :attr:`TrainResult.params`).
         saturation_tol: an (example, unit) is saturated where ``|f'(z)| < saturation_tol * max|f'|``
             (the probe's rule). Default: :data:`~actlab.probe.quantities.SATURATION_TOL`
     """

@@ -20,6 +20,7 @@ row impossible, and a result delivered twice (a retried Ray task) is ignored.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -31,15 +32,22 @@ from actlab.sweep.spec import AXES, Config, SweepSpec
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from actlab.sweep.engine import ModelResult
+    from actlab.lab.train import TrainResult
 
 FINISHED = ("done", "diverged")
 RESULT_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error", "last_batch_loss",
-                  "steps_to_target", "inactive", "saturated", "diverged", "diverged_at", "wall_s")
-RECORD_COLUMNS = ("loss", "param_grad_norm", "inactive", "saturated")
-LAYER_COLUMNS = ("param_grad_norm", "inactive", "saturated")
-# Columns of stores written before the probe's vocabulary was adopted, renamed when opened.
-_RENAMED = {"grad_norm": "param_grad_norm", "dead_fraction": "inactive", "saturation_fraction": "saturated"}
+                  "steps_to_batch_loss", "inactive", "saturated", "diverged", "diverged_at", "wall_time",
+                  "steps_to_target")
+RECORD_COLUMNS = ("loss", "param_grad_norm", "inactive", "saturated", "weight_grad_norm")
+LAYER_COLUMNS = ("param_grad_norm", "inactive", "saturated", "weight_grad_norm")
+# Columns of stores written before the probe's vocabulary and the one result type (lab.train's
+# TrainResult) were adopted, renamed when opened: a store's old ``steps_to_target`` was the first
+# step whose batch loss met ``Record.target_loss``, today's ``steps_to_batch_loss``.
+_RENAMED = {"grad_norm": "param_grad_norm", "dead_fraction": "inactive", "saturation_fraction": "saturated",
+            "steps_to_target": "steps_to_batch_loss", "wall_s": "wall_time"}
+# Columns added since a store's tables were made: added (NULL in the old rows, which did not
+# measure them) when opened, after the renames.
+_ADDED = {"records": ("weight_grad_norm",), "layer_records": ("weight_grad_norm",), "results": ("steps_to_target",)}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -111,9 +119,10 @@ class Store:
             self.conn = sqlite3.connect(uri, uri=True, timeout=_LOCK_WAIT_S, isolation_level=None,
                                         check_same_thread=False)
             if readonly:
-                if not self._old_columns():
+                if not (self._old_columns() or self._renames() or self._additions()):
                     return
-                # A store from before errors replaced accuracies: upgrade it once, then read it.
+                # A store from before errors replaced accuracies, or before today's columns:
+                # upgrade it once, then read it.
                 self.conn.close()
                 self.__init__(path)  # type: ignore[misc]
                 return
@@ -128,6 +137,7 @@ class Store:
             self.conn.execute(f"PRAGMA busy_timeout = {60_000}")
             self._probe_vocabulary()
             self._errors_not_accuracies()
+            self._added_columns()
         except sqlite3.OperationalError as e:
             msg = str(e)
             if "locked" in msg or "busy" in msg:
@@ -150,18 +160,42 @@ class Store:
                 self.conn.execute(f"ALTER TABLE results RENAME COLUMN {sp}_accuracy TO {sp}_error")
                 self.conn.execute(f"UPDATE results SET {sp}_error = 1.0 - {sp}_error WHERE {sp}_error IS NOT NULL")
 
-    def _probe_vocabulary(self) -> None:
-        """Rename the columns of a store written before the engine took the probe's names
-        (``_RENAMED``), in one transaction."""
+    def _renames(self) -> list[tuple[str, str, str]]:
+        """``(table, old, new)`` of the ``_RENAMED`` columns this store still has under the old name."""
         todo = []
         for table in ("records", "layer_records", "results"):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             todo += [(table, old, new) for old, new in _RENAMED.items() if old in cols and new not in cols]
+        return todo
+
+    def _additions(self) -> list[tuple[str, str]]:
+        """``(table, column)`` of the ``_ADDED`` columns this store lacks.  Asked after the renames:
+        an old store's ``steps_to_target`` (batch loss) is renamed first, then today's is added."""
+        todo = []
+        for table, cols in _ADDED.items():
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            todo += [(table, c) for c in cols if c not in have]
+        return todo
+
+    def _probe_vocabulary(self) -> None:
+        """Rename the columns of a store written before the engine took the probe's names and the
+        one result type's (``_RENAMED``), in one transaction."""
+        todo = self._renames()
         if not todo:
             return
         with self._tx():
             for table, old, new in todo:
                 self.conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+
+    def _added_columns(self) -> None:
+        """Give a store's tables the columns added since it was written (``_ADDED``: NULL in its
+        old rows, which did not measure them), in one transaction, after the renames."""
+        todo = self._additions()
+        if not todo:
+            return
+        with self._tx():
+            for table, c in todo:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {c} REAL")
 
     def _old_columns(self) -> list[str]:
         """The splits whose results still hold an accuracy instead of an error rate."""
@@ -196,7 +230,7 @@ class Store:
                                   [(h, c.hash, i) for i, c in enumerate(configs)])
         return h
 
-    def write_results(self, results: Iterable[ModelResult]) -> int:
+    def write_results(self, results: Iterable[TrainResult]) -> int:
         """Write finished models (records, layer records, final metrics, status) in one transaction.
 
         Returns the number of configurations written; one already finished is skipped.
@@ -213,12 +247,15 @@ class Store:
                     self.conn.execute("INSERT INTO configs (hash, json, status, updated) VALUES (?, ?, 'pending', ?)",
                                       (h, json.dumps(r.config.to_dict(), sort_keys=True), now))
                 self.conn.executemany(
-                    f"INSERT INTO records VALUES (?, ?, {', '.join('?' * len(RECORD_COLUMNS))})",
+                    f"INSERT INTO records (config_hash, step, {', '.join(RECORD_COLUMNS)}) "
+                    f"VALUES (?, ?, {', '.join('?' * len(RECORD_COLUMNS))})",
                     [(h, rec["step"], *(rec.get(c) for c in RECORD_COLUMNS)) for rec in r.records])
                 self.conn.executemany(
-                    f"INSERT INTO layer_records VALUES (?, ?, ?, {', '.join('?' * len(LAYER_COLUMNS))})",
+                    f"INSERT INTO layer_records (config_hash, step, layer, {', '.join(LAYER_COLUMNS)}) "
+                    f"VALUES (?, ?, ?, {', '.join('?' * len(LAYER_COLUMNS))})",
                     [(h, rec["step"], rec["layer"], *(rec.get(c) for c in LAYER_COLUMNS)) for rec in r.layers])
-                f = r.final
+                f = {**r.final, "steps_to_target": r.steps_to_target, "diverged": r.diverged,
+                     "diverged_at": r.diverged_at, "wall_time": r.wall_time}
                 self.conn.execute(
                     f"INSERT INTO results (config_hash, {', '.join(RESULT_COLUMNS)}, finished) "
                     f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}, ?)",
@@ -353,6 +390,8 @@ class _Transaction:
 def _sql(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # not measured (NaN) or not finite: NULL, as the store always wrote it
     return v
 
 

@@ -9,8 +9,9 @@ probability.
 Here the probability is estimated by vectorised Monte Carlo: ``trials`` networks
 ``d_in -> width -> ... -> width`` (``depth`` hidden layers) are drawn at once, a grid of probe
 inputs on ``[-domain, domain]^d_in`` goes through all of them, and a network counts as dead
-when some hidden layer has ``f'(u) = 0`` for every unit on every probe (so that layer's output,
-and everything after it, is constant).  That covers any activation that can die (``spec.can_die``:
+when some hidden layer has ``f'(u) = 0`` for every unit on every probe (every unit inactive by
+the catalog's one rule, :func:`actlab.activations.regions.inactive_units`, so that layer's
+output, and everything after it, is constant).  That covers any activation that can die (``spec.can_die``:
 ReLU, ReLU6, hardtanh, hard sigmoid...), using the catalog's own derivative.  The interval is
 Wilson's score interval.
 
@@ -32,6 +33,7 @@ import torch
 from scipy import stats
 
 from actlab.activations import get
+from actlab.activations.regions import inactive_units
 from actlab._threads import torch_threads
 from actlab.theory.meanfield import TheoryError, check_depth
 
@@ -217,7 +219,8 @@ def _simulate(spec: Any, p: dict, depth: int, width: int, d_in: int, dist: str, 
             u = torch.baddbmm(b, h, w)
             y = spec.forward(u, p)
             d = spec.derivative(u, y, p)
-            layer_dead = (d == 0).flatten(1).all(dim=1)
+            # (trials, probes, units): a layer is dead when every unit is inactive on every probe
+            layer_dead = inactive_units(d.abs(), sample_dims=1).all(dim=1)
             n_dead = int(layer_dead.sum())
             first_dead[layer] += n_dead
             dead += n_dead

@@ -38,7 +38,8 @@ CONFIGS = [
 
 @pytest.fixture(scope="module")
 def engine():
-    return train_group(CONFIGS, Record(every=1, metrics=("loss", "param_grad_norm", "inactive", "saturated")),
+    return train_group(CONFIGS, Record(every=1, metrics=("loss", "param_grad_norm", "weight_grad_norm", "inactive",
+                                                        "saturated")),
                        dtype=F64, threads=1)
 
 
@@ -63,19 +64,25 @@ def test_probe_lab_compare_and_engine_agree(engine, i):
 
     # the lab: one forward/backward, gradients and derivatives
     lab = layer_gradients(lab_model(cfg, data.in_features, data.n_classes, params, dtype=F64), x, y)
-    # lab.compare: pre-activation gradient and parameter gradient from the output gradient
+    # lab.compare: pre-activation gradient and weight gradient from the output gradient
     seq = lab_model(cfg, data.in_features, data.n_classes, params, dtype=F64)
     logits = seq(x).detach()
     out_grad = (torch.softmax(logits, -1) - F.one_hot(y, data.n_classes).to(F64)) / len(y)
-    pre, pg = measure_gradients(seq.net, x, out_grad)
+    pre, wg = measure_gradients(seq.net, x, out_grad)
 
     spread = {"inactive": set(), "saturated": set()}
     for l, rec in enumerate(linears):
-        g = rec.param_grad_norm
+        g, w = rec.param_grad_norm, rec.weight_grad_norm
         assert rows[l]["param_grad_norm"] == pytest.approx(g, rel=1e-9)
         assert lab.param_grad_norms[l] == pytest.approx(g, rel=1e-9)
+        assert rows[l]["weight_grad_norm"] == pytest.approx(w, rel=1e-9)
+        assert lab.weight_grad_norms[l] == pytest.approx(w, rel=1e-9)
+        # the weights alone, computed from the gradient tensor itself
+        assert float(model.linear_layers()[l].weight.grad.norm()) == pytest.approx(w, rel=1e-9)
+        # informative: the bias gradient is not 0, so the two quantities differ
+        assert w < g * (1 - 1e-6)
         if l < cfg.depth:
-            assert pg[l] == pytest.approx(g, rel=1e-9)
+            assert wg[l] == pytest.approx(w, rel=1e-9)
             assert pre[l] * math.sqrt(len(y)) == pytest.approx(rec.out_grad_norm, rel=1e-9)
     for l, rec in enumerate(acts):
         d = lab.derivative[l].abs()

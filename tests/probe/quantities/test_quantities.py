@@ -23,6 +23,7 @@ from actlab.probe.quantities.out_grad_norm import output_grad_norm
 from actlab.probe.quantities.param_grad_norm import param_grad_norm, param_grad_rms
 from actlab.probe.quantities.saturated import saturated_share, saturating_side
 from actlab.probe.quantities.update_ratio import update_ratio
+from actlab.probe.quantities.weight_grad_norm import is_weight, weight_grad_norm
 
 
 def _net() -> nn.Sequential:
@@ -65,6 +66,9 @@ def test_probe_records_equal_the_declared_reductions():
         lin = model[int(i)]
         assert r[i].param_grad_norm == pytest.approx(float(param_grad_norm(lin.weight.grad, lin.bias.grad)), rel=1e-6)
         assert r[i].param_grad_rms == pytest.approx(float(param_grad_rms(lin.weight.grad, lin.bias.grad)), rel=1e-6)
+        # the weights alone (what mean-field theory predicts), less than weights and bias together
+        assert r[i].weight_grad_norm == pytest.approx(float(weight_grad_norm(lin.weight.grad)), rel=1e-6)
+        assert r[i].weight_grad_norm < r[i].param_grad_norm
         after = [lin.weight, lin.bias]
         pb = before[int(i): int(i) + 2]  # parameters in order: 0.weight, 0.bias, 2.weight, ...
         assert r[i].update_ratio == pytest.approx(float(update_ratio(pb, after)), rel=1e-5)
@@ -125,7 +129,8 @@ def test_records_have_the_fields_of_every_quantity_once():
     assert len(set(declared)) == len(declared)
     assert names[-len(declared):] == declared
     assert {q.key for q in QUANTITIES} >= {"activations", "saturated", "inactive", "dead", "out_grad_norm",
-                                           "grad_norm", "update_ratio", "nonfinite", "identical_units"}
+                                           "grad_norm", "weight_grad_norm", "update_ratio", "nonfinite",
+                                           "identical_units"}
     assert SATURATION_TOL == Probe(nn.Linear(2, 2)).saturation
 
 
@@ -169,3 +174,27 @@ def test_every_quantity_with_a_plot_is_a_plot_kind(tmp_path):
     for kind in KINDS:
         out = probe.plot(kind, out=tmp_path / f"{kind}.png")
         assert out.stat().st_size > 1000, kind
+
+
+def test_weight_grad_norm_takes_weights_only_and_a_layer_without_weights_records_nan():
+    w, b = torch.randn(4, 3), torch.randn(4)
+    assert is_weight(w) and not is_weight(b)
+    assert is_weight(torch.randn(2, 4, 3), model_dims=1) and not is_weight(torch.randn(2, 4), model_dims=1)
+    assert float(weight_grad_norm(w)) == pytest.approx(float(w.norm()))
+    assert float(weight_grad_norm(w, None, w)) == pytest.approx(float(w.norm()) * math.sqrt(2))
+    # the engine's stacked models: one norm per model
+    assert weight_grad_norm(torch.stack([w, 2 * w]), model_dims=1).tolist() == pytest.approx(
+        [float(w.norm()), 2 * float(w.norm())])
+    with pytest.raises(ValueError, match=r"weight gradients.*shape \(4,\).*param_grad_norm"):
+        weight_grad_norm(w, b)
+    with pytest.raises(ValueError, match="none"):
+        weight_grad_norm(None)
+    # a layer norm has parameters but no weight matrix: its weight_grad_norm is not measured (NaN)
+    model = nn.Sequential(nn.Linear(5, 6), nn.LayerNorm(6), nn.Linear(6, 2))
+    with Probe(model) as probe:
+        model(torch.randn(7, 5)).sum().backward()
+    got = {r.layer: r for r in probe.records()}
+    assert math.isnan(got["1"].weight_grad_norm) and got["1"].param_grad_norm > 0
+    assert got["2"].weight_grad_norm == pytest.approx(float(model[2].weight.grad.norm()), rel=1e-6)
+    assert probe.layer_grad_norms(which="weights") == pytest.approx(
+        {"0": float(model[0].weight.grad.norm()), "2": float(model[2].weight.grad.norm())}, rel=1e-6)

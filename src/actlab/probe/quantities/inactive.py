@@ -1,7 +1,9 @@
 """Inactive units: units whose derivative is zero for every sample of this step's batch.
 
 *Inactive* is about one batch; *dead* (:mod:`.dead`) is inactive on every recorded step of a
-window; *dead on data* is inactive on the whole data set (:func:`.dead.dead_on_data`).
+window; *dead on data* is inactive on the whole data set (:func:`.dead.dead_on_data`).  The rule
+itself, :func:`inactive_units`, lives on the catalog's floor (:mod:`actlab.activations.regions`),
+where the theory's born-dead estimate calls it too.
 """
 
 from __future__ import annotations
@@ -11,20 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from actlab.activations.regions import inactive_units
 from actlab.probe.quantities.base import Field, Quantity, series_plot
-
-
-def inactive_units(abs_d: Tensor, sample_dims: Any = 0) -> Tensor:
-    """Units with ``f' = 0`` on every sample (bool, one per unit).
-
-    Args:
-        abs_d: the magnitude of the derivative, ``|f'(x)|``, at the pre-activations (a
-            magnitude: the sweep engine has it at hand, and one pass is saved).
-        sample_dims: the dimensions of samples (and positions) reduced over; the rest index units.
-            Default: ``0`` (``abs_d`` is ``(N, units)``).  The sweep engine passes ``1`` for its
-            ``(models, N, units)`` tensors; a conv layer's channels need ``(0, 2, 3)``.
-    """
-    return abs_d.amax(sample_dims) == 0  # NaN compares unequal: a unit with a NaN is not inactive
 
 
 def inactive_share(abs_d: Tensor, sample_dims: Any = 0) -> Tensor:
@@ -44,3 +34,5 @@ QUANTITY = Quantity(
     reduce=inactive_share,
     plot=series_plot("inactive", "inactive units (this step), %", percent=True),
 )
+
+__all__ = ["QUANTITY", "inactive_share", "inactive_units"]

@@ -22,7 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from actlab._progress import Progress
-from actlab.sweep.engine import ModelResult, group_configs, train_chunk, train_group
+from actlab.lab.train import TrainResult
+from actlab.sweep.engine import group_configs, train_chunk, train_group
 from actlab.sweep.spec import Config, Record, SweepSpec
 from actlab.sweep.store import Store
 
@@ -73,7 +74,7 @@ def terminate_workers() -> None:
 
 def run_local(chunks: Sequence[Sequence[Config]], record: Record, *, workers: int = 1,
               threads: int | None = None, progress: Callable[[int], None] | None = None,
-              ) -> Iterator[list[ModelResult]]:
+              ) -> Iterator[list[TrainResult]]:
     """Yield each chunk's results as it finishes (in this process, or over ``workers`` processes)."""
     if workers <= 1:
         for chunk in chunks:
@@ -81,7 +82,7 @@ def run_local(chunks: Sequence[Sequence[Config]], record: Record, *, workers: in
             cb = (lambda s, n=len(chunk), steps=steps: progress(n * s / steps)) if progress else None  # type: ignore[misc]
             res = train_group(chunk, record, threads=threads, progress=cb)
             for r in res:
-                r.losses = None
+                r.losses = []
             yield res
         return
     per = threads or 1

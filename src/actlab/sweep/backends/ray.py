@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from actlab.sweep.engine import ModelResult, train_chunk
+from actlab.lab.train import TrainResult
+from actlab.sweep.engine import train_chunk
 from actlab.sweep.spec import Config, Record
 
 
@@ -22,7 +23,7 @@ def _ray():
 
 
 def run_ray(chunks: Sequence[Sequence[Config]], record: Record, *, address: str | None = None,
-            threads: int | None = None, cpus_per_task: int = 1) -> Iterator[list[ModelResult]]:
+            threads: int | None = None, cpus_per_task: int = 1) -> Iterator[list[TrainResult]]:
     """Yield each chunk's results as its Ray task finishes.
 
     Args:
