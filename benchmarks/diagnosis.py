@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     bad = 0
+    n_broken = n_right = n_healthy = n_alarms = 0
     print(f"{'case':34} {'detected':>8} {'cause':>6} {'false alarms':<30} {'s':>5}")
     for case in BROKEN:
         if a.only and a.only not in case.name:
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         findings, _, _ = run(case, seed=0)
         v = judge(case, findings)
         bad += not v.ok
+        n_broken += 1
+        n_right += v.ok
         print(f"{case.name:34} {'yes' if v.detected else 'NO':>8} {'yes' if v.right_cause else 'NO':>6} "
               f"{','.join(v.false_alarms) or '-':<30} {time.perf_counter() - t:5.1f}")
         if a.verbose or not v.ok:
@@ -50,12 +53,17 @@ def main(argv: list[str] | None = None) -> int:
             findings, _, _ = run(case, seed=seed)
             v = judge(case, findings)
             alarms += [f"{k}@{seed}" for k in v.false_alarms]
+            n_healthy += 1
             if a.verbose or v.false_alarms:
                 for f in findings:
                     print(f"    seed {seed}: {f}\n      cause: {f.cause}")
         bad += bool(alarms)
+        n_alarms += len(alarms)
         print(f"{case.name:34} {a.seeds:>8} {','.join(alarms) or '0':<38} {time.perf_counter() - t:5.1f}")
-    print(f"\n{'all right' if not bad else f'{bad} case(s) wrong'}")
+    print(f"\ntotals: {n_right}/{n_broken} broken cases detected with the right cause and no other alarm; "
+          f"{n_alarms} warning(s)/error(s) over {n_healthy} healthy runs ({n_healthy // max(a.seeds, 1)} models x "
+          f"{a.seeds} seeds)")
+    print(f"{'all right' if not bad else f'{bad} case(s) wrong'}")
     return 1 if bad else 0
 
 

@@ -3,25 +3,34 @@ batch 256), a small CNN and a transformer (two BERT-style encoder layers, GELU c
 that calls ``.item()`` per layer per step, and Cockpit's "economy" configuration when
 ``cockpit-for-pytorch`` is installed.
 
-Variants run interleaved (each repetition runs a block of steps of every variant in turn, the
-order rotating), so a machine shared with other jobs slows them alike; the table gives medians
-over repetitions and the median (and quartiles) of the per-repetition ratios to "no probe", for two clocks:
-wall time, and the CPU time of this process (with one torch thread, the default here, CPU time
-is the step's own work and barely moves when other jobs compete for the cores; wall time then
-also counts the waiting).
+Variants run interleaved: within a repetition they take turns every 10 steps (the order rotating
+each turn), so a machine shared with other jobs, or one whose clock drifts, slows them alike; each
+repetition builds fresh models (where a model's tensors land in memory moves its step time by a
+few percent, a bias interleaving alone would not remove).  The table gives, per variant, the median
+step time and the median of the per-repetition ratios to "no probe" with its 95% confidence
+interval (order statistics: no assumption on the distribution), for two clocks: the CPU time of
+this process (with one torch thread, the default here, it is the step's own work and barely
+moves when other jobs compete for the cores) and wall time (which then also counts the waiting).
+A target is "met" when the CPU ratio's interval lies below it, "missed" when it lies above, and
+"undecided" when it straddles it (run more repetitions).
 
-A repetition runs 80 steps by default, more than the probe's longest period (it stacks its
-on-device records every 64 recorded steps): with 20-step blocks most repetitions missed that
-flush and their median understated the amortised cost by ~3%.
+A repetition runs 80 steps per variant by default, more than the probe's longest period (it
+stacks its on-device records every 64 recorded steps): with 20-step repetitions most missed that
+flush and their median understated the amortised cost by ~3%.  The defaults (11 repetitions, no
+naive recorder) should take about 5-6 minutes for the three models on the idle 2-core CPU (scaled
+from 13.7 minutes for 21 repetitions of four variants, not timed themselves); ``--reps 21 --naive``
+is the long form.
 
     python benchmarks/probe_overhead.py                 # all three models, table
     python benchmarks/probe_overhead.py --json-out out.json --reps 15 --steps 80 --models mlp
+    python benchmarks/probe_overhead.py --reps 21 --naive   # the long form, with the naive recorder
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -44,6 +53,7 @@ D_MODEL = 128       # transformer width
 SEQ = 32            # transformer sequence length
 TF_BATCH = 32       # transformer batch size
 TARGETS = {"mlp": 1.10, "cnn": 1.10, "transformer": 1.15}  # every-step ratio targets (every 10: 1.03)
+BLOCK = 10          # steps per turn: the variants take turns every BLOCK steps within a repetition
 
 
 def mlp() -> nn.Module:
@@ -174,27 +184,52 @@ def make_variant(name: str, kind: str) -> Callable[[], None] | None:
 VARIANTS = ["no probe", "probe every step", "probe every 10", "naive .item()", "cockpit economy"]
 
 
+def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval of the median: the order statistics ``(x_(k), x_(n+1-k))``
+    with the largest ``k`` whose two-sided binomial tail stays within ``1 - level``."""
+    xs = sorted(values)
+    n = len(xs)
+    k, tail = 0, 0.0
+    while True:  # P(Binomial(n, 1/2) <= k) for growing k
+        nxt = tail + math.comb(n, k) / 2 ** n
+        if 2 * nxt > 1 - level:
+            break
+        tail, k = nxt, k + 1
+    if k == 0:  # too few repetitions for this level: the whole range
+        return xs[0], xs[-1]
+    return xs[k - 1], xs[n - k]
+
+
 def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = VARIANTS) -> dict:
     names = [v for v in variants if make_variant(v, kind) is not None]
     times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in names}
     for rep in range(reps):
         print(f"  {kind}: repetition {rep + 1}/{reps}", file=sys.stderr, flush=True)
-        # Fresh models every repetition: where a model's tensors land in memory moves its step time
-        # by a few percent, a bias that interleaving alone would not remove.
+        # Fresh models every repetition: where a model's tensors land in memory moves its step time by
+        # a few percent, a bias that interleaving alone would not remove.
         fns = {v: make_variant(v, kind) for v in names}
         for k, f in fns.items():
             for _ in range(warmup if "cockpit" not in k else 2):
                 f()
         order = names[rep % len(names):] + names[: rep % len(names)]
-        for k in order:
-            f = fns[k]
-            # Cockpit computes per-sample gradients (BackPACK) and is ~100x slower on CPU: fewer steps
-            n = steps if "cockpit" not in k else max(2, steps // 10)
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(n):
-                f()
-            times[k]["wall"].append((time.perf_counter() - t0) / n)
-            times[k]["cpu"].append((time.process_time() - c0) / n)
+        wall = dict.fromkeys(names, 0.0)
+        cpu = dict.fromkeys(names, 0.0)
+        done = dict.fromkeys(names, 0)
+        for _ in range(steps // BLOCK):
+            for k in order:
+                f = fns[k]
+                # Cockpit computes per-sample gradients (BackPACK) and is ~100x slower on CPU: 1 step a turn
+                n = BLOCK if "cockpit" not in k else 1
+                t0, c0 = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    f()
+                wall[k] += time.perf_counter() - t0
+                cpu[k] += time.process_time() - c0
+                done[k] += n
+            order = order[1:] + order[:1]  # no variant always runs right after the same other one
+        for k in names:
+            times[k]["wall"].append(wall[k] / done[k])
+            times[k]["cpu"].append(cpu[k] / done[k])
     out: dict[str, dict] = {}
     for k in names:
         out[k] = {}
@@ -202,18 +237,25 @@ def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = V
             ts, base = times[k][clock], times["no probe"][clock]
             ratios = [t / b for t, b in zip(ts, base)]
             q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+            lo, hi = median_ci(ratios)
             out[k][clock] = {"median_ms": 1e3 * statistics.median(ts), "ratio_median": statistics.median(ratios),
-                             "ratio_q1": q1, "ratio_q3": q3,
+                             "ratio_q1": q1, "ratio_q3": q3, "ratio_ci95": [lo, hi],
                              "ratio_of_medians": statistics.median(ts) / statistics.median(base), "ratios": ratios}
     return out
+
+
+def verdict(ci: tuple[float, float] | list[float], target: float) -> str:
+    """``"met"`` (the interval lies at or below the target), ``"missed"`` (above) or ``"undecided"``."""
+    return "met" if ci[1] <= target else "missed" if ci[0] > target else "undecided"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="mlp,cnn,transformer", help="comma-separated: mlp, cnn, transformer")
-    ap.add_argument("--reps", type=int, default=21, help="interleaved repetitions")
+    ap.add_argument("--reps", type=int, default=11,
+                    help="repetitions (fresh models each); the median ratio's 95%% interval narrows with more")
     ap.add_argument("--steps", type=int, default=80,
-                    help="steps per repetition and variant (multiple of 10; >= 64 so that every repetition "
+                    help="steps per repetition and variant, in turns of 10 (multiple of 10; >= 64 so that each repetition "
                          "carries the probe's periodic work: the update ratio every 10 steps, the flush of "
                          "its records every 64)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each fresh model")
@@ -222,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (tables go to stderr)")
     ap.add_argument("--json-out", default=None, help="also write the results as JSON to this file")
     ap.add_argument("--no-cockpit", action="store_true", help="leave Cockpit out (it is slow to run)")
+    ap.add_argument("--naive", action="store_true",
+                    help="also time the naive recorder (.item() per layer per step), a reference point")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     if a.steps % 10:
@@ -238,21 +282,24 @@ def main(argv: list[str] | None = None) -> int:
         kind = kind.strip()
         if kind not in MODELS:
             ap.error(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
-        r = bench(kind, a.reps, a.steps, a.warmup, [v for v in VARIANTS if not (a.no_cockpit and "cockpit" in v)])
+        r = bench(kind, a.reps, a.steps, a.warmup, [v for v in VARIANTS if not (a.no_cockpit and "cockpit" in v)
+                                                     and (a.naive or "naive" not in v)])
         result["models"][kind] = r
         print(f"\n{kind}: step time, median of {a.reps} interleaved repetitions x {a.steps} steps "
               f"({torch.get_num_threads()} torch threads)")
-        print(f"{'variant':<20}{'cpu ms':>9}{'cpu ratio':>11}{'wall ms':>10}{'wall ratio':>12}"
-              f"{'(quartiles)':>18}")
+        print(f"{'variant':<20}{'cpu ms':>8}{'cpu ratio':>11}{'(95% CI)':>16}{'wall ms':>9}{'wall ratio':>12}"
+              f"{'(95% CI)':>16}")
         for k, v in r.items():
             c, w = v["cpu"], v["wall"]
-            print(f"{k:<20}{c['median_ms']:>9.2f}{c['ratio_median']:>10.3f}x{w['median_ms']:>10.2f}"
-                  f"{w['ratio_median']:>11.3f}x   {w['ratio_q1']:.3f}-{w['ratio_q3']:.3f}", flush=True)
+            print(f"{k:<20}{c['median_ms']:>8.2f}{c['ratio_median']:>10.3f}x   {c['ratio_ci95'][0]:.3f}-"
+                  f"{c['ratio_ci95'][1]:.3f}{w['median_ms']:>9.2f}{w['ratio_median']:>11.3f}x   "
+                  f"{w['ratio_ci95'][0]:.3f}-{w['ratio_ci95'][1]:.3f}", flush=True)
         target = {"probe every step": TARGETS[kind], "probe every 10": 1.03}
         for k, t in target.items():
             if k in r:
-                got = r[k]["cpu"]["ratio_median"]
-                print(f"  target {k}: <= {t:.2f}x, cpu ratio {got:.3f}x: {'met' if got <= t else 'NOT met'}")
+                c = r[k]["cpu"]
+                print(f"  target {k}: <= {t:.2f}x, cpu ratio {c['ratio_median']:.3f}x "
+                      f"(95% CI {c['ratio_ci95'][0]:.3f}-{c['ratio_ci95'][1]:.3f}): {verdict(c['ratio_ci95'], t)}")
     if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
         print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
     if a.json_out:

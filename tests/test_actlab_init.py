@@ -9,7 +9,10 @@ import torch
 from torch import nn
 
 import actlab.init
-from actlab.lab.init import activation_gain
+from actlab import theory
+from actlab.activations import get, specs
+from actlab.lab.init import InitError, activation_gain, critical_point
+from actlab.lab.models import MLP
 
 
 def _net():
@@ -96,3 +99,49 @@ def test_critical_reads_a_handwritten_activation():
     assert gain != pytest.approx(1.0, abs=0.05)
     var = float(m.fc_out.weight.detach().var())
     assert var == pytest.approx(gain ** 2 * 2 / (256 + 64), rel=0.1)
+
+
+@pytest.mark.parametrize("name", [s.name for s in specs()])
+def test_critical_for_every_activation_is_the_theorys_point_or_a_one_line_reason(name):
+    """Every catalog activation: the layers get the theory's critical point (at sigma_b^2 = 0, or
+    the smallest bias variance that has one), or critical_ refuses in one line naming why and
+    what to use instead; never a raw exception."""
+    torch.manual_seed(0)
+    m = MLP(256, 4, depth=2, width=256, activation=name)
+    try:
+        sw2, sb2 = critical_point(name)
+    except InitError as e:
+        msg = str(e)
+        assert "\n" not in msg and repr(name) in msg and "xavier_" in msg and "he_" in msg, msg
+        with pytest.raises(InitError) as raised:
+            actlab.init.critical_(m, seed=0)
+        assert str(raised.value) == msg
+        return
+    actlab.init.critical_(m, seed=0)
+    assert sw2 > 0 and sb2 >= 0 and math.isfinite(sw2)
+    # the layer fed by the activation (the second hidden layer) carries the point
+    layer = m.hidden_layers()[1]
+    assert _sw2(layer) == pytest.approx(sw2, rel=0.05)
+    b = layer.bias.detach().double()
+    assert float(b.square().mean()) == pytest.approx(sb2, rel=0.5, abs=1e-12)
+    if get(name).elementwise:
+        assert theory.chi_1(name, sw2, sb2) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_gelu_gets_the_critical_point_at_the_smallest_bias_variance_that_has_one():
+    # GELU has no edge of chaos at sigma_b^2 = 0: chi_1 jumps over 1 (q* switches between 0 and inf)
+    with pytest.raises(theory.TheoryError):
+        theory.critical_sigma_w2("gelu", 0.0)
+    sw2, sb2 = critical_point("gelu")
+    assert sb2 > 0 and theory.chi_1("gelu", sw2, sb2) == pytest.approx(1.0, abs=1e-6)
+    smaller = [b for b in theory.CRITICAL_SIGMA_B2 if b < sb2]
+    for b in smaller:  # none of the smaller ones has one
+        with pytest.raises(theory.TheoryError):
+            theory.critical_sigma_w2("gelu", b)
+    # asked for sigma_b2 = 0 explicitly: a one-line refusal that names the point to use instead
+    with pytest.raises(InitError) as e:
+        actlab.init.critical_(nn.Sequential(nn.Linear(16, 16), nn.GELU(), nn.Linear(16, 2)), sigma_b2=0.0)
+    assert "\n" not in str(e.value) and f"sigma_b2={sb2:g}" in str(e.value)
+    # ReLU and tanh keep sigma_b^2 = 0
+    assert critical_point("relu") == (pytest.approx(2.0), 0.0)
+    assert critical_point("tanh")[1] == 0.0

@@ -147,8 +147,8 @@ def run_cmd(
     json_out: JsonOut = None,
     wide: Wide = False,
 ) -> None:
-    """Run SCRIPT with the probe attached to every model an optimizer steps (from its first step
-    on); print the findings at exit and write a self-contained HTML report.
+    """Run SCRIPT with the probe attached to every model an optimizer steps (from the optimizer's
+    making, so its first step is seen); print the findings at exit and write a self-contained HTML report.
 
     Options for actlab go before SCRIPT; everything after it is the script's own:
     `actlab probe run --html out.html train.py --epochs 3`.
@@ -175,8 +175,8 @@ def run_cmd(
         console.print(f"[bold red]{escape(str(script))} raised {escape(err)}[/]; what the probe saw until then:")
         code = 1
     if not found.probes:
-        raise fail(f"{script} ran no optimizer step on a model: nothing to probe (the probe attaches at the first "
-                   "torch.optim step)", code=1 if code == 0 else code)
+        raise fail(f"{script} made no torch.optim optimizer over a model's parameters: nothing to probe (the probe "
+                   "attaches to the models an optimizer is made for)", code=1 if code == 0 else code)
     for i, probe in enumerate(found.probes):
         out = html_out if len(found.probes) == 1 else html_out.with_name(f"{html_out.stem}-{i + 1}{html_out.suffix}")
         _outputs(probe, json_stdout=json_stdout, json_out=None if json_out is None or i else json_out, csv_out=None,

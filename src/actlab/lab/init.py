@@ -40,7 +40,8 @@ INIT_SCHEMES: dict[str, str] = {
     "he_uniform": "He et al. (2015): U[-b, b], b = sqrt(6 / ((1 + a^2) fan)), a = the leaky slope",
     "lecun_normal": "LeCun et al. (1998): N(0, 1 / fan_in) (SELU's partner)",
     "orthogonal": "Saxe et al. (2014): a random orthogonal matrix times gain",
-    "critical": "mean-field critical init: N(0, sigma_w^2 / fan_in), sigma_w^2 where chi_1 = 1 for the activation",
+    "critical": "mean-field critical init: N(0, sigma_w^2 / fan_in), sigma_w^2 where chi_1 = 1 for the activation "
+                "(at sigma_b^2 = 0, or the smallest bias variance that has an edge of chaos: GELU)",
     "rai": "Lu et al. (2019) randomized asymmetric init: N(0, 0.36 / fan_in), one entry per unit "
            "(bias included) ~ Beta(2, 1)",
 }
@@ -106,31 +107,60 @@ def _plain(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def critical_sigma_w2(activation: Any, sigma_b2: float = 0.0, params: Mapping[str, Any] | None = None) -> float:
-    """The weight variance (times fan-in) at the edge of chaos, chi_1 = 1, from
-    :func:`actlab.theory.critical_sigma_w2`; maxout (not elementwise, outside the 1-D theory)
-    gets ``1 / (k E[f'^2]) = 1``: each input feeds k pieces, each selected with probability 1/k.
+    """The weight variance (times fan-in) at the edge of chaos, chi_1 = 1, at bias variance
+    ``sigma_b2``, from :func:`actlab.theory.critical_sigma_w2` (see :func:`critical_point`).
 
     Raises:
-        InitError: when no sigma_w^2 makes chi_1 = 1 (sigmoid without bias, step...).
+        InitError: when no sigma_w^2 makes chi_1 = 1 there (GELU at sigma_b2 = 0, step...).
+    """
+    return critical_point(activation, sigma_b2, params)[0]
+
+
+def critical_point(activation: Any, sigma_b2: float | None = None, params: Mapping[str, Any] | None = None
+                   ) -> tuple[float, float]:
+    """``(sigma_w^2, sigma_b^2)`` of the critical init for ``activation``: chi_1 = 1 (the edge of
+    chaos) in the mean-field theory, :func:`actlab.theory.critical_point`.
+
+    With ``sigma_b2`` given, the critical sigma_w^2 at that bias variance.  With ``None``: at
+    ``sigma_b^2 = 0`` where the activation has an edge of chaos there (ReLU: ``(2, 0)``, tanh:
+    ``(1, 0)``), else at the smallest bias variance of :data:`actlab.theory.CRITICAL_SIGMA_B2` that
+    has one (GELU, whose chi_1 jumps over 1 at ``sigma_b^2 = 0``).  Maxout (not elementwise,
+    outside the 1-D theory) gets ``sigma_w^2 = 1 / (k E[f'^2]) = 1``: each input feeds k pieces,
+    each selected with probability 1/k.
+
+    Raises:
+        InitError: no critical point (one line: why, and what to use instead).
     """
     spec, p = _resolve_activation(activation, params)
-    return _critical_cached(spec, tuple(sorted(_plain(p).items())), float(sigma_b2))
+    sb = None if sigma_b2 is None else float(sigma_b2)
+    return _critical_cached(spec, tuple(sorted(_plain(p).items())), sb)
 
 
 @lru_cache(maxsize=256)
-def _critical_cached(spec: ActivationSpec, items: tuple, sigma_b2: float) -> float:
+def _critical_cached(spec: ActivationSpec, items: tuple, sigma_b2: float | None) -> tuple[float, float]:
     # Cached: a model asks once per layer (per gate block for recurrent nets) and the root
     # finding near q* = 0 (tanh without bias) takes about a second.
     from actlab.theory import TheoryError
-    from actlab.theory import critical_sigma_w2 as theory_critical
+    from actlab.theory import critical_point as theory_point
 
     p = dict(items)
     if not spec.elementwise:
-        return 1.0 / (spec.group_size(p) * moments(spec, p).dsecond)
+        return 1.0 / (spec.group_size(p) * moments(spec, p).dsecond), (sigma_b2 or 0.0)
     try:
-        return float(theory_critical(spec, sigma_b2, **p))
+        sw, sb = theory_point(spec, sigma_b2, **p)
+        return float(sw), float(sb)
     except TheoryError as e:
-        raise InitError(f"no critical init for {spec.name!r} at sigma_b2 = {sigma_b2:g}: {e}") from None
+        why = str(e)
+    instead = "he_, xavier_ or lsuv_ (actlab.init) instead"
+    if sigma_b2 is not None:
+        try:
+            sw, sb = theory_point(spec, None, **p)
+            instead = (f"sigma_b2={sb:g} (sigma_w^2 = {sw:.4g} there; sigma_b2=None picks it), or he_, xavier_ "
+                       "or lsuv_ instead")
+        except TheoryError:
+            pass
+    where = f"at sigma_b2 = {sigma_b2:g}" if sigma_b2 is not None else "at any sigma_b2 tried"
+    raise InitError(f"no critical init for {spec.name!r} {where}: {why}; use {instead}")
 
 
 # ----------------------------------------------------------------------------- layer discovery
@@ -237,7 +267,7 @@ def init_weights(
     mode: str = "fan_in",
     bias: str | float | None = None,
     bias_value: float = 0.0,
-    sigma_b2: float = 0.0,
+    sigma_b2: float | None = None,
     seed: int | None = None,
 ) -> nn.Module:
     """Initialise every Linear / Conv / recurrent weight of ``model`` with ``scheme``, in place.
@@ -258,7 +288,9 @@ def init_weights(
             or a number (a constant).  Default (``None``): zeros, except ``torch_default`` (torch's
             bias), ``rai`` (its own) and ``critical`` (N(0, sigma_b2)).
         bias_value: the constant of ``bias="constant"`` or the std of ``bias="normal"``.
-        sigma_b2: the bias variance the critical init assumes (and draws).  Default: ``0.0``
+        sigma_b2: the bias variance the critical init assumes (and draws).  Default (``None``): per
+            layer, 0 where its activation has an edge of chaos at sigma_b^2 = 0, else the smallest
+            bias variance that has one (:func:`critical_point`).
         seed: draw from ``torch.Generator().manual_seed(seed)``; ``None`` uses torch's global RNG.
 
     Returns:
@@ -297,6 +329,7 @@ def init_weights(
             w = t.weight
             fan = t.fan_in if mode == "fan_in" else t.fan_out
             mult = 1.0 if gain is None else (activation_gain(spec, p) if gain == "auto" else float(gain))
+            layer_b2 = 0.0  # the critical init's bias variance for this layer
             if scheme == "zeros":
                 w.zero_()
             elif scheme == "constant":
@@ -320,11 +353,11 @@ def init_weights(
             elif scheme == "orthogonal":
                 nn.init.orthogonal_(w, gain=mult, generator=g)
             elif scheme == "critical":
-                sw2 = critical_sigma_w2(spec, sigma_b2, p)
+                sw2, layer_b2 = critical_point(spec, sigma_b2, p)
                 _normal(w, math.sqrt(sw2 / t.fan_in), g)
             elif scheme == "rai":
                 _rai(t, g)
-            _init_bias(t, scheme, bias, bias_value, sigma_b2, g)
+            _init_bias(t, scheme, bias, bias_value, layer_b2, g)
     return model
 
 
@@ -389,10 +422,22 @@ def _init_bias(t: _Target, scheme: str, bias: str | float | None, value: float, 
 # ----------------------------------------------------------------------------- by name, in place
 
 
-def critical_(model: nn.Module, *, sigma_b2: float = 0.0, seed: int | None = None) -> nn.Module:
+def critical_(model: nn.Module, *, sigma_b2: float | None = None, seed: int | None = None) -> nn.Module:
     """Re-initialise every layer at the edge of chaos for the activation feeding it:
-    ``W ~ N(0, sigma_w^2 / fan_in)`` with the mean-field critical ``sigma_w^2`` (chi_1 = 1), biases
-    ``N(0, sigma_b2)``.  In place; returns ``model``.
+    ``W ~ N(0, sigma_w^2 / fan_in)``, biases ``N(0, sigma_b^2)``, with ``(sigma_w^2, sigma_b^2)``
+    the mean-field critical point (chi_1 = 1) of :func:`critical_point`.  In place; returns ``model``.
+
+    Args:
+        model: the model.
+        sigma_b2: the bias variance, for every layer.  Default (``None``): per layer, 0 where its
+            activation has an edge of chaos there (ReLU: sigma_w^2 = 2; tanh: 1), else the
+            smallest bias variance that has one: GELU's chi_1 jumps over 1 at sigma_b^2 = 0 (its
+            q* switches between 0 and inf), so its layers get a small bias variance and the
+            critical sigma_w^2 there (:func:`critical_point` gives the numbers).
+        seed: draw from ``torch.Generator().manual_seed(seed)``; ``None`` uses torch's global RNG.
+
+    Raises:
+        InitError: a layer's activation has no critical point (step, sign: no derivative).
 
     Example::
 
@@ -458,6 +503,7 @@ def lsuv_(model: nn.Module, x: Any, *, tol: float = 0.05, max_iter: int = 10, se
 
 
 __all__ = [
-    "BIAS_SCHEMES", "INIT_SCHEMES", "InitError", "RAI_SIGMA", "activation_gain", "critical_", "critical_sigma_w2",
+    "BIAS_SCHEMES", "INIT_SCHEMES", "InitError", "RAI_SIGMA", "activation_gain", "critical_", "critical_point",
+    "critical_sigma_w2",
     "he_", "init_weights", "leaky_slope", "lsuv_", "xavier_",
 ]

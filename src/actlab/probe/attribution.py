@@ -38,14 +38,21 @@ def _references() -> list[tuple[ActivationSpec, torch.Tensor]]:
     return out
 
 
+_MISSING = object()
+
+
 def _from_table(module: nn.Module) -> tuple[ActivationSpec, dict[str, Any]] | None:
     cls = type(module)
-    row = THIRD_PARTY.get(f"{cls.__module__}.{cls.__qualname__}")
-    if row is None:
+    found = THIRD_PARTY.get(f"{cls.__module__}.{cls.__qualname__}")
+    if found is None:
         return None
-    name, params = row
-    read = {k: (getattr(module, v[1:]) if isinstance(v, str) and v.startswith("@") else v) for k, v in params.items()}
-    return get_spec(name), read
+    rows = found if isinstance(found, list) else [(found[0], found[1], {})]
+    for name, params, when in rows:
+        if all(getattr(module, k, _MISSING) == v for k, v in when.items()):
+            read = {k: (getattr(module, v[1:]) if isinstance(v, str) and v.startswith("@") else v)
+                    for k, v in params.items()}
+            return get_spec(name), read
+    return None
 
 
 def _by_grid(module: nn.Module) -> tuple[ActivationSpec, dict[str, Any]] | None:

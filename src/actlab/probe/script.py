@@ -1,14 +1,17 @@
 """Probe a user's training script unchanged: every model an optimizer steps gets a probe.
 
-:func:`run_script` runs a Python file as ``__main__`` with its own ``sys.argv``.  A global
-optimizer step pre-hook finds, at each optimizer's first step, the outermost modules that own
-its parameters and attaches a :class:`~actlab.probe.Probe` to each (so the first step is not
-recorded); ``Tensor.backward`` on a scalar records the loss for the loss-trend finding.  Both are
-undone when the script ends, however it ends.
+:func:`run_script` runs a Python file as ``__main__`` with its own ``sys.argv``.  When
+parameters are given to an optimizer (``torch.optim.Optimizer.add_param_group``, which every
+torch optimizer calls as it is made and which adds later groups), the outermost modules that own
+them get a :class:`~actlab.probe.Probe` each, so the probe sees the first step's forward and
+backward.  A global optimizer step pre-hook catches, at an optimizer's first step, parameters
+that reached it otherwise (seen from the next step on).  ``Tensor.backward`` on a scalar records
+the loss for the loss-trend finding.  All three are undone when the script ends, however it ends.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import runpy
 import sys
@@ -43,16 +46,24 @@ class ScriptProbes:
         self.probes: list[Probe] = []
         self._seen_opts: set[int] = set()
         self._models: set[int] = set()
+        self._covered: set[int] = set()  # ids of the parameters some probe's model owns
+
+    def _watch(self, params: Any) -> None:
+        """Attach a probe to the outermost modules owning ``params`` that no probe covers yet."""
+        ids = {id(p) for p in params} - self._covered
+        if not ids:
+            return
+        for m in _roots_owning(ids):
+            if id(m) not in self._models:
+                self._models.add(id(m))
+                self._covered.update(id(p) for p in m.parameters())
+                self.probes.append(Probe(m, **self.probe_kw).attach())
 
     def _on_step(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if id(opt) in self._seen_opts:
             return
         self._seen_opts.add(id(opt))
-        params = {id(p) for g in opt.param_groups for p in g["params"]}
-        for m in _roots_owning(params):
-            if id(m) not in self._models:
-                self._models.add(id(m))
-                self.probes.append(Probe(m, **self.probe_kw).attach())
+        self._watch(p for g in opt.param_groups for p in g["params"])
 
     def _on_backward(self, loss: torch.Tensor) -> None:
         if loss.dim() == 0 and loss.is_floating_point():
@@ -81,6 +92,12 @@ def run_script(script: str | Path, argv: list[str] | None = None, **probe_kw: An
 
     handle = register_optimizer_step_pre_hook(found._on_step)
     original = torch.Tensor.backward
+    original_add = torch.optim.Optimizer.add_param_group
+
+    @functools.wraps(original_add)
+    def add_param_group(self: torch.optim.Optimizer, param_group: dict) -> None:
+        original_add(self, param_group)
+        found._watch(self.param_groups[-1]["params"])
 
     def backward(self: torch.Tensor, *a: Any, **k: Any) -> Any:
         found._on_backward(self)
@@ -90,6 +107,7 @@ def run_script(script: str | Path, argv: list[str] | None = None, **probe_kw: An
     sys.argv = [str(path), *(argv or [])]
     sys.path.insert(0, str(path.resolve().parent))
     torch.Tensor.backward = backward  # type: ignore[method-assign]
+    torch.optim.Optimizer.add_param_group = add_param_group  # type: ignore[method-assign]
     try:
         runpy.run_path(str(path), run_name="__main__")
     except BaseException as e:
@@ -97,6 +115,7 @@ def run_script(script: str | Path, argv: list[str] | None = None, **probe_kw: An
         raise
     finally:
         torch.Tensor.backward = original  # type: ignore[method-assign]
+        torch.optim.Optimizer.add_param_group = original_add  # type: ignore[method-assign]
         handle.remove()
         sys.argv, sys.path[:] = saved_argv, saved_path
         for p in found.probes:

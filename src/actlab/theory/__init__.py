@@ -13,6 +13,7 @@ Measurement against these predictions (it builds and measures models) lives abov
 
 from actlab.theory.dying import BornDead, born_dead, born_dead_table
 from actlab.theory.meanfield import (
+    CRITICAL_SIGMA_B2,
     MeanField,
     TheoryError,
     analyse,
@@ -20,6 +21,7 @@ from actlab.theory.meanfield import (
     chi,
     chi_1,
     correlation_map,
+    critical_point,
     critical_sigma_w2,
     depth_scales,
     gain,
@@ -33,6 +35,7 @@ from actlab.theory.meanfield import (
 )
 
 __all__ = [
+    "CRITICAL_SIGMA_B2",
     "BornDead",
     "MeanField",
     "TheoryError",
@@ -43,6 +46,7 @@ __all__ = [
     "chi",
     "chi_1",
     "correlation_map",
+    "critical_point",
     "critical_sigma_w2",
     "depth_scales",
     "gain",

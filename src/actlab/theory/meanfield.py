@@ -52,6 +52,8 @@ __all__ = [
     "chi",
     "chi_1",
     "correlation_map",
+    "CRITICAL_SIGMA_B2",
+    "critical_point",
     "critical_sigma_w2",
     "depth_scales",
     "gain",
@@ -557,6 +559,61 @@ def critical_sigma_w2(activation: str | ActivationSpec, sigma_b2: float = 0.0, *
     """
     _, sb = _check_sigmas(1.0, sigma_b2)
     return _critical(_act(activation, params), sb)
+
+
+CRITICAL_SIGMA_B2 = (0.0, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+"""The bias variances :func:`critical_point` tries, smallest first, for an edge of chaos."""
+
+
+def critical_point(activation: str | ActivationSpec, sigma_b2: float | None = None, **params: Any
+                   ) -> tuple[float, float]:
+    """A point ``(sigma_w^2, sigma_b^2)`` on the edge of chaos (``chi_1 = 1``).
+
+    With ``sigma_b2`` given, the critical ``sigma_w^2`` there (:func:`critical_sigma_w2`).  With
+    ``None``: at ``sigma_b^2 = 0`` where the activation has an edge of chaos there (ReLU: (2, 0);
+    tanh: (1, 0)), else at the smallest ``sigma_b^2`` of :data:`CRITICAL_SIGMA_B2` that has one.
+    Some activations have none at ``sigma_b^2 = 0``: GELU's ``q*`` switches between 0 and inf
+    as ``sigma_w^2`` grows, and ``chi_1`` jumps over 1 with it; a bias variance keeps ``q*``
+    finite and away from 0, and the order-to-chaos line appears.
+
+    Raises:
+        TheoryError: no ``sigma_b^2`` tried (or the one given) has a ``sigma_w^2`` in
+            ``[1e-3, 1e4]`` with ``chi_1 = 1``; the message says why.
+
+    Example::
+
+        >>> critical_point("relu")
+        (2.0, 0.0)
+    """
+    if sigma_b2 is not None:
+        return critical_sigma_w2(activation, sigma_b2, **params), float(sigma_b2)
+    a = _act(activation, params)
+    return _critical_point_cached(a)
+
+
+@lru_cache(maxsize=256)
+def _critical_point_cached(a: _Act) -> tuple[float, float]:
+    try:
+        return _critical(a, 0.0), 0.0
+    except TheoryError as e:
+        first = e
+    # Which bias variances have an edge of chaos is taken to be monotone (a larger bias variance
+    # keeps q* further from 0 and from inf): bisect the ladder, a few root searches instead of one
+    # per entry (each costs seconds near the switch).
+    lo, hi = 0, len(CRITICAL_SIGMA_B2)  # index lo fails; hi: the first known to succeed (len: none yet)
+    found: tuple[float, float] | None = None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            found = _critical(a, CRITICAL_SIGMA_B2[mid]), CRITICAL_SIGMA_B2[mid]
+            hi = mid
+        except TheoryError:
+            lo = mid
+    if found is None or found[1] != CRITICAL_SIGMA_B2[hi if hi < len(CRITICAL_SIGMA_B2) else -1]:
+        if hi == len(CRITICAL_SIGMA_B2):
+            raise TheoryError(f"{first}; nor at any sigma_b2 up to {CRITICAL_SIGMA_B2[-1]:g}")
+        found = _critical(a, CRITICAL_SIGMA_B2[hi]), CRITICAL_SIGMA_B2[hi]
+    return found
 
 
 # --------------------------------------------------------------------------- finite depth

@@ -23,21 +23,32 @@ SMALL, LARGE = 0.5, 1.9
 
 
 @lru_cache(maxsize=None)
-def reference_sigma_w2(spec: "ActivationSpec") -> tuple[float, float]:
-    """``(gain^2, critical sigma_w^2)`` for an activation without hyperparameters (NaN where the
-    theory has none): gain^2 keeps the forward variance, the critical value keeps chi_1 = 1."""
+def reference_sigma_w2(spec: "ActivationSpec") -> float:
+    """gain^2 of an activation without hyperparameters, the variance-preserving ``sigma_w^2``
+    (NaN where the theory has none)."""
     # meanfield directly: actlab.theory also holds compare, which measures models with the probe
-    from actlab.theory.meanfield import TheoryError, critical_sigma_w2, gain
+    from actlab.theory.meanfield import TheoryError, gain
 
-    def safe(fn: Any) -> float:
-        try:
-            v = float(fn(spec))
-        except (TheoryError, ValueError, TypeError, ZeroDivisionError):
-            return math.nan
-        return v if math.isfinite(v) else math.nan
+    try:
+        g = float(gain(spec))
+    except (TheoryError, ValueError, TypeError, ZeroDivisionError):
+        return math.nan
+    return g * g if math.isfinite(g) else math.nan
 
-    g = safe(gain)
-    return g * g, safe(critical_sigma_w2)
+
+@lru_cache(maxsize=None)
+def critical_of(spec: "ActivationSpec") -> tuple[float, float]:
+    """``(sigma_w^2, sigma_b^2)`` of the activation's critical point, as ``actlab.init.critical_``
+    draws it (:func:`actlab.theory.critical_point`: at sigma_b^2 = 0 where there is one, else at
+    the smallest bias variance that has one); NaNs where the theory has none.  Asked only when
+    advice is written: near a switch (GELU) the root searches take seconds."""
+    from actlab.theory.meanfield import TheoryError, critical_point
+
+    try:
+        sw, sb = critical_point(spec)
+    except (TheoryError, ValueError, TypeError, ZeroDivisionError):
+        return math.nan, math.nan
+    return (float(sw), float(sb)) if math.isfinite(sw) else (math.nan, math.nan)
 
 
 @dataclass
@@ -49,7 +60,17 @@ class LayerScale:
     zero: bool  # every weight is exactly 0
     activation: str  # the activation that runs next ("" if none)
     reference: float  # that activation's gain^2 (NaN if unknown)
-    critical: float  # its critical sigma_w^2 (NaN if none)
+    spec: "ActivationSpec | None" = None  # that activation
+
+    @property
+    def critical(self) -> float:
+        """The activation's critical sigma_w^2 (NaN if none), see :func:`critical_of`."""
+        return critical_of(self.spec)[0] if self.spec is not None else math.nan
+
+    @property
+    def critical_b2(self) -> float:
+        """The sigma_b^2 of that critical point (0 for most activations)."""
+        return critical_of(self.spec)[1] if self.spec is not None else math.nan
 
     @property
     def ratio(self) -> float:
@@ -89,20 +110,26 @@ def weight_scales(data: "ProbeRecords") -> list[LayerScale]:
     for layer in sorted((l for l in data.layers if l.chain and l.order >= 0 and not math.isnan(l.sigma_w2)),
                         key=lambda l: l.order):
         act = _next_activation(data, layer)
-        ref, crit = reference_sigma_w2(act.spec) if act is not None else (math.nan, math.nan)
+        ref = reference_sigma_w2(act.spec) if act is not None else math.nan
         out.append(LayerScale(layer.name, layer.sigma_w2, layer.sigma_w2 == 0.0, act.activation if act else "",
-                              ref, crit))
+                              ref, act.spec if act is not None else None))
     return out
 
 
 def fix_line(scales: list[LayerScale]) -> str:
     """The one-line fix with the theory's numbers for the activations of ``scales``."""
-    per: dict[str, tuple[float, float]] = {}
+    per: dict[str, tuple[float, float, float]] = {}
     for s in scales:
         if s.activation and s.activation not in per:
-            per[s.activation] = (s.critical, s.reference)
-    nums = ", ".join(f"sigma_w^2 = {c:.3g} for {a}" if not math.isnan(c) else f"sigma_w^2 = {r:.3g} (gain^2) for {a}"
-                     for a, (c, r) in per.items() if not (math.isnan(c) and math.isnan(r)))
+            per[s.activation] = (s.critical, s.critical_b2, s.reference)
+
+    if any(math.isnan(c) for c, _, _ in per.values()):
+        # critical_ would refuse (the theory has no edge of chaos for one of them): the
+        # variance-preserving scale instead
+        nums = ", ".join(f"sigma_w^2 = {r:.3g} for {a}" for a, (_, _, r) in per.items() if not math.isnan(r))
+        return "actlab.init.xavier_(model)" + (f" (gain^2: {nums})" if nums else "") + ", or He for ReLU"
+    nums = ", ".join(f"sigma_w^2 = {c:.3g}" + (f" with bias variance {b2:g}" if b2 > 0 else "") + f" for {a}"
+                     for a, (c, b2, _) in per.items())
     return "actlab.init.critical_(model)" + (f" ({nums})" if nums else "") + ", or He for ReLU / Xavier for tanh"
 
 

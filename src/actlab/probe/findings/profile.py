@@ -40,7 +40,8 @@ def explode_cause(data: "ProbeRecords", records: list, th: Thresholds) -> tuple[
     ratio = max_update_ratio(records)
     figures: dict = {}
     if large:
-        figures["weight_scale"] = {s.layer: {"sigma_w2": s.sigma_w2, "gain2": s.reference, "critical": s.critical}
+        figures["weight_scale"] = {s.layer: {"sigma_w2": s.sigma_w2, "gain2": s.reference, "critical": s.critical,
+                                             "critical_sigma_b2": s.critical_b2}
                                    for s in large}
         s = max(large, key=lambda s: s.ratio)
         cause = (f"weights too large for this depth: {s.describe()}, {s.ratio:.3g}x it "

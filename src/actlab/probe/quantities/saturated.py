@@ -12,9 +12,9 @@ the inactive and dead quantities count; about half of any ReLU layer sits there 
 
 The one saturation rule: a (sample, unit) is saturated when ``|f'(x)| < tol * max|f'|`` and it lies
 on a saturating side (:func:`saturating_side`), with f the layer's activation from the catalog
-and ``tol`` = :data:`SATURATION_TOL` unless the caller says otherwise (the constant is declared on
-the catalog's floor, :mod:`actlab.activations.regions`, where the catalog's plots read it too).  A
-strict ``<``.
+and ``tol`` = :data:`SATURATION_TOL` unless the caller says otherwise (the constant is declared
+on the catalog's floor, :mod:`actlab.activations.regions`, where the catalog's plots read it
+too).  A strict ``<``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from actlab.probe.quantities.base import Field, Quantity, series_plot
 
 if TYPE_CHECKING:  # pragma: no cover
     from actlab.activations.spec import ActivationSpec
+
 
 def saturating_side(spec: "ActivationSpec", x: Tensor | None, y: Tensor | None,
                     p: Mapping[str, Any] | None = None) -> Tensor | None:
