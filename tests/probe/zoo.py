@@ -14,7 +14,8 @@ A case is judged by :func:`judge`:
 - *right cause*: that finding's cause names every word of ``Case.cause`` (case-insensitive);
 - *false alarms*: warnings or errors of any kind other than the expected one and ``Case.also``
   (the consequences the case may legitimately show too, e.g. vanishing gradients behind a dead
-  layer).
+  layer), and any finding whose cause or advice names a phrase of ``Case.never`` (a wrong cause
+  the case is built to tempt, e.g. "learning rate" for units dead before the first update).
 """
 
 from __future__ import annotations
@@ -56,8 +57,14 @@ def pixel_tokens() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def batches(n_steps: int, batch: int, seed: int, data: str = "digits"):
-    x, y = {"pixels": raw_pixels, "tokens": pixel_tokens}.get(data, digits)()
     g = torch.Generator().manual_seed(seed)
+    if data == "sign":  # one fixed batch of 20 Gaussian features, label = sign of the first (full-batch GD)
+        x = torch.randn(batch, 20, generator=g)
+        y = (x[:, 0] > 0).long()
+        for _ in range(n_steps):
+            yield x.clone(), y
+        return
+    x, y = {"pixels": raw_pixels, "tokens": pixel_tokens}.get(data, digits)()
     for _ in range(n_steps):
         idx = torch.randint(0, len(x), (batch,), generator=g)
         yield x[idx].clone(), y[idx]
@@ -190,6 +197,22 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(x))
+
+
+class FunctionalMLP(nn.Module):
+    """Linear layers with the activation called as a function in ``forward`` (``F.relu(x)``),
+    at PyTorch's default initialisation (sigma_w^2 = 1/3): the textbook net as people write it."""
+
+    def __init__(self, act: Callable[[torch.Tensor], torch.Tensor], depth: int = 10, width: int = 64) -> None:
+        super().__init__()
+        self.act = act
+        self.layers = nn.ModuleList(nn.Linear(width if i else 64, width) for i in range(depth - 1))
+        self.out = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = self.act(layer(x))
+        return self.out(x)
 
 
 class ReusedReLU(nn.Module):
@@ -337,10 +360,14 @@ class Case:
         also: other finding kinds that are consequences, not false alarms.
         steps, lr, batch: training on the digits.
         optim: ``"sgd"`` (plain SGD) or ``"adamw"`` (as transformers are trained).
-        data: ``"digits"`` (standardised), ``"pixels"`` (raw 0-255) or ``"tokens"`` (ids 0-16).
+        data: ``"digits"`` (standardised), ``"pixels"`` (raw 0-255), ``"tokens"`` (ids 0-16) or
+            ``"sign"`` (one fixed batch of 20 standard-normal features labelled by the sign of the
+            first: a two-class task a net can collapse on to the class prior, where the last
+            layer's weight gradient sums to ~0).
         hook: ``hook(step, model, x)`` before each step (inject a NaN...).
         born: run :meth:`Probe.born_dead` on the first batch before training.
         probe: keyword arguments for :class:`Probe`.
+        never: phrases no finding's cause or advice may contain (the wrong cause the case tempts).
     """
 
     name: str
@@ -356,6 +383,7 @@ class Case:
     hook: Callable[[int, nn.Module, torch.Tensor], None] | None = None
     born: bool = False
     probe: dict = field(default_factory=dict)
+    never: tuple[str, ...] = ()
 
 
 def _nan_in_data(step: int, model: nn.Module, x: torch.Tensor) -> None:
@@ -399,6 +427,17 @@ BROKEN: list[Case] = [
          steps=40, lr=1e-6),
     Case("reused_relu_dead_call_site", lambda: _reused_dead(), "dead_units", ("bias",),
          also=("vanishing_gradients", "born_dead", "loss_trend"), steps=30, probe={"window": 10}),
+    # the textbook nets at PyTorch's default init (sigma_w^2 = 1/3), as people write them
+    Case("vanishing_sigmoid_default_collapse", lambda: mlp(nn.Sigmoid, 10, d_in=20, d_out=2),
+         "vanishing_gradients", ("sigmoid", "per layer"), also=("not_zero_centred", "loss_trend"), steps=80,
+         lr=0.1, batch=256, data="sign", never=("learning rate too low",)),
+    Case("vanishing_tanh_default_depth20", lambda: mlp(nn.Tanh, 20), "vanishing_gradients",
+         ("too small", "per layer"), also=("loss_trend",), steps=40),
+    Case("vanishing_gelu_default_depth10", lambda: mlp(nn.GELU, 10), "vanishing_gradients",
+         ("too small", "per layer"), also=("loss_trend",), steps=40),
+    Case("born_dead_functional_relu_default", lambda: FunctionalMLP(F.relu), "dead_units",
+         ("born dead", "variance-preserving"), also=("vanishing_gradients", "loss_trend"), steps=60,
+         never=("learning rate",)),
 ]
 
 
@@ -479,4 +518,6 @@ def judge(case: Case, findings: list) -> Verdict:
     hits = [f for f in findings if f.kind == case.kind]
     right = any(all(w.lower() in f.cause.lower() for w in case.cause) for f in hits)
     alarms = [f.kind for f in loud if f.kind != case.kind and f.kind not in case.also]
+    alarms += [f"{f.kind}: {w!r}" for f in findings for w in case.never
+               if w.lower() in (f.cause + " " + f.advice).lower()]
     return Verdict(case.name, bool(hits), right, alarms, [str(f) for f in findings])

@@ -12,7 +12,9 @@ kind                   fires when
                        successive blocks, or the Linear layers of a Sequential stack: names
                        equal once block indices are taken out), the gradient RMS of the
                        member nearest the input is below ``Thresholds.vanishing`` of the
-                       family's largest (median over the window); never across roles
+                       family's largest (median over the window); never across roles; or
+                       (profile.py) the output-gradient norm of the first hidden activation
+                       layer is below ``Thresholds.vanishing`` of the last's (with since when)
 ``exploding_gradients`` the same, with the first member above ``Thresholds.exploding`` times
                        the family's last, or the total gradient norm grew that much over the run
 ``dead_units``         a ReLU-like layer (``spec.can_die``) has at least ``Thresholds.dead`` of
@@ -44,7 +46,6 @@ attention weights (``LayerInfo.role``) are not judged as hidden-layer activation
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from actlab.probe.findings.base import (  # noqa: F401  (re-exported: the packag
     Finding,
     Thresholds,
     _by_layer,
+    _family,
     _fmt,
     _nanmean,
     _nanmedian,
@@ -98,6 +100,7 @@ def detect(data: ProbeRecords, thresholds: Thresholds | None = None) -> list[Fin
     grads = _gradient_findings(data, clean, recent, th, dead)
     if prof:  # one exploding finding: the profile one, which needs no NaN and no long run
         grads = [f for f in grads if f.kind != "exploding_gradients"]
+    grads = _with_attenuation(data, recent, clean, th, dead, grads)
     out += prof + grads
     out += dead
     out += _saturation_findings(data, recent, th)
@@ -136,16 +139,6 @@ def _nonfinite_finding(data: ProbeRecords, th: Thresholds, step: int, r, where: 
     msg = (f"first non-finite value at step {step} in {where_txt} ({where} pass); "
            "every later figure is meaningless")
     return Finding("error", "non_finite", [r.layer], figures, cause, advice, msg)
-
-
-def _family(name: str) -> str:
-    """The layer's role with its block indices taken out: ``encoder.layer.2.attention.self.query``
-    and ``fc3`` become ``encoder.layer.#.attention.self.query`` and ``fc#``.  Layers of one family
-    are the same layer repeated along depth (the Linear layers of a Sequential MLP are one family,
-    ``#``), so their gradients can be compared; layers of different roles cannot (an attention
-    query projection has tiny weight gradients at init in every block, while the logits are near
-    zero, which says nothing about depth)."""
-    return re.sub(r"\d+", "#", name)
 
 
 def _chain_profile(data: ProbeRecords, records: list) -> list[tuple[str, float]]:
@@ -227,9 +220,41 @@ def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresh
     return out
 
 
+def _with_attenuation(data: ProbeRecords, recent: list, clean: list, th: Thresholds, dead: list[Finding],
+                      grads: list[Finding]) -> list[Finding]:
+    """Vanishing judged also from the output-gradient profile across the hidden activations
+    (profile.attenuation): it adds its figures and since-when to the parameter-gradient finding,
+    or is the finding where the parameter gradients do not show it (a net collapsed to the class
+    prior has tiny weight gradients at every layer, the last included)."""
+    from actlab.probe.findings.profile import attenuation
+
+    att = attenuation(data, recent, clean, th)
+    if att is None:
+        return grads
+    when = ""
+    if att.since is not None:
+        when = f" since step {att.since}" + (" (the first recorded step)" if att.since == att.first_step else "")
+    van = [f for f in grads if f.kind == "vanishing_gradients"]
+    if van:
+        f = van[0]
+        f.figures.update(att.figures())
+        f.message += f"; the output-gradient norm at {att.first} is {_fmt(att.ratio)} of {att.last}'s{when}"
+        f.cause, f.advice = _vanishing_cause(data, recent, f.figures["max_layer"], dead, th, att)
+        return grads
+    last = att.profile[att.last]
+    names = [n for n, v in att.profile.items() if v < th.vanishing * last]
+    cause, advice = _vanishing_cause(data, recent, att.last, dead, th, att)
+    sev = "error" if att.ratio < th.vanishing / th.severe else "warning"
+    msg = (f"vanishing gradients: the output-gradient norm at {att.first} is {_fmt(att.ratio)} of {att.last}'s "
+           f"({att.per_layer:.3g}x per layer){when} (layers below {th.vanishing:g} of it: {_ranges(names)})")
+    figures = {**att.figures(), "threshold": th.vanishing}
+    return grads + [Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg)]
+
+
 def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Finding],
-                     th: Thresholds) -> tuple[str, str]:
-    """The cause of vanishing gradients, named only where the figures show it."""
+                     th: Thresholds, att: Any = None) -> tuple[str, str]:
+    """The cause of vanishing gradients, named only where the figures show it (``att``: the
+    measured output-gradient attenuation, :class:`~actlab.probe.findings.profile.Attenuation`)."""
     from actlab.probe.findings.evidence import fix_line, scale_evidence, zero_at_start
 
     acts = _activations_before(data, top)
@@ -241,13 +266,22 @@ def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Find
     if zero:
         return (f"zero weights (at the start) in {_ranges(zero)}: identical units, and no gradient reaches the "
                 "layers before a zero layer", "initialise the weights randomly: actlab.init.critical_(model)")
+    measured = f" ({att.describe()})" if att is not None else ""
     if blocked:
+        also = ""
+        if tiny:
+            w = min(tiny, key=lambda s: s.ratio)
+            also = f"; the weights are below the variance-preserving scale: {w.describe()}, {w.ratio:.2g}x it"
         return (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
-                "gradient to the layers before them", blocked[0].advice)
+                f"gradient to the layers before them{measured}{also}", blocked[0].advice)
     if small:
         s = small[0]
+        also = ""
+        if tiny:
+            w = min(tiny, key=lambda s: s.ratio)
+            also = f"; the weights are also below the variance-preserving scale: {w.describe()}"
         return (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
-                "gradient; it compounds with depth and the layers near the input stop learning",
+                f"gradient{measured}; it compounds with depth and the layers near the input stop learning{also}",
                 "use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
                 "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
     if sat:
@@ -258,10 +292,10 @@ def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Find
     if tiny:
         s = min(tiny, key=lambda s: s.ratio)
         return (f"weights too small for this depth: {s.describe()}, {s.ratio:.2g}x it (layers: "
-                f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer",
+                f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer{measured}",
                 "re-initialise per activation: " + fix_line(tiny))
     return ("the probe's figures do not single out a cause (weights at the variance-preserving scale, no "
-            "saturation or dead units); candidates: depth without normalisation or residual connections, "
+            f"saturation or dead units){measured}; candidates: depth without normalisation or residual connections, "
             "an activation whose derivative is below 1 on the typical pre-activations",
             "add normalisation (BatchNorm/LayerNorm) or residual connections; check actlab.init.critical_(model)")
 
@@ -327,6 +361,7 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
         return out
     w = min(data.settings.window_records, n_rec)
     last_step = max(r.step for r in records)
+    first_step = min(r.step for r in records if not math.isnan(r.inactive))
     per = _by_layer(records)
     for name_, s in data.streaks.items():
         layer = data.layer(name_)
@@ -346,12 +381,19 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
             ratio = max((r.update_ratio for r in per.get(prod.name, []) if not math.isnan(r.update_ratio)),
                         default=math.nan)
             bias_mean = prod.bias_mean
+        # inactive on every recorded step, the first included: dead before any update could kill them
+        born = int((s >= n_rec).sum())
         figures = {"dead_fraction": frac, "dead_units": int(dead.sum()), "units": n, "since_step": since,
+                   "dead_since_first_step": born,
                    "window_steps": w * data.settings.every, "max_update_ratio": ratio, "producer": prod.name if prod else None,
                    "producer_bias_mean": bias_mean,
                    "inactive_last": rs[-1].inactive if rs else math.nan}
         name = layer.spec.name
-        if not math.isnan(ratio) and ratio > th.high_update:
+        born_dead = since <= first_step and 2 * born >= int(dead.sum())
+        if born_dead:
+            # dead on the first recorded step: no update has run yet, so the learning rate is not the cause
+            cause, advice = _born_dead_cause(data, layer, prod, name, first_step)
+        elif not math.isnan(ratio) and ratio > th.high_update:
             cause = (f"learning rate too high: the update ratio of {prod.name} reached {_fmt(ratio)} "
                      f"(about 1e-3 is typical), pushing {name} inputs below zero for every sample")
             advice = "lower the learning rate, or use leaky ReLU / ELU, which cannot die"
@@ -359,10 +401,14 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
             cause = f"very negative bias in {prod.name} (mean {_fmt(bias_mean)}) keeps the pre-activations below zero"
             advice = "initialise biases at 0 (or slightly positive for ReLU), or use leaky ReLU / ELU"
         else:
-            cause = f"{name} units whose pre-activation is below zero for every input get no gradient and never recover"
-            advice = "lower the learning rate, check the initialisation (He) and biases, or use leaky ReLU / ELU"
+            cause = (f"{name} units whose pre-activation is below zero for every input get no gradient and never "
+                     f"recover; the figures do not single out why (update ratios up to {_fmt(ratio)}, below the "
+                     f"{th.high_update:g} that calls the learning rate too high; bias mean {_fmt(bias_mean)}); "
+                     "candidates: a transient learning-rate spike, a shift in the inputs, badly scaled weights")
+            advice = "check the initialisation (He) and biases and the inputs' scale, or use leaky ReLU / ELU"
         sev = "error" if frac >= 0.4 else "warning"
         msg = (f"{frac:.0%} of {name} units in {layer.name} dead (f' = 0 for every sample) since step {since}"
+               + (" (born dead: before any update)" if born_dead else "")
                + (f" with update ratio {_fmt(ratio)}" if not math.isnan(ratio) else ""))
         if n_rec < data.settings.window_records:
             # fewer recorded steps than a window: "dead" is not established, only "inactive so far";
@@ -439,12 +485,50 @@ def _saturation_why(data: ProbeRecords, recent: list, th: Thresholds) -> str:
     return "candidates: too-large initial weights, unnormalised inputs or a high learning rate"
 
 
+def _small_before(data: ProbeRecords, layer) -> list:
+    """The weight layers up to ``layer`` (included) whose scale is below the variance-preserving one."""
+    from actlab.probe.findings.evidence import scale_evidence
+
+    order = {l.name: l.order for l in data.layers}
+    return [s for s in scale_evidence(data, "small") if 0 <= order.get(s.layer, -1) <= layer.order]
+
+
+def _born_dead_cause(data: ProbeRecords, layer, prod, name: str, first_step: int) -> tuple[str, str]:
+    """Why units are dead from the first recorded step on, from the bias and weight scale before them."""
+    from actlab.probe.findings.evidence import fix_line
+
+    born = f"born dead (inactive for every input from step {first_step}, before any update)"
+    if prod is not None and not math.isnan(prod.bias_mean) and prod.bias_mean < -0.5:
+        return (f"{born}: very negative bias in {prod.name} (mean {_fmt(prod.bias_mean)}) keeps the "
+                f"pre-activations below zero", "initialise biases at 0 (or slightly positive for ReLU), or use "
+                "leaky ReLU / ELU")
+    small = _small_before(data, layer)
+    if small:
+        # the layer that feeds the dead units, where it is one of the small ones
+        s = next((x for x in small if prod is not None and x.layer == prod.name), min(small, key=lambda s: s.ratio))
+        return (f"{born}: weights below the variance-preserving scale: {s.describe()}, {s.ratio:.2g}x it (layers: "
+                f"{_ranges([x.layer for x in small])}); the input's signal shrinks about {s.ratio:.2g}x in variance "
+                f"per layer until each unit's sign is set by its bias, and the {name} units with a negative bias "
+                "are below zero for every input", "re-initialise per activation: " + fix_line(small))
+    return (f"{born}: the figures do not single out why (bias mean {_fmt(prod.bias_mean if prod else math.nan)}, "
+            "weights at the variance-preserving scale); candidates: badly scaled or shifted inputs, a bias or "
+            "weight pattern that the mean and scale do not show",
+            "check the inputs' scale and the initialisation (actlab.init.critical_(model)), or use leaky ReLU / ELU")
+
+
 def _born_dead_why(data: ProbeRecords, names: list[str]) -> str:
     for n in names:
         layer = data.layer(n)
         prod = _producer(data, layer) if layer is not None else None
         if prod is not None and not math.isnan(prod.bias_mean) and prod.bias_mean < -0.5:
             return f"very negative bias in {prod.name} (mean {_fmt(prod.bias_mean)})"
+    for n in names:
+        layer = data.layer(n)
+        small = _small_before(data, layer) if layer is not None else []
+        if small:
+            s = min(small, key=lambda s: s.ratio)
+            return (f"weights below the variance-preserving scale: {s.describe()}, {s.ratio:.2g}x it; the signal "
+                    "shrinks layer by layer until each unit's sign is set by its bias")
     return "candidates: very negative biases, too-small or badly scaled weights, or unnormalised inputs"
 
 
