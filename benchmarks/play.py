@@ -16,7 +16,10 @@ WebSocket client (the ``websockets`` package) the way the page does, asks for th
 Timings depend on the machine's load: print them with it (the load average is printed too).
 
     python benchmarks/play.py
-    python benchmarks/play.py --seconds 10 --setup "activation=sigmoid&depth=10" --json out.json
+    python benchmarks/play.py --seconds 10 --setup "activation=sigmoid&depth=10" --json-out out.json
+
+Exits 1 when a goal is missed; `--json` prints the figures as JSON on stdout (the lines above go
+to stderr).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from _bench import add_output_options, finish, parse, progress, tables
 
 
 async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
@@ -69,16 +74,21 @@ async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
             "step_cpu_ms": statistics.median(step_cpu) if step_cpu else None}
 
 
-def main() -> None:
+FIRST_FRAME_S = 3.0   # goal: process start -> first frame, seconds
+FRAMES_PER_S = 10.0   # goal: frames with new data per second while training
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="how long to train while counting frames")
     ap.add_argument("--setup", default="", help="a setup as in a shared link ('activation=relu&depth=10')")
-    ap.add_argument("--json", default=None, help="also write the figures here")
-    args = ap.parse_args()
+    add_output_options(ap)
+    args = parse(ap, argv)
 
     from actlab.play.config import parse_query
 
     config = parse_query(args.setup)[0].to_dict()
+    progress("starting `actlab play --no-browser` ...")
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", "from actlab.cli import main; main()", "play", "--no-browser"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -91,6 +101,7 @@ def main() -> None:
             m = re.search(r"http://\S+/", line)
             url = m.group(0) if m else None
         t_url = time.perf_counter() - t0
+        progress(f"URL after {t_url:.2f} s; asking for the first frame, then training for {args.seconds:g} s ...")
         res = asyncio.run(_measure(url, t0, args.seconds, config))
     finally:
         proc.terminate()
@@ -99,19 +110,23 @@ def main() -> None:
     res["setup"] = config
     res["load_average"] = os.getloadavg()
     res["cpus"] = os.cpu_count()
-    print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s (goal < 3 s)")
-    print(f"training: {res['frames_per_s']:.1f} frames with new data per second (goal >= 10), "
-          f"{res['steps_per_s']:.0f} steps/s, over {res['seconds']:.1f} s")
-    if res["frame_cpu_ms"] is not None and res["step_cpu_ms"] is not None:
-        f, st = res["frame_cpu_ms"], res["step_cpu_ms"]
-        print(f"CPU time of the training thread (median): {f:.1f} ms per frame, {st:.1f} ms per step; "
-              f"a core of its own would allow ~{min(20.0, 1e3 / (f + st)):.0f} frames/s at the 20/s cap")
-    la = res["load_average"]
-    print(f"machine: {res['cpus']} CPUs, load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    res["targets"] = [{"target": f"first frame < {FIRST_FRAME_S:g} s", "value": res["first_frame_s"],
+                       "met": res["first_frame_s"] < FIRST_FRAME_S},
+                      {"target": f"frames with new data >= {FRAMES_PER_S:g}/s", "value": res["frames_per_s"],
+                       "met": res["frames_per_s"] >= FRAMES_PER_S}]
+    with tables(args):
+        print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s "
+              f"(goal < {FIRST_FRAME_S:g} s)")
+        print(f"training: {res['frames_per_s']:.1f} frames with new data per second (goal >= {FRAMES_PER_S:g}), "
+              f"{res['steps_per_s']:.0f} steps/s, over {res['seconds']:.1f} s")
+        if res["frame_cpu_ms"] is not None and res["step_cpu_ms"] is not None:
+            f, st = res["frame_cpu_ms"], res["step_cpu_ms"]
+            print(f"CPU time of the training thread (median): {f:.1f} ms per frame, {st:.1f} ms per step; "
+                  f"a core of its own would allow ~{min(20.0, 1e3 / (f + st)):.0f} frames/s at the 20/s cap")
+        la = res["load_average"]
+        print(f"machine: {res['cpus']} CPUs, load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min)")
+    return finish(args, res, failed=[t["target"] for t in res["targets"] if not t["met"]])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -45,6 +45,26 @@ def _ray() -> Any:
     return ray
 
 
+CONNECT_TIMEOUT_S = 5.0
+"""How long to try to reach a cluster's address before saying it cannot be reached."""
+
+
+def _check_reachable(address: str | None) -> None:
+    """Raise ``ConnectionError`` if ``address`` (``host:port`` or ``ray://host:port``) does not
+    accept a TCP connection: given one that does not, ``ray.init`` retries for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectionError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, auto, local)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {address!r} ({e.strerror or e})") from None
+
+
 def connect(address: str | None = None) -> None:
     """Join the Ray cluster at ``address`` (``None``: the running instance, or a new local one),
     unless this process is connected already.
@@ -56,6 +76,7 @@ def connect(address: str | None = None) -> None:
 
     ray = _ray()
     if not ray.is_initialized():
+        _check_reachable(address)
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
         start_reaper(RAY_PROCESSES)  # what ray.init started below this process goes when it goes
