@@ -306,10 +306,12 @@ class Store:
     def _resolve(self, spec_hash: str | None) -> str | None:
         if spec_hash is None:
             return None
-        rows = [h for (h,) in self.conn.execute("SELECT spec_hash FROM sweeps WHERE spec_hash LIKE ?",
-                                                (spec_hash + "%",))]
+        # A prefix compared as text (LIKE would treat "%" and "_" in the user's prefix as wildcards).
+        rows = [h for (h,) in self.conn.execute("SELECT spec_hash FROM sweeps WHERE substr(spec_hash, 1, ?) = ?",
+                                                (len(spec_hash), spec_hash))]
         if len(rows) != 1:
-            raise KeyError(f"spec hash {spec_hash!r} matches {len(rows)} sweeps in {self.path}")
+            known = ", ".join(f"{s['spec_hash'][:12]} ({s['name']})" for s in self.sweeps()) or "none"
+            raise StoreError(f"spec hash {spec_hash!r} matches {len(rows)} sweeps in {self.path!r}; its sweeps: {known}")
         return rows[0]
 
     # ---------------------------------------------------------------- frames and export
