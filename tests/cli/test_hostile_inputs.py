@@ -510,8 +510,6 @@ def test_read_only_places_give_one_line_and_change_nothing(ro_room: Path, args: 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="read-only mounts need Linux")
-@pytest.mark.xfail(strict=True, reason="known bug, not fixed yet: a WAL store on a read-only mount is refused as "
-                   "'corrupt (unable to open database file)'; reading it needs immutable=1 when -shm cannot be made")
 def test_a_store_on_a_read_only_mount_can_be_reported(ro_room: Path) -> None:
     before = _snapshot(ro_room)
     r = actlab_read_only(ro_room, "sweep", "report", "ro/s.db", "--out", "ro-report", "--json")
