@@ -72,6 +72,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported by file (the tests), not run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import add_output_options, finish, parse  # noqa: E402
+
 # ---- settings
 DEFAULT_BASE = "e53e0b0"     # main before issue 12's work started
 BENCHMARKS = ("probe_overhead", "sweep", "activations")
@@ -503,12 +507,11 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = run
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one run may take")
     for k, v in DEFAULTS.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v, help=f"(default {v!r})")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (the table goes to stderr)")
-    ap.add_argument("--json-out", default=None, help="also write the results as JSON to this file")
+    add_output_options(ap)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-params", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
+    a = parse(ap, argv)
     if a.worker:
         return worker_main(a.worker, json.loads(a.worker_params), a.worker_out)
 
@@ -549,15 +552,8 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = run
            "load_avg_end": list(os.getloadavg()), "seconds": time.perf_counter() - t0,
            "settings": {"reps": a.reps, "tolerance": a.tolerance, "confidence": a.confidence, **params}, **res}
     print_table(res, file=sys.stderr if a.json else sys.stdout)
-    if a.json or a.json_out:
-        from actlab._json import dumps
-
-        text = dumps(res)
-        if a.json_out:
-            Path(a.json_out).write_text(text + "\n")
-        if a.json:
-            print(text)
-    return EXIT[res["verdict"]]
+    code = finish(a, res)  # 2 if the JSON could not be written (the result kept in a named temp file)
+    return code or EXIT[res["verdict"]]
 
 
 if __name__ == "__main__":

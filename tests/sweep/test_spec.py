@@ -69,7 +69,7 @@ def test_flags():
     "axes, needles",
     [
         ({"activation": ["relu", "relux"]}, ["activation", "relux", *names()[:3]]),
-        ({"width": -3}, ["width", "-3", ">= 1"]),
+        ({"width": -3}, ["width", "-3", "[1, 16384]"]),
         ({"widht": 3}, ["widht", *AXES]),
         ({"optimiser": "lbfgs"}, ["optimiser", "lbfgs", "sgd", "momentum", "adam"]),
         ({"init": "magic"}, ["init", "magic", "he", "xavier"]),

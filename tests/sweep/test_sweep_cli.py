@@ -83,12 +83,12 @@ def test_report_table_fits_80_columns_unless_wide(tmp_path):
     assert max(len(line) for line in lines) <= 80, r.output
     header = next(line for line in lines if "label" in line)
     assert all(h in header for h in ("depth", "lr", "runs", "test error", "train loss", "inactive")), header
-    assert "steps to target" not in header and "saturated" not in header
+    assert "steps to batch loss" not in header and "saturated" not in header
     assert "--wide adds" in r.output
     assert len([line for line in lines if line.split()[:1] in (["relu"], ["tanh"])]) == 8  # one row per config
     r = runner.invoke(app, ["sweep", "report", str(db), "--out", str(tmp_path / "rep"), "--wide"])
     assert r.exit_code == 0, r.output
-    assert "steps to target" in r.output and "saturated" in r.output and "reached" in r.output
+    assert "steps to batch loss" in r.output and "saturated" in r.output and "reached" in r.output
     md = (tmp_path / "rep" / "table.md").read_text()  # the file keeps every column
-    for col in ("steps_to_target", "saturated", "train_loss_std", "test_error_std", "reached_target"):
+    for col in ("steps_to_batch_loss", "saturated", "train_loss_std", "test_error_std", "reached_batch_loss"):
         assert col in md.splitlines()[0]

@@ -65,8 +65,8 @@ WIDE_COLUMNS = (
     ("runs", "runs", None),
     ("test error", "test_error", "test_error_std"),
     ("train loss", "train_loss", "train_loss_std"),
-    ("steps to target", "steps_to_target", None),
-    ("reached", "reached_target", None),
+    ("steps to batch loss", "steps_to_batch_loss", None),
+    ("reached", "reached_batch_loss", None),
     ("inactive", "inactive", None),
     ("saturated", "saturated", None),
 )
@@ -105,7 +105,7 @@ def terminal_table(summary: dict[str, Any], *, wide: bool = False) -> Any:
     for r in rows:
         t.add_row(str(r["label"]), *[number(r.get(a)) for a in axes], *[cell(r, k, s) for _, k, s in cols])
     if not wide:
-        t.caption = ("--wide adds the training loss's std, steps to target and the saturated share; table.md and "
+        t.caption = ("--wide adds the training loss's std, steps to a batch loss and the saturated share; table.md and "
                      "table.csv hold every column")
     return t
 
