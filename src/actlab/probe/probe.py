@@ -39,7 +39,7 @@ import inspect
 import math
 from functools import reduce
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -94,8 +94,10 @@ class ProbeLayer:
         return self.spec.name if self.spec is not None else ""
 
 
-@dataclass
-class _Call:
+class _Call(NamedTuple):
+    """One activation or layer output measured in a forward.  A tuple of plain numbers: the
+    collector stops tracking it (ten of them per step, kept for the whole run)."""
+
     layer: int
     kind: str  # "act" | "param"
     offset: int
@@ -107,7 +109,7 @@ class _Call:
 
 
 # A row's numbers are references into an _Arena's buffer (see _val), not tensors of their own.
-@dataclass
+@dataclass(slots=True)
 class _FwRow:
     step: int
     calls: list[_Call]
@@ -117,7 +119,7 @@ class _FwRow:
     dead: tuple[Tensor, int] | None  # (block of the flush, row in it); set when flushed
 
 
-@dataclass
+@dataclass(slots=True)
 class _BwRow:
     step: int
     params: Any  # indices into Probe._params
@@ -126,14 +128,14 @@ class _BwRow:
     o_sq: Any  # sums of squares of the output gradients
 
 
-@dataclass
+@dataclass(slots=True)
 class _UpRow:
     step: int
     params: list[int]
     norms: Any  # ||w_after - w_before||^2 then ||w_before||^2 per tensor
 
 
-@dataclass
+@dataclass(slots=True)
 class _Acc:
     """One (step, layer)'s sums while the rows are decoded."""
 
