@@ -7,15 +7,19 @@ WebSocket client (the ``websockets`` package) the way the page does, asks for th
 
 - *URL*: process start -> URL printed (imports + server listening);
 - *first frame*: process start -> the first frame of the opening setup received (what the page
-  shows first; the page itself adds its own load time, ~0.1 s locally);
+  shows first; the page itself adds its own load time, ~0.1 s locally); a ``--setup`` is given to
+  ``actlab play`` too, as a shared link would be;
 - *frames/s*: distinct frames (new sequence numbers, each with a new training step) received per
   second over ``--seconds`` of training, and the training steps per second alongside;
 - *CPU ms*: CPU time of the training thread per frame and per step (medians, from the frames),
   which a busy machine does not inflate as it does wall time.
 
 Timings depend on the machine's load: print them with it (the load average is printed too).
+``--starts N`` starts the server N times and reports each start-up and their median (the frame
+rate is measured on the last start).
 
     python benchmarks/play.py
+    python benchmarks/play.py --starts 5 --seconds 4
     python benchmarks/play.py --seconds 10 --setup "activation=sigmoid&depth=10" --json out.json
 """
 
@@ -33,6 +37,7 @@ import time
 
 
 async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
+    """First frame after ``t0``, then (``seconds`` > 0) frames while training."""
     import websockets
 
     ws_url = url.replace("http://", "ws://").split("?")[0] + "ws"
@@ -45,6 +50,8 @@ async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
                 raise SystemExit(f"server refused the setup: {m['message']}")
             if m["type"] == "frame":
                 first = time.perf_counter() - t0
+        if seconds <= 0:
+            return {"first_frame_s": first}
         await ws.send(json.dumps({"type": "play"}))
         seqs, steps, frame_cpu, step_cpu = set(), [], [], []
         start = time.perf_counter()
@@ -69,18 +76,11 @@ async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
             "step_cpu_ms": statistics.median(step_cpu) if step_cpu else None}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=8.0, help="how long to train while counting frames")
-    ap.add_argument("--setup", default="", help="a setup as in a shared link ('activation=relu&depth=10')")
-    ap.add_argument("--json", default=None, help="also write the figures here")
-    args = ap.parse_args()
-
-    from actlab.play.config import parse_query
-
-    config = parse_query(args.setup)[0].to_dict()
+def _start(setup: str, config: dict, seconds: float) -> dict:
+    """Start ``actlab play [SETUP]`` once: URL and first frame (and the frame rate when ``seconds`` > 0)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", "from actlab.cli import main; main()", "play", "--no-browser"],
+    proc = subprocess.Popen([sys.executable, "-c", "from actlab.cli import main; main()", "play", "--no-browser"]
+                            + ([setup] if setup else []),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None
@@ -91,15 +91,39 @@ def main() -> None:
             m = re.search(r"http://\S+/", line)
             url = m.group(0) if m else None
         t_url = time.perf_counter() - t0
-        res = asyncio.run(_measure(url, t0, args.seconds, config))
+        res = asyncio.run(_measure(url, t0, seconds, config))
     finally:
         proc.terminate()
         proc.wait(30)
     res["url_s"] = t_url
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="how long to train while counting frames")
+    ap.add_argument("--setup", default="", help="a setup as in a shared link ('activation=relu&depth=10')")
+    ap.add_argument("--starts", type=int, default=1, help="start the server this many times (median start-up)")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    from actlab.play.config import parse_query
+
+    config = parse_query(args.setup)[0].to_dict()
+    runs = []
+    for i in range(max(1, args.starts)):
+        runs.append(_start(args.setup, config, args.seconds if i == max(1, args.starts) - 1 else 0.0))
+    res = runs[-1]
+    res["starts"] = [{"url_s": r["url_s"], "first_frame_s": r["first_frame_s"]} for r in runs]
+    res["url_s"] = statistics.median(r["url_s"] for r in runs)
+    res["first_frame_s"] = statistics.median(r["first_frame_s"] for r in runs)
     res["setup"] = config
     res["load_average"] = os.getloadavg()
     res["cpus"] = os.cpu_count()
-    print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s (goal < 3 s)")
+    if len(runs) > 1:
+        print("start-ups (URL / first frame, s): " + ", ".join(f"{r['url_s']:.2f} / {r['first_frame_s']:.2f}" for r in runs))
+    print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s (goal < 3 s)"
+          + (f", medians of {len(runs)} starts" if len(runs) > 1 else ""))
     print(f"training: {res['frames_per_s']:.1f} frames with new data per second (goal >= 10), "
           f"{res['steps_per_s']:.0f} steps/s, over {res['seconds']:.1f} s")
     if res["frame_cpu_ms"] is not None and res["step_cpu_ms"] is not None:

@@ -119,3 +119,10 @@ def test_cli_help_and_import_actlab_do_not_import_torch() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_usable_cores_is_the_affinity_mask() -> None:
+    from actlab._workers import usable_cores
+
+    want = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cores() == want >= 1

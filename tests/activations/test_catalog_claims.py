@@ -122,11 +122,21 @@ def test_monotone_declaration(spec, params):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_saturation_declaration(spec):
-    """saturates: |f'| -> 0 on the declared side(s) (below 1e-6 at |x| = 1e4) and not elsewhere."""
+    """saturates: on the declared side(s) |f'| -> 0 (below 1e-6 at |x| = 1e4) while the output is
+    not held at 0 there; a side where f = 0 and f' = 0 on a half-line (at x = -+3 and -+4) is a
+    rectifier's zero side, where a unit is off (inactive), not saturated.  Step and sign (f' = 0
+    everywhere, not trained by backprop) saturate on both sides."""
     d = _unit_grad(spec, {}, torch.tensor([-1e4, 1e4], dtype=torch.float64)).abs()
+    f = f64_forward(spec, {}, torch.tensor([-4.0, -3.0, 3.0, 4.0], dtype=torch.float64).repeat_interleave(
+        group_size(spec, {})))
+    zero_left, zero_right = bool((f[:2] == 0).all()), bool((f[2:] == 0).all())
+    if not spec.backprop:
+        zero_left = zero_right = False
     left, right = spec.saturates in ("left", "both"), spec.saturates in ("right", "both")
-    assert (float(d[0]) < 1e-6) == left, f"{spec.name}: |f'(-1e4)| = {float(d[0])}, saturates={spec.saturates}"
-    assert (float(d[1]) < 1e-6) == right, f"{spec.name}: |f'(1e4)| = {float(d[1])}, saturates={spec.saturates}"
+    assert (float(d[0]) < 1e-6 and not zero_left) == left, \
+        f"{spec.name}: |f'(-1e4)| = {float(d[0])}, f(-3), f(-4) = 0: {zero_left}, saturates={spec.saturates}"
+    assert (float(d[1]) < 1e-6 and not zero_right) == right, \
+        f"{spec.name}: |f'(1e4)| = {float(d[1])}, f(3), f(4) = 0: {zero_right}, saturates={spec.saturates}"
 
 
 def _gaussian_moment(spec, fn) -> float:

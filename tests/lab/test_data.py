@@ -17,7 +17,9 @@ import torch
 from actlab.lab import data as D
 from actlab.lab.data import DATASETS, DatasetError, DatasetNotFound, load_dataset, load_sequence_task
 
-SHARED = Path(os.environ.get("ACTLAB_TEST_DATA") or Path(__file__).parents[2] / ".." / "shared" / "data").resolve()
+# The real files: $ACTLAB_TEST_DATA, else the shared/data folder the default lookup finds beside the checkout.
+SHARED = Path(os.environ.get("ACTLAB_TEST_DATA") or next(iter(D.shared_data_dirs()), Path("shared-data-not-found"))
+              ).resolve()
 needs_shared = pytest.mark.skipif(
     not (SHARED / "mnist").is_dir(),
     reason=f"real MNIST / Fashion-MNIST files not found at {SHARED} (set ACTLAB_TEST_DATA to their folder)",
@@ -332,3 +334,56 @@ def test_noise_option_of_the_synthetic_sets() -> None:
         load_dataset("digits", noise=0.1)
     with pytest.raises(DatasetError, match=r"\[0, 10\]"):
         load_dataset("xor", noise=-1)
+
+
+def _fake_idx(root: Path, folder: str) -> Path:
+    (root / folder).mkdir(parents=True)
+    (root / folder / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    return root
+
+
+def test_shared_data_is_found_beside_the_checkout_or_above(tmp_path: Path) -> None:
+    (tmp_path / "team" / "shared" / "data").mkdir(parents=True)
+    worktree = tmp_path / "team" / "wt" / "me" / "src"
+    worktree.mkdir(parents=True)
+    assert D.shared_data_dirs([worktree]) == [tmp_path / "team" / "shared" / "data"]
+    assert D.shared_data_dirs([tmp_path / "elsewhere"]) == []
+
+
+def test_default_data_dir_is_the_first_that_holds_the_data_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACTLAB_DATA", raising=False)
+    cache, shared = tmp_path / "cache", tmp_path / "shared" / "data"
+    monkeypatch.setattr(D, "DEFAULT_DATA_DIR", cache)
+    monkeypatch.setattr(D, "shared_data_dirs", lambda starts=None: [shared])
+    assert D.resolve_data_dir() == cache  # nothing anywhere: where a download would put it
+    _fake_idx(shared, "fashion-mnist")
+    assert D.resolve_data_dir() == shared and D.resolve_data_dir(None, "fashion_mnist") == shared
+    assert D.resolve_data_dir(None, "mnist") == cache
+    _fake_idx(cache, "mnist")
+    assert D.resolve_data_dir(None, "mnist") == cache and D.resolve_data_dir(None, "fashion-mnist") == shared
+    assert D.resolve_data_dir(None) == cache
+    monkeypatch.setenv("ACTLAB_DATA", str(tmp_path / "mine"))  # the variable wins, found or not
+    assert D.resolve_data_dir(None, "mnist") == tmp_path / "mine"
+    assert D.resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_missing_default_data_names_every_place_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACTLAB_DATA", raising=False)
+    monkeypatch.setattr(D, "DEFAULT_DATA_DIR", tmp_path / "cache")
+    monkeypatch.setattr(D, "shared_data_dirs", lambda starts=None: [tmp_path / "shared" / "data"])
+    with pytest.raises(DatasetNotFound) as e:
+        load_dataset("mnist")
+    msg = str(e.value)
+    assert str(tmp_path / "cache" / "mnist") in msg and str(tmp_path / "shared" / "data") in msg
+    assert "--data-dir" in msg and "ACTLAB_DATA" in msg
+
+
+@pytest.mark.parametrize("n,noise,seed", [(1000, 0.1, 0), (7, 0.0, 5), (2, 0.3, 123456789)])
+def test_circles_and_moons_are_scikit_learn_s_numbers(n: int, noise: float, seed: int) -> None:
+    datasets = pytest.importorskip("sklearn.datasets")
+    x, y = D._circles(n, np.random.default_rng(seed), noise)
+    want = datasets.make_circles(n, noise=noise, factor=0.5, random_state=int(np.random.default_rng(seed).integers(2**31)))
+    assert np.array_equal(x, want[0]) and np.array_equal(y, want[1]) and y.dtype == want[1].dtype
+    x, y = D._moons(n, np.random.default_rng(seed), noise)
+    want = datasets.make_moons(n, noise=noise, random_state=int(np.random.default_rng(seed).integers(2**31)))
+    assert np.array_equal(x, want[0]) and np.array_equal(y, want[1])

@@ -168,13 +168,14 @@ import sys, time, torch
 from actlab import Probe
 from actlab.play import watch
 torch.manual_seed(0)
-model = torch.nn.Sequential(*[m for _ in range(8) for m in (torch.nn.Linear(16, 16), torch.nn.Sigmoid())],
+# 2-D inputs (an xor of the signs), so the page draws the decision surface too
+model = torch.nn.Sequential(*[m for i in range(8) for m in (torch.nn.Linear(2 if i == 0 else 16, 16), torch.nn.Sigmoid())],
                             torch.nn.Linear(16, 2))
 # A small step size keeps the net in its vanishing regime for thousands of steps (at lr 0.1 it
 # leaves it within ~35 steps: layer 1 / output 0.005 at step 30, 0.07 at step 39), so the check
 # does not race the training loop.
 opt = torch.optim.SGD(model.parameters(), lr=0.001)
-x = torch.randn(256, 16); y = (x[:, 0] > 0).long()
+x = torch.randn(256, 2); y = (x[:, 0] * x[:, 1] > 0).long()
 with Probe(model) as probe, watch(probe, open_browser=False) as live:
     for i in range(100000):
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -200,6 +201,11 @@ def test_your_own_training_streams_into_the_page(browser, shots: Path) -> None:
         pg.wait_for_function("Number(document.querySelector('#run-a').dataset.step) >= 30", timeout=120_000)
         ratio = float(pg.get_attribute("#run-a .r-grads", "data-ratio"))
         assert ratio < 1e-2
+        # the decision surface (2-D inputs) and one histogram per sigmoid layer, its flat tails shaded
+        pg.wait_for_function("document.querySelector('#run-a').dataset.surface === '1'", timeout=60_000)
+        assert pg.is_visible("#run-a .c-surface") and "probability of class 1" in pg.inner_text("#run-a .plane-caption")
+        pg.wait_for_function("document.querySelectorAll('#run-a .hists canvas').length === 8", timeout=60_000)
+        assert pg.is_visible("#run-a .hists")
         pg.screenshot(path=str(shots / "play-live.png"), full_page=True)
         pg.close()
     finally:

@@ -112,3 +112,34 @@ def test_a_setup_that_fails_to_build_is_reported_and_the_page_goes_on(client: Te
         assert "simulated failure" in err["message"] and err["request"] == "configure"
         ws.send_text(json.dumps({"type": "configure", "config": {"depth": 2}}))
         assert _until(ws, "ready")["config"]["depth"] == 2
+
+
+def test_the_opening_setup_is_built_at_start_up_and_handed_to_the_first_page() -> None:
+    from actlab.play.config import PlayConfig
+    from actlab.play.server import Opening
+
+    app = create_app()  # warm_up: the Opening builds the default setup in the background
+    opening = app.state.opening
+    with TestClient(app) as c:
+        assert c.get("/static/app.js").status_code == 200
+        with c.websocket_connect("/ws") as ws:
+            ws.send_text(json.dumps({"type": "configure", "config": {}}))
+            assert _until(ws, "ready")["config"] == PlayConfig().to_dict()
+            frame = _until(ws, "frame")
+            assert frame["seq"] == 1 and frame["step"] == 0 and frame["state"] == "paused"
+            # the built net was handed over (taken once: a reset or the next page builds its own)
+            assert opening.error == "" and opening.session is None
+            ws.send_text(json.dumps({"type": "step", "n": 2}))
+            while frame["step"] < 2:
+                frame = _until(ws, "frame")
+    # the warm-up goes on in the background (a probed step): let it end before other tests run
+    # (attaching a probe resets torch.compile's caches, which a compile test running meanwhile would feel)
+    opening._thread.join(120)
+    o = Opening(0.05, threads=None, build=True)
+    assert o._done.wait(120) and o.error == ""
+    assert o.take(PlayConfig(depth=3), 0.05) is None and o.take(PlayConfig(), 0.01) is None
+    s = o.take(PlayConfig(), 0.05)
+    assert s is not None and s.config == PlayConfig() and o.take(PlayConfig(), 0.05) is None
+    s.close()
+    o.close()
+    o._thread.join(120)

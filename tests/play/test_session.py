@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from actlab.play.config import PlayConfig
-from actlab.play.session import (Session, activation_sheet, build_model, load_data, scheme_variance, theory_sheet,
-                                 weight_variance)
+from actlab.play.session import (Session, activation_sheet, build_model, load_data, scheme_variance, surface_values,
+                                 theory_sheet, weight_variance)
 from actlab.theory import analyse, gradient_profile
 
 
@@ -21,6 +21,12 @@ def _wait(cond, timeout: float = 60.0) -> None:
         if time.monotonic() > end:
             raise AssertionError("timed out")
         time.sleep(0.01)
+
+
+def _stepped(s: Session, n: int) -> None:
+    """Until ``s`` has taken ``n`` steps, paused, and published the frame of step ``n`` (it is
+    published just after the state turns to paused: on a busy machine, not at once)."""
+    _wait(lambda: s.steps == n and s.state == "paused" and s.frame.get("step") == n, timeout=300.0)
 
 
 @pytest.fixture
@@ -35,17 +41,16 @@ def test_starts_paused_and_steps_exactly(sigmoid10: Session) -> None:
     time.sleep(0.2)
     assert s.steps == 0 and s.state == "paused" and s.frame["step"] == 0
     s.step(7)
-    _wait(lambda: s.state == "paused" and s.steps == 7)
-    time.sleep(0.1)
-    assert s.steps == 7 and s.frame["step"] == 7
+    _stepped(s, 7)
+    time.sleep(0.2)
+    assert s.steps == 7 and s.frame["step"] == 7  # and no further
     json.dumps(s.frame, allow_nan=False)  # the browser's JSON has no NaN
 
 
 def test_frame_figures_are_the_probe_s_and_the_theory_s(sigmoid10: Session) -> None:
     s = sigmoid10
     s.step(30)
-    _wait(lambda: s.steps == 30 and s.state == "paused")
-    time.sleep(0.1)
+    _stepped(s, 30)
     g = s.frame["grads"]
     probe_norms = s._probe.layer_grad_norms(which="output")
     assert g["measured"] == [probe_norms[n] for n in g["layers"]]
@@ -66,8 +71,7 @@ def test_relu_he_trains() -> None:
     try:
         first = s.frame["loss"]["train"]
         s.step(400)
-        _wait(lambda: s.steps == 400 and s.state == "paused")
-        time.sleep(0.1)
+        _stepped(s, 400)
         assert s.frame["loss"]["train"] < 0.6 * first
     finally:
         s.close()
@@ -103,7 +107,10 @@ def test_theory_reads_the_scheme_s_variance_not_one_small_draw(act: str, init: s
 def test_no_theory_line_for_weights_that_are_not_zero_mean() -> None:
     s = Session(PlayConfig(init="constant"), frame_interval=0.0)
     try:
-        assert s._profile is None and "not zero-mean" in s.intro()["theory_note"]
+        s.step(1)
+        _stepped(s, 1)
+        assert s._profile is None and "not zero-mean" in s.frame["theory_note"]
+        assert s.frame["grads"]["theory"] is None
     finally:
         s.close()
 
@@ -148,11 +155,19 @@ def test_dead_unit_map_is_relu_s_never_positive_units() -> None:
     s = Session(PlayConfig(activation="relu", init="he_normal", lr=1.0, depth=6), frame_interval=0.0)
     try:
         s.step(30)
-        _wait(lambda: s.steps == 30 and s.state == "paused")
-        time.sleep(0.1)
+        _stepped(s, 30)
         with torch.no_grad():
             _, pre, _ = s.model.eval().forward_all(s.data.x_train[s._disp])
         want = [[int(v) for v in (p <= 0).all(0).tolist()] for p in pre]
         assert s.frame["dead_units"] == want and sum(map(sum, want)) > 0  # lr 1.0 kills some
     finally:
         s.close()
+
+
+def test_surface_shows_class_1_or_the_output_s_sign_or_says_why_not() -> None:
+    p, what = surface_values(torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]]))
+    assert p.tolist() == pytest.approx([0.5, 0.75]) and "0.5 to 0.75 over the plane" in what
+    v, what = surface_values(torch.tensor([[-2.0], [0.0], [1.0]]))
+    assert v.tolist() == pytest.approx([0.0, 0.5, 0.75]) and "-2 to 1 over the plane" in what
+    v, what = surface_values(torch.zeros(4, 3))
+    assert v is None and "3 outputs" in what

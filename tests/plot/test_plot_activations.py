@@ -74,8 +74,10 @@ def test_saturation_edges_are_exact():
     # sigma'(x) = 0.0125 at |x| = 2 acosh(1 / (2 sqrt(0.0125)))
     edge = 2 * math.acosh(1 / (2 * math.sqrt(SATURATION_TOL * 0.25)))
     assert sig.saturated == [(-5.0, pytest.approx(-edge, abs=1e-3)), (pytest.approx(edge, abs=1e-3), 5.0)]
-    relu = curves("relu")
-    assert relu.saturated == [(-5.0, pytest.approx(0.0, abs=1e-6))]
+    # ReLU's x < 0 is its zero side (inactive units), not saturation; ReLU6 saturates above 6
+    assert curves("relu").saturated == []
+    relu6 = curves("relu6", x_range=(-8.0, 8.0))
+    assert relu6.saturated == [(pytest.approx(6.0, abs=1e-6), 8.0)]
     # GELU's f' crosses zero near x = -0.75: a dip, not saturation; only the left tail is shaded.
     gelu = curves("gelu")
     assert len(gelu.saturated) == 1 and gelu.saturated[0][1] < -2

@@ -16,6 +16,7 @@ import actlab
 from actlab.activations import specs
 from actlab.probe import LayerRecord, Probe
 from actlab.probe.export import read_csv, read_json
+from actlab.probe.quantities.saturated import saturating_side
 from actlab.probe.stats import TINY, Workspace, plan_for
 
 
@@ -123,7 +124,8 @@ def test_statistics_match_direct_computation():
     h1 = torch.tanh(model[0](x))
     h2 = torch.relu(model[2](h1))
     recs = {r.layer: r for r in probe.records()}
-    for name, h, sat in (("1", h1, (1 - h1 * h1) < 0.05), ("3", h2, h2 <= 0)):
+    # ReLU's zeros are its zero side (inactive), not saturation: ReLU reads 0 saturated
+    for name, h, sat in (("1", h1, (1 - h1 * h1) < 0.05), ("3", h2, torch.zeros_like(h2, dtype=torch.bool))):
         r = recs[name]
         assert r.mean == pytest.approx(h.mean().item(), rel=1e-5, abs=1e-7)
         assert r.std == pytest.approx(h.std(unbiased=False).item(), rel=1e-4)
@@ -153,7 +155,9 @@ def test_output_gradient_norms_match_autograd():
 def _brute_saturated(spec, x, thr):
     p = {**spec.defaults(), "training": False}
     y = spec.forward(x, p)
-    return (spec.derivative(x, y, p).abs() < thr).sum().item(), y
+    side = saturating_side(spec, x, y, p)
+    sat = spec.derivative(x, y, p).abs() < thr
+    return (sat if side is None else sat & side).sum().item(), y
 
 
 @pytest.mark.parametrize("spec", [s for s in specs() if s.elementwise], ids=lambda s: s.name)

@@ -41,6 +41,32 @@ def test_deep_sigmoid_vanishing_gradients_near_the_input():
     assert g[0] < g[-1] * 1e-3
 
 
+def test_small_attention_gradients_at_hf_init_are_not_vanishing_gradients():
+    """At BERT's init (normal 0.02) the attention logits are near zero, so every block's query and
+    key projections get weight gradients ~1e-5 of the classifier's, the last block's as small as
+    the first's: no trend along depth, and comparing a query projection with the classifier mixes
+    roles.  The depth profile is judged within families of the same layer (block index varied)."""
+    from zoo import BertStyle, Case, run as zoo_run
+
+    case = Case("bert_hf_init_lr1e-4", BertStyle, steps=8, lr=1e-4, batch=64, optim="adamw", data="tokens")
+    findings, _, probe = zoo_run(case, seed=0)
+    rms = probe.layer_grad_norms(which="rms")
+    q = [v for n, v in rms.items() if n.endswith("self.query")]
+    # the situation that fooled a rule across roles is there: query gradients below 1e-3 of the classifier's
+    assert len(q) == 3 and max(q) < 1e-3 * rms["classifier"]
+    assert max(q) / min(q) < 10  # ... in the last block as in the first
+    assert "vanishing_gradients" not in kinds(findings), [str(f) for f in findings]
+
+
+def test_vanishing_is_judged_within_a_family_of_homologous_layers():
+    from actlab.probe.findings import _family
+
+    assert _family("bert.encoder.layer.11.attention.self.query") == "bert.encoder.layer.#.attention.self.query"
+    assert _family("fc3") == _family("fc1") == "fc#"
+    assert _family("4") == _family("18") == "#"  # a Sequential's layers: one stack
+    assert _family("classifier") != _family("encoder.layer.0.output")
+
+
 def test_relu_very_negative_bias_gives_dead_units():
     torch.manual_seed(0)
     model = he_init(mlp(nn.ReLU, depth=4))

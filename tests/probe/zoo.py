@@ -2,7 +2,11 @@
 and healthy networks of many families that must get no warning or error.
 
 Shared by the tests (``tests/probe/test_probe_zoo.py``) and the table printed by
-``benchmarks/diagnosis.py``.  Every case is small (sklearn's 8x8 digits, CPU, about a second).
+``benchmarks/diagnosis.py``.  Every case is small (sklearn's 8x8 digits, CPU, about a second; the
+BERT- and MobileNetV2-style ones, written as Hugging Face and torchvision build them, several).
+Those two are healthy models on which earlier detectors raised false alarms: vanishing gradients
+from comparing attention query/key projections with the classifier, and ReLU6's zero side
+counted as saturation.
 
 A case is judged by :func:`judge`:
 
@@ -10,7 +14,8 @@ A case is judged by :func:`judge`:
 - *right cause*: that finding's cause names every word of ``Case.cause`` (case-insensitive);
 - *false alarms*: warnings or errors of any kind other than the expected one and ``Case.also``
   (the consequences the case may legitimately show too, e.g. vanishing gradients behind a dead
-  layer).
+  layer), and any finding whose cause or advice names a phrase of ``Case.never`` (a wrong cause
+  the case is built to tempt, e.g. "learning rate" for units dead before the first update).
 """
 
 from __future__ import annotations
@@ -42,9 +47,24 @@ def raw_pixels() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(d.data, dtype=torch.float32) * (255.0 / 16.0), torch.tensor(d.target, dtype=torch.long)
 
 
+def pixel_tokens() -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits as 64 tokens each, the token id a pixel's intensity 0-16 (integers, for an
+    embedding table, as a language model reads word ids)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return torch.tensor(d.data, dtype=torch.long), torch.tensor(d.target, dtype=torch.long)
+
+
 def batches(n_steps: int, batch: int, seed: int, data: str = "digits"):
-    x, y = raw_pixels() if data == "pixels" else digits()
     g = torch.Generator().manual_seed(seed)
+    if data == "sign":  # one fixed batch of 20 Gaussian features, label = sign of the first (full-batch GD)
+        x = torch.randn(batch, 20, generator=g)
+        y = (x[:, 0] > 0).long()
+        for _ in range(n_steps):
+            yield x.clone(), y
+        return
+    x, y = {"pixels": raw_pixels, "tokens": pixel_tokens}.get(data, digits)()
     for _ in range(n_steps):
         idx = torch.randint(0, len(x), (batch,), generator=g)
         yield x[idx].clone(), y[idx]
@@ -179,6 +199,22 @@ class ResNet(nn.Module):
         return self.head(self.blocks(x))
 
 
+class FunctionalMLP(nn.Module):
+    """Linear layers with the activation called as a function in ``forward`` (``F.relu(x)``),
+    at PyTorch's default initialisation (sigma_w^2 = 1/3): the textbook net as people write it."""
+
+    def __init__(self, act: Callable[[torch.Tensor], torch.Tensor], depth: int = 10, width: int = 64) -> None:
+        super().__init__()
+        self.act = act
+        self.layers = nn.ModuleList(nn.Linear(width if i else 64, width) for i in range(depth - 1))
+        self.out = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = self.act(layer(x))
+        return self.out(x)
+
+
 class ReusedReLU(nn.Module):
     """One ReLU module called after three Linear layers (three call sites, one module)."""
 
@@ -192,6 +228,125 @@ class ReusedReLU(nn.Module):
         return self.out(self.act(self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))))
 
 
+# BERT as Hugging Face builds it from a config (transformers' modeling_bert, written out here:
+# transformers is not a dependency): separate query/key/value projections, post-LayerNorm
+# residuals, GELU feed-forward, a tanh pooler on the first token, and HF's init (every Linear and
+# embedding normal(0, 0.02), biases 0, LayerNorm 1/0).  At that init the attention logits are
+# near zero, so the query/key weight gradients are ~1e-4 of the classifier's in every block: a
+# probe that compares across roles calls that vanishing gradients.
+class BertSelfAttention(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.dropout = nn.Dropout(0.1)
+        self.heads = heads
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, T, C = h.shape
+        q, k, v = (m(h).view(B, T, self.heads, C // self.heads).transpose(1, 2) for m in (self.query, self.key, self.value))
+        att = self.dropout(F.softmax(q @ k.transpose(-2, -1) / math.sqrt(C // self.heads), dim=-1))
+        return (att @ v).transpose(1, 2).reshape(B, T, C)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(d, heads)
+        self.dense, self.norm, self.dropout = nn.Linear(d, d), nn.LayerNorm(d, eps=1e-12), nn.Dropout(0.1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(h + self.dropout(self.dense(self.self(h))))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, d: int, heads: int, d_ff: int) -> None:
+        super().__init__()
+        self.attention = BertAttention(d, heads)
+        self.intermediate, self.act = nn.Linear(d, d_ff), nn.GELU()
+        self.output, self.norm, self.dropout = nn.Linear(d_ff, d), nn.LayerNorm(d, eps=1e-12), nn.Dropout(0.1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.attention(h)
+        return self.norm(h + self.dropout(self.output(self.act(self.intermediate(h)))))
+
+
+class BertStyle(nn.Module):
+    """A 3-block BERT encoder over the 8 rows of a digit (plus a CLS token), pooler, classifier.
+
+    A row's token embedding is the sum of one table entry per (column, intensity), an embedding
+    table as BERT's word embeddings are (the probe does not count embeddings in the depth profile)."""
+
+    def __init__(self, d: int = 32, heads: int = 4, d_ff: int = 64, blocks: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.EmbeddingBag(8 * 17, d, mode="sum")
+        self.cls, self.position = nn.Embedding(1, d), nn.Embedding(9, d)
+        self.embed_norm, self.embed_dropout = nn.LayerNorm(d, eps=1e-12), nn.Dropout(0.1)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList([BertLayer(d, heads, d_ff) for _ in range(blocks)])
+        self.pooler, self.pooler_act = nn.Linear(d, d), nn.Tanh()
+        self.classifier = nn.Linear(d, 10)
+        for m in self.modules():  # BertPreTrainedModel._init_weights
+            if isinstance(m, (nn.Linear, nn.Embedding, nn.EmbeddingBag)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = x.view(-1, 8, 8) + 17 * torch.arange(8)  # (column, intensity) -> one table row
+        h = self.embed(ids.reshape(-1, 8)).view(-1, 8, self.cls.weight.shape[1])
+        h = torch.cat([self.cls.weight.expand(h.shape[0], 1, -1), h], 1) + self.position.weight
+        h = self.embed_dropout(self.embed_norm(h))
+        for layer in self.encoder.layer:
+            h = layer(h)
+        return self.classifier(self.pooler_act(self.pooler(h[:, 0])))
+
+
+# MobileNetV2 (Sandler et al. 2018) as torchvision builds it, scaled to 8x8 digits: inverted
+# residual blocks (1x1 expand -> BN -> ReLU6, 3x3 depthwise -> BN -> ReLU6, 1x1 linear project ->
+# BN), torchvision's init (conv kaiming_normal fan_out, BN 1/0, classifier normal(0, 0.01)).
+# After BatchNorm about half of every ReLU6 input is below 0, ReLU6's zero side: not saturation.
+def _conv_bn(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+    return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if act else nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        self.residual = stride == 1 and c_in == c_out
+        self.expand_1x1 = _conv_bn(c_in, hidden) if expand != 1 else nn.Identity()
+        self.conv_3x3 = _conv_bn(hidden, hidden, 3, stride, groups=hidden)
+        self.reduce_1x1 = _conv_bn(hidden, c_out, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.reduce_1x1(self.conv_3x3(self.expand_1x1(x)))
+        return x + h if self.residual else h
+
+
+class MobileNetV2Style(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = _conv_bn(1, 16, 3)
+        cfg = [(16, 8, 1, 1), (8, 12, 2, 6), (12, 12, 1, 6), (12, 16, 2, 6), (16, 16, 1, 6)]
+        self.layer = nn.Sequential(*[InvertedResidual(*c) for c in cfg])
+        self.head = _conv_bn(16, 64)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(64, 10))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(self.layer(self.stem(x.view(-1, 1, 8, 8))))
+        return self.classifier(h.mean((2, 3)))
+
+
 # ---------------------------------------------------------------------------- cases
 @dataclass
 class Case:
@@ -203,11 +358,16 @@ class Case:
         kind: the finding kind it must get (``None``: healthy, no warning or error allowed).
         cause: words the finding's cause must contain.
         also: other finding kinds that are consequences, not false alarms.
-        steps, lr, batch: SGD training on the digits.
-        data: ``"digits"`` (standardised) or ``"pixels"`` (raw 0-255).
+        steps, lr, batch: training on the digits.
+        optim: ``"sgd"`` (plain SGD) or ``"adamw"`` (as transformers are trained).
+        data: ``"digits"`` (standardised), ``"pixels"`` (raw 0-255), ``"tokens"`` (ids 0-16) or
+            ``"sign"`` (one fixed batch of 20 standard-normal features labelled by the sign of the
+            first: a two-class task a net can collapse on to the class prior, where the last
+            layer's weight gradient sums to ~0).
         hook: ``hook(step, model, x)`` before each step (inject a NaN...).
         born: run :meth:`Probe.born_dead` on the first batch before training.
         probe: keyword arguments for :class:`Probe`.
+        never: phrases no finding's cause or advice may contain (the wrong cause the case tempts).
     """
 
     name: str
@@ -218,10 +378,12 @@ class Case:
     steps: int = 40
     lr: float = 0.05
     batch: int = 128
+    optim: str = "sgd"
     data: str = "digits"
     hook: Callable[[int, nn.Module, torch.Tensor], None] | None = None
     born: bool = False
     probe: dict = field(default_factory=dict)
+    never: tuple[str, ...] = ()
 
 
 def _nan_in_data(step: int, model: nn.Module, x: torch.Tensor) -> None:
@@ -265,6 +427,17 @@ BROKEN: list[Case] = [
          steps=40, lr=1e-6),
     Case("reused_relu_dead_call_site", lambda: _reused_dead(), "dead_units", ("bias",),
          also=("vanishing_gradients", "born_dead", "loss_trend"), steps=30, probe={"window": 10}),
+    # the textbook nets at PyTorch's default init (sigma_w^2 = 1/3), as people write them
+    Case("vanishing_sigmoid_default_collapse", lambda: mlp(nn.Sigmoid, 10, d_in=20, d_out=2),
+         "vanishing_gradients", ("sigmoid", "per layer"), also=("not_zero_centred", "loss_trend"), steps=80,
+         lr=0.1, batch=256, data="sign", never=("learning rate too low",)),
+    Case("vanishing_tanh_default_depth20", lambda: mlp(nn.Tanh, 20), "vanishing_gradients",
+         ("too small", "per layer"), also=("loss_trend",), steps=40),
+    Case("vanishing_gelu_default_depth10", lambda: mlp(nn.GELU, 10), "vanishing_gradients",
+         ("too small", "per layer"), also=("loss_trend",), steps=40),
+    Case("born_dead_functional_relu_default", lambda: FunctionalMLP(F.relu), "dead_units",
+         ("born dead", "variance-preserving"), also=("vanishing_gradients", "loss_trend"), steps=60,
+         never=("learning rate",)),
 ]
 
 
@@ -284,13 +457,16 @@ HEALTHY: list[Case] = [
     Case("gru", lambda: Recurrent(nn.GRU), steps=60, lr=0.5),
     Case("handwritten_rnn_cell", HandRNN, steps=60, lr=0.5),
     Case("residual_mlp", ResNet, steps=60),
+    Case("bert_style_hf_init", BertStyle, steps=60, lr=1e-3, batch=64, optim="adamw", data="tokens"),
+    Case("mobilenet_v2_style_relu6", MobileNetV2Style, steps=40, lr=0.1, batch=64),
 ]
 
 
 # ---------------------------------------------------------------------------- running and judging
 def train(case: Case, model: nn.Module, seed: int, probe: Probe | None = None) -> list[float]:
-    """Plain SGD on the case's data; returns the losses. ``probe.step(loss=...)`` after each step."""
-    opt = torch.optim.SGD(model.parameters(), lr=case.lr)
+    """SGD (or AdamW) on the case's data; returns the losses. ``probe.step(loss=...)`` after each step."""
+    opt = (torch.optim.AdamW(model.parameters(), lr=case.lr) if case.optim == "adamw"
+           else torch.optim.SGD(model.parameters(), lr=case.lr))
     losses = []
     model.train()
     for i, (x, y) in enumerate(batches(case.steps, case.batch, seed, case.data)):
@@ -342,4 +518,6 @@ def judge(case: Case, findings: list) -> Verdict:
     hits = [f for f in findings if f.kind == case.kind]
     right = any(all(w.lower() in f.cause.lower() for w in case.cause) for f in hits)
     alarms = [f.kind for f in loud if f.kind != case.kind and f.kind not in case.also]
+    alarms += [f"{f.kind}: {w!r}" for f in findings for w in case.never
+               if w.lower() in (f.cause + " " + f.advice).lower()]
     return Verdict(case.name, bool(hits), right, alarms, [str(f) for f in findings])

@@ -84,7 +84,8 @@ def test_recorded_statistics():
     assert [r["step"] for r in live.records] == [0, 10, 20, 24]
     assert len(live.layers) == 4 * 3 and {r["layer"] for r in live.layers} == {0, 1, 2}
     assert dead.final["inactive"] == 1.0 and live.final["inactive"] < 0.5
-    assert dead.records[0]["saturated"] == 1.0
+    # every unit on ReLU's zero side: all inactive, none saturated (ReLU does not saturate)
+    assert dead.records[0]["inactive"] == 1.0 and dead.records[0]["saturated"] == 0.0
     assert all(r["param_grad_norm"] > 0 for r in live.records)
     assert live.final["steps_to_batch_loss"] is not None and dead.final["steps_to_batch_loss"] is None
     assert live.steps_to_target is None  # no Record.target_error: no target

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import special
 from torch import Tensor, nn
 
 from actlab.activations import kernels
@@ -378,6 +377,8 @@ def _maxout_vjp(g: Tensor, x: Tensor, y: Tensor, p: Params) -> Tensor:
 
 def _maxout_moments(p: Params) -> tuple[float, float]:
     # max of k iid N(0,1) has density k phi(z) Phi(z)^(k-1).
+    from scipy import special  # here, not at the top: importing the catalog then costs no scipy (~0.3 s)
+
     k = int(p["pieces"])
     z, w = gaussian_rule()
     dens = k * special.ndtr(z) ** (k - 1)
@@ -498,14 +499,14 @@ CATALOG: tuple[ActivationSpec, ...] = (
         vjp=_hard_sigmoid_vjp,
         output_range=lambda p: (0.0, 1.0),
         monotone=True,
-        saturates="both",
+        saturates="right",  # x > 3; below -3 it is relu6(x + 3) / 6's zero side (inactive)
         can_die=True,
         kinks=lambda p: (Kink(-3.0, 0.0, 0.0, 1 / 6), Kink(3.0, 0.0, 1 / 6, 0.0)),
         builtin=lambda x, p: F.hardsigmoid(x),
         torch_modules=((nn.Hardsigmoid, lambda m: {}),),
         torch_functions=(F.hardsigmoid,),
-        note="Cheap piecewise-linear sigmoid; its gradient is exactly 0 outside (-3, 3), so saturated "
-        "units stop learning entirely.",
+        note="Cheap piecewise-linear sigmoid, relu6(x + 3) / 6: f' = 0 exactly outside (-3, 3), so units "
+        "saturated at 1 (x > 3) or off at 0 (x < -3) stop learning entirely.",
         reference="Howard et al. (2019), MobileNetV3 (after Courbariaux et al. 2015)",
     ),
     ActivationSpec(
@@ -592,14 +593,15 @@ CATALOG: tuple[ActivationSpec, ...] = (
         vjp_inplace=lambda g, x, y, p: aten.threshold_backward.grad_input(g, y, 0, grad_input=g),
         output_range=lambda p: (0.0, INF),
         monotone=True,
-        saturates="left",
+        saturates="none",  # x < 0 is its zero side, where a unit is inactive, not saturated
         can_die=True,
         kinks=_relu_kink,
         leak=lambda p: 0.0,
         builtin=lambda x, p: F.relu(x),
         torch_modules=((nn.ReLU, lambda m: {}),),
         torch_functions=(torch.relu, F.relu, torch.Tensor.relu, torch.relu_, F.relu_, torch.Tensor.relu_),
-        note="No saturation for x > 0 and cheap, so it trains fast; units can die (zero gradient for every "
+        note="Does not saturate (x < 0 is its zero side: the unit is off there, not saturated) and is cheap, "
+        "so it trains fast; units can die (zero gradient for every "
         "input) with a high learning rate or a very negative bias. Leaky ReLU, PReLU or ELU fix that.",
         reference="Nair & Hinton (2010); Glorot, Bordes & Bengio (2011)",
     ),
@@ -614,7 +616,7 @@ CATALOG: tuple[ActivationSpec, ...] = (
         vjp=lambda g, x, y, p: aten.hardtanh_backward(g, y, 0.0, 6.0),
         output_range=lambda p: (0.0, 6.0),
         monotone=True,
-        saturates="both",
+        saturates="right",  # x > 6; x < 0 is ReLU's zero side (inactive)
         can_die=True,
         kinks=lambda p: (Kink(0.0, 0.0, 0.0, 1.0), Kink(6.0, 0.0, 1.0, 0.0)),
         builtin=lambda x, p: F.relu6(x),

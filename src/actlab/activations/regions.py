@@ -3,8 +3,9 @@
 * *Inactive*: ``f' = 0`` at every sample (:func:`inactive_units`).  The probe's inactive and dead
   quantities, the sweep engine's unit states and the theory's born-dead estimate
   (:mod:`actlab.theory.dying`) all decide it here.
-* *Saturated*: ``|f'| < tol * max|f'|`` with ``tol`` = :data:`SATURATION_TOL` unless the caller
-  says otherwise; the probe's saturated quantity (:mod:`actlab.probe.quantities.saturated`) and
+* *Saturated*: ``|f'| < tol * max|f'|`` on a side the activation saturates on
+  (``spec.saturates``; a rectifier's zero side is inactive, not saturated), with ``tol`` =
+  :data:`SATURATION_TOL` unless the caller says otherwise; the probe's saturated quantity (:mod:`actlab.probe.quantities.saturated`) and
   the catalog's plots (:mod:`actlab.plot.activations`, the shaded regions) read the one constant.
 
 They sit on the catalog's floor, below the plots, the theory and the probe, so every floor above

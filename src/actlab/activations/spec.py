@@ -146,7 +146,12 @@ class ActivationSpec:
         output_range: ``(lo, hi)`` of f as a function of the params (inclusive/exclusive is in ``range_text``).
         monotone: f is non-decreasing.
         kinks: the kinks as a function of the params (empty for smooth functions).
-        saturates: which side(s) have f' -> 0.
+        saturates: the side(s) where the activation saturates: f' -> 0 (or is 0 past a clip) while
+            the output is held at a level that still carries a signal (sigmoid, tanh: both; ELU,
+            GELU: left; ReLU6, hard sigmoid: right, above their upper kink).  A rectifier's zero
+            side (f = 0 and f' = 0 on a half-line: ReLU, and ReLU6 and hard sigmoid below their
+            lower kink) is not saturation: a unit there is *off* (the probe's inactive and dead
+            units), so ReLU is ``"none"``.  Step and sign, with f' = 0 everywhere, are ``"both"``.
         can_die: a unit can get a zero derivative for every input (ReLU-like).
         transcendental: the costly primitives f needs (``exp``, ``log``, ``erf``, ``tanh``...).
         backprop: False for step and sign, whose derivative is zero almost everywhere.

@@ -66,6 +66,9 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Print the traceback
     _DEBUG = _DEBUG or debug
 
 DEBUG_FLAG = "--debug"
+#: the default data directory in words (the lookup itself: actlab.lab.data.resolve_data_dir)
+DATA_DIR_DEFAULT_TEXT = ("$ACTLAB_DATA, else the first of ~/.cache/actlab/data and a shared/data folder beside "
+                         "the actlab checkout (or a folder above it) that holds MNIST or Fashion-MNIST")
 
 # Errors the user can act on, by (module, class).  Looked up only in modules already imported,
 # so the boundary itself never imports torch.

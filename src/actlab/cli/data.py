@@ -8,12 +8,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from actlab.cli.app import app, check_output, console, fail, print_json
+from actlab.cli.app import DATA_DIR_DEFAULT_TEXT, app, check_output, console, fail, print_json
 
 data_app = typer.Typer(help="Data sets: list, download (with checksums), verify.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-_DATA_DIR = typer.Option(None, "--data-dir", help="Data directory (default: $ACTLAB_DATA or ~/.cache/actlab/data).")
+_DATA_DIR = typer.Option(None, "--data-dir", help=f"Data directory (default: {DATA_DIR_DEFAULT_TEXT}).")
 
 
 @data_app.command("list")
@@ -64,7 +64,7 @@ def download(
     """Download the four IDX files from public mirrors and verify their checksums."""
     from actlab.lab.data import DatasetError, download as _download, resolve_data_dir
 
-    check_output(resolve_data_dir(data_dir), kind="dir", option="--data-dir")
+    check_output(resolve_data_dir(data_dir, name), kind="dir", option="--data-dir")
 
     try:
         folder = _download(name, data_dir, force=force, log=lambda m: console.print(m, highlight=False))

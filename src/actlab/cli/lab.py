@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,28 +16,32 @@ from rich.table import Table
 
 from rich.markup import escape
 
-from actlab.cli.app import app, check_output, console, fail, print_json, table_console, write_json
+from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, fail, print_json, table_console,
+                            write_json)
 
 _STATUS_STYLE = {"confirmed": "green", "not confirmed": "red", "inconclusive": "yellow", "error": "dim"}
 
 
 def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir: Path | None = None,
-         json_out: Path | None = None, wide: bool = False) -> None:
+         json_out: Path | None = None, wide: bool = False, jobs: int | None = None) -> None:
     import os
 
-    import actlab
+    from actlab._workers import usable_cores
     from actlab.experiments import UnknownExperiment, get_experiment
     from actlab.experiments.base import MODES
-    from actlab.experiments.runner import run_experiment, write_outputs
+    from actlab.experiments.runner import run_experiments, write_outputs
 
     if mode not in MODES:
         raise fail(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if jobs is not None and not 1 <= jobs <= 256:
+        raise fail(f"--jobs must be in [1, 256], got {jobs}")
     check_output(out, kind="dir", option="--out")
     check_output(json_out, option="--json-out")
     if data_dir is not None:
         if not data_dir.is_dir():
             raise fail(f"--data-dir {str(data_dir)!r} is not a directory")
-        # The experiments read the data directory through the same variable users set.
+        # The experiments (and the worker processes, which inherit it) read the data directory
+        # through the same variable users set.
         os.environ["ACTLAB_DATA"] = str(data_dir.resolve())
     try:
         chosen = [get_experiment(n) for n in names] if names else None
@@ -45,34 +51,50 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
         from actlab.experiments import experiments
 
         chosen = experiments()
-    import torch
-
+    n_jobs = min(jobs or usable_cores(), len(chosen))
     t0 = time.perf_counter()
-    results = []
+    finished: list = []
     with Progress(
         TextColumn("[bold]{task.description:<34}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("[dim]{task.fields[msg]}"), TimeElapsedColumn(), console=console, transient=False,
         disable=as_json,
     ) as bar:
-        overall = bar.add_task(f"{len(chosen)} experiments ({mode})", total=len(chosen), msg="")
-        for exp in chosen:
-            task = bar.add_task(exp.name, total=1.0, msg="")
+        overall = bar.add_task(f"{len(chosen)} experiments ({mode}, {n_jobs} at once)", total=len(chosen), msg="")
+        tasks = {e.name: bar.add_task(e.name, total=1.0, msg="waiting", start=False) for e in chosen}
 
-            def progress(name: str, frac: float, msg: str, task: int = task) -> None:
-                bar.update(task, completed=min(max(frac, 0.0), 1.0), msg=escape(msg[:40]))
+        started: set[str] = set()
 
-            r = run_experiment(exp, mode, progress)
+        def progress(name: str, frac: float, msg: str) -> None:
+            if name not in started:  # the clock of a waiting experiment starts when it does
+                started.add(name)
+                bar.start_task(tasks[name])
+            bar.update(tasks[name], completed=min(max(frac, 0.0), 1.0), msg=escape(msg[:40]))
+
+        def done(r: Any) -> None:
             style = _STATUS_STYLE.get(r.verdict.status, "")
-            bar.update(task, completed=1.0, msg=f"[{style}]{r.verdict.status}[/] in {r.seconds:.1f} s")
+            bar.update(tasks[r.name], completed=1.0, msg=f"[{style}]{r.verdict.status}[/] in {r.seconds:.1f} s")
+            bar.stop_task(tasks[r.name])
             bar.advance(overall)
-            results.append(r)
+            finished.append(r)
+
+        try:
+            with _sigterm_as_interrupt():
+                results = run_experiments([e.name for e in chosen], mode, progress, jobs=n_jobs, on_result=done)
+        except KeyboardInterrupt:
+            bar.stop()
+            _interrupted(finished, chosen, out, mode, t0)
+    import torch
+
+    import actlab
+
     meta = {
         "actlab": actlab.__version__,
         "torch": torch.__version__,
         "mode": mode,
         "date (UTC)": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "seconds": round(time.perf_counter() - t0, 1),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": f"{platform.machine()}, {usable_cores()} cores",
+        "jobs": f"{n_jobs} experiments at once, one torch thread each",
     }
     paths = write_outputs(results, out, meta=meta)
     doc = {"report": str(paths["html"]), "results": [r.to_json() for r in results]}
@@ -94,6 +116,45 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
         raise typer.Exit(1)
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: finished work is kept."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _interrupted(finished: list, chosen: list, out: Path, mode: str, t0: float) -> NoReturn:
+    """Write the report of the experiments that finished, say so in one line, exit 130."""
+    from actlab.experiments.runner import write_outputs
+
+    order = {e.name: i for i, e in enumerate(chosen)}
+    done = sorted(finished, key=lambda r: order[r.name])
+    left = [e.name for e in chosen if e.name not in {r.name for r in done}]
+    where = "nothing written"
+    if done:
+        meta = {"mode": mode, "seconds": round(time.perf_counter() - t0, 1),
+                "interrupted": f"{len(done)} of {len(chosen)} experiments finished; not run: {', '.join(left)}"}
+        try:
+            where = f"their report is in {write_outputs(done, out, meta=meta)['html']}"
+        except OSError as e:
+            where = f"their report could not be written ({e})"
+    fail(f"interrupted: {len(done)} of {len(chosen)} experiments finished ({where}); to run the rest: "
+         f"actlab lab --mode {mode} " + " ".join(f"--only {n}" for n in left))
+    raise typer.Exit(130)
+
+
 @app.command("lab")
 def lab(
     out: Path = typer.Option(Path("actlab-report"), "--out", "-o", help="Folder for report.html, results.json, figures/."),
@@ -105,7 +166,10 @@ def lab(
     json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write the results as JSON to this file."),
     wide: bool = typer.Option(False, "--wide", help="Tables at full width (default: fit 80 columns)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are "
-                                            "(default: $ACTLAB_DATA or ~/.cache/actlab/data)."),
+                                            f"(default: {DATA_DIR_DEFAULT_TEXT})."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Experiments run at once, each in its own "
+                                       "process with one thread (default: the cores this process may use; "
+                                       "1 = one after another). The numbers are the same for any value."),
 ) -> None:
     """Run every classic claim about activation functions on real data; write one HTML report."""
     if list_:
@@ -122,7 +186,8 @@ def lab(
             table.add_row(escape(e.name), escape(e.claim))
         table_console(wide).print(table)
         return
-    _run(list(only) if only else None, mode or ("full" if full else "quick"), out, as_json, data_dir, json_out, wide)
+    _run(list(only) if only else None, mode or ("full" if full else "quick"), out, as_json, data_dir, json_out, wide,
+         jobs)
 
 
 @app.command("run")
@@ -134,7 +199,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON to stdout."),
     json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write the result as JSON to this file."),
     wide: bool = typer.Option(False, "--wide", help="Tables at full width (default: fit 80 columns)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are "
+                                            f"(default: {DATA_DIR_DEFAULT_TEXT})."),
 ) -> None:
     """Run one experiment and write its report (to actlab-report/run-NAME/ unless --out)."""
     _run([name], mode, out if out is not None else Path("actlab-report") / f"run-{name}", as_json, data_dir,

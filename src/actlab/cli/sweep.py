@@ -13,7 +13,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from actlab.cli.app import app, check_output, console, default_group, fail, note, print_json, write_json
+from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, default_group, fail, note, print_json,
+                            write_json)
 
 MAX_CONFIGS = 10_000
 """A spec with more configurations than this asks for ``--yes`` (expanding 10^6 takes minutes)."""
@@ -37,7 +38,7 @@ def run(
     workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Most models trained as one stacked computation."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are "
-                                         "(default: $ACTLAB_DATA or ~/.cache/actlab/data)."),
+                                         f"(default: {DATA_DIR_DEFAULT_TEXT})."),
     yes: bool = typer.Option(False, "--yes", "-y", help=f"Run a spec of more than {MAX_CONFIGS} configurations."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout instead of a progress bar."),
     json_out: Path | None = typer.Option(None, "--json-out", help="Also write the JSON summary to this file."),

@@ -306,6 +306,20 @@ def fmt_to_target(runs: Sequence[Any], cap: float) -> str:
     return f"{fmt_ms([to_target(v, cap) for v in runs])} ({reached}/{len(runs)} reached)"
 
 
+def inside_grid(label: str, best: int, grid: Sequence[float]) -> Check:
+    """Sanity check that a tuned setting's best value ``grid[best]`` lies inside its grid, not at an
+    edge (an edge optimum means the true optimum may lie beyond it: widen the grid).
+
+    ``label`` names the tuned arm ("tanh", "binary, MSE"). Shown apart, it never decides a verdict,
+    but the report flags it when it fails.
+    """
+    inside = 0 < best < len(grid) - 1
+    edge = "" if inside else " - the lowest value" if best == 0 else " - the highest value"
+    detail = f"best {grid[best]:g} of {', '.join(f'{g:g}' for g in grid)}{edge}"
+    return Check(f"{label}: best value inside the grid, not at its edge", "pass" if inside else "fail", detail,
+                 float(best), None, "index of the best value in the grid", "sanity")
+
+
 def lr_grid_rows(runs: dict[str, Sequence[Sequence[Any]]], lrs: Sequence[float], cap: float,
                  unit: str) -> list[dict[str, Any]]:
     """Report rows for a learning-rate grid: per activation, time to target at each lr (:func:`fmt_to_target`),
@@ -353,6 +367,9 @@ class Experiment:
     proxy_note: ClassVar[str] = ""
     #: data sets the experiment needs beyond what ships (e.g. "mnist"); the lab skips it with a clear note when missing
     needs: ClassVar[tuple[str, ...]] = ()
+    #: seconds a run took per mode, as last measured on one core (the lab's parallel runner starts
+    #: the longest first, so a long experiment does not start last); scheduling only, never a result
+    expected_seconds: ClassVar[dict[str, float]] = {}
 
     #: the setup per mode (``"tiny"``, ``"quick"``, ``"full"``), written at the top of the file
     settings_by_mode: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -86,7 +86,10 @@ class ExpCost(Experiment):
               "exceeds 1.5x the cheap group's, forward and forward + backward (Welch's t over rounds "
               "at the 5% level). Large tensors make cheap activations memory-bound, so ratios are smaller than the "
               "instruction counts suggest; a few cheap ones are slow for other reasons (torch's heaviside, PReLU's "
-              "backward), which the group median absorbs.")
+              "backward), which the group median absorbs. Full mode: 2^22 elements, fastest of 10 calls, 10 rounds. "
+              "When the lab runs experiments in parallel (actlab lab --jobs), others may run on the other cores "
+              "meanwhile: each ratio is taken against ReLU timed in the same round, which cancels most of a shared "
+              "slowdown.")
 
     settings_by_mode = SETTINGS
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from actlab.activations.outputs import get_output
-from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms, threshold
+from actlab.experiments.base import Experiment, Progress, Verdict, compare, fmt_ms, inside_grid
 from actlab.lab.data import load_dataset
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -27,14 +27,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "data": "digits",                  # scikit-learn 8x8 digits: 1437 training images, standardised
         "tasks": ["binary", "multiclass"],  # binary: digit >= 5 (sigmoid output); multiclass: 10 digits (softmax)
         "init_std": 1.0,                   # read-out weights N(0, init_std^2): |z| ~ 8 on 64 inputs, saturated
-        "lrs": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0],  # full-batch gradient-descent grid, per task and loss
+        # full-batch gradient-descent grid, per task and loss; measured (quick, 3 seeds): binary MSE is best at
+        # 300 (1000 ties, 3000 worse), BCE at 3, multiclass MSE at 100, CE at 30 - every optimum inside
+        "lrs": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0],
         "steps": 100,                      # full-batch steps
         "seeds": [0, 1, 2],
         "wrong": 0.9,                      # "confidently wrong": probability of the true class below 1 - this
     },
 }
 SETTINGS["tiny"] = {**SETTINGS["quick"], "lrs": [1.0, 10.0], "steps": 30, "seeds": [0, 1, 2]}
-SETTINGS["full"] = {**SETTINGS["quick"], "lrs": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0], "steps": 500,
+SETTINGS["full"] = {**SETTINGS["quick"], "lrs": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0],
+                    "steps": 500,
                     "seeds": list(range(10))}
 
 OUTPUT = {"binary": "sigmoid", "multiclass": "softmax"}
@@ -118,8 +121,8 @@ class OutputLoss(Experiment):
               "many outputs are saturated and confidently wrong (true-class probability below 0.1). Full-batch "
               "gradient descent for 100 steps with squared error (on the probabilities, one-hot targets) or the "
               "matching cross-entropy. Speed is the training error averaged over the run (the area under the error "
-              "curve); each loss is scored at its best learning rate of a grid (lowest mean of that; 5 seeds = 5 "
-              "weight draws; a best lr at the grid's edge is flagged among the sanity checks). The final error is shown too: a linear read-out has the same floor with either loss. The output gradient is computed in closed form from the output's "
+              "curve); each loss is scored at its best learning rate of a grid (lowest mean of that; seeds are weight "
+              "draws; a best lr at the grid's edge is flagged among the sanity checks). The final error is shown too: a linear read-out has the same floor with either loss. The output gradient is computed in closed form from the output's "
               "declared Jacobian (actlab.activations.outputs). Rule: confirmed when, for both tasks, the averaged "
               "training error with cross-entropy is below that with squared error (Welch's t at the 5% level). "
               "Sanity checks, apart: the mean |dL/dz| on the confidently wrong examples at init is smaller with "
@@ -158,11 +161,7 @@ class OutputLoss(Experiment):
             checks.append(compare(f"{task} ({out}): training error averaged over the run, {xe.upper()} < MSE (each "
                                   "at its best lr)", speed(n, task, xe), speed(n, task, mse), expect="less"))
             for loss in (mse, xe):
-                b = best_lr(n, task, loss)
-                sanity.append(threshold(f"{task}, {loss.upper()}: best lr {n['lrs'][b]:g} inside the grid (index)",
-                                        [b], above=0.5) if b < len(n["lrs"]) - 1 else
-                              threshold(f"{task}, {loss.upper()}: best lr {n['lrs'][b]:g} inside the grid (index)",
-                                        [b], below=0.5))
+                sanity.append(inside_grid(f"{task}, {loss.upper()}: learning rate", best_lr(n, task, loss), n["lrs"]))
             sanity.append(compare(f"{task} ({out}): |dL/dz| on confidently wrong examples at init, MSE < {xe.upper()}",
                                   n["wrong_grad"][task][mse], n["wrong_grad"][task][xe], expect="less", log=True))
         return Verdict.from_checks(checks, sanity=sanity)

@@ -27,9 +27,9 @@ from actlab.experiments.base import (
     Verdict,
     best_setting,
     compare,
+    inside_grid,
     lr_grid_rows,
     ratio_text,
-    threshold,
     to_target,
 )
 from actlab.lab.data import load_dataset
@@ -42,20 +42,25 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
         "data": "fashion_mnist",           # 28x28 grey images, 10 classes (stands in for CIFAR-10), pixels in [0, 1]
         "n_train": 2000,                   # training images: a fixed subset, to fit 2 CPU cores' budget
+        "n_test": 256,                     # test images: unused by the rule (training error), kept small because
+                                           # the trainer evaluates them at every check (all 10,000 cost 5x the run)
         "activations": ["relu", "tanh"],
-        "channels": [16, 16, 32],          # cuda-convnet's layers-18pct shape at half its widths (32-32-64)
-        "lrs": [0.01, 0.03, 0.1],          # SGD-momentum learning rates, the same grid for both
+        "channels": [8, 8, 16],            # cuda-convnet's layers-18pct shape (32-32-64) at a quarter of its widths
+        "lrs": [0.03, 0.1, 0.3],           # SGD-momentum learning rates, the same grid for both; calibrated (one
+                                           # seed, 16-16-32): 0.1 best for both, 0.3 stalls at chance, 0.01 too slow
         "momentum": 0.9,
         "batch_size": 128,                 # as in the paper
-        "target": 0.2,                     # training error to reach, checked on the whole training subset
-        "check_every": 0.1,                # epochs between checks
+        "target": 0.3,                     # training error to reach, checked on the whole training subset: both
+                                           # reach it within 5 epochs at their best lr (20% was not reached by either)
+        "check_every": 0.125,              # epochs between checks: every 2 of an epoch's 16 steps (0.1 epoch would
+                                           # round to the same 2 steps)
         "max_epochs": 5.0,                 # a run that has not reached the target by then counts as max_epochs
         "seeds": [0, 1, 2, 3, 4],
         "source_ratio": 6.0,               # Krizhevsky et al.'s tanh / ReLU epochs ratio
     },
 }
 # quick and tiny: 8x8 digits (ships with scikit-learn) - a proxy of the proxy, labelled so
-SETTINGS["quick"] = {**SETTINGS["full"], "data": "digits", "n_train": None, "channels": [8, 8, 16],
+SETTINGS["quick"] = {**SETTINGS["full"], "data": "digits", "n_train": None, "n_test": None, "channels": [8, 8, 16],
                      "lrs": [0.01, 0.03, 0.1], "target": 0.1, "max_epochs": 6.0, "check_every": 0.25,
                      "seeds": [0, 1, 2]}
 SETTINGS["tiny"] = {**SETTINGS["quick"], "lrs": [0.03, 0.1], "max_epochs": 2.0, "target": 0.5, "check_every": 0.25,
@@ -105,11 +110,11 @@ class ReluCnnEpochs(Experiment):
     source_found = ("A four-layer CNN with ReLUs reaches 25% training error on CIFAR-10 six times faster (in epochs) "
                     "than the same net with tanh, each with the learning rate that made it train fastest.")
     method = ("Full mode: Fashion-MNIST (a 2,000-image training subset, pixels in [0, 1]); a cuda-convnet-style CNN "
-              "(5x5 conv layers of 16, 16, 32 channels - half cuda-convnet's widths - each followed by 3x3 / stride-2 max-pooling, then a linear read-out; PyTorch's "
+              "(5x5 conv layers of 8, 8, 16 channels - a quarter of cuda-convnet's widths, for the CPU budget - each followed by 3x3 / stride-2 max-pooling, then a linear read-out; PyTorch's "
               "default init), SGD with momentum 0.9 and batch 128, with ReLU or tanh; learning rate from a grid per "
               "activation, each scored at its best (fewest mean epochs; the best must not be at the grid's edge - a "
-              "sanity check). Epochs until the training error on the whole training subset first reaches 20%, "
-              "checked every 0.1 epoch (a run not there after 5 epochs counts as 5, a diverged run as never; quick mode checks every 0.25 epoch). Rule: "
+              "sanity check). Epochs until the training error on the whole training subset first reaches 30%, "
+              "checked every 0.125 epoch (every 2 of an epoch's 16 steps; a run not there after 5 epochs counts as 5, a diverged run as never; quick mode checks every 0.25 epoch). Rule: "
               "confirmed when ReLU needs fewer epochs than tanh (Welch's t on log10 epochs at the 5% level); the "
               "tanh / ReLU ratio is reported with its 95% CI beside the source's 6x. CIFAR-10 is not available to "
               "actlab, so Fashion-MNIST stands in, with a target that takes a few epochs. Quick mode runs the same "
@@ -120,14 +125,15 @@ class ReluCnnEpochs(Experiment):
 
     def proxy(self, mode: Mode) -> str:
         if mode == "full":
-            return ("Fashion-MNIST (a 2,000-image subset, for the CPU budget) instead of CIFAR-10, channels at half "
-                    "cuda-convnet's widths, and a 20% training-error target instead of 25%.")
+            return ("Fashion-MNIST (a 2,000-image subset, 16 steps an epoch) instead of CIFAR-10, channels at a quarter "
+                    "of cuda-convnet's widths (both for 2 CPU cores' budget), PyTorch's default init, and a 30% "
+                    "training-error target instead of 25% (on this subset neither net reached 20% in 5 epochs).")
         return ("8x8 digits with a small CNN (channels 8-8-16), a 10% target checked every 0.25 epoch: a quick proxy "
                 "that speaks to this setting only; the full mode runs the protocol on Fashion-MNIST.")
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):
-            data = load_dataset(s["data"], n=s["n_train"], preprocess="none", seed=0)
+            data = load_dataset(s["data"], n=s["n_train"], n_test=s["n_test"], preprocess="none", seed=0)
             # images: (C, S, S), or flat C S^2 with one channel (MNIST-style loaders)
             c = data.input_shape[0] if len(data.input_shape) == 3 else 1
             side = int(round(math.sqrt(data.in_features / c)))
@@ -168,11 +174,7 @@ class ReluCnnEpochs(Experiment):
                         expect="less", log=True)
         note = (ratio_text(check, "tanh / ReLU epochs ratio") + f" vs the source's {n['source_ratio']:g}x (runs not "
                 f"reaching the target count at {n['max_epochs']:g} epochs)")
-        sanity = []
-        for act in n["activations"]:
-            b = best_lr(n, act)
-            sanity.append(threshold(f"{act}: best lr {n['lrs'][b]:g} not at the grid's edge (1 = inside)",
-                                    [1.0 if 0 < b < len(n["lrs"]) - 1 else 0.0], above=0.5))
+        sanity = [inside_grid(f"{act}: learning rate", best_lr(n, act), n["lrs"]) for act in n["activations"]]
         return Verdict.from_checks([check], sanity=sanity, note=note)
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:

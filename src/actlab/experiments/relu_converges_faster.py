@@ -20,6 +20,7 @@ from actlab.experiments.base import (
     Verdict,
     best_setting,
     compare,
+    inside_grid,
     lr_grid_rows,
     ratio_text,
     to_target,
@@ -128,7 +129,8 @@ class ReluConvergesFaster(Experiment):
         notes = [ratio_text(c, f"{act}/ReLU steps ratio")
                  for c, act in zip(checks, [a for a in n["activations"] if a != "relu"])]
         note = ", ".join(notes) + " vs the source's 6x for tanh/ReLU (a run not reaching the target counts at the cap)"
-        return Verdict.from_checks(checks, note=note)
+        sanity = [inside_grid(f"{act}: learning rate", best_lr(n, act), n["lrs"]) for act in n["activations"]]
+        return Verdict.from_checks(checks, note=note, sanity=sanity)
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
         """ReLU's runs swapped with those of the fastest other activation."""

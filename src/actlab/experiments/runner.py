@@ -81,15 +81,124 @@ def run_experiment(exp: Experiment | str, mode: Mode = "quick", progress: Progre
 
 
 def run_experiments(names: Sequence[str] | None = None, mode: Mode = "quick",
-                    progress: Progress | None = None) -> list[ExperimentResult]:
-    """Run the named experiments (all when ``names`` is None) in report order."""
+                    progress: Progress | None = None, *, jobs: int = 1,
+                    on_result: Callable[[ExperimentResult], None] | None = None) -> list[ExperimentResult]:
+    """Run the named experiments (all when ``names`` is None); the results come back in report order.
+
+    Args:
+        names: experiment names (default: every experiment).
+        mode: ``"tiny"``, ``"quick"`` (default) or ``"full"``.
+        progress: called as ``progress(name, fraction, message)``, from this process (also when the
+            experiments run in worker processes).
+        jobs: experiments run at once, each in its own worker process with one torch thread
+            (``1``: one after another in this process). Every experiment seeds what it draws, so
+            the numbers are the same for any ``jobs`` (timings aside).
+        on_result: called with each result as soon as it is finished (in finishing order), e.g.
+            to keep what is done when the run is interrupted.
+
+    An interrupt (KeyboardInterrupt) kills the worker processes at once and propagates; results
+    already handed to ``on_result`` are complete.
+    """
     chosen = [get_experiment(n) for n in names] if names else experiments()
-    return [run_experiment(e, mode, progress) for e in chosen]
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1 or len(chosen) <= 1:
+        out = []
+        for e in chosen:
+            out.append(run_experiment(e, mode, progress))
+            if on_result:
+                on_result(out[-1])
+        return out
+    return _run_parallel(chosen, mode, progress, min(jobs, len(chosen)), on_result)
+
+
+_QUEUE: Any = None
+"""In a worker process: the queue its progress messages go back to the driver on."""
+
+
+def _init_lab_worker(queue: Any) -> None:
+    from actlab._workers import init_worker
+
+    global _QUEUE
+    init_worker(1)
+    _QUEUE = queue
+
+
+def _send_progress(name: str, fraction: float, message: str) -> None:
+    try:
+        _QUEUE.put_nowait((name, float(fraction), str(message)))
+    except Exception:  # noqa: BLE001 - progress is a courtesy; never let it break a run
+        pass
+
+
+def _run_in_worker(name: str, mode: Mode) -> ExperimentResult:
+    return run_experiment(name, mode, _send_progress)
+
+
+def _run_parallel(chosen: Sequence[Experiment], mode: Mode, progress: Progress | None, jobs: int,
+                  on_result: Callable[[ExperimentResult], None] | None) -> list[ExperimentResult]:
+    """:func:`run_experiments` over a ``spawn`` pool of ``jobs`` worker processes."""
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from actlab._workers import kill_pool
+
+    ctx = mp.get_context("spawn")  # no fork: torch's and numba's thread pools do not survive one
+    q = ctx.Queue()
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_lab_worker, initargs=(q,))
+    # The longest first (the measured cost hint), so a long experiment does not start last and
+    # stretch the run; the report keeps its own order whatever the finishing order.
+    order = sorted(range(len(chosen)), key=lambda i: -chosen[i].expected_seconds.get(mode, 0.0))
+    futures = {pool.submit(_run_in_worker, chosen[i].name, mode): i for i in order}
+    results: list[ExperimentResult | None] = [None] * len(chosen)
+    finished: set[str] = set()
+
+    def drain() -> None:
+        while True:
+            try:
+                name, frac, msg = q.get_nowait()
+            except queue_mod.Empty:
+                return
+            # the queue and the result travel apart: a late message must not reopen a finished bar
+            if progress and name not in finished:
+                progress(name, frac, msg)
+
+    try:
+        todo = set(futures)
+        while todo:
+            done, todo = wait(todo, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for f in done:
+                i = futures[f]
+                try:
+                    r = f.result()
+                except Exception as e:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                    exp = chosen[i]
+                    r = ExperimentResult(name=exp.name, title=exp.title, claim=exp.claim, method=exp.method,
+                                         mode=mode, settings={}, numbers={},
+                                         verdict=Verdict("error", f"worker process failed: {type(e).__name__}: {e}"),
+                                         source=exp.source, source_found=exp.source_found, proxy=exp.proxy(mode),
+                                         error=traceback.format_exc())
+                results[i] = r
+                finished.add(r.name)
+                if progress:
+                    progress(r.name, 1.0, "done")
+                if on_result:
+                    on_result(r)
+    except BaseException:
+        kill_pool(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    q.close()
+    return [r for r in results if r is not None]
 
 
 def _missing_data(settings: dict[str, Any]) -> str:
-    """"" when the real data set named by ``settings["data"]`` (if any) is on disk, else why not."""
-    from actlab.lab.data import SHA256, resolve_data_dir, verify
+    """"" when the real data set named by ``settings["data"]`` (if any) is on disk, else why not and
+    exactly where to put it."""
+    from actlab.lab.data import IDX_FOLDERS, SHA256, data_dir_candidates, resolve_data_dir, verify
 
     name = str(settings.get("data", "")).strip().lower().replace("-", "_")
     if name not in SHA256:
@@ -98,8 +207,15 @@ def _missing_data(settings: dict[str, Any]) -> str:
     bad = {k: v for k, v in state.items() if v != "ok"}
     if not bad:
         return ""
-    return (f"{name} files {', '.join(f'{k} ({v[:40]})' for k, v in bad.items())} in {resolve_data_dir(None)}; "
-            "set ACTLAB_DATA (or run `actlab data download`) to the folder holding them")
+    import os
+
+    folder = resolve_data_dir(None, name) / IDX_FOLDERS[name]
+    where = ("$ACTLAB_DATA" if os.environ.get("ACTLAB_DATA") else
+             "the default: none of " + ", ".join(str(c) for c in data_dir_candidates()) + " holds it")
+    what = "; ".join(f"{k} ({v[:40]})" for k, v in bad.items())
+    return (f"{name} files {what} in {folder}/ (the data directory comes from {where}). Put the four IDX files "
+            f"(raw or .gz) in {folder}/, or pass --data-dir DIR (or set ACTLAB_DATA=DIR) where DIR/{IDX_FOLDERS[name]}/ "
+            f"holds them; `actlab data download {name}` fetches and verifies them (needs internet)")
 
 
 def _git_commit() -> str:
@@ -159,7 +275,7 @@ def provenance(results: Sequence[ExperimentResult]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in _datasets_used(results):
         checked = verify(name)  # decompressed SHA-256 against the canonical one, per file
-        data[name] = {"data dir": str(resolve_data_dir(None)),
+        data[name] = {"data dir": str(resolve_data_dir(None, name)),
                       **{stem: {"status": st, "sha256": SHA256[name][stem] if st == "ok" else st}
                          for stem, st in checked.items()}}
     import sys

@@ -104,7 +104,7 @@ class TopLayerSaturation(Experiment):
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):
-            data = load_dataset(s["data"], n=s["n_train"], preprocess="none", seed=0)
+            data = load_dataset(s["data"], n=s["n_train"], n_test=1000, preprocess="none", seed=0)
             x_watch = data.x_train[: s["n_watch"]]
             out: dict[str, Any] = {"activations": s["activations"], "depth": s["depth"], "low": s["low"],
                                    "early": s["early"], "steps": s["steps"], "mean": {}, "std": {}}
@@ -117,8 +117,12 @@ class TopLayerSaturation(Experiment):
                     init_weights(model, s["init"], bias="zeros", seed=seed)
                     stats = LayerStats(x_watch, s["every"])
                     stats.measure(0, model)
+                    # The rule reads the activations only: the trainer's own loss / error evaluations (at
+                    # the start and the end) run on 1,000 training images, not all 60,000 (which cost as
+                    # much as the training itself at 4 x 1000).
                     cfg = TrainConfig(loss="ce", optimiser="sgd", lr=s["lr"], batch_size=s["batch_size"],
-                                      steps=s["steps"], seed=seed, eval_every=s["steps"], threads=1)
+                                      steps=s["steps"], seed=seed, eval_every=s["steps"], eval_train_max=1000,
+                                      threads=1)
                     train(model, data, cfg, callbacks=[stats])
                     means.append(stats.mean)
                     stds.append(stats.std)

@@ -24,6 +24,7 @@ from actlab.experiments.base import (
     Verdict,
     compare,
     fmt_ms,
+    inside_grid,
     threshold,
 )
 from actlab.lab.init import init_weights
@@ -161,7 +162,12 @@ class ZeroMeanInput(Experiment):
             checks.append(compare(f"centring lowers the training loss reached, each at its best lr "
                                   f"({t['centre']['lr']:g} vs {t['none']['lr']:g})", t["centre"]["final_loss"],
                                   t["none"]["final_loss"], expect="less"))
-        return Verdict.from_checks(checks)
+        sanity = []
+        for pre, tuned in t.items():
+            grid = sorted(float(lr) for lr in tuned.get("grid", {}))
+            if len(grid) > 1:
+                sanity.append(inside_grid(f"{pre}: learning rate", grid.index(float(tuned["lr"])), grid))
+        return Verdict.from_checks(checks, sanity=sanity)
 
     def counterfactual(self, n: dict[str, Any]) -> dict[str, Any]:
         # As if zero-mean input moved the deeper layers by layer 1's drop and left layer 1 as it was.

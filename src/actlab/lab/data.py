@@ -6,7 +6,8 @@ preprocessing fitted on the training split only (so the test set never leaks int
 statistics).  Everything is seeded: the same arguments give the same tensors.
 
 MNIST and Fashion-MNIST are read from a data directory (``data_dir=``, else the environment
-variable ``ACTLAB_DATA``, else ``~/.cache/actlab/data``) laid out as::
+variable ``ACTLAB_DATA``, else the first of ``~/.cache/actlab/data`` and a ``shared/data`` folder
+beside the checkout or above it that holds the data set: see :func:`resolve_data_dir`) laid out as::
 
     <data_dir>/mnist/train-images-idx3-ubyte.gz         (raw or .gz)
     <data_dir>/mnist/train-labels-idx1-ubyte.gz
@@ -199,16 +200,37 @@ def _xor(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np
     return (x + rng.normal(0.0, noise, size=x.shape) if noise > 0 else x), y
 
 
-def _circles(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import make_circles
+# circles and moons are scikit-learn's make_circles(factor=0.5) and make_moons, written out step
+# by step: the same numbers for the same random_state (tests/lab/test_data.py holds them equal to
+# scikit-learn's), without importing scikit-learn, whose import (scipy.stats, pandas) took as
+# long as torch's and sat on the playground's way to its first frame.
+def _sklearn_shuffle_noise(x: np.ndarray, y: np.ndarray, seed: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's shuffle, then Gaussian noise, from one ``RandomState(seed)`` (its order of draws)."""
+    gen = np.random.RandomState(seed)
+    idx = np.arange(len(x))
+    gen.shuffle(idx)
+    x, y = x[idx], y[idx]
+    return x + gen.normal(scale=noise, size=x.shape), y
 
-    return make_circles(n, noise=noise, factor=0.5, random_state=int(rng.integers(2**31)))
+
+def _halves(n: int) -> tuple[int, int, np.ndarray]:
+    n_out = n // 2
+    return n_out, n - n_out, np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n - n_out, dtype=np.intp)])
+
+
+def _circles(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    n_out, n_in, y = _halves(n)
+    a_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    a_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    x = np.vstack([np.append(np.cos(a_out), np.cos(a_in) * 0.5), np.append(np.sin(a_out), np.sin(a_in) * 0.5)]).T
+    return _sklearn_shuffle_noise(x, y, int(rng.integers(2**31)), noise)
 
 
 def _moons(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import make_moons
-
-    return make_moons(n, noise=noise, random_state=int(rng.integers(2**31)))
+    n_out, n_in, y = _halves(n)
+    x = np.vstack([np.append(np.cos(np.linspace(0, np.pi, n_out)), 1 - np.cos(np.linspace(0, np.pi, n_in))),
+                   np.append(np.sin(np.linspace(0, np.pi, n_out)), 1 - np.sin(np.linspace(0, np.pi, n_in)) - 0.5)]).T
+    return _sklearn_shuffle_noise(x, y, int(rng.integers(2**31)), noise)
 
 
 def _spirals(n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
@@ -278,11 +300,51 @@ MIRRORS: dict[str, tuple[str, ...]] = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def resolve_data_dir(path: str | Path | None = None) -> Path:
-    """The data directory: ``path``, else ``$ACTLAB_DATA``, else ``~/.cache/actlab/data``."""
+def shared_data_dirs(starts: list[Path] | None = None) -> list[Path]:
+    """Every ``shared/data`` folder beside the actlab checkout or a folder above it, nearest first.
+
+    A checkout used by a team (or a CI machine without internet) keeps the real data sets one
+    level up, at ``../shared/data`` from the project's root; a worktree one level deeper finds
+    the same folder further up. The walk starts at this installed package's folder (a source
+    checkout, or a virtual environment inside one) and then at the working directory (or at
+    ``starts``).
+    """
+    out: list[Path] = []
+    for start in starts if starts is not None else (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            cand = folder / "shared" / "data"
+            if cand not in out and cand.is_dir():
+                out.append(cand)
+    return out
+
+
+def _holds(root: Path, name: str | None) -> bool:
+    """Whether ``root`` holds the training images of ``name`` (any IDX data set when None)."""
+    names = [name] if name else list(IDX_FOLDERS)
+    return any(_find_idx(root, n, "train-images-idx3-ubyte") is not None for n in names)
+
+
+def data_dir_candidates() -> list[Path]:
+    """Where the default data directory is looked for, in order (``$ACTLAB_DATA`` unset):
+    ``~/.cache/actlab/data``, then :func:`shared_data_dirs`."""
+    return [DEFAULT_DATA_DIR.expanduser(), *shared_data_dirs()]
+
+
+def resolve_data_dir(path: str | Path | None = None, name: str | None = None) -> Path:
+    """The data directory: ``path``, else ``$ACTLAB_DATA``, else the first of
+    :func:`data_dir_candidates` that holds the data set ``name`` (any IDX data set when None),
+    else ``~/.cache/actlab/data`` (where :func:`download` puts files). Nothing is downloaded."""
     if path is None:
-        path = os.environ.get(ENV_VAR) or DEFAULT_DATA_DIR
-    return Path(path).expanduser()
+        path = os.environ.get(ENV_VAR)
+    if path:
+        return Path(path).expanduser()
+    key = dataset_info(name).name if name else None
+    if key is not None and key not in IDX_FOLDERS:
+        key = None
+    for cand in data_dir_candidates():
+        if _holds(cand, key):
+            return cand
+    return DEFAULT_DATA_DIR.expanduser()
 
 
 def _open_bytes(path: Path) -> bytes:
@@ -325,8 +387,10 @@ def _not_found(name: str, root: Path, missing: list[str], explicit: bool) -> Dat
     else:
         other = ("`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), then copy "
                  f"/usr/share/datasets/fashion-mnist/* into {folder}/")
+    searched = ", ".join(str(c) for c in data_dir_candidates())
     how = ("the data_dir argument / --data-dir option" if explicit else
-           f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default (neither --data-dir nor $" + ENV_VAR + " is set)")
+           f"${ENV_VAR}" if os.environ.get(ENV_VAR) else
+           f"the default (neither --data-dir nor ${ENV_VAR} is set, and none of {searched} holds it)")
     return DatasetNotFound(
         f"{DATASETS[name].description.split(':')[0]} not found in {folder}/: missing "
         f"{', '.join(m + '[.gz]' for m in missing)}. "
@@ -342,7 +406,7 @@ def idx_paths(name: str, data_dir_: str | Path | None = None) -> dict[str, Path]
     name = dataset_info(name).name
     if name not in IDX_FOLDERS:
         raise DatasetError(f"{name!r} is not read from IDX files; IDX data sets: {', '.join(IDX_FOLDERS)}")
-    root = resolve_data_dir(data_dir_)
+    root = resolve_data_dir(data_dir_, name)
     found = {stem: _find_idx(root, name, stem) for stem in IDX_FILES}
     missing = [s for s, p in found.items() if p is None]
     if missing:
@@ -384,7 +448,7 @@ def verify(name: str, data_dir: str | Path | None = None, *, files: tuple[str, .
     name = dataset_info(name).name
     if name not in SHA256:
         raise DatasetError(f"{name!r} has no files to verify; IDX data sets: {', '.join(SHA256)}")
-    root = resolve_data_dir(data_dir)
+    root = resolve_data_dir(data_dir, name)
     stems = files or IDX_FILES
     bad = [s for s in stems if s not in IDX_FILES]
     if bad:
@@ -435,7 +499,7 @@ def download(
     name = dataset_info(name).name
     if name not in MIRRORS:
         raise DatasetError(f"{name!r} needs no download; downloadable: {', '.join(MIRRORS)}")
-    root = resolve_data_dir(data_dir)
+    root = resolve_data_dir(data_dir, name)
     folder = root / IDX_FOLDERS[name]
     folder.mkdir(parents=True, exist_ok=True)
     say = log or (lambda msg: None)
@@ -775,7 +839,7 @@ def load_dataset(
 
 __all__ = [
     "DATASETS", "Dataset", "DatasetCorrupt", "DatasetError", "DatasetInfo", "DatasetNotFound", "IDX_FILES", "MIRRORS",
-    "PREPROCESSING", "SHA256", "SYNTHETIC_NOISE", "resolve_data_dir", "dataset_info", "download", "fit_preprocess",
+    "PREPROCESSING", "SHA256", "SYNTHETIC_NOISE", "data_dir_candidates", "resolve_data_dir", "shared_data_dirs", "dataset_info", "download", "fit_preprocess",
     "idx_paths", "is_available", "load_dataset", "load_sequence_task", "parse_idx", "read_idx", "read_verified_idx",
     "sha256_decompressed", "verify",
 ]

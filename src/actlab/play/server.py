@@ -10,6 +10,13 @@ each training in its own thread; a sender task pushes a session's newest frame w
 a new one (a slow page skips frames rather than queueing them).  Every message from the page is
 checked by :func:`actlab.play.protocol.parse_message`; a bad one is answered with
 ``{"type": "error", "message": ...}`` and the connection stays open.
+
+Start-up (time to the first frame, goal < 3 s): this module imports no torch.  The server binds
+and prints the URL at once while :class:`Opening` imports torch and the library and builds the
+opening setup in a background thread; the page and its static files are served meanwhile, what
+needs the library (``/api/controls``, the WebSocket's messages) waits for it without blocking the
+event loop, and the first page that asks for the opening setup gets the net already built, its
+first frame drawn.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import threading
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,8 +37,10 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from actlab.play.config import SHARED_FIELDS, PlayConfig, PlayError, describe_fields
-from actlab.play.protocol import Message, parse_message
+if TYPE_CHECKING:  # pragma: no cover
+    from actlab.play.config import PlayConfig
+    from actlab.play.protocol import Message
+    from actlab.play.session import Session
 
 STATIC = Path(__file__).parent / "static"
 
@@ -53,9 +62,10 @@ def _theory(activation: str, sigma_w2: float, sigma_b2: float, depth: int) -> st
 class _Page:
     """One connected page: its runs, and what was last sent of each."""
 
-    def __init__(self, ws: WebSocket, frame_interval: float, live: Any = None) -> None:
+    def __init__(self, ws: WebSocket, frame_interval: float, live: Any = None, opening: "Opening | None" = None) -> None:
         self.ws = ws
         self.live = live
+        self.opening = opening
         self.frame_interval = frame_interval
         self.sessions: dict[str, Any] = {}
         self.sent: dict[str, int] = {}
@@ -87,18 +97,22 @@ class _Page:
                     await self.ws.send_text(text)
                     self.frames_sent += 1
 
-    async def configure(self, run: str, config: PlayConfig) -> None:
+    async def configure(self, run: str, config: PlayConfig, *, fresh: bool = False) -> None:
         from actlab.play.session import Session
 
         old = self.sessions.pop(run, None)
         self.sent.pop(run, None)
         if old is not None:
             await asyncio.to_thread(old.close)
-        try:
-            s = await asyncio.to_thread(Session, config, frame_interval=self.frame_interval, on_frame=self._poke)
-        except (ValueError, FileNotFoundError) as e:  # the lab's own checks (data, init) name the problem
-            await self.error(f"cannot build this setup: {e}", "configure")
-            return
+        s = None if fresh or self.opening is None else self.opening.take(config, self.frame_interval)
+        if s is not None:
+            s.on_frame = self._poke
+        else:
+            try:
+                s = await asyncio.to_thread(Session, config, frame_interval=self.frame_interval, on_frame=self._poke)
+            except (ValueError, FileNotFoundError) as e:  # the lab's own checks (data, init) name the problem
+                await self.error(f"cannot build this setup: {e}", "configure")
+                return
         intro = await asyncio.to_thread(s.intro)
         await self.send({"type": "ready", "run": run, **intro})
         self.sessions[run] = s
@@ -136,7 +150,7 @@ class _Page:
             elif s is self.live:
                 await self.error("a live run is driven by your own training loop; the buttons do not apply", m.type)
             elif m.type == "reset":
-                await self.configure(m.run, s.config)
+                await self.configure(m.run, s.config, fresh=True)
             elif m.type == "play":
                 s.play()
             elif m.type == "pause":
@@ -153,7 +167,13 @@ class _Page:
 
 async def _ws(ws: WebSocket) -> None:
     await ws.accept()
-    page = _Page(ws, ws.app.state.frame_interval, ws.app.state.live)
+    opening = ws.app.state.opening
+    if opening is not None:
+        await opening.wait()
+    from actlab.play.config import PlayError
+    from actlab.play.protocol import parse_message
+
+    page = _Page(ws, ws.app.state.frame_interval, ws.app.state.live, opening)
     ws.app.state.pages.add(page)
     sender = asyncio.create_task(page.sender())
     try:
@@ -190,37 +210,121 @@ async def _no_icon(request: Request) -> Response:
 
 
 async def _controls(request: Request) -> JSONResponse:
+    if request.app.state.opening is not None:
+        await request.app.state.opening.wait()
     from actlab import __version__
-
     from actlab.lab.data import SYNTHETIC_NOISE
+    from actlab.play.config import SHARED_FIELDS, PlayConfig, describe_fields
 
     return JSONResponse({"controls": describe_fields(), "default": PlayConfig().to_dict(), "shared": list(SHARED_FIELDS),
                          "noise": SYNTHETIC_NOISE, "version": __version__})
 
 
-def _warm_up() -> None:
-    """Build the opening setup once and take one probed step, in the background at start-up, so
-    the first page does not wait for imports (scikit-learn, matplotlib) and kernel compilation."""
+def _warm_up(config: PlayConfig) -> None:
+    """Take one probed step on a throwaway copy of the opening setup, so that the first press of
+    play does not wait for the probe's imports and its numba kernels (loaded from numba's cache)."""
     from actlab.play.session import Session
 
-    s = Session(PlayConfig(), frame_interval=3600.0)
+    s = Session(config, frame_interval=3600.0)
     try:
         s.step(1)
         deadline = time.monotonic() + 60.0
         while s.steps < 1 and s.state == "running" and time.monotonic() < deadline:
             time.sleep(0.01)
-        s.intro()
     finally:
         s.close()
 
 
-def create_app(*, frame_interval: float = 0.05, warm_up: bool = True, live: Any = None) -> Starlette:
+class Opening:
+    """The start-up work, in a background thread: import torch and the library (setting torch's
+    threads), build the opening setup (run A of ``query``, else the
+    :class:`~actlab.play.config.PlayConfig` defaults) with its first frame, then warm the probe up.
+
+    The first page that asks for exactly that setup takes the built net (:meth:`take`); anyone
+    else builds their own.  Handlers that need the library ``await`` :meth:`wait` first.
+
+    Args:
+        frame_interval: the server's frame interval (the opening session is built with it).
+        threads: torch's intra-op threads for the process; ``None`` leaves them.
+        build: build the opening setup and warm the probe up (``False``: imports only).
+        query: the setup the page opens with, as a link's query (``""``: the defaults).
+    """
+
+    def __init__(self, frame_interval: float, threads: int | None = 1, build: bool = True, query: str = "") -> None:
+        self.frame_interval = float(frame_interval)
+        self.threads = threads
+        self.build = build
+        self.query = query
+        self.session: Session | None = None
+        self.error = ""
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="actlab-play-opening", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            import torch
+
+            if self.threads is not None:
+                # Two nets side by side each get one core; more threads only spin against each other here.
+                torch.set_num_threads(int(self.threads))
+            from actlab.play.config import PlayConfig, PlayError, parse_query
+            from actlab.play.protocol import parse_message  # noqa: F401  (what every message needs)
+            from actlab.play.session import Session
+
+            try:
+                config = parse_query(self.query)[0] if self.query else PlayConfig()
+            except PlayError:  # refused again when the page sends it; the defaults are worth building
+                config = PlayConfig()
+            if self.build:
+                s = Session(config, frame_interval=self.frame_interval)
+                s.intro()  # kept by the session: the page's "ready" message costs nothing more
+                self.session = s
+        except Exception as e:  # the page still works: each setup is then built (and fails) on request
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self._done.set()
+        if self.build and not self.error:
+            try:
+                _warm_up(config)
+            except Exception:  # a warm-up only saves time; the first real step reports any real problem
+                pass
+
+    async def wait(self) -> None:
+        """Until the library is imported and the opening setup built (off the event loop)."""
+        if not self._done.is_set():
+            await asyncio.to_thread(self._done.wait)
+
+    def take(self, config: PlayConfig, frame_interval: float) -> Session | None:
+        """The opening session if it is ``config``'s, unused and built for ``frame_interval``
+        (once: the next caller builds their own), else ``None``."""
+        with self._lock:
+            s = self.session
+            if (s is None or s.config != config or s.frame_interval != frame_interval or s.steps
+                    or s.state != "paused"):
+                return None
+            self.session = None
+            return s
+
+    def close(self) -> None:
+        with self._lock:
+            s, self.session = self.session, None
+        if s is not None:
+            s.close(timeout=2.0)
+
+
+def create_app(*, frame_interval: float = 0.05, warm_up: bool = True, live: Any = None,
+               threads: int | None = None, query: str = "") -> Starlette:
     """The playground as an ASGI app (``uvicorn`` serves it; tests use Starlette's TestClient).
 
     Args:
         frame_interval: seconds between frames of a running net.  Default: ``0.05``
-        warm_up: compile the probe's kernels in the background at start-up.  Default: ``True``
+        warm_up: import the library, build the opening setup and compile the probe's kernels in
+            the background from now on (:class:`Opening`).  Default: ``True``
         live: a :class:`~actlab.play.live.LiveFeed` the page shows with ``?live=1``.
+        threads: torch's intra-op threads, set by the warm-up.  Default: ``None`` (left as they are)
+        query: the setup the page opens with (built by the warm-up), as a link's query.
     """
     app = Starlette(routes=[
         Route("/", _index),
@@ -232,8 +336,7 @@ def create_app(*, frame_interval: float = 0.05, warm_up: bool = True, live: Any 
     app.state.frame_interval = float(frame_interval)
     app.state.pages = set()
     app.state.live = live
-    if warm_up:
-        threading.Thread(target=_warm_up, name="actlab-play-warm-up", daemon=True).start()
+    app.state.opening = Opening(frame_interval, threads, query=query) if warm_up else None
     return app
 
 
@@ -262,16 +365,18 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, open_browser: bool = True, 
         live: a :class:`~actlab.play.live.LiveFeed` to show (:func:`actlab.play.watch`).
         threads: torch's intra-op threads for the process; ``None`` leaves them (a user's process).
     """
-    import torch
+    # No torch here: it is imported by the app's warm-up in the background (the URL comes first).
     import uvicorn
 
-    if threads is not None:
-        # Two nets side by side each get one core; more threads only spin against each other here.
-        torch.set_num_threads(int(threads))
     sock = free_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?{query.lstrip('?')}" if query else "")
-    app = create_app(frame_interval=frame_interval, warm_up=live is None, live=live)
+    app = create_app(frame_interval=frame_interval, warm_up=live is None, live=live, threads=threads,
+                     query=query.lstrip("?"))
+    if live is not None and threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
     # No per-message deflate: frames are small, and compressing them would hold the GIL that the
     # training thread needs (measured: frames took 3x longer to build with it on).
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="auto", ws_per_message_deflate=False)
@@ -293,7 +398,9 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, open_browser: bool = True, 
     try:
         asyncio.run(run())
     finally:
+        if app.state.opening is not None:
+            app.state.opening.close()
         sock.close()
 
 
-__all__ = ["create_app", "free_socket", "serve"]
+__all__ = ["Opening", "create_app", "free_socket", "serve"]

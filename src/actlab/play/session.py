@@ -34,13 +34,13 @@ from actlab.lab.train import Callback, TrainConfig, evaluate, train
 from actlab.play.config import FEATURES, PlayConfig
 from actlab.probe import Probe
 from actlab.probe.quantities.dead import dead_on_data
+from actlab.probe.quantities.histogram import LIMIT, histogram
 from actlab.probe.quantities.inactive import inactive_units
 
 # Sizes of what is drawn (not of what is measured): kept small so a frame is ~10-30 kB of JSON.
 SURFACE = 48          # decision surface: SURFACE x SURFACE grid over the data's square
 THUMB = 16            # each hidden unit's output over the plane: THUMB x THUMB
 MAX_THUMB_LAYERS, MAX_THUMB_UNITS = 10, 16
-BINS = 40             # activation histograms
 DISPLAY_BATCH = 512   # training examples the histograms and the dead-unit map are taken over
 SAMPLE_IMAGES = 12    # image sets: test images whose predictions are shown
 EVAL_MAX = 1000       # frame losses over at most this many examples per split (a fixed subset)
@@ -145,6 +145,46 @@ def activation_sheet(name: str) -> dict[str, Any]:
         "xd": [json_number(v) for v in c.x_df.tolist()], "df": [json_number(v) for v in c.df.tolist()],
         "saturated": [list(r) for r in c.saturated], "props": props,
     }
+
+
+def plane_grid(box: tuple[float, float, float, float], n: int) -> Tensor:
+    """``(n * n, 2)`` points over ``box = (x0, x1, y0, y1)``, row by row from the top left (the
+    order an image's pixels are drawn in)."""
+    x0, x1, y0, y1 = box
+    yy, xx = torch.meshgrid(torch.linspace(y1, y0, n), torch.linspace(x0, x1, n), indexing="ij")
+    return torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+
+
+def surface_values(out: Tensor) -> tuple[Tensor | None, str]:
+    """What the decision surface shows of a model's outputs on a grid, in ``[0, 1]``, and what
+    that is (with its range over the plane, so a flat surface reads as flat, not as broken): with
+    2 outputs (class scores) the probability of class 1 (softmax); with 1 output its sign, scaled
+    by the largest ``|output|`` over the plane (0.5: output 0, the boundary of a logit or of
+    targets +-1); with more, ``None`` and why not (two colours show two classes)."""
+    out = out.detach().float().reshape(out.shape[0], -1)
+    k = out.shape[1]
+    if k == 2:
+        p = torch.softmax(out, 1)[:, 1]
+        return p, f"probability of class 1 ({float(p.min()):.3g} to {float(p.max()):.3g} over the plane)"
+    if k == 1:
+        o = torch.nan_to_num(out[:, 0], nan=0.0)
+        m = float(o.abs().max())
+        return (0.5 + 0.5 * o / m if m > 0 and math.isfinite(m) else torch.full_like(o, 0.5)), \
+            f"the output's sign ({float(o.min()):.3g} to {float(o.max()):.3g} over the plane; grey: 0)"
+    return None, f"the model has {k} outputs; the two-colour surface shows 1 output or 2 classes"
+
+
+def saturated_regions(spec: Any, params: dict[str, Any] | None = None) -> list[list[float]]:
+    """The saturated stretches ``[[a, b], ...]`` of an activation over the histograms' widest
+    range (``|x| <= LIMIT``), from :func:`actlab.plot.activations.curves`; ``[]`` where it cannot
+    say (a hyperparameter the plot cannot take)."""
+    from actlab.plot.activations import curves
+
+    try:
+        c = curves(spec, params, x_range=(-LIMIT, LIMIT), n=4001)
+    except (ValueError, TypeError):
+        return []
+    return [[float(a), float(b)] for a, b in c.saturated]
 
 
 def theory_sheet(activation: str, sigma_w2: float, sigma_b2: float = 0.0, depth: int = 10) -> dict[str, Any]:
@@ -272,6 +312,7 @@ class Session(FrameSource):
         self._last_frame = 0.0
         self._view = ProbeView()
         self._cost_cpu, self._cost_steps = 0.0, 0
+        self._intro: dict[str, Any] | None = None
         self._prepare_display()
         self._thread = threading.Thread(target=self._run, name=f"actlab-play-{id(self):x}", daemon=True)
         self._publish()
@@ -311,6 +352,7 @@ class Session(FrameSource):
         tc = TrainConfig(optimiser=cfg.optimiser, lr=cfg.lr, batch_size=cfg.batch_size,
                          weight_decay=cfg.weight_decay, seed=cfg.seed, steps=STEPS_MAX, eval_every=STEPS_MAX)
         try:
+            self._theory_line()
             result = train(self.model, self.data, tc, callbacks=[_Gate(self)])
             if result.diverged:
                 self.state, self.error = "diverged", f"the loss became NaN or Inf at step {result.diverged_at}"
@@ -356,18 +398,24 @@ class Session(FrameSource):
         self._te = torch.arange(min(EVAL_MAX, d.n_test))
         self._disp = self._ev[:DISPLAY_BATCH]
         self._linear = [n for n, m in self.model.named_modules() if isinstance(m, nn.Linear)]
-        from actlab.plot.activations import curves
-
-        try:
-            c = curves(self.spec, x_range=(-50.0, 50.0), n=4001)
-            self._saturated = [list(r) for r in c.saturated]
-        except (ValueError, TypeError):
-            self._saturated = []
+        self._saturated = saturated_regions(self.spec)
         self._profile: list[float] | None = None
         self._theory_note = ""
+        if self.config.plane:
+            r = float(d.x_train.abs().max()) * 1.1 or 1.0
+            self._extent = r
+            self._grid = plane_grid((-r, r, -r, r), SURFACE)
+            self._tgrid = plane_grid((-r, r, -r, r), THUMB)
+        else:
+            self._samples = torch.arange(min(SAMPLE_IMAGES, d.n_test))
+
+    def _theory_line(self) -> None:
+        """The theory's line for the gradient panel (or why there is none).  Computed by the training
+        thread before its first step, not when the session is built: importing the theory (scipy)
+        is then not on the way to the first frame, which has no gradients to draw it against."""
         from actlab.theory import TheoryError, gradient_profile
 
-        q_in = float(d.x_train.double().pow(2).mean())
+        q_in = float(self.data.x_train.double().pow(2).mean())
         try:
             if self._off_centre > OFF_CENTRE_MAX:
                 raise TheoryError(f"the weights of {self.config.init!r} are not zero-mean (|mean| / rms = "
@@ -377,27 +425,22 @@ class Session(FrameSource):
             self._profile = [float(v) for v in prof]
         except (TheoryError, ValueError) as e:
             self._theory_note = f"no theory line: {e}"
-        if self.config.plane:
-            r = float(d.x_train.abs().max()) * 1.1 or 1.0
-            self._extent = r
-            ax = torch.linspace(-r, r, SURFACE)
-            yy, xx = torch.meshgrid(ax.flip(0), ax, indexing="ij")
-            self._grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
-            at = torch.linspace(-r, r, THUMB)
-            ty, tx = torch.meshgrid(at.flip(0), at, indexing="ij")
-            self._tgrid = torch.stack([tx.reshape(-1), ty.reshape(-1)], 1)
-        else:
-            self._samples = torch.arange(min(SAMPLE_IMAGES, d.n_test))
 
     def intro(self) -> dict[str, Any]:
-        """What does not change while training: points or sample images, the setup, the theory."""
+        """What does not change while training: points or sample images, the setup, the theory
+        (built once; the server's start-up builds it before the first page asks)."""
+        if self._intro is None:
+            self._intro = self._make_intro()
+        return self._intro
+
+    def _make_intro(self) -> dict[str, Any]:
         d, cfg = self.data, self.config
         out: dict[str, Any] = {
             "config": cfg.to_dict(), "plane": cfg.plane, "n_train": d.n_train, "n_test": d.n_test,
             "n_classes": d.n_classes, "sigma_w2": json_number(self.sigma_w2), "sigma_b2": json_number(self.sigma_b2),
             "drawn_sigma_w2": json_number(self.drawn_sigma_w2),
             "sigma_w2_rel_se": None if self.config.sigma_w2 is not None else math.sqrt(2.0) / TWIN,
-            "layers": self._linear, "saturated": self._saturated, "theory_note": self._theory_note,
+            "layers": self._linear, "saturated": self._saturated,
         }
         if cfg.plane:
             pts = torch.cat([d.x_train, d.x_test])
@@ -481,14 +524,11 @@ class Session(FrameSource):
         return out
 
     def _histogram(self, pre: Tensor) -> dict[str, Any]:
-        v = torch.nan_to_num(pre.detach().float().reshape(-1), nan=0.0, posinf=60.0, neginf=-60.0)
-        r = min(max(float(v.abs().max()), 1.0), 60.0)
-        counts = torch.histc(v.clamp(-r, r), BINS, -r, r)
-        return {"r": r, "counts": [int(c) for c in counts.tolist()]}
+        r, counts = histogram(pre)  # the probe's own histogram (the one implementation)
+        return {"r": float(r), "counts": counts.tolist()}
 
     def _plane(self, model: MLP) -> dict[str, Any]:
-        logits = model(self._grid)
-        p1 = torch.softmax(logits.float(), 1)[:, 1]
+        p1, _ = surface_values(model(self._grid))
         units = []
         _, _, post = model.forward_all(self._tgrid)
         for h in post[:MAX_THUMB_LAYERS]:
@@ -506,8 +546,8 @@ class Session(FrameSource):
     def _probe_view(self) -> dict[str, Any]:
         if self._probe is None:
             return {"grads": None, "findings": [], "probe_steps": 0}
-        return self._view.panels(self._probe, busy=self.state == "running", layers=self._linear,
-                                 profile=self._profile, offset=self._probe_from)
+        return {**self._view.panels(self._probe, busy=self.state == "running", layers=self._linear,
+                                    profile=self._profile, offset=self._probe_from), "theory_note": self._theory_note}
 
 
 class _Gate(Callback):
@@ -533,5 +573,5 @@ class _Gate(Callback):
         s._gate(True)
 
 
-__all__ = ["FrameSource", "ProbeView", "Session", "activation_sheet", "build_model", "load_data", "scheme_variance", "theory_sheet",
-           "weight_variance"]
+__all__ = ["FrameSource", "ProbeView", "Session", "activation_sheet", "build_model", "load_data", "plane_grid", "saturated_regions",
+           "scheme_variance", "surface_values", "theory_sheet", "weight_variance"]

@@ -151,7 +151,8 @@ COLUMNS = (
     ("out grad", "out_grad_norm", False, True, "norm of the loss gradient w.r.t. the layer's output, first→last"),
     ("mean", "mean", False, False, "mean of the activation's output"),
     ("std", "std", False, False, "std of the activation's output"),
-    ("sat", "saturated", True, True, "share of (sample, unit) with |f'| < tol·max|f'|, first→last"),
+    ("sat", "saturated", True, True,
+     "share of (sample, unit) with |f'| < tol·max|f'| on a saturating side (ReLU's zeros are not), first→last"),
     ("dead", "dead", True, True, "share of units with f' = 0 on every sample for a whole window, first→last"),
     ("update", "update_ratio", False, True, "||Δw|| / ||w|| over an optimizer step (last measured)"),
 )

@@ -56,7 +56,7 @@ from actlab.probe.findings import Thresholds, born_dead_findings, detect
 from actlab.probe.quantities import QUANTITIES, SATURATION_TOL
 from actlab.probe.quantities.weight_grad_norm import is_weight
 from actlab.probe.quantities.update_ratio import sample as _sample
-from actlab.probe.records import LayerInfo, LayerRecord, ProbeRecords, Settings
+from actlab.probe.records import Histogram, LayerInfo, LayerRecord, ProbeRecords, Settings
 from actlab.probe.stats import TINY, StatPlan, Workspace, plan_for
 
 # Modules whose outputs are channel-first (N, C, ...): their units are channels (dim 1).
@@ -399,7 +399,8 @@ class Probe:
         thresholds: detector thresholds (:class:`~actlab.probe.findings.Thresholds`).
         quantities: keys of the ``"generic"`` quantities to measure
             (:mod:`actlab.probe.quantities`; the fused activation statistics and the gradient
-            norms are always measured). ``None``: all of them. Default: ``None``.
+            norms are always measured). ``None``: those on by default (all but ``"histogram"``,
+            which :meth:`enable` or naming it here turns on). Default: ``None``.
         fused: take each CPU activation's statistics in one numba pass
             (:mod:`actlab.probe.fused`) instead of three or four torch kernels. ``None`` uses it
             where it can run (numba installed, float32/float64 CPU tensors); ``True`` also
@@ -463,20 +464,12 @@ class Probe:
         if on_nonfinite not in ("record", "raise"):
             raise ValueError(f"on_nonfinite must be 'record' or 'raise', got {on_nonfinite!r}")
         self.on_nonfinite = on_nonfinite
-        generic = {q.key: q for q in QUANTITIES if q.probe == "generic"}
-        if quantities is None:
-            quantities = tuple(generic)
-        bad = [k for k in quantities if k not in generic]
-        if bad:
-            raise ValueError(f"unknown quantity {bad[0]!r}; the generic quantities are: {', '.join(generic) or 'none'}")
-        self._generic = [generic[k] for k in quantities]
-        for q in self._generic:
-            if q.target != "parameters":  # the only target the generic path reads today
-                raise ValueError(f"quantity {q.key!r} reads {q.target!r}; the probe runs generic quantities "
-                                 "on layer parameters only")
         self._periods = {"step": every, "out_grads": self.out_grads_every, "update": self.update_every, "window": every}
-        # steps where some generic quantity is due: a multiple of this (one test per recorded step)
-        self._generic_every = math.gcd(*(self._periods[q.schedule] for q in self._generic)) if self._generic else 0
+        self._generic: list = []
+        self._pre_generic: list = []
+        self._pre_due: tuple = ()  # the pre-activation quantities due on the step being recorded
+        self._pre_results: dict[tuple[str, int], tuple[int, Any]] = {}  # (key, layer) -> (step, latest value)
+        self._choose_quantities(quantities)
         self._window_records = -(-window // every)
 
         self.layers: list[ProbeLayer] = []
@@ -553,6 +546,35 @@ class Probe:
         self._sites: dict[tuple[int, int], ProbeLayer] = {}  # (module, k): the k-th call site's layer
         self._multi_site: set[int] = set()  # modules called from several sites in the first recorded forward
         self._role_nodes: dict[int, Any] | None = {}  # grad_fn of each activation output, until roles are read
+
+    # ------------------------------------------------------------------ generic quantities
+    def _choose_quantities(self, keys: Any) -> None:
+        """Set the ``"generic"`` quantities measured (``None``: those measured by default)."""
+        generic = {q.key: q for q in QUANTITIES if q.probe == "generic"}
+        if keys is None:
+            keys = tuple(k for k, q in generic.items() if q.default)
+        bad = [k for k in keys if k not in generic]
+        if bad:
+            raise ValueError(f"unknown quantity {bad[0]!r}; the generic quantities are: {', '.join(generic) or 'none'}")
+        chosen = [generic[k] for k in dict.fromkeys(keys)]
+        for q in chosen:
+            if q.target not in ("parameters", "pre_activation"):  # the targets the generic path reads today
+                raise ValueError(f"quantity {q.key!r} reads {q.target!r}; the probe runs generic quantities "
+                                 "on layer parameters and pre-activations only")
+        self._generic = [q for q in chosen if q.target == "parameters"]
+        self._pre_generic = [q for q in chosen if q.target == "pre_activation"]
+        # steps where some generic quantity is due: a multiple of this (one test per recorded step)
+        self._generic_every = math.gcd(*(self._periods[q.schedule] for q in self._generic)) if self._generic else 0
+
+    def enable(self, *keys: str) -> "Probe":
+        """Also measure these ``"generic"`` quantities (:mod:`actlab.probe.quantities`), from the
+        next recorded step on: those off by default, as ``"histogram"``.  Idempotent; returns ``self``.
+
+        Raises:
+            ValueError: an unknown key (the message lists the generic quantities).
+        """
+        self._choose_quantities([q.key for q in self._generic + self._pre_generic] + list(keys))
+        return self
 
     # ------------------------------------------------------------------ layers
     def _new_layer(self, name: str, kind: str, module: str, spec: ActivationSpec | None = None,
@@ -719,6 +741,8 @@ class Probe:
     def _start_recording(self, step: int) -> None:
         if self._generic_every and step % self._generic_every == 0 and not self._in_born:
             self._measure_generic(step)
+        self._pre_due = tuple(q for q in self._pre_generic if step % self._periods[q.schedule] == 0) \
+            if self._pre_generic and not self._in_born else ()
         self._recording = True
         self._rec_step = step
         self._scalars, self._calls, self._units = [], [], {}
@@ -992,7 +1016,7 @@ class Probe:
             # backward in the usual cases (by the activation or by the next layer), so keeping it
             # until the end of the forward costs no memory there; on CUDA, where memory is
             # scarcer and kernels run asynchronously, the work stays here.
-            if not plan.needs_input:
+            if not plan.needs_input and not self._pre_due:
                 x = None  # not kept alive for nothing
             self._pend.append((layer, plan, x, y, self._last_channel_first, y._version,
                                x._version if isinstance(x, Tensor) else 0))
@@ -1016,6 +1040,9 @@ class Probe:
         torch._C._set_grad_enabled(False)
         try:
             self._act_stats(layer, plan, x, y, y.numel(), channel_first)
+            if self._pre_due and isinstance(x, Tensor) and x.is_floating_point():
+                for q in self._pre_due:  # the latest value per layer is kept, on the device
+                    self._pre_results[(q.key, layer.index)] = (self._rec_step, q.reduce(x))
         finally:
             torch._C._set_grad_enabled(grad_mode)
         if y.requires_grad and self._out_grad_step:
@@ -1506,10 +1533,16 @@ class Probe:
             host = (torch.stack([v.double().reshape(()) for v in vals]).cpu().tolist()
                     if all(isinstance(v, Tensor) for v in vals) else [float(v) for v in vals])
             losses = [(s_, float(v)) for (s_, _), v in zip(self._losses, host)]
+        histograms = {}
+        for (key, li), (st, (r, counts)) in sorted(self._pre_results.items(),
+                                                    key=lambda kv: (self.layers[kv[0][1]].order, kv[0][1])):
+            if key == "histogram":
+                histograms[self.layers[li].name] = Histogram(st, float(r), counts.detach().cpu().numpy())
         seen = {"eval_forwards": self._eval_forwards, "train_forwards": self._train_forwards,
                 "compiled": _is_compiled(self.model),
                 "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))]}
-        return ProbeRecords(settings, infos, records, param_norms, streaks, dict(self._born), inputs, losses, seen)
+        return ProbeRecords(settings, infos, records, param_norms, streaks, dict(self._born), inputs, losses, seen,
+                            histograms)
 
     def _info(self, layer: ProbeLayer) -> LayerInfo:
         bias = getattr(self._module_of.get(layer.index), "bias", None)

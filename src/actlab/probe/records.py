@@ -101,6 +101,27 @@ class Settings:
         return -(-self.window // self.every)
 
 
+@dataclass(frozen=True)
+class Histogram:
+    """One layer's pre-activations at one step, counted in equal bins over ``[-r, r]``
+    (:mod:`actlab.probe.quantities.histogram`).
+
+    Attributes:
+        step: the recorded step.
+        r: half-range of the bins.
+        counts: int64 counts, one per bin, from ``-r`` up.
+    """
+
+    step: int
+    r: float
+    counts: np.ndarray
+
+    @property
+    def edges(self) -> np.ndarray:
+        """The ``len(counts) + 1`` bin edges."""
+        return np.linspace(-self.r, self.r, len(self.counts) + 1)
+
+
 @dataclass
 class ProbeRecords:
     """Everything the probe measured, on the host.
@@ -118,6 +139,9 @@ class ProbeRecords:
         losses: ``(step, loss)`` as given to :meth:`Probe.step`.
         seen: what the probe could and could not see: ``eval_forwards``, ``train_forwards``,
             ``compiled`` (the model is compiled), ``fused_rnn`` (fused recurrent modules).
+        histograms: ``{activation layer: Histogram}``, the latest of each layer's pre-activations,
+            in forward order (empty unless the ``"histogram"`` quantity is on:
+            ``Probe(quantities=[..., "histogram"])`` or ``Probe.enable("histogram")``).
     """
 
     settings: Settings
@@ -129,6 +153,7 @@ class ProbeRecords:
     inputs: list[tuple[int, float, float]] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
     seen: dict[str, Any] = field(default_factory=dict)
+    histograms: dict[str, Histogram] = field(default_factory=dict)
 
     def layer(self, name: str) -> LayerInfo | None:
         """The layer called ``name``, or ``None``."""
@@ -191,4 +216,4 @@ class ProbeRecords:
         return dict(self.param_norms[step])
 
 
-__all__ = ["LayerInfo", "LayerRecord", "ProbeRecords", "QUANTITY_FIELDS", "Settings"]
+__all__ = ["Histogram", "LayerInfo", "LayerRecord", "ProbeRecords", "QUANTITY_FIELDS", "Settings"]

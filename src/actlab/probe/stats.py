@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from actlab.activations.spec import ActivationSpec
-from actlab.probe.quantities.saturated import SATURATION_TOL, saturated
+from actlab.probe.quantities.saturated import SATURATION_TOL, saturated, saturating_side
 
 # count(t > 0) = clamp(t, 0, TINY).sum() / TINY (see _count).
 TINY = 2.0 ** -100
@@ -126,6 +126,9 @@ class StatPlan:
             return [], [], n
         if self.sat == "generic" and x is not None:
             d = self.spec.derivative(x, y, self.p).abs()
+            side = saturating_side(self.spec, x, y, self.p)
+            if side is not None:  # off a saturating side: |f'| raised to the threshold, not counted
+                d = torch.where(side, d, torch.full_like(d, self.threshold))
             # count(|f'| < thr) = count(thr - |f'| > 0)
             return [d.neg_().add_(self.threshold).clamp_(0, TINY).sum()], [1.0 / TINY], 0.0
         return [], [], math.nan
@@ -233,6 +236,8 @@ def _plan_cached(spec: ActivationSpec, key: tuple, saturation: float) -> StatPla
         return StatPlan(spec, key, "input", "generic", lo=lo, hi=hi, threshold=thr, p=p)
     grid, d = _derivative_on_grid(spec, p, domain, lo, hi)
     runs = _saturated_runs(spec, p, domain, grid, _sat(spec, d, saturation), saturation)
+    if runs is not None:
+        runs = _on_sides(spec, p, domain, runs)
     if runs is None:
         sat, runs = "generic", ()
     elif not runs:
@@ -321,6 +326,35 @@ def _saturated_runs(spec, p, domain, grid, sat, saturation) -> list[Count] | Non
         else:
             out.append(Count("in", float((a + b) / 2), float((b - a) / 2)))
     return out
+
+
+def _on_sides(spec: ActivationSpec, p: dict, domain: str, runs: list[Count]) -> list[Count] | None:
+    """The runs on the sides ``spec.saturates`` declares (:func:`saturating_side`: left of 0 in
+    the input, of f(0) in the output); None where a run straddles the centre (generic plan)."""
+    side = spec.saturates
+    if side == "both":
+        return runs
+    if side == "none":
+        return []
+    c = 0.0 if domain == "input" else float(spec.forward(torch.zeros((), dtype=torch.float64), p))
+    left, right = [], []
+    for r in runs:
+        if r.form == "eq":  # the bottom of the range (b > 0) is the left end, the top the right
+            (left if r.b > 0 else right).append(r)
+        elif r.form == "lt" and r.a <= c:
+            left.append(r)
+        elif r.form == "gt" and r.a >= c:
+            right.append(r)
+        elif r.form == "out" and r.a - r.b <= c <= r.a + r.b:
+            left.append(Count("lt", r.a - r.b))
+            right.append(Count("gt", r.a + r.b))
+        elif r.form == "in" and r.a + r.b < c:
+            left.append(r)
+        elif r.form == "in" and r.a - r.b > c:
+            right.append(r)
+        else:
+            return None
+    return left if side == "left" else right
 
 
 def _finite_or(spec, p, i):

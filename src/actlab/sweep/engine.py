@@ -52,7 +52,7 @@ from actlab.lab.train import train as lab_train
 from actlab.probe.quantities.dead import dead_on_data
 from actlab.probe.quantities.inactive import inactive_share, inactive_units
 from actlab.probe.quantities.param_grad_norm import param_grad_norm
-from actlab.probe.quantities.saturated import saturated_share
+from actlab.probe.quantities.saturated import saturated_share, saturating_side
 from actlab.probe.quantities.weight_grad_norm import weight_grad_norm
 from actlab.sweep.spec import INIT_ALIASES, Config, Record
 
@@ -223,6 +223,17 @@ class _Slices:
             return spec.derivative(z, y, self.params(spec, p, a, b, l)).abs()
         return torch.cat([spec.derivative(None if z is None else z[a:b], y[a:b], self.params(spec, p, a, b, l))
                           for spec, p, a, b in self.parts]).abs_()
+
+    def saturating_side(self, z: Tensor | None, y: Tensor) -> Tensor | None:
+        """The probe's :func:`~actlab.probe.quantities.saturated.saturating_side` of every model
+        (``None``: every element of every model is on a saturating side)."""
+        if all(spec.saturates == "both" for spec, *_ in self.parts):
+            return None
+        out = []
+        for spec, p, a, b in self.parts:
+            m = saturating_side(spec, None if z is None else z[a:b], y[a:b], p)
+            out.append(torch.ones_like(y[a:b], dtype=torch.bool) if m is None else m)
+        return torch.cat(out)
 
     def max_abs_derivative(self, n_models: int, dtype: torch.dtype) -> Tensor:
         """``max|f'|`` of each model's activation, ``(G, 1, 1)``."""
@@ -441,7 +452,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
                     # the probe's quantities on the stacked (models, batch, units) |f'|
                     d = acts.derivative_abs(zs[l - 1], hs[l], l - 1)
                     st_inactive[ri, l - 1] = inactive_share(d, sample_dims=1)
-                    st_sat[ri, l - 1] = saturated_share(d, max_abs, record.saturation_tol, dims=(1, 2))
+                    st_sat[ri, l - 1] = saturated_share(d, max_abs, record.saturation_tol, dims=(1, 2),
+                                                        side=acts.saturating_side(zs[l - 1], hs[l]))
                 dz = acts.backward(dh, zs[l - 1], hs[l], l - 1, own=True)
                 for k, (ll, n) in enumerate(learned):
                     if ll == l - 1:  # already lr-scaled on the fast path, as dz is

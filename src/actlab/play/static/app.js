@@ -340,7 +340,11 @@ class RunView {
     this.intro = m;
     if (m.live) {
       this.q(".run-title").textContent = m.title;
-      for (const sel of [".plane", ".units", ".hist"]) this.q(sel).hidden = true;
+      this.q(".units").hidden = true;
+      this.q(".samples").innerHTML = "";
+      this.q(".c-surface").hidden = true;
+      this.q(".plane-caption").textContent = "decision surface: waiting for the first frame";
+      this.q(".hists").innerHTML = "";
       this.q(".grads figcaption").textContent = "gradient norm of each layer's parameters (log), from your probe";
       return;
     }
@@ -383,6 +387,7 @@ class RunView {
     if (f.dead) { this.dead.push(f.dead); this.sat.push(f.saturated_frac); if (this.dead.length > HISTORY) { this.dead.shift(); this.sat.shift(); } }
     this.drawLoss();
     if (this.intro && this.intro.plane && f.surface) this.drawPlane(f);
+    if (this.intro && this.intro.live) this.drawLiveSurface(f);
     if (f.predictions) this.drawPredictions(f);
     if (f.hist) this.drawHists(f.hist);
     drawGrads();
@@ -436,6 +441,21 @@ class RunView {
     });
   }
 
+  // Your own model (actlab.play.watch): its outputs over the box of the inputs seen so far, with
+  // the latest batch as dots (their labels are not known here), or the server's reason for none.
+  drawLiveSurface(f) {
+    const cv = this.q(".c-surface"), cap = this.q(".plane-caption");
+    this.root.dataset.surface = f.surface ? "1" : "0";
+    if (!f.surface) { cv.hidden = true; cap.textContent = "no decision surface: " + (f.surface_note || "no frame yet"); return; }
+    cv.hidden = false;
+    cap.textContent = `decision surface: ${f.surface_what} (dots: inputs of the latest batch)`;
+    const px = b64(f.surface);
+    paint(cv, px, Math.round(Math.sqrt(px.length)));
+    const g = cv.getContext("2d"), [x0, x1, y0, y1] = f.box, W = cv.width, H = cv.height;
+    g.fillStyle = "rgba(30,30,30,0.75)";
+    for (const [x, y] of f.points) { g.beginPath(); g.arc((x - x0) / (x1 - x0) * W, H - (y - y0) / (y1 - y0) * H, 1.8, 0, 7); g.fill(); }
+  }
+
   drawPredictions(f) {
     const items = this.q(".samples").childNodes;
     f.predictions.forEach(([k, p], i) => {
@@ -450,10 +470,11 @@ class RunView {
     const box = this.q(".hists");
     if (box.childNodes.length !== hist.length) {
       box.innerHTML = "";
-      hist.forEach((_, l) => { const c = document.createElement("canvas"); c.width = 86; c.height = 46; c.title = `layer ${l + 1}`; box.appendChild(c); });
+      hist.forEach((h, l) => { const c = document.createElement("canvas"); c.width = 86; c.height = 46; c.title = h.layer || `layer ${l + 1}`; box.appendChild(c); });
     }
-    const sat = this.intro ? this.intro.saturated : [];
     hist.forEach((h, l) => {
+      // A playground net has one activation (the intro's regions); your own model's layers each carry theirs.
+      const sat = h.saturated || (this.intro ? this.intro.saturated : []);
       const cv = box.childNodes[l], g = cv.getContext("2d"), W = cv.width, H = cv.height;
       g.clearRect(0, 0, W, H);
       const X = (x) => (x + h.r) / (2 * h.r) * W;
@@ -463,7 +484,7 @@ class RunView {
       g.fillStyle = RUN_COLOURS[this.run];
       h.counts.forEach((c, i) => { const bh = c / mx * (H - 12); g.fillRect(i * bw, H - 9 - bh, bw - 0.5, bh); });
       g.fillStyle = "#555"; g.font = "8px sans-serif";
-      g.fillText(`${l + 1}: ±${fmt(h.r)}`, 2, H - 1);
+      g.fillText(`${h.layer || l + 1}: ±${fmt(h.r)}`, 2, H - 1);
     });
   }
 
@@ -551,7 +572,7 @@ function drawGrads() {
     const first = gr.measured[0], last = gr.measured[n - 1];
     const ratio = first !== null && last ? first / last : null;
     r.dataset.ratio = ratio === null ? "" : ratio;
-    r.textContent = `layer 1 / output: ${fmt(ratio)}` + (gr.theory ? ` (theory ${fmt(gr.theory[0] / gr.theory[n - 1])})` : (v.intro && v.intro.theory_note ? ` (${v.intro.theory_note})` : ""));
+    r.textContent = `layer 1 / output: ${fmt(ratio)}` + (gr.theory ? ` (theory ${fmt(gr.theory[0] / gr.theory[n - 1])})` : (v.last.theory_note ? ` (${v.last.theory_note})` : ""));
   }
 }
 

@@ -8,17 +8,23 @@ CNN, an LSTM, a transformer encoder layer) gives no finding, and the tests hold 
 kind                   fires when
 =====================  =================================================================
 ``non_finite``         a layer's output or gradient had a NaN/Inf (first layer and step)
-``vanishing_gradients`` the gradient RMS of the layers nearest the input is below
-                       ``Thresholds.vanishing`` of the largest layer's (median over the window)
-``exploding_gradients`` the layers nearest the input get more than ``Thresholds.exploding``
-                       times the gradient RMS of the last layer, or the total gradient norm grew
-                       that much over the run
+``vanishing_gradients`` along depth within a family of homologous layers (the same layer in
+                       successive blocks, or the Linear layers of a Sequential stack: names
+                       equal once block indices are taken out), the gradient RMS of the
+                       member nearest the input is below ``Thresholds.vanishing`` of the
+                       family's largest (median over the window); never across roles; or
+                       (profile.py) the output-gradient norm of the first hidden activation
+                       layer is below ``Thresholds.vanishing`` of the last's (with since when)
+``exploding_gradients`` the same, with the first member above ``Thresholds.exploding`` times
+                       the family's last, or the total gradient norm grew that much over the run
 ``dead_units``         a ReLU-like layer (``spec.can_die``) has at least ``Thresholds.dead`` of
                        its units with f' = 0 for every sample over the whole window
 ``born_dead``          :meth:`Probe.born_dead` found at least ``Thresholds.born_dead`` of a
                        layer's units dead on the first batch
-``saturation``         a two-sided saturating activation (``spec.saturates == "both"``) has at
-                       least ``Thresholds.saturated`` of its (sample, unit) saturated
+``saturation``         an activation that saturates on both sides or above (``spec.saturates`` is
+                       ``"both"`` or ``"right"``: sigmoid, tanh, ReLU6's upper clip) has at least
+                       ``Thresholds.saturated`` of its (sample, unit) saturated (never a
+                       rectifier's zero side: that is inactive, see ``dead_units``)
 ``not_zero_centred``   a two-sided saturating, not zero-centred activation (sigmoid) has
                        ``|mean| / std >= Thresholds.off_centre``
 ``symmetry``           (symmetry.py) a hidden layer has ``Thresholds.identical`` of its units
@@ -49,6 +55,7 @@ from actlab.probe.findings.base import (  # noqa: F401  (re-exported: the packag
     Finding,
     Thresholds,
     _by_layer,
+    _family,
     _fmt,
     _nanmean,
     _nanmedian,
@@ -93,6 +100,7 @@ def detect(data: ProbeRecords, thresholds: Thresholds | None = None) -> list[Fin
     grads = _gradient_findings(data, clean, recent, th, dead)
     if prof:  # one exploding finding: the profile one, which needs no NaN and no long run
         grads = [f for f in grads if f.kind != "exploding_gradients"]
+    grads = _with_attenuation(data, recent, clean, th, dead, grads)
     out += prof + grads
     out += dead
     out += _saturation_findings(data, recent, th)
@@ -144,51 +152,109 @@ def _chain_profile(data: ProbeRecords, records: list) -> list[tuple[str, float]]
     return [(n, v) for _, n, v in sorted(prof)]
 
 
+def _depth_profiles(data: ProbeRecords, records: list) -> list[list[tuple[str, float]]]:
+    """The gradient-RMS profile along depth of each family of homologous layers (:func:`_family`)
+    with at least two members, input side first; the family whose first layer is smallest
+    relative to its largest comes first."""
+    fams: dict[str, list[tuple[str, float]]] = {}
+    for name, v in _chain_profile(data, records):
+        fams.setdefault(_family(name), []).append((name, v))
+    profs = [p for p in fams.values() if len(p) >= 2 and max(v for _, v in p) > 0]
+    return sorted(profs, key=lambda p: p[0][1] / max(v for _, v in p))
+
+
 def _gradient_findings(data: ProbeRecords, clean: list, recent: list, th: Thresholds,
                        dead: list[Finding] = ()) -> list[Finding]:
+    """Vanishing and exploding gradients: a trend along depth within a family of homologous
+    layers (the same layer in successive blocks), never a comparison across roles."""
     out: list[Finding] = []
-    prof = _chain_profile(data, recent)
-    if len(prof) < 3:
+    if len(_chain_profile(data, recent)) < 3:
         return out
-    vals = np.array([v for _, v in prof])
-    top = int(np.argmax(vals))
-    if vals[top] <= 0:
-        return out
-    rel = vals / vals[top]
-    # layers before the largest one whose gradients are a tiny fraction of it: the input side
-    low = [i for i in range(top) if rel[i] < th.vanishing]
-    if low and low[0] == 0:
+    families = _depth_profiles(data, recent)
+    for prof in families:
+        vals = np.array([v for _, v in prof])
+        top = int(np.argmax(vals))
+        rel = vals / vals[top]
+        # layers before the largest one whose gradients are a tiny fraction of it: the input side
+        low = [i for i in range(top) if rel[i] < th.vanishing]
+        if not (low and low[0] == 0):
+            continue
         names = [prof[i][0] for i in low]
         worst = float(rel[0])
         cause, advice = _vanishing_cause(data, recent, prof[top][0], dead, th)
         sev = "error" if worst < th.vanishing / th.severe else "warning"
-        msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s "
+        fam = _family(prof[0][0])
+        along = "" if fam == "#" else f" (the same layer, {fam}, along depth)"
+        msg = (f"vanishing gradients: gradient RMS at {prof[0][0]} is {_fmt(worst)} of {prof[top][0]}'s{along} "
                f"(layers below {th.vanishing:g} of it: {_ranges(names)})")
         figures = {"ratio_first_to_max": worst, "first_layer": prof[0][0], "max_layer": prof[top][0],
-                   "grad_rms": {n: v for n, v in prof}, "threshold": th.vanishing}
+                   "family": fam, "grad_rms": {n: v for n, v in prof}, "threshold": th.vanishing}
         out.append(Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg))
-    last = vals[-1]
-    high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
+        break  # the family that shows it most; its cause covers the others
     growth = _growth(data, clean)
-    if (high and high[0] == 0) or growth > th.exploding:
-        names = [prof[i][0] for i in high] or [prof[0][0]]
-        ratio = float(vals[0] / last) if last > 0 else math.inf
-        figures = {"ratio_first_to_last": ratio, "growth_over_run": growth, "grad_rms": {n: v for n, v in prof},
-                   "threshold": th.exploding}
+    hit = None  # the total norm's growth over the run is judged on any model, families or not
+    for prof in families:
+        vals = np.array([v for _, v in prof])
+        last = vals[-1]
+        high = [i for i in range(len(vals) - 1) if last > 0 and vals[i] / last > th.exploding]
+        if high and high[0] == 0:
+            hit = (prof, vals, high)
+            break
+    if hit is not None or growth > th.exploding:
+        prof, vals, high = hit if hit is not None else (None, None, [])
+        names = [prof[i][0] for i in high] if prof is not None else []
+        ratio = float(vals[0] / vals[-1]) if prof is not None else math.nan
+        figures = {"ratio_first_to_last": ratio, "growth_over_run": growth,
+                   "grad_rms": {n: v for n, v in prof} if prof is not None else {}, "threshold": th.exploding}
         msg = (f"exploding gradients: gradient RMS at {prof[0][0]} is {_fmt(ratio)}x that of {prof[-1][0]}"
-               if high else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
+               if prof is not None else f"exploding gradients: total gradient norm grew {_fmt(growth)}x over the run")
+        if not names:
+            names = [n for n, _ in _chain_profile(data, recent)[:1]]
         from actlab.probe.findings.profile import explode_cause
 
         cause, advice, extra = explode_cause(data, clean, th)
         figures.update(extra)
-        sev = "error" if max(ratio, growth) > th.exploding * th.severe else "warning"
+        worst = max(x for x in (ratio, growth) if not math.isnan(x))
+        sev = "error" if worst > th.exploding * th.severe else "warning"
         out.append(Finding(sev, "exploding_gradients", names, figures, cause, advice, msg))
     return out
 
 
+def _with_attenuation(data: ProbeRecords, recent: list, clean: list, th: Thresholds, dead: list[Finding],
+                      grads: list[Finding]) -> list[Finding]:
+    """Vanishing judged also from the output-gradient profile across the hidden activations
+    (profile.attenuation): it adds its figures and since-when to the parameter-gradient finding,
+    or is the finding where the parameter gradients do not show it (a net collapsed to the class
+    prior has tiny weight gradients at every layer, the last included)."""
+    from actlab.probe.findings.profile import attenuation
+
+    att = attenuation(data, recent, clean, th)
+    if att is None:
+        return grads
+    when = ""
+    if att.since is not None:
+        when = f" since step {att.since}" + (" (the first recorded step)" if att.since == att.first_step else "")
+    van = [f for f in grads if f.kind == "vanishing_gradients"]
+    if van:
+        f = van[0]
+        f.figures.update(att.figures())
+        f.message += f"; the output-gradient norm at {att.first} is {_fmt(att.ratio)} of {att.last}'s{when}"
+        f.cause, f.advice = _vanishing_cause(data, recent, f.figures["max_layer"], dead, th, att)
+        return grads
+    last = att.profile[att.last]
+    names = [n for n, v in att.profile.items() if v < th.vanishing * last]
+    cause, advice = _vanishing_cause(data, recent, att.last, dead, th, att)
+    sev = "error" if att.ratio < th.vanishing / th.severe else "warning"
+    msg = (f"vanishing gradients: the output-gradient norm at {att.first} is {_fmt(att.ratio)} of {att.last}'s "
+           f"({att.per_layer:.3g}x per layer){when} (layers below {th.vanishing:g} of it: {_ranges(names)})")
+    figures = {**att.figures(), "threshold": th.vanishing}
+    return grads + [Finding(sev, "vanishing_gradients", names, figures, cause, advice, msg)]
+
+
 def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Finding],
-                     th: Thresholds) -> tuple[str, str]:
-    """The cause of vanishing gradients, named only where the figures show it."""
+                     th: Thresholds, att: Any = None) -> tuple[str, str]:
+    """The cause of vanishing gradients, named only where the figures show it (``att``: the
+    measured output-gradient attenuation, :class:`~actlab.probe.findings.profile.Attenuation`)."""
     from actlab.probe.findings.evidence import fix_line, scale_evidence, zero_at_start
 
     acts = _activations_before(data, top)
@@ -200,13 +266,22 @@ def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Find
     if zero:
         return (f"zero weights (at the start) in {_ranges(zero)}: identical units, and no gradient reaches the "
                 "layers before a zero layer", "initialise the weights randomly: actlab.init.critical_(model)")
+    measured = f" ({att.describe()})" if att is not None else ""
     if blocked:
+        also = ""
+        if tiny:
+            w = min(tiny, key=lambda s: s.ratio)
+            also = f"; the weights are below the variance-preserving scale: {w.describe()}, {w.ratio:.2g}x it"
         return (f"dead units in {blocked[0].layers[0]} ({blocked[0].figures['dead_fraction']:.0%}) pass no "
-                "gradient to the layers before them", blocked[0].advice)
+                f"gradient to the layers before them{measured}{also}", blocked[0].advice)
     if small:
         s = small[0]
+        also = ""
+        if tiny:
+            w = min(tiny, key=lambda s: s.ratio)
+            also = f"; the weights are also below the variance-preserving scale: {w.describe()}"
         return (f"{s.name}'s derivative is at most {s.max_abs_derivative:.3g}, so each layer shrinks the "
-                "gradient; it compounds with depth and the layers near the input stop learning",
+                f"gradient{measured}; it compounds with depth and the layers near the input stop learning{also}",
                 "use ReLU (with He initialisation) or tanh (with Xavier initialisation) in hidden "
                 "layers, or add normalisation (BatchNorm/LayerNorm) or residual connections")
     if sat:
@@ -217,12 +292,20 @@ def _vanishing_cause(data: ProbeRecords, recent: list, top: str, dead: list[Find
     if tiny:
         s = min(tiny, key=lambda s: s.ratio)
         return (f"weights too small for this depth: {s.describe()}, {s.ratio:.2g}x it (layers: "
-                f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer",
+                f"{_ranges([x.layer for x in tiny])}); the signal shrinks by a constant factor a layer{measured}",
                 "re-initialise per activation: " + fix_line(tiny))
     return ("the probe's figures do not single out a cause (weights at the variance-preserving scale, no "
-            "saturation or dead units); candidates: depth without normalisation or residual connections, "
+            f"saturation or dead units){measured}; candidates: depth without normalisation or residual connections, "
             "an activation whose derivative is below 1 on the typical pre-activations",
             "add normalisation (BatchNorm/LayerNorm) or residual connections; check actlab.init.critical_(model)")
+
+
+def _judged_for_saturation(spec) -> bool:
+    """Saturation is judged where a too-large pre-activation flattens the unit against a ceiling:
+    the two-sided (sigmoid, tanh) and the clipped-above (ReLU6, hard sigmoid) activations.  The
+    left side of a one-sided activation (ELU, GELU, SiLU) is its resting side, where much of a
+    healthy layer sits, as ReLU's units sit at 0."""
+    return spec is not None and spec.backprop and spec.saturates in ("both", "right")
 
 
 def _saturated_fractions(data: ProbeRecords, recent: list) -> dict[str, float]:
@@ -231,7 +314,7 @@ def _saturated_fractions(data: ProbeRecords, recent: list) -> dict[str, float]:
     out = {}
     for name, rs in _by_layer(recent).items():
         spec = spec_of.get(name)
-        if spec is None or spec.saturates != "both" or not spec.backprop:
+        if not _judged_for_saturation(spec):
             continue
         f = _nanmean([r.saturated for r in rs])
         if not math.isnan(f):
@@ -278,6 +361,7 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
         return out
     w = min(data.settings.window_records, n_rec)
     last_step = max(r.step for r in records)
+    first_step = min(r.step for r in records if not math.isnan(r.inactive))
     per = _by_layer(records)
     for name_, s in data.streaks.items():
         layer = data.layer(name_)
@@ -297,12 +381,19 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
             ratio = max((r.update_ratio for r in per.get(prod.name, []) if not math.isnan(r.update_ratio)),
                         default=math.nan)
             bias_mean = prod.bias_mean
+        # inactive on every recorded step, the first included: dead before any update could kill them
+        born = int((s >= n_rec).sum())
         figures = {"dead_fraction": frac, "dead_units": int(dead.sum()), "units": n, "since_step": since,
+                   "dead_since_first_step": born,
                    "window_steps": w * data.settings.every, "max_update_ratio": ratio, "producer": prod.name if prod else None,
                    "producer_bias_mean": bias_mean,
                    "inactive_last": rs[-1].inactive if rs else math.nan}
         name = layer.spec.name
-        if not math.isnan(ratio) and ratio > th.high_update:
+        born_dead = since <= first_step and 2 * born >= int(dead.sum())
+        if born_dead:
+            # dead on the first recorded step: no update has run yet, so the learning rate is not the cause
+            cause, advice = _born_dead_cause(data, layer, prod, name, first_step)
+        elif not math.isnan(ratio) and ratio > th.high_update:
             cause = (f"learning rate too high: the update ratio of {prod.name} reached {_fmt(ratio)} "
                      f"(about 1e-3 is typical), pushing {name} inputs below zero for every sample")
             advice = "lower the learning rate, or use leaky ReLU / ELU, which cannot die"
@@ -310,10 +401,14 @@ def _dead_findings(data: ProbeRecords, records: list, th: Thresholds, had_nonfin
             cause = f"very negative bias in {prod.name} (mean {_fmt(bias_mean)}) keeps the pre-activations below zero"
             advice = "initialise biases at 0 (or slightly positive for ReLU), or use leaky ReLU / ELU"
         else:
-            cause = f"{name} units whose pre-activation is below zero for every input get no gradient and never recover"
-            advice = "lower the learning rate, check the initialisation (He) and biases, or use leaky ReLU / ELU"
+            cause = (f"{name} units whose pre-activation is below zero for every input get no gradient and never "
+                     f"recover; the figures do not single out why (update ratios up to {_fmt(ratio)}, below the "
+                     f"{th.high_update:g} that calls the learning rate too high; bias mean {_fmt(bias_mean)}); "
+                     "candidates: a transient learning-rate spike, a shift in the inputs, badly scaled weights")
+            advice = "check the initialisation (He) and biases and the inputs' scale, or use leaky ReLU / ELU"
         sev = "error" if frac >= 0.4 else "warning"
         msg = (f"{frac:.0%} of {name} units in {layer.name} dead (f' = 0 for every sample) since step {since}"
+               + (" (born dead: before any update)" if born_dead else "")
                + (f" with update ratio {_fmt(ratio)}" if not math.isnan(ratio) else ""))
         if n_rec < data.settings.window_records:
             # fewer recorded steps than a window: "dead" is not established, only "inactive so far";
@@ -334,7 +429,7 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
     spec_of = {l.name: l.spec for l in data.layers if l.role == "hidden"}
     for name, rs in sorted(per.items(), key=lambda kv: kv[1][0].order):
         spec = spec_of.get(name)
-        if spec is None or spec.saturates != "both" or not spec.backprop:
+        if not _judged_for_saturation(spec):
             continue
         f = _nanmean([r.saturated for r in rs])
         if not math.isnan(f) and f >= th.saturated:
@@ -390,12 +485,50 @@ def _saturation_why(data: ProbeRecords, recent: list, th: Thresholds) -> str:
     return "candidates: too-large initial weights, unnormalised inputs or a high learning rate"
 
 
+def _small_before(data: ProbeRecords, layer) -> list:
+    """The weight layers up to ``layer`` (included) whose scale is below the variance-preserving one."""
+    from actlab.probe.findings.evidence import scale_evidence
+
+    order = {l.name: l.order for l in data.layers}
+    return [s for s in scale_evidence(data, "small") if 0 <= order.get(s.layer, -1) <= layer.order]
+
+
+def _born_dead_cause(data: ProbeRecords, layer, prod, name: str, first_step: int) -> tuple[str, str]:
+    """Why units are dead from the first recorded step on, from the bias and weight scale before them."""
+    from actlab.probe.findings.evidence import fix_line
+
+    born = f"born dead (inactive for every input from step {first_step}, before any update)"
+    if prod is not None and not math.isnan(prod.bias_mean) and prod.bias_mean < -0.5:
+        return (f"{born}: very negative bias in {prod.name} (mean {_fmt(prod.bias_mean)}) keeps the "
+                f"pre-activations below zero", "initialise biases at 0 (or slightly positive for ReLU), or use "
+                "leaky ReLU / ELU")
+    small = _small_before(data, layer)
+    if small:
+        # the layer that feeds the dead units, where it is one of the small ones
+        s = next((x for x in small if prod is not None and x.layer == prod.name), min(small, key=lambda s: s.ratio))
+        return (f"{born}: weights below the variance-preserving scale: {s.describe()}, {s.ratio:.2g}x it (layers: "
+                f"{_ranges([x.layer for x in small])}); the input's signal shrinks about {s.ratio:.2g}x in variance "
+                f"per layer until each unit's sign is set by its bias, and the {name} units with a negative bias "
+                "are below zero for every input", "re-initialise per activation: " + fix_line(small))
+    return (f"{born}: the figures do not single out why (bias mean {_fmt(prod.bias_mean if prod else math.nan)}, "
+            "weights at the variance-preserving scale); candidates: badly scaled or shifted inputs, a bias or "
+            "weight pattern that the mean and scale do not show",
+            "check the inputs' scale and the initialisation (actlab.init.critical_(model)), or use leaky ReLU / ELU")
+
+
 def _born_dead_why(data: ProbeRecords, names: list[str]) -> str:
     for n in names:
         layer = data.layer(n)
         prod = _producer(data, layer) if layer is not None else None
         if prod is not None and not math.isnan(prod.bias_mean) and prod.bias_mean < -0.5:
             return f"very negative bias in {prod.name} (mean {_fmt(prod.bias_mean)})"
+    for n in names:
+        layer = data.layer(n)
+        small = _small_before(data, layer) if layer is not None else []
+        if small:
+            s = min(small, key=lambda s: s.ratio)
+            return (f"weights below the variance-preserving scale: {s.describe()}, {s.ratio:.2g}x it; the signal "
+                    "shrinks layer by layer until each unit's sign is set by its bias")
     return "candidates: very negative biases, too-small or badly scaled weights, or unnormalised inputs"
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,7 +42,9 @@ class Thresholds:
         diverge: rise of the loss by this factor (median of the first fifth to the last) is a
             divergence. Default: ``2``.
         low_update: median update-to-weight ratio below which the learning rate is called too
-            low. Default: ``1e-5``.
+            low (on a plateau, when no other finding explains it and even the run's largest
+            ratio is below 10x this: a net whose gradients fell is not helped by a larger
+            step). Default: ``1e-5``.
         identical: share of a hidden layer's units identical to another (``identical_units``)
             that is broken symmetry. Default: ``0.5``.
     """
@@ -95,6 +98,16 @@ def _ranges(names: list[str], max_items: int = 6) -> str:
     if len(names) <= max_items:
         return ", ".join(names)
     return ", ".join(names[:max_items]) + f" and {len(names) - max_items} more"
+
+
+def _family(name: str) -> str:
+    """The layer's role with its block indices taken out: ``encoder.layer.2.attention.self.query``
+    and ``fc3`` become ``encoder.layer.#.attention.self.query`` and ``fc#``.  Layers of one family
+    are the same layer repeated along depth (the Linear layers of a Sequential MLP are one family,
+    ``#``), so their gradients can be compared; layers of different roles cannot (an attention
+    query projection has tiny weight gradients at init in every block, while the logits are near
+    zero, which says nothing about depth)."""
+    return re.sub(r"\d+", "#", name)
 
 
 def _by_layer(records: list) -> dict[str, list]:

@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from actlab.probe.records import ProbeRecords
 
 MIN_LOSSES = 20
+# "learning rate too low" needs even the largest update ratio of the run (the first steps, where a
+# collapsing net still has its gradients) below LOW_PEAK x Thresholds.low_update
+LOW_PEAK = 10.0
 
 
 def loss_findings(data: "ProbeRecords", records: list, th: Thresholds, others: list[Finding]) -> list[Finding]:
@@ -52,7 +55,9 @@ def loss_findings(data: "ProbeRecords", records: list, th: Thresholds, others: l
     figures.update({"fall": fall, "fall_noise": noise})
     if first > 0 and fall < max(th.plateau * first, noise):
         med = median_update_ratio(records)
+        top = max_update_ratio(records)
         figures["median_update_ratio"] = med
+        figures["max_update_ratio"] = top
         explained = [f.kind for f in others if f.severity in ("warning", "error")]
         if symmetric:
             cause = "identical units (see the symmetry finding): the network has the capacity of one unit per layer"
@@ -60,10 +65,19 @@ def loss_findings(data: "ProbeRecords", records: list, th: Thresholds, others: l
         elif explained:
             cause = f"explained by the findings above ({', '.join(sorted(set(explained)))})"
             advice = "fix those first"
-        elif not math.isnan(med) and med < th.low_update:
-            cause = (f"learning rate too low: the median update-to-weight ratio is {_fmt(med)} per step "
-                     "(about 1e-3 is typical) while no other finding holds the gradients back")
+        elif not math.isnan(med) and med < th.low_update and top < th.low_update * LOW_PEAK:
+            cause = (f"learning rate too low: the median update-to-weight ratio is {_fmt(med)} per step and the "
+                     f"largest over the run {_fmt(top)} (about 1e-3 is typical) while no other finding holds the "
+                     "gradients back")
             advice = "raise the learning rate (by 10-100x here), or use Adam"
+        elif not math.isnan(med) and med < th.low_update:
+            # the same learning rate moved the weights before: the gradients fell, not the step size
+            cause = (f"the updates are tiny now (median update-to-weight ratio {_fmt(med)}) but reached {_fmt(top)} "
+                     "earlier in the run with the same learning rate, so the gradients shrank; candidates: a "
+                     "net collapsed to a constant output (the class prior), vanishing gradients below the "
+                     "threshold, dead or saturated units")
+            advice = "check the other findings and the output-gradient norms per layer; a larger learning rate "\
+                     "will not move a net whose gradients are zero"
         else:
             cause = ("the loss does not fall; candidates: learning rate too low, vanishing gradients, dead or "
                      "saturated units, labels the inputs cannot predict")

@@ -30,9 +30,10 @@ _Records = Any
 #: ``"out_grads"``: every ``out_grads_every`` steps; ``"update"``: every ``update_every`` steps;
 #: ``"window"``: derived from the steps of the last ``window`` steps.
 Schedule = Literal["step", "out_grads", "update", "window"]
-#: What the reduction reads: a layer's activation output, the gradient with respect to a layer's
-#: output, a layer's parameters, their gradients, or their change over an optimizer step.
-Target = Literal["activation", "output_grad", "parameters", "param_grads", "update"]
+#: What the reduction reads: a layer's activation output, an activation layer's input (its
+#: pre-activations), the gradient with respect to a layer's output, a layer's parameters, their
+#: gradients, or their change over an optimizer step.
+Target = Literal["activation", "pre_activation", "output_grad", "parameters", "param_grads", "update"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,16 @@ class Quantity:
         doc: what it measures, in one sentence.
         schedule: when it is measured (see :data:`Schedule`).
         target: what its reduction reads (see :data:`Target`).
-        fields: the record fields it fills.
+        fields: the record fields it fills (none for a quantity that is not one number per layer
+            and step: the histogram's latest counts are in ``ProbeRecords.histograms``).
         reduce: the on-device reduction, a plain function on tensors.
         probe: ``"fused"``: the probe computes it in its fused activation pass (same numbers);
             ``"generic"``: the probe calls :attr:`reduce` itself on the schedule.
         plot: draws the quantity from records on a matplotlib axis (``None``: no figure).
         order: where its fields go in the record (lower first; a new quantity's default puts
             them at the end).
+        default: measured unless ``Probe(quantities=...)`` leaves it out; ``False``: only when
+            asked for (a costlier figure that only some readers need).
     """
 
     key: str
@@ -72,6 +76,7 @@ class Quantity:
     probe: Literal["fused", "generic"] = "fused"
     plot: Callable[[_Records, Any], None] | None = None
     order: int = 100
+    default: bool = True
 
 
 def derivative(spec: ActivationSpec, x: Tensor, params: dict | None = None) -> Tensor:

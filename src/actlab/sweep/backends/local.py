@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from actlab._progress import Progress
+from actlab._workers import init_worker, kill_pool
 from actlab.lab.train import TrainResult
 from actlab.sweep.engine import group_configs, train_chunk, train_group
 from actlab.sweep.spec import Config, Record, SweepSpec
@@ -37,30 +38,15 @@ _POOLS: list[ProcessPoolExecutor] = []
 
 
 def _worker_init() -> None:
-    """Run in each worker at start: its own process group, death with the parent, one thread."""
-    os.setpgrp()  # the terminal's Ctrl-C goes to the driver only; it stops the workers itself
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the driver died before prctl took effect
-            os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(1)
+    """Run in each worker at start (:func:`actlab._workers.init_worker`): its own process group,
+    death with the parent, one thread."""
+    init_worker(1)
 
 
 def terminate_workers() -> None:
     """Kill the worker processes of every running pool now (the driver was interrupted)."""
     for pool in list(_POOLS):
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            try:
-                proc.kill()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        kill_pool(pool)
     # The pool's semaphore tracker would warn about "leaked" semaphores when the driver exits
     # straight after an interrupt; they die with it, so stop the tracker quietly too.
     tracker = sys.modules.get("multiprocessing.resource_tracker")
