@@ -197,6 +197,8 @@ def _bind(func: Callable, args: tuple, kwargs: dict) -> dict:
 def _first_tensor(out: Any) -> Tensor | None:
     if isinstance(out, Tensor):
         return out
+    if type(out) is tuple and out and isinstance(out[0], Tensor):
+        return out[0]  # a forward's positional arguments: tree_flatten's first leaf without its ~60 us
     for t in tree_flatten(out)[0]:
         if isinstance(t, Tensor):
             return t
