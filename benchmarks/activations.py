@@ -5,7 +5,7 @@ Run::
 
     python benchmarks/activations.py                 # every activation, 16M float32 elements
     python benchmarks/activations.py --only gelu,maxout --repeats 15
-    python benchmarks/activations.py --json > bench.json
+    python benchmarks/activations.py --json > bench.json     # or --json-out bench.json
     python benchmarks/activations.py --only mish --unfused   # fused kernel vs torch's, one run
 
 What is timed, for each activation (``actlab.activations.specs()``, nothing skipped silently):
@@ -117,7 +117,6 @@ if __name__ == "__main__":
     _MALLOC = _malloc_setting(sys.argv[1:])
 
 import argparse
-import json
 import math
 import platform
 import resource
@@ -128,6 +127,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _bench import add_output_options, finish, parse, progress, tables
 from torch import Tensor
 
 from actlab.activations import ActivationError, ActivationSpec, apply, get, kernels, specs
@@ -414,12 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls of each variant first")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--only", default="", help="comma-separated activation names (aliases ok); default all")
-    ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     ap.add_argument("--unfused", action="store_true",
                     help="also time the torch-kernel form of activations that have a fused kernel (side by side)")
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="measure with glibc's default malloc (fresh mmapped pages per large tensor)")
-    args = ap.parse_args(argv)
+    add_output_options(ap)
+    args = parse(ap, argv)
     dtype = torch.float32
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     rows = []
     for i, spec in enumerate(chosen):
-        print(f"  [{i + 1}/{len(chosen)}] timing {spec.name} ...", file=sys.stderr, flush=True)
+        progress(f"[{i + 1}/{len(chosen)}] timing {spec.name} ...")
         rows.append(bench_spec(spec, args.size, args.repeats, args.warmup, dtype, args.unfused))
     copy_all = [r["modes"][m]["copy"]["gbps"] for r in rows for m in r["modes"]]
     res = {
@@ -450,15 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         "copy_gbps": statistics.median(copy_all) if copy_all else float("nan"),
         "rows": rows,
     }
-    if args.json:
-        print(json.dumps(res, indent=1))
-    else:
+    with tables(args):
         _print_table(res)
-    fails = [r["name"] for r in res["rows"] for t in r["targets"] if t["pass"] is False]
-    if fails:  # a benchmark with targets is a check: a missed target fails the run
-        print(f"targets failed: {', '.join(fails)}", file=sys.stderr)
-        return 1
-    return 0
+    # A benchmark with targets is a check: a missed target fails the run.
+    return finish(args, res, failed=[r["name"] for r in res["rows"] for t in r["targets"] if t["pass"] is False])
 
 
 if __name__ == "__main__":

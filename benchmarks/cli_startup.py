@@ -6,17 +6,18 @@ help never pays for it.  Exits 1 when a median misses the target.
 
 Usage::
 
-    python benchmarks/cli_startup.py [--repeats 5] [--target 1.0] [--json]
+    python benchmarks/cli_startup.py [--repeats 5] [--target 1.0] [--json] [--json-out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
+
+from _bench import add_output_options, finish, parse, progress, tables
 
 RUN = [sys.executable, "-c", "from actlab.cli import main; main()"]
 
@@ -64,33 +65,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="runs of each command (median reported)")
     ap.add_argument("--target", type=float, default=1.0, help="seconds a --help may take")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout")
-    a = ap.parse_args(argv)
+    add_output_options(ap)
+    a = parse(ap, argv)
     paths = commands()
     rows = []
     for i, path in enumerate(paths):
         label = " ".join(["actlab", *path, "--help"])
-        print(f"  [{i + 1}/{len(paths)}] {label}", file=sys.stderr, flush=True)
+        progress(f"[{i + 1}/{len(paths)}] {label}")
         ts, cs = time_help(path, a.repeats)
         rows.append({"command": label, "median_s": statistics.median(ts), "max_s": max(ts),
                      "cpu_median_s": statistics.median(cs), "pass": statistics.median(ts) < a.target})
     # Reference: the interpreter alone, and the import of torch the help avoids.
     base = statistics.median(_time([sys.executable, "-c", "pass"]) for _ in range(a.repeats))
     torch_s = statistics.median(_time([sys.executable, "-c", "import torch"]) for _ in range(a.repeats))
-    fails = [r["command"] for r in rows if not r["pass"]]
-    if a.json:
-        print(json.dumps({"target_s": a.target, "python_start_s": base, "import_torch_s": torch_s, "rows": rows},
-                         indent=1))
-    else:
+    with tables(a):
         print(f"{'command':<40}{'median s':>10}{'max s':>8}{'cpu s':>8}  target: median < {a.target:g} s")
         for r in rows:
             print(f"{r['command']:<40}{r['median_s']:>10.3f}{r['max_s']:>8.3f}{r['cpu_median_s']:>8.3f}  "
                   f"{'PASS' if r['pass'] else 'FAIL'}")
         print(f"(python start alone: {base:.3f} s; `import torch` alone: {torch_s:.3f} s)")
-    if fails:
-        print(f"targets failed: {', '.join(fails)}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(a, {"target_s": a.target, "python_start_s": base, "import_torch_s": torch_s, "rows": rows},
+                  failed=[r["command"] for r in rows if not r["pass"]])
 
 
 def _time(cmd: list[str]) -> float:

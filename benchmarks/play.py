@@ -20,7 +20,10 @@ rate is measured on the last start).
 
     python benchmarks/play.py
     python benchmarks/play.py --starts 5 --seconds 4
-    python benchmarks/play.py --seconds 10 --setup "activation=sigmoid&depth=10" --json out.json
+    python benchmarks/play.py --seconds 10 --setup "activation=sigmoid&depth=10" --json-out out.json
+
+Exits 1 when a goal is missed; `--json` prints the figures as JSON on stdout (the lines above go
+to stderr).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from _bench import add_output_options, finish, parse, progress, tables
 
 
 async def _measure(url: str, t0: float, seconds: float, config: dict) -> dict:
@@ -99,20 +104,27 @@ def _start(setup: str, config: dict, seconds: float) -> dict:
     return res
 
 
-def main() -> None:
+FIRST_FRAME_S = 3.0   # goal: process start -> first frame, seconds
+FRAMES_PER_S = 10.0   # goal: frames with new data per second while training
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="how long to train while counting frames")
     ap.add_argument("--setup", default="", help="a setup as in a shared link ('activation=relu&depth=10')")
     ap.add_argument("--starts", type=int, default=1, help="start the server this many times (median start-up)")
-    ap.add_argument("--json", default=None, help="also write the figures here")
-    args = ap.parse_args()
+    add_output_options(ap)
+    args = parse(ap, argv)
 
     from actlab.play.config import parse_query
 
     config = parse_query(args.setup)[0].to_dict()
     runs = []
-    for i in range(max(1, args.starts)):
-        runs.append(_start(args.setup, config, args.seconds if i == max(1, args.starts) - 1 else 0.0))
+    n = max(1, args.starts)
+    for i in range(n):
+        progress(f"start {i + 1}/{n}: `actlab play --no-browser` ...")
+        runs.append(_start(args.setup, config, args.seconds if i == n - 1 else 0.0))
+        progress(f"  URL after {runs[-1]['url_s']:.2f} s, first frame after {runs[-1]['first_frame_s']:.2f} s")
     res = runs[-1]
     res["starts"] = [{"url_s": r["url_s"], "first_frame_s": r["first_frame_s"]} for r in runs]
     res["url_s"] = statistics.median(r["url_s"] for r in runs)
@@ -120,22 +132,26 @@ def main() -> None:
     res["setup"] = config
     res["load_average"] = os.getloadavg()
     res["cpus"] = os.cpu_count()
-    if len(runs) > 1:
-        print("start-ups (URL / first frame, s): " + ", ".join(f"{r['url_s']:.2f} / {r['first_frame_s']:.2f}" for r in runs))
-    print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s (goal < 3 s)"
-          + (f", medians of {len(runs)} starts" if len(runs) > 1 else ""))
-    print(f"training: {res['frames_per_s']:.1f} frames with new data per second (goal >= 10), "
-          f"{res['steps_per_s']:.0f} steps/s, over {res['seconds']:.1f} s")
-    if res["frame_cpu_ms"] is not None and res["step_cpu_ms"] is not None:
-        f, st = res["frame_cpu_ms"], res["step_cpu_ms"]
-        print(f"CPU time of the training thread (median): {f:.1f} ms per frame, {st:.1f} ms per step; "
-              f"a core of its own would allow ~{min(20.0, 1e3 / (f + st)):.0f} frames/s at the 20/s cap")
-    la = res["load_average"]
-    print(f"machine: {res['cpus']} CPUs, load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    res["targets"] = [{"target": f"first frame < {FIRST_FRAME_S:g} s", "value": res["first_frame_s"],
+                       "met": res["first_frame_s"] < FIRST_FRAME_S},
+                      {"target": f"frames with new data >= {FRAMES_PER_S:g}/s", "value": res["frames_per_s"],
+                       "met": res["frames_per_s"] >= FRAMES_PER_S}]
+    with tables(args):
+        if len(runs) > 1:
+            print("start-ups (URL / first frame, s): "
+                  + ", ".join(f"{r['url_s']:.2f} / {r['first_frame_s']:.2f}" for r in runs))
+        print(f"actlab play: URL after {res['url_s']:.2f} s, first frame after {res['first_frame_s']:.2f} s "
+              f"(goal < {FIRST_FRAME_S:g} s)" + (f", medians of {len(runs)} starts" if len(runs) > 1 else ""))
+        print(f"training: {res['frames_per_s']:.1f} frames with new data per second (goal >= {FRAMES_PER_S:g}), "
+              f"{res['steps_per_s']:.0f} steps/s, over {res['seconds']:.1f} s")
+        if res["frame_cpu_ms"] is not None and res["step_cpu_ms"] is not None:
+            f, st = res["frame_cpu_ms"], res["step_cpu_ms"]
+            print(f"CPU time of the training thread (median): {f:.1f} ms per frame, {st:.1f} ms per step; "
+                  f"a core of its own would allow ~{min(20.0, 1e3 / (f + st)):.0f} frames/s at the 20/s cap")
+        la = res["load_average"]
+        print(f"machine: {res['cpus']} CPUs, load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min)")
+    return finish(args, res, failed=[t["target"] for t in res["targets"] if not t["met"]])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

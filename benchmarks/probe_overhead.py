@@ -24,12 +24,14 @@ is the long form.
     python benchmarks/probe_overhead.py                 # all three models, table
     python benchmarks/probe_overhead.py --json-out out.json --reps 15 --steps 80 --models mlp
     python benchmarks/probe_overhead.py --reps 21 --naive   # the long form, with the naive recorder
+
+Exits 1 when a target is missed or cannot be told from it (the median CPU-time ratio's 95% interval
+against `TARGETS` every step, 1.03x every 10 steps); the verdict is met / missed / undecided.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -40,6 +42,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from _bench import add_output_options, finish, parse, progress, tables
 
 from actlab.probe import Probe
 
@@ -204,9 +208,9 @@ def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = V
     names = [v for v in variants if make_variant(v, kind) is not None]
     times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in names}
     for rep in range(reps):
-        print(f"  {kind}: repetition {rep + 1}/{reps}", file=sys.stderr, flush=True)
-        # Fresh models every repetition: where a model's tensors land in memory moves its step time by
-        # a few percent, a bias that interleaving alone would not remove.
+        progress(f"{kind}: repetition {rep + 1}/{reps}")
+        # Fresh models every repetition: where a model's tensors land in memory moves its step time
+        # by a few percent, a bias that interleaving alone would not remove.
         fns = {v: make_variant(v, kind) for v in names}
         for k, f in fns.items():
             for _ in range(warmup if "cockpit" not in k else 2):
@@ -261,54 +265,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each fresh model")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (0: torch's default); 1 keeps timings stable on a shared machine")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON to stdout (tables go to stderr)")
-    ap.add_argument("--json-out", default=None, help="also write the results as JSON to this file")
     ap.add_argument("--no-cockpit", action="store_true", help="leave Cockpit out (it is slow to run)")
     ap.add_argument("--naive", action="store_true",
                     help="also time the naive recorder (.item() per layer per step), a reference point")
-    a = ap.parse_args(argv)
+    add_output_options(ap)
+    a = parse(ap, argv)
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     if a.steps % 10:
         ap.error(f"--steps must be a multiple of 10 so 'every 10' is measured fairly, got {a.steps}")
     if a.threads:
         torch.set_num_threads(a.threads)
-    # With --json, stdout carries the JSON alone: the tables go to stderr.
-    real_stdout = sys.stdout
-    if a.json:
-        sys.stdout = sys.stderr
-    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "reps": a.reps, "steps": a.steps,
-              "models": {}}
-    for kind in a.models.split(","):
-        kind = kind.strip()
+    kinds = [k.strip() for k in a.models.split(",")]
+    for kind in kinds:
         if kind not in MODELS:
             ap.error(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
-        r = bench(kind, a.reps, a.steps, a.warmup, [v for v in VARIANTS if not (a.no_cockpit and "cockpit" in v)
-                                                     and (a.naive or "naive" not in v)])
-        result["models"][kind] = r
-        print(f"\n{kind}: step time, median of {a.reps} interleaved repetitions x {a.steps} steps "
-              f"({torch.get_num_threads()} torch threads)")
-        print(f"{'variant':<20}{'cpu ms':>8}{'cpu ratio':>11}{'(95% CI)':>16}{'wall ms':>9}{'wall ratio':>12}"
-              f"{'(95% CI)':>16}")
-        for k, v in r.items():
-            c, w = v["cpu"], v["wall"]
-            print(f"{k:<20}{c['median_ms']:>8.2f}{c['ratio_median']:>10.3f}x   {c['ratio_ci95'][0]:.3f}-"
-                  f"{c['ratio_ci95'][1]:.3f}{w['median_ms']:>9.2f}{w['ratio_median']:>11.3f}x   "
-                  f"{w['ratio_ci95'][0]:.3f}-{w['ratio_ci95'][1]:.3f}", flush=True)
-        target = {"probe every step": TARGETS[kind], "probe every 10": 1.03}
-        for k, t in target.items():
-            if k in r:
-                c = r[k]["cpu"]
-                print(f"  target {k}: <= {t:.2f}x, cpu ratio {c['ratio_median']:.3f}x "
-                      f"(95% CI {c['ratio_ci95'][0]:.3f}-{c['ratio_ci95'][1]:.3f}): {verdict(c['ratio_ci95'], t)}")
-    if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
-        print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
-    if a.json_out:
-        with open(a.json_out, "w") as fh:
-            json.dump(result, fh, indent=1)
-    sys.stdout = real_stdout
-    if a.json:
-        print(json.dumps(result, indent=1))
-    return 0
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "reps": a.reps, "steps": a.steps,
+              "models": {}, "targets": []}
+    with tables(a):
+        for kind in kinds:
+            r = bench(kind, a.reps, a.steps, a.warmup, [v for v in VARIANTS if not (a.no_cockpit and "cockpit" in v)
+                                                         and (a.naive or "naive" not in v)])
+            result["models"][kind] = r
+            print(f"\n{kind}: step time, median of {a.reps} interleaved repetitions x {a.steps} steps "
+                  f"({torch.get_num_threads()} torch threads)")
+            print(f"{'variant':<20}{'cpu ms':>8}{'cpu ratio':>11}{'(95% CI)':>16}{'wall ms':>9}{'wall ratio':>12}"
+                  f"{'(95% CI)':>16}")
+            for k, v in r.items():
+                c, w = v["cpu"], v["wall"]
+                print(f"{k:<20}{c['median_ms']:>8.2f}{c['ratio_median']:>10.3f}x   {c['ratio_ci95'][0]:.3f}-"
+                      f"{c['ratio_ci95'][1]:.3f}{w['median_ms']:>9.2f}{w['ratio_median']:>11.3f}x   "
+                      f"{w['ratio_ci95'][0]:.3f}-{w['ratio_ci95'][1]:.3f}", flush=True)
+            target = {"probe every step": TARGETS[kind], "probe every 10": 1.03}
+            for k, t in target.items():
+                if k in r:
+                    c = r[k]["cpu"]
+                    v = verdict(c["ratio_ci95"], t)
+                    result["targets"].append({"model": kind, "variant": k, "target": t, "cpu_ratio": c["ratio_median"],
+                                              "ci95": list(c["ratio_ci95"]), "verdict": v, "met": v == "met"})
+                    print(f"  target {k}: <= {t:.2f}x, cpu ratio {c['ratio_median']:.3f}x "
+                          f"(95% CI {c['ratio_ci95'][0]:.3f}-{c['ratio_ci95'][1]:.3f}): {v}")
+        if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
+            print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
+    return finish(a, result, failed=[f"{t['model']} {t['variant']} ({t['verdict']})" for t in result["targets"]
+                                     if not t["met"]])
 
 
 if __name__ == "__main__":

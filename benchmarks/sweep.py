@@ -20,13 +20,15 @@ depend on how many there are).
 Run::
 
     python benchmarks/sweep.py                 # sizes 8, 64, 256
-    python benchmarks/sweep.py --json --repeats 5
+    python benchmarks/sweep.py --json --repeats 5     # JSON on stdout; --json-out PATH writes it
+
+Exits 1 when the batched engine misses issue 6's target at 64 configurations (>= 6x the faster
+one-by-one loop, wall time; `--target` changes it).  Progress goes to stderr after each size.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -34,11 +36,14 @@ import statistics
 import time
 
 import torch
+from _bench import add_output_options, finish, parse, progress, tables
 
 from actlab.sweep.engine import default_threads, load_data, train_group, train_reference
 from actlab.sweep.spec import Config, Record
 
 LRS = (0.01, 0.03, 0.1, 0.3)
+TARGET = 6.0          # batched / one-by-one model-steps per second (issue 6's acceptance, 2 CPU cores)
+TARGET_CONFIGS = 64   # ... for this many configurations
 
 
 def configs(n: int, steps: int) -> list[Config]:
@@ -70,7 +75,7 @@ def time_batched(cs: list[Config], record: Record, threads: int) -> tuple[float,
     return rates
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 64, 256])
     ap.add_argument("--steps", type=int, default=200)
@@ -80,8 +85,11 @@ def main() -> None:
                     help="configurations timed one by one at 2 threads (a throughput; size-independent; 0 skips)")
     ap.add_argument("--record-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=None, help="batched engine shards (default: usable cores)")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
+    ap.add_argument("--target", type=float, default=TARGET,
+                    help=f"batched / one-by-one throughput the {TARGET_CONFIGS}-configuration row must reach "
+                         f"(default {TARGET:g}, issue 6)")
+    add_output_options(ap)
+    a = parse(ap, argv)
     threads = a.threads or default_threads()
     record = Record(every=a.record_every)
     load_data("digits", "standardise", None)
@@ -111,10 +119,9 @@ def main() -> None:
                 r[v].append(wall)
             r["ratio"].append(r["batched"][-1] / max(r["oneby_1t"][-1], r["oneby_2t"][-1] if a.oneby_2t_max else 0))
             r["cpu_ratio"].append(r["cpu_batched"][-1] / r["cpu_oneby"][-1])
-            if not a.json:
-                print(f"  repeat {rep + 1}/{a.repeats} n={n}: one-by-one {r['oneby_1t'][-1]:.0f} (1 thread) / "
-                      f"{r['oneby_2t'][-1]:.0f} (2 threads), batched {r['batched'][-1]:.0f} model-steps/s, "
-                      f"ratio {r['ratio'][-1]:.2f}x (per CPU-second: {r['cpu_ratio'][-1]:.2f}x)", flush=True)
+            progress(f"repeat {rep + 1}/{a.repeats} n={n}: one-by-one {r['oneby_1t'][-1]:.0f} (1 thread) / "
+                     f"{r['oneby_2t'][-1]:.0f} (2 threads), batched {r['batched'][-1]:.0f} model-steps/s, "
+                     f"ratio {r['ratio'][-1]:.2f}x (per CPU-second: {r['cpu_ratio'][-1]:.2f}x)")
 
     med = statistics.median
     out = {
@@ -135,19 +142,28 @@ def main() -> None:
             for n, r in rows.items()
         ],
     }
-    if a.json:
-        print(json.dumps(out, indent=2))
-        return
-    print(f"\nmedians over {a.repeats} interleaved repeats (load average at end: "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; batched on {threads} thread(s))")
-    print(f"{'configs':>8} {'one-by-one 1t':>14} {'one-by-one 2t':>14} {'batched':>10} {'ratio':>7} {'per-CPU-s ratio':>16}")
-    for res in out["results"]:
-        print(f"{res['configs']:>8} {res['oneby_1thread_model_steps_per_s']:>14.0f} "
-              f"{res['oneby_2threads_model_steps_per_s']:>14.0f} {res['batched_model_steps_per_s']:>10.0f} "
-              f"{res['ratio_median']:>6.2f}x {res['cpu_efficiency_ratio_median']:>15.2f}x")
-    print("(model-steps/s = configurations x steps per wall second; ratio = batched / the faster one-by-one;\n"
-          " per-CPU-s ratio = the same work per CPU-second of each process: insensitive to other load)")
+    row = next((res for res in out["results"] if res["configs"] == TARGET_CONFIGS), None)
+    out["target"] = {"configs": TARGET_CONFIGS, "ratio": a.target,
+                     "met": None if row is None else row["ratio_median"] >= a.target}
+    with tables(a):
+        print(f"\nmedians over {a.repeats} interleaved repeats (load average at end: "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; batched on {threads} thread(s))")
+        print(f"{'configs':>8} {'one-by-one 1t':>14} {'one-by-one 2t':>14} {'batched':>10} {'ratio':>7} "
+              f"{'per-CPU-s ratio':>16}")
+        for res in out["results"]:
+            print(f"{res['configs']:>8} {res['oneby_1thread_model_steps_per_s']:>14.0f} "
+                  f"{res['oneby_2threads_model_steps_per_s']:>14.0f} {res['batched_model_steps_per_s']:>10.0f} "
+                  f"{res['ratio_median']:>6.2f}x {res['cpu_efficiency_ratio_median']:>15.2f}x")
+        print("(model-steps/s = configurations x steps per wall second; ratio = batched / the faster one-by-one;\n"
+              " per-CPU-s ratio = the same work per CPU-second of each process: insensitive to other load)")
+        if row is None:
+            print(f"target: not checked (no {TARGET_CONFIGS}-configuration row; add it to --sizes)")
+        else:
+            print(f"target: ratio >= {a.target:g}x at {TARGET_CONFIGS} configurations: "
+                  f"{'met' if out['target']['met'] else 'NOT met'} ({row['ratio_median']:.2f}x)")
+    return finish(a, out, failed=[] if out["target"]["met"] is not False
+                  else [f"batched/one-by-one {row['ratio_median']:.2f}x < {a.target:g}x at {TARGET_CONFIGS} configs"])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

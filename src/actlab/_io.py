@@ -7,7 +7,8 @@ work is done, the result is saved to a named file in the temporary directory ins
 :class:`OutputError` says where -- a finished result is never lost.
 
 :func:`check_output` runs the cheap checks (the folder exists or can be made, is a folder, is
-writable; the target is not a folder) *before* a long job starts.
+writable; the target is not a folder) *before* a long job starts.  "Writable" is tried, not
+looked up: permission bits do not stop root, while a read-only mount, ``/proc`` or ``/sys`` do.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ def check_output(path: str | Path, *, kind: Literal["file", "dir"] = "file", opt
                  suffixes: tuple[str, ...] = ()) -> Path:
     """Check that ``path`` can be written as a ``kind`` before any work is done; return it.
 
-    Nothing is created.  The checks: a file target is not an existing folder and a folder target
-    not an existing file; the nearest existing ancestor is a folder (not a file such as
-    ``report.txt/out.json``) and writable; ``suffixes`` (e.g. ``(".png",)``) lists the allowed
-    file endings.
+    Nothing is left behind.  The checks: a file target is not an existing folder and a folder
+    target not an existing file; the nearest existing ancestor is a folder (not a file such as
+    ``report.txt/out.json``) in which a file can be created (tried with a temporary file, removed
+    at once: ``os.access`` answers yes to root on a folder root still cannot write, such as one
+    under ``/proc``); an existing file target is writable; ``suffixes`` (e.g. ``(".png",)``) lists
+    the allowed file endings.
 
     Raises:
         OutputError: with a one-line message naming ``option``, the path and the reason.
@@ -62,8 +65,12 @@ def check_output(path: str | Path, *, kind: Literal["file", "dir"] = "file", opt
     base = _nearest_existing(parent.absolute())
     if not base.is_dir():
         raise OutputError(f"{where}: {str(base)!r} is not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise OutputError(f"{where}: folder {str(base)!r} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".actlab-write-test-", dir=base)
+    except OSError as e:
+        raise OutputError(f"{where}: folder {str(base)!r} is not writable ({_reason(e)})") from None
+    os.close(fd)
+    os.unlink(probe)
     if kind == "file" and p.exists() and not os.access(p, os.W_OK):
         raise OutputError(f"{where}: the file is read-only")
     return p

@@ -8,6 +8,7 @@ byte for byte.  Most cases fail before torch is imported, so the module stays qu
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -67,6 +68,24 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte"):
         (data / f"{stem}.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"truncated gzip")
+    import gzip
+
+    crc = root / "crc-data" / "mnist"  # whole gzip files whose CRC does not match their bytes
+    swapped = root / "swapped-data" / "mnist"  # sound gzip files holding other data (as when swapped)
+    for folder in (crc, swapped):
+        folder.mkdir(parents=True)
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    for i, stem in enumerate(stems):
+        raw = gzip.compress(bytes(range(256)) * 40)
+        (crc / f"{stem}.gz").write_bytes(raw[:-8] + b"\x00\x00\x00\x00" + raw[-4:])
+        (swapped / f"{stem}.gz").write_bytes(gzip.compress((data / f"{stems[(i + 1) % 4]}.gz").read_bytes() * 100))
+    (root / "raises.py").write_text("raise ValueError('boom [x]')\n")
+    (root / "syntax.py").write_text("def f(:\n")
+    from actlab.sweep.spec import parse_spec
+    from actlab.sweep.store import Store
+
+    with Store(root / "good.db") as st:  # a sound store, one sweep registered
+        st.add_sweep(parse_spec({"name": "good", "axes": {"activation": ["relu"], "steps": 2}}))
     return root
 
 
@@ -160,7 +179,79 @@ CASES: list[tuple[str, list[str], int, str]] = [
     # the playground
     ("play port out of range", ["play", "--port", "70000", "--no-browser"], 2, "--port must be in"),
     ("play unknown setup", ["play", "activation=nosuch[x]", "--no-browser"], 2, "setup:"),
+    # --- added in the second pass over the issue's list (every command, every option type)
+    # places root cannot write either (a read-only mount is below, where it can be made)
+    ("store under /proc", ["sweep", str(EXAMPLE), "--store", "/proc/actlab-test/s.db"], 2, "not writable"),
+    ("sweep json-out under /sys", ["sweep", str(EXAMPLE), "--store", "w/s.db", "--json-out", "/sys/a.json"], 2,
+     "not writable"),
+    ("report out under /sys", ["sweep", "report", "foreign.db", "--out", "/sys/actlab-report"], 2, "not writable"),
+    ("probe csv under /proc", ["probe", "relu", "--csv", "/proc/actlab.csv"], 2, "not writable"),
+    ("docs under /proc", ["docs", "--out", "/proc/actlab.md"], 2, "not writable"),
+    ("lab out under /sys", ["lab", "--out", "/sys/actlab-report"], 2, "not writable"),
+    # data files: a CRC error, sound files holding other data
+    ("data file with a bad CRC", ["sweep", "tiny.yaml", "--data-dir", "crc-data", "--store", "new/c.db"], 2,
+     "is corrupt"),
+    ("swapped data files", ["sweep", "tiny.yaml", "--data-dir", "swapped-data", "--store", "new/w.db"], 2,
+     "is corrupt"),
+    ("report of an unknown sweep", ["sweep", "report", "good.db", "--out", "r", "--spec", "zz%"], 2,
+     "spec hash 'zz%' matches 0 sweeps"),
+    # the catalog
+    ("param value not a number", ["show", "elu", "-p", "alpha=abc"], 2, "alpha must be a finite number"),
+    ("param of an activation without any", ["show", "relu", "-p", "alpha=1"], 2, "no hyperparameter 'alpha'"),
+    ("range infinite", ["show", "elu", "--range", "inf", "1"], 2, "finite LO < HI"),
+    ("plot-all cols 0", ["plot-all", "--cols", "0"], 2, "--cols"),
+    # theory
+    ("theory unknown param", ["theory", "analyse", "relu", "-p", "foo=1"], 2, "no hyperparameter 'foo'"),
+    ("theory sigma_b2 negative", ["theory", "relu", "--sigma-b2", "-1"], 2, "--sigma-b2 must be"),
+    ("born-dead unknown init", ["theory", "born-dead", "relu", "--init", "bogus"], 2, "unknown init 'bogus'"),
+    ("born-dead sigma_w2 nan", ["theory", "born-dead", "relu", "--sigma-w2", "nan"], 2, "--sigma-w2"),
+    ("measure seeds 0", ["theory", "measure", "relu", "--seeds", "0"], 2, "--seeds must be in"),
+    ("measure too deep", ["theory", "measure", "relu", "--depth", "2000"], 2, "--depth in [1, 1000]"),
+    # probe
+    ("probe --json given a path (it is a flag)", ["probe", "relu", "--json", "out.json"], 2,
+     "unexpected extra argument"),
+    ("probe steps 0", ["probe", "mlp", "relu", "--steps", "0"], 2, "--steps must be a positive integer"),
+    ("probe width 0", ["probe", "mlp", "relu", "--width", "0"], 2, "--width"),
+    ("probe window 0", ["probe", "mlp", "relu", "--window", "0"], 2, "--window"),
+    ("probe unknown param", ["probe", "mlp", "relu", "-p", "alpha=1"], 2, "no hyperparameter 'alpha'"),
+    ("probe saturation 0", ["probe", "mlp", "relu", "--saturation", "0"], 2, "--saturation"),
+    ("probe run: the script raises", ["probe", "run", "raises.py"], 1, "raises.py raised ValueError: boom [x]"),
+    ("probe run: the script does not parse", ["probe", "run", "syntax.py"], 1, "raised SyntaxError"),
+    ("probe run every 0", ["probe", "run", "--every", "0", "raises.py"], 2, "--every"),
+    # sweeps
+    ("chunk size 0", ["sweep", str(EXAMPLE), "--chunk-size", "0"], 2, "--chunk-size"),
+    ("workers 65", ["sweep", str(EXAMPLE), "--workers", "65"], 2, "--workers must be in [1, 64]"),
+    ("axis value not a number", ["sweep", "--axis", "lr=abc"], 2, "lr: must be a number"),
+    ("axis unknown activation", ["sweep", "--axis", "activation=nosuch"], 2, "unknown activation 'nosuch'"),
+    ("axis without values", ["sweep", "--axis", "lr="], 2, "is not NAME=V1,V2"),
+    ("axis nan", ["sweep", "--axis", "lr=nan"], 2, "lr: must be a finite number"),
+    ("width beyond memory", ["sweep", "--axis", "width=100000000", "--store", "w/s.db"], 2,
+     "width: must be an integer in [1, 16384]"),
+    ("model beyond memory", ["sweep", "--axis", "width=5000", "--axis", "depth=100", "--store", "w/s.db"], 2,
+     "a sweep model may hold"),
+    ("seed beyond 64 bits", ["sweep", "--axis", "seed=99999999999999999999999", "--store", "w/s.db"], 2,
+     "seed: must be an integer"),
+    ("mnist missing: the message names --data-dir", ["sweep", "tiny.yaml", "--store", "new/m.db"], 2, "--data-dir"),
+    ("report of a text file", ["sweep", "report", "existing.txt", "--out", "r"], 2, "not an SQLite file"),
+    # lab, data, playground
+    ("lab unknown experiment", ["lab", "--only", "nosuch"], 2, "unknown experiment 'nosuch'"),
+    ("lab data dir missing", ["lab", "--data-dir", "nowhere"], 2, "is not a directory"),
+    ("run unknown mode", ["run", "dying_relu", "--mode", "turbo"], 2, "unknown mode 'turbo'"),
+    ("run out is a file", ["run", "dying_relu", "--out", "existing.txt"], 2, "is an existing file"),
+    ("data download unknown set", ["data", "download", "nosuch"], 2, "unknown data set 'nosuch'"),
+    ("data list in a file", ["data", "list", "--data-dir", "existing.txt"], 2, "is not a directory"),
+    ("play port negative", ["play", "--port", "-1", "--no-browser"], 2, "--port must be in"),
+    ("play setup not a number", ["play", "depth=abc", "--no-browser"], 2, "depth must be a number"),
+    ("play host that cannot be bound", ["play", "--host", "256.1.1.1", "--no-browser"], 2,
+     "cannot listen on 256.1.1.1"),
 ]
+if importlib.util.find_spec("ray") is not None:  # without ray these stop at "needs ray"
+    CASES += [
+        ("ray address refusing", ["sweep", str(EXAMPLE), "--backend", "ray", "--address", "127.0.0.1:1",
+                                  "--store", "w/r.db"], 2, "nothing answers at '127.0.0.1:1'"),
+        ("ray address malformed", ["sweep", str(EXAMPLE), "--backend", "ray", "--address", "nonsense",
+                                   "--store", "w/r.db"], 2, "is not HOST:PORT"),
+    ]
 
 
 @pytest.mark.parametrize("args,code,text", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -275,3 +366,155 @@ def test_a_store_locked_by_another_writer_is_refused(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "error: store 's.db' is locked by another process (is a sweep running on it?)"
     assert _snapshot(tmp_path)["s.db"] == before["s.db"]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+    except OSError:
+        return ""
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_interrupted_ray_sweep_stops_its_ray_processes(tmp_path: Path, sig: signal.Signals) -> None:
+    pytest.importorskip("ray", reason="ray is not installed (the integration extra)")
+    import shutil
+
+    from actlab._procs import descendants
+    import tempfile
+
+    (tmp_path / ".tmp").mkdir()
+    env = _env(tmp_path)
+    # Ray's sockets live under its temp folder, whose path must stay short (a Unix socket path
+    # holds ~107 bytes), and a folder of our own keeps this Ray instance apart from any other.
+    ray_tmp = tempfile.mkdtemp(prefix="ar", dir="/tmp")
+    env["RAY_TMPDIR"] = ray_tmp
+    env.pop("RAY_ADDRESS", None)
+    p = subprocess.Popen([*CLI, "sweep", str(EXAMPLE), "--store", "s.db", "--backend", "ray", "--chunk-size", "4",
+                          "--json"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        busy: list[int] = []
+        while time.monotonic() < deadline and not busy and p.poll() is None:  # wait for a task to run
+            time.sleep(0.5)
+            busy = [c for c in descendants(p.pid) if "train_chunk" in _cmdline(c)]
+        assert busy, f"no Ray task started (exit {p.poll()})"
+        time.sleep(1.0)
+        ray_procs = descendants(p.pid)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+        stopped = time.monotonic() - t0
+        t1 = time.monotonic()
+        while any(_alive(w) for w in ray_procs) and time.monotonic() - t1 < 10:
+            time.sleep(0.05)
+        left = {w: _cmdline(w)[:80] for w in ray_procs if _alive(w)}
+        gone = time.monotonic() - t0
+        assert not left, f"Ray processes outlived the driver: {left}"
+        if sig != signal.SIGKILL:
+            assert stopped < 2.0, f"took {stopped:.1f} s to stop"
+            assert gone < 2.0, f"Ray's processes took {gone:.1f} s to stop"
+            assert p.returncode == 128 + sig and "Traceback" not in err, err
+            assert "of 32 configurations saved" in err and "run the same command to resume" in err, err
+            errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+            assert len(errors) == 1 and errors[0].startswith("error: interrupted: "), err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ read-only places
+# We run as root, and permission bits do not stop root: the places root cannot write are a
+# read-only mount (made here in a private mount namespace with `unshare -m`, so it vanishes with
+# the command and nothing is left behind), and /proc and /sys (in CASES above as well).
+_RO_WRAP = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+
+
+def _can_mount_read_only(folder: Path) -> bool:
+    import shutil
+
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return False
+    r = subprocess.run(["unshare", "-m", "sh", "-c", _RO_WRAP, str(folder), "sh", "-c", f"! touch {folder}/probe"],
+                       capture_output=True, timeout=30)
+    return r.returncode == 0 and not (folder / "probe").exists()
+
+
+@pytest.fixture(scope="module")
+def ro_room(room: Path) -> Path:
+    """``room`` with a folder ``ro`` (a finished store ``s.db`` and a file in it) that the commands
+    see mounted read-only."""
+    ro = room / "ro"
+    ro.mkdir(exist_ok=True)
+    if not _can_mount_read_only(ro):
+        pytest.skip("cannot make a read-only mount here (needs Linux, util-linux unshare and CAP_SYS_ADMIN)")
+    if not (ro / "s.db").exists():
+        r = actlab(room, "sweep", "--axis", "activation=relu", "--axis", "steps=2", "--axis", "width=4",
+                   "--store", "ro/s.db", "--json")
+        assert r.returncode == 0, r.stderr
+    (ro / "existing.json").write_text("{}\n")
+    return room
+
+
+def actlab_read_only(room: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``actlab ARGS`` in ``room``, with ``room/ro`` mounted read-only for this command alone."""
+    return subprocess.run(["unshare", "-m", "sh", "-c", _RO_WRAP, str(room / "ro"), *CLI, *args], cwd=room,
+                          env=_env(room), capture_output=True, text=True, timeout=timeout)
+
+
+READ_ONLY_CASES: list[tuple[str, list[str], str]] = [
+    ("new store in a read-only folder", ["sweep", str(EXAMPLE), "--store", "ro/new.db"], "not writable"),
+    ("existing store on a read-only mount", ["sweep", str(EXAMPLE), "--store", "ro/s.db"],
+     "Read-only file system"),
+    ("sweep json-out read-only", ["sweep", str(EXAMPLE), "--store", "w/s.db", "--json-out", "ro/s.json"],
+     "not writable"),
+    ("report into a read-only folder", ["sweep", "report", "ro/s.db", "--out", "ro/rep"], "not writable"),
+    ("report json-out read-only", ["sweep", "report", "ro/s.db", "--out", "rep", "--json-out", "ro/r.json"],
+     "not writable"),
+    ("probe json-out read-only", ["probe", "relu", "--json-out", "ro/p.json"], "not writable"),
+    ("probe json-out over a read-only file", ["probe", "relu", "--json-out", "ro/existing.json"],
+     "Read-only file system"),
+    ("probe csv read-only", ["probe", "relu", "--csv", "ro/p.csv"], "not writable"),
+    ("probe plots read-only", ["probe", "relu", "--plots", "ro/plots"], "not writable"),
+    ("probe html read-only", ["probe", "relu", "--html", "ro/p.html"], "not writable"),
+    ("probe run html read-only", ["probe", "run", "--html", "ro/r.html", "missing.py"], "not writable"),
+    ("show plot read-only", ["show", "elu", "--out", "ro/p.png"], "not writable"),
+    ("plot-all read-only", ["plot-all", "--out", "ro"], "not writable"),
+    ("docs read-only", ["docs", "--out", "ro/a.md"], "not writable"),
+    ("theory phase read-only", ["theory", "phase", "tanh", "--out", "ro/p.png"], "not writable"),
+    ("theory measure read-only", ["theory", "measure", "relu", "--out", "ro/m.png"], "not writable"),
+    ("lab out read-only", ["lab", "--out", "ro/rep"], "not writable"),
+    ("lab json-out read-only", ["lab", "--json-out", "ro/l.json"], "not writable"),
+    ("run out read-only", ["run", "dying_relu", "--out", "ro/r"], "not writable"),
+    ("run json-out read-only", ["run", "dying_relu", "--json-out", "ro/r.json"], "not writable"),
+    ("data download read-only", ["data", "download", "mnist", "--data-dir", "ro/data"], "not writable"),
+]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="read-only mounts need Linux")
+@pytest.mark.parametrize("args,text", [c[1:] for c in READ_ONLY_CASES], ids=[c[0] for c in READ_ONLY_CASES])
+def test_read_only_places_give_one_line_and_change_nothing(ro_room: Path, args: list[str], text: str) -> None:
+    before = _snapshot(ro_room)
+    r = actlab_read_only(ro_room, *args)
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert text in lines[0], lines[0]
+    after = _snapshot(ro_room)
+    assert {k: after.get(k) for k in before} == before, "a file that existed before was changed"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="read-only mounts need Linux")
+def test_a_store_on_a_read_only_mount_can_be_reported(ro_room: Path) -> None:
+    before = _snapshot(ro_room)
+    r = actlab_read_only(ro_room, "sweep", "report", "ro/s.db", "--out", "ro-report", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    assert json.loads(r.stdout)["configs"] == 1
+    assert _snapshot(ro_room)["ro/s.db"] == before["ro/s.db"]

@@ -48,7 +48,7 @@ def test_run_then_report(tmp_path):
 def test_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.yaml"
     for text, needle in (("axes: {activation: [relu, swishy]}", "unknown activation 'swishy'"),
-                         ("axes: {width: -4}", "width: must be an integer >= 1, got -4"),
+                         ("axes: {width: -4}", "width: must be an integer in [1, 16384], got -4"),
                          ("axes: {depht: 2}", "unknown axis 'depht'; valid axes: activation, depth")):
         bad.write_text(text)
         r = runner.invoke(app, ["sweep", "run", str(bad)])
@@ -71,3 +71,24 @@ def test_axes_from_flags(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["configs"] == 2 and out["status"] == {"done": 2}
+
+
+def test_report_table_fits_80_columns_unless_wide(tmp_path):
+    spec, db = tmp_path / "s.yaml", tmp_path / "s.db"
+    spec.write_text(SPEC)
+    assert runner.invoke(app, ["sweep", str(spec), "--store", str(db), "--json"]).exit_code == 0
+    r = runner.invoke(app, ["sweep", "report", str(db), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()[1:]  # below the "wrote N files to DIR" line
+    assert max(len(line) for line in lines) <= 80, r.output
+    header = next(line for line in lines if "label" in line)
+    assert all(h in header for h in ("depth", "lr", "runs", "test error", "train loss", "inactive")), header
+    assert "steps to target" not in header and "saturated" not in header
+    assert "--wide adds" in r.output
+    assert len([line for line in lines if line.split()[:1] in (["relu"], ["tanh"])]) == 8  # one row per config
+    r = runner.invoke(app, ["sweep", "report", str(db), "--out", str(tmp_path / "rep"), "--wide"])
+    assert r.exit_code == 0, r.output
+    assert "steps to target" in r.output and "saturated" in r.output and "reached" in r.output
+    md = (tmp_path / "rep" / "table.md").read_text()  # the file keeps every column
+    for col in ("steps_to_target", "saturated", "train_loss_std", "test_error_std", "reached_target"):
+        assert col in md.splitlines()[0]

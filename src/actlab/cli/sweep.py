@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, default_group, fail, note, print_json,
-                            write_json)
+                            table_console, write_json)
 
 MAX_CONFIGS = 10_000
 """A spec with more configurations than this asks for ``--yes`` (expanding 10^6 takes minutes)."""
@@ -35,7 +35,9 @@ def run(
     store: Path | None = typer.Option(None, "--store", help="SQLite store (default: <spec name>.sweep.db)."),
     backend: str = typer.Option("local", "--backend", help="local or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (backend ray)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes (default 1: the batched "
+                                "engine already uses every core in one process, and each worker pays its own "
+                                "start-up; more help only with more cores than one process keeps busy)."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Most models trained as one stacked computation."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where MNIST / Fashion-MNIST IDX files are "
                                          f"(default: {DATA_DIR_DEFAULT_TEXT})."),
@@ -72,8 +74,9 @@ def run(
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers > 1 and workers >= cores:
-        note(f"--workers {workers} on {cores} cores: each worker starts its own Python and torch, and the "
-             "batched engine already uses every core in one process; --workers 1 is usually faster here")
+        note(f"--workers {workers} on {cores} cores: the batched engine already uses every core in one process, "
+             "and each worker first loads its own Python, torch and data (~4.5 CPU-seconds), so --workers 1 is "
+             "faster here")
     if data_dir is not None:
         if not data_dir.is_dir():
             raise fail(f"--data-dir {str(data_dir)!r} is not a directory")
@@ -136,10 +139,21 @@ def _run_interruptible(sw: Any, st: Any, n: int, backend: str, workers: int, add
     import os
     import signal
 
-    from actlab.sweep.backends.local import run_sweep, terminate_workers
+    from actlab.sweep.backends import stop_workers
+    from actlab.sweep.backends.local import run_sweep
+
+    if backend == "ray":  # ray.init replaces the SIGTERM handler: connect before installing ours
+        from actlab.sweep.backends.ray import connect
+
+        try:
+            connect(address)
+        except Exception as e:  # noqa: BLE001 - Ray raises many kinds; each is the user's address or install
+            first = (str(e).strip().splitlines() or [""])[0]
+            where = f" at {address!r}" if address else ""
+            raise fail(f"cannot start or join Ray{where}: {type(e).__name__}: {first}") from None
 
     def stop(signum: int, frame: Any) -> None:
-        terminate_workers()
+        stop_workers()
         if bar is not None:
             bar.stop()
         try:
@@ -167,17 +181,26 @@ def report(
     store: Path = typer.Argument(..., help="SQLite store written by `actlab sweep run`."),
     out: Path = typer.Option(..., "--out", help="Directory for heatmaps (PNG), table.csv, table.md, summary.json."),
     spec_hash: str | None = typer.Option(None, "--spec", help="Only this sweep (hash prefix)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON to stdout."),
+    json_out: Path | None = typer.Option(None, "--json-out", help="Also write the summary as JSON to this file."),
+    wide: bool = typer.Option(False, "--wide", help="Every column of the table (default: fit 80 columns; "
+                              "table.md keeps every column)."),
 ) -> None:
-    """Heatmaps of final loss, steps to target and dead fraction over activation x each varied axis, and a table."""
-    from actlab.sweep.report import make_report
+    """Heatmaps of final loss, steps to target and inactive share over activation x each varied axis, and a table."""
+    from actlab.sweep.report import make_report, terminal_table
 
     check_output(out, kind="dir", option="--out")
+    check_output(json_out, option="--json-out")
     st = _open(store, readonly=True)
     summary = make_report(st, out, spec_hash=spec_hash)
+    if json_out is not None:
+        write_json(json_out, summary)
     if as_json:
         print_json(summary)
         return
     console.print(f"{summary['configs']} configurations {summary['status']}; wrote {len(summary['files'])} files to "
                   f"{out}", highlight=False, markup=False)
-    console.print((Path(out) / "table.md").read_text(), highlight=False, markup=False)
+    if summary["table"]:
+        table_console(wide).print(terminal_table(summary, wide=wide))
+    else:
+        console.print("no finished configurations yet", highlight=False, markup=False)

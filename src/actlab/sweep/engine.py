@@ -281,7 +281,12 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
     threads = default_threads() if threads is None else max(1, int(threads))
     shards = _shards(configs, threads)
     if len(shards) == 1:
-        return _train_stack(configs, record, dtype, progress)
+        # One stack: ``threads`` intra-op threads, set explicitly.  Left at torch's default (every
+        # core), a stack asked to run on one thread ran ~10x slower on a loaded 2-core machine
+        # (sweep_small's depth-2 chunk: 59 s against 6 s on two shards): OpenMP's barriers spin
+        # while other processes hold the cores.
+        with torch_threads(threads):
+            return _train_stack(configs, record, dtype, progress)
     # Shards of the stack on parallel Python threads, each running single-threaded kernels:
     # torch releases the GIL inside every op, and one-thread kernels avoid OpenMP's barriers,
     # which cost most when other processes share the cores.  A worker trains its shards one

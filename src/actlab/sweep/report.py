@@ -52,6 +52,64 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["test_error"], ascending=True, na_position="last").reset_index(drop=True)
 
 
+# The summary table on a terminal: (header, row key, key of its std over seeds or None).  The
+# "runs" cell also counts the runs that diverged ("4 (1 div)").
+NARROW_COLUMNS = (
+    ("runs", "runs", None),
+    ("test error", "test_error", "test_error_std"),
+    ("train loss", "train_loss", None),
+    ("inactive", "inactive", None),
+)
+"""The default view: the headline metrics, so the table fits 80 columns."""
+WIDE_COLUMNS = (
+    ("runs", "runs", None),
+    ("test error", "test_error", "test_error_std"),
+    ("train loss", "train_loss", "train_loss_std"),
+    ("steps to target", "steps_to_target", None),
+    ("reached", "reached_target", None),
+    ("inactive", "inactive", None),
+    ("saturated", "saturated", None),
+)
+"""``--wide``: every column of table.md."""
+
+
+def terminal_table(summary: dict[str, Any], *, wide: bool = False) -> Any:
+    """The summary table (``make_report(...)``'s ``table``) as a rich table for a terminal.
+
+    The default view keeps the label, the varied axes, the runs (and how many diverged), test
+    error (mean ± std over seeds), training loss and the inactive share (``NARROW_COLUMNS``), so
+    it fits 80 columns; ``wide=True`` shows every column of table.md (``WIDE_COLUMNS``).  The
+    caption says what the narrow view leaves out.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from actlab._format import number
+
+    def cell(r: dict[str, Any], key: str, std: str | None) -> str:
+        if key == "runs":
+            return f"{r['runs']}" + (f" ({r['diverged']} div)" if r.get("diverged") else "")
+        text = number(r.get(key), 4 if wide else 3, sci=True)
+        return text + (f"±{number(r[std], 2, sci=True)}" if std and r.get(std) is not None else "")
+
+    rows = summary["table"]
+    axes = summary["table_axes"]
+    cols = WIDE_COLUMNS if wide else NARROW_COLUMNS
+    t = Table(title=f"{len(rows)} configurations, mean over seeds, best test error first", box=box.SIMPLE_HEAD,
+              pad_edge=False, padding=(0, 1), collapse_padding=True)
+    t.add_column("label", overflow="fold", max_width=None if wide else 30)
+    for a in axes:
+        t.add_column(a, justify="right", no_wrap=True)
+    for header, _, _ in cols:
+        t.add_column(header, justify="right", no_wrap=True)
+    for r in rows:
+        t.add_row(str(r["label"]), *[number(r.get(a)) for a in axes], *[cell(r, k, s) for _, k, s in cols])
+    if not wide:
+        t.caption = ("--wide adds the training loss's std, steps to target and the saturated share; table.md and "
+                     "table.csv hold every column")
+    return t
+
+
 def _markdown(df: pd.DataFrame) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, float):
@@ -129,6 +187,7 @@ def make_report(store: Store | str | Path, out: str | Path, *, spec_hash: str | 
         "configs": len(df),
         "status": {k: int(v) for k, v in df.status.value_counts().items()},
         "heatmap_columns": cols,
+        "table_axes": [c for c in table.columns if c in AXES] if len(table) else [],
         "files": files,
         "table": json.loads(table.to_json(orient="records")) if len(table) else [],
     }

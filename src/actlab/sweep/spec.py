@@ -293,6 +293,14 @@ class SweepSpec:
 
 
 # ------------------------------------------------------------------------------------------ validation
+INT_RANGES = {"depth": (1, 1000), "width": (1, 16384), "steps": (1, 10**8), "batch_size": (1, 10**6),
+              "seed": (0, 2**63 - 1)}
+"""Integer axes: the lowest and highest value a spec may ask for (beyond them a run would not
+finish, or not fit in memory; torch seeds are 64-bit)."""
+MAX_MODEL_WEIGHTS = 1 << 28
+"""depth x width^2 above this (1 GiB of float32 weights per model) is refused before any work."""
+
+
 def _choice(field_: str, value: Any, valid: Iterable[str]) -> str:
     valid = tuple(valid)
     v = str(value).strip().lower()
@@ -301,11 +309,13 @@ def _choice(field_: str, value: Any, valid: Iterable[str]) -> str:
     return v
 
 
-def _int(field_: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-        raise SpecError(f"{field_}: must be an integer >= {low}, got {value!r}")
-    if int(value) < low:
-        raise SpecError(f"{field_}: must be an integer >= {low}, got {value!r}")
+def _int(field_: str, value: Any, low: int, high: int | None = None) -> int:
+    rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+        raise SpecError(f"{field_}: must be an integer {rng}, got {value!r}")
+    if int(value) < low or (high is not None and int(value) > high):
+        raise SpecError(f"{field_}: must be an integer {rng}, got {value!r}")
     return int(value)
 
 
@@ -339,9 +349,13 @@ def validate_config(d: dict[str, Any]) -> Config:
     except ActivationError as e:
         raise SpecError(f"activation: {e}") from None
     out["activation"], out["activation_params"] = spec.name, params
-    for name, low in (("depth", 1), ("width", 1), ("steps", 1), ("batch_size", 1), ("seed", 0)):
+    for name, (low, high) in INT_RANGES.items():
         if name in d:
-            out[name] = _int(name, d[name], low)
+            out[name] = _int(name, d[name], low, high)
+    depth, width = out.get("depth", 3), out.get("width", 64)
+    if depth * width * width > MAX_MODEL_WEIGHTS:
+        raise SpecError(f"depth {depth} x width {width}: a model of ~{depth * width * width:.2g} weights, more than "
+                        f"the {MAX_MODEL_WEIGHTS:.2g} (1 GiB of float32) a sweep model may hold")
     if d.get("n") is not None:
         out["n"] = _int("n", d["n"], 2)
     if "lr" in d:

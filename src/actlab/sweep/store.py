@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -115,7 +117,7 @@ class Store:
             if not readonly:
                 p.parent.mkdir(parents=True, exist_ok=True)
             # as_uri() percent-encodes, so "?", "#" and spaces in the path are safe.
-            uri = p.resolve().as_uri() + ("?mode=ro" if readonly else "")
+            uri = _read_uri(p) if readonly else p.resolve().as_uri()
             self.conn = sqlite3.connect(uri, uri=True, timeout=_LOCK_WAIT_S, isolation_level=None,
                                         check_same_thread=False)
             if readonly:
@@ -306,10 +308,12 @@ class Store:
     def _resolve(self, spec_hash: str | None) -> str | None:
         if spec_hash is None:
             return None
-        rows = [h for (h,) in self.conn.execute("SELECT spec_hash FROM sweeps WHERE spec_hash LIKE ?",
-                                                (spec_hash + "%",))]
+        # A prefix compared as text (LIKE would treat "%" and "_" in the user's prefix as wildcards).
+        rows = [h for (h,) in self.conn.execute("SELECT spec_hash FROM sweeps WHERE substr(spec_hash, 1, ?) = ?",
+                                                (len(spec_hash), spec_hash))]
         if len(rows) != 1:
-            raise KeyError(f"spec hash {spec_hash!r} matches {len(rows)} sweeps in {self.path}")
+            known = ", ".join(f"{s['spec_hash'][:12]} ({s['name']})" for s in self.sweeps()) or "none"
+            raise StoreError(f"spec hash {spec_hash!r} matches {len(rows)} sweeps in {self.path!r}; its sweeps: {known}")
         return rows[0]
 
     # ---------------------------------------------------------------- frames and export
@@ -395,6 +399,23 @@ def _sql(v: Any) -> Any:
     return v
 
 
+def _read_uri(path: Path) -> str:
+    """The URI that opens ``path`` for reading only.
+
+    SQLite reads a WAL database through a ``-shm`` file beside it; where the folder cannot be
+    written (a read-only mount, a location root cannot write) it cannot make one and refuses
+    the file, so there the database is opened ``immutable``: nobody can change it there either.
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".actlab-probe-", dir=path.parent)
+    except OSError:
+        return uri + "&immutable=1"
+    os.close(fd)
+    os.unlink(tmp)
+    return uri
+
+
 def _inspect(path: Path) -> None:
     """Refuse, without writing a byte, a file that is not an (empty or actlab) SQLite database."""
     name = repr(str(path))
@@ -403,7 +424,7 @@ def _inspect(path: Path) -> None:
     # Read through SQLite, not open(): closing a plain file descriptor would drop the POSIX locks
     # this process holds on the database through another connection.
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=_LOCK_WAIT_S)
+        conn = sqlite3.connect(_read_uri(path), uri=True, timeout=_LOCK_WAIT_S)
         try:
             tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "sweeps" in tables:
@@ -413,6 +434,8 @@ def _inspect(path: Path) -> None:
     except sqlite3.DatabaseError as e:
         if "not a database" in str(e):
             raise StoreError(f"store {name} is not an SQLite file (corrupt, or not a sweep store)") from None
+        if "unable to open" in str(e):
+            raise StoreError(f"store {name} cannot be opened ({e})") from None
         raise StoreError(f"store {name} is corrupt ({e})") from None
     if tables and not set(_TABLES) & tables:
         raise StoreError(f"store {name} is an SQLite database of something else (tables: "
