@@ -19,9 +19,11 @@ written into a reused buffer; on the CPU all of that is one numba pass instead
 (:mod:`actlab.probe.fused`, 5-10 us against ~27 us).  CPU activations are measured in one loop at
 the end of the forward, not in their hooks: between two layers the matmuls evict the
 interpreter's code and data from the caches, and the same statistics cost ~40% more there.
-The small results of every layer stay as lists of 0-d tensors (host floats from the fused pass)
-and are stacked once every 64 recorded steps (or when read); the dead-unit streaks of all layers
-and all those steps are updated together in a handful of kernels.  Gradients are read once at
+The small results of a step (0-d tensors, host floats from the fused pass, per-unit vectors) are
+copied before the step ends into buffers made for many steps (:class:`_Arena`): kept as small
+tensors of their own, they fragmented the heap and the process grew ~0.8 MB per step.  The
+dead-unit streaks of all layers are updated every 64 recorded steps (or when read) in a handful
+of kernels.  Gradients are read once at
 the end of backward (a callback queued on the autograd engine by the first output-gradient hook,
 so no optimizer hook is needed).  Nothing calls ``.item()``.
 
@@ -35,9 +37,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from itertools import chain
+from functools import reduce
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -92,8 +94,10 @@ class ProbeLayer:
         return self.spec.name if self.spec is not None else ""
 
 
-@dataclass
-class _Call:
+class _Call(NamedTuple):
+    """One activation or layer output measured in a forward.  A tuple of plain numbers: the
+    collector stops tracking it (ten of them per step, kept for the whole run)."""
+
     layer: int
     kind: str  # "act" | "param"
     offset: int
@@ -104,33 +108,34 @@ class _Call:
     units: int = 0
 
 
-@dataclass
+# A row's numbers are references into an _Arena's buffer (see _val), not tensors of their own.
+@dataclass(slots=True)
 class _FwRow:
     step: int
     calls: list[_Call]
-    scalars: Tensor | None
+    scalars: Any
     dead_layers: list[int]
     dead_units: list[int]
-    dead: Tensor | None
+    dead: tuple[Tensor, int] | None  # (block of the flush, row in it); set when flushed
 
 
-@dataclass
+@dataclass(slots=True)
 class _BwRow:
     step: int
-    params: list[int]
+    params: Any  # indices into Probe._params
     out_layers: list[int]
-    p_sq: Any  # norms of the parameter gradients (a list until flushed, then squared and stacked)
+    p_sq: Any  # squared norms of the parameter gradients (norms until the row is stored)
     o_sq: Any  # sums of squares of the output gradients
 
 
-@dataclass
+@dataclass(slots=True)
 class _UpRow:
     step: int
     params: list[int]
-    norms: Any  # ||w_after - w_before|| then ||w_before|| per tensor; squared when flushed
+    norms: Any  # ||w_after - w_before||^2 then ||w_before||^2 per tensor
 
 
-@dataclass
+@dataclass(slots=True)
 class _Acc:
     """One (step, layer)'s sums while the rows are decoded."""
 
@@ -192,6 +197,8 @@ def _bind(func: Callable, args: tuple, kwargs: dict) -> dict:
 def _first_tensor(out: Any) -> Tensor | None:
     if isinstance(out, Tensor):
         return out
+    if type(out) is tuple and out and isinstance(out[0], Tensor):
+        return out[0]  # a forward's positional arguments: tree_flatten's first leaf without its ~60 us
     for t in tree_flatten(out)[0]:
         if isinstance(t, Tensor):
             return t
@@ -231,28 +238,78 @@ def _running_max(a: Tensor) -> Tensor:
     return a
 
 
-def _stack_rows(rows: list, attr: str, square: bool = False) -> None:
-    """Replace each row's list of 0-d tensors by a view into one stacked tensor."""
-    items = list(chain.from_iterable(getattr(r, attr) for r in rows))
-    if not items:
-        for r in rows:
-            setattr(r, attr, None)
-        return
-    # Host floats come from the fused CPU pass (actlab.probe.fused); mixed dtypes (a half-precision
-    # layer among float32 ones) are promoted by stack itself.
-    if all(isinstance(t, Tensor) for t in items):
-        flat = torch.stack(items)
-    elif not any(isinstance(t, Tensor) for t in items):
-        flat = torch.tensor(items, dtype=torch.float64)
-    else:
-        flat = torch.stack([t if isinstance(t, Tensor) else torch.tensor(t, dtype=torch.float64) for t in items])
-    if square:
-        flat = flat.square()
-    off = 0
-    for r in rows:
-        n = len(getattr(r, attr))
-        setattr(r, attr, flat[off:off + n] if n else None)
-        off += n
+class _Arena:
+    """Flat buffers that each step's small results are copied into before the step ends.
+
+    Why: kept as their own tensors (0-d norms, sums, per-unit vectors) until the flush, or as one
+    view per record after it, the probe's results were thousands of small heap blocks living
+    between the model's large short-lived ones.  glibc then carved them out of the large freed
+    blocks and had to grow the heap for the next step's activations: on the MLP benchmark the
+    process grew ~0.8 MB per step, with ~200 page faults per step in backward.  Here a step's
+    results go into one slice of a buffer made for many steps, the temporaries die within the
+    step, and a record keeps ``(buffer, start, stop)``: plain Python, no tensor of its own.
+    """
+
+    __slots__ = ("buf", "np", "used", "steps")
+
+    def __init__(self, steps: int = 64) -> None:
+        self.buf: Tensor | None = None
+        self.np: Any = None
+        self.used = 0
+        self.steps = steps  # a new buffer holds this many steps of the size that asked for it
+
+    def _room(self, n: int, dtype: torch.dtype, device: torch.device) -> int:
+        buf = self.buf
+        if buf is None or buf.dtype != dtype or buf.device != device or self.used + n > buf.numel():
+            self.buf = buf = torch.empty(max(n * self.steps, 64), dtype=dtype, device=device)
+            self.np = buf.numpy() if device.type == "cpu" else None
+            self.used = 0
+        a = self.used
+        self.used = a + n
+        return a
+
+    def put(self, items: list, square: bool = False) -> Any:
+        """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, squared in
+        their dtype if ``square``; returns the reference ``(buffer, start, stop)``, or a tensor of
+        its own where they do not share a dtype and device (stacked with the usual promotion), or
+        ``None`` for no items."""
+        if not items:
+            return None
+        t0 = items[0]
+        if not isinstance(t0, Tensor):
+            if not any(isinstance(t, Tensor) for t in items):  # host floats (the fused CPU pass)
+                a = self._room(len(items), torch.float64, _CPU)
+                self.np[a:a + len(items)] = items
+                if square:
+                    self.buf[a:a + len(items)].square_()  # type: ignore[index]
+                return (self.buf, a, a + len(items))
+            return _stacked(items, square)
+        dt, dev = t0.dtype, t0.device
+        for t in items:
+            if not isinstance(t, Tensor) or t.dtype != dt or t.device != dev or t.dim():
+                return _stacked(items, square)
+        a = self._room(len(items), dt, dev)
+        out = torch.stack(items, out=self.buf[a:a + len(items)])  # type: ignore[index]
+        if square:
+            out.square_()
+        return (self.buf, a, a + len(items))
+
+
+def _val(ref: Any) -> Tensor | None:
+    """The tensor behind a record's reference (see :class:`_Arena`); a view made when read."""
+    if type(ref) is tuple:
+        buf, a, b = ref
+        return buf[a:b]
+    return ref
+
+
+def _stacked(items: list, square: bool) -> Tensor:
+    """One tensor of mixed items (host floats as float64; stack promotes the dtypes)."""
+    flat = torch.stack([t if isinstance(t, Tensor) else torch.tensor(t, dtype=torch.float64) for t in items])
+    return flat.square_() if square else flat
+
+
+_CPU = torch.device("cpu")
 
 
 def _sigma_w2(module: nn.Module | None) -> float:
@@ -457,10 +514,11 @@ class Probe:
         self._up_rows: list[_UpRow] = []
         self._snapshot: tuple[int, list[Tensor]] | None = None
         self._streak: Tensor | None = None
-        self._pending: list[tuple] = []
-        self._stack_later: list[_FwRow] = []
-        self._bw_later: list[_BwRow] = []
-        self._up_later: list[_UpRow] = []
+        self._pending: list[_FwRow] = []  # rows whose per-unit vectors wait in _ubufs for the flush
+        self._ubufs: list[list] | None = None  # per plan group: [amax or counts, amin] blocks, K x units
+        self._ar_fw, self._ar_bw, self._ar_up = _Arena(), _Arena(), _Arena()
+        self._ar_in, self._ar_gen = _Arena(), _Arena()
+        self._snap_bufs: list[Tensor] | None = None  # reused for the parameters' snapshot
         self._groups: list[tuple] = []
         self._bw_state: dict = {"queued": False, "step": 0, "out": []}
         self._grad_on = True
@@ -473,15 +531,15 @@ class Probe:
         self._seg_equal = False
         self._offsets: dict[int, tuple[int, int]] = {}
         self._born: dict[str, float] = {}
-        self._generic_rows: list[tuple[int, int, str, Any]] = []  # (step, layer, field, 0-d tensor)
+        self._generic_rows: list[tuple[int, list, Any]] = []  # (step, [(layer, field)], their values)
         self._in_born = False
         self._driven = False
         self._host: Any = None
         self._host_key: tuple = ()
         # what the findings need beyond the layer rows: the model's input on recorded steps
-        # (step, sum, sum of squares, count; 0-d tensors), losses given to step(), and the
+        # (step, [sum, sum of squares], count), losses given to step(), and the
         # forwards the probe could not see (eval mode)
-        self._inputs: list[tuple[int, Tensor, Tensor, int]] = []
+        self._inputs: list[tuple[int, Any, int]] = []
         self._losses: list[tuple[int, Any]] = []
         self._eval_forwards = 0
         self._train_forwards = 0
@@ -550,7 +608,7 @@ class Probe:
                 layer.numel += p.numel()
                 self._params.append((layer.index, layer.param_names[-1], p))
         self._plist = [p for _, _, p in self._params]
-        self._pidx = list(range(len(self._plist)))
+        self._pidx = tuple(range(len(self._plist)))
         if not self.layers:
             raise ValueError(
                 f"the probe found no layer it recognises in {type(self.model).__name__}: no parameters to "
@@ -680,7 +738,7 @@ class Probe:
         if x is None or not x.is_floating_point() or x.numel() == 0:
             return
         v = x.detach()
-        self._inputs.append((step, v.sum(), _sq(v), v.numel()))
+        self._inputs.append((step, self._ar_in.put([v.sum(), _sq(v)]), v.numel()))
 
     def _start_recording(self, step: int) -> None:
         if self._generic_every and step % self._generic_every == 0 and not self._in_born:
@@ -709,6 +767,8 @@ class Probe:
         """The generic quantities due at ``step`` (on the parameters as the step begins)."""
         grad_mode = torch.is_grad_enabled()
         torch._C._set_grad_enabled(False)
+        keys: list[tuple[int, str]] = []
+        vals: list[Any] = []
         try:
             for q in self._generic:
                 if step % self._periods[q.schedule] or q.target != "parameters":
@@ -719,9 +779,12 @@ class Probe:
                         b = getattr(m, "bias", None)
                         v = q.reduce(w, b if isinstance(b, Tensor) else None)
                         if v is not None:
-                            self._generic_rows.append((step, li, q.fields[0].name, v))
+                            keys.append((li, q.fields[0].name))
+                            vals.append(v)
         finally:
             torch._C._set_grad_enabled(grad_mode)
+        if keys:
+            self._generic_rows.append((step, keys, self._ar_gen.put(vals)))
 
     def _root_post(self, module: nn.Module, args: Any, output: Any, _explicit: bool = False) -> None:
         if not self._recording or (self._driven and not _explicit):
@@ -1058,9 +1121,8 @@ class Probe:
             self._run_deferred()
         calls, scalars = self._calls, self._scalars
         self._calls, self._scalars = [], []
-        row = _FwRow(self._rec_step, calls, scalars if scalars else None, [], [], None)
+        row = _FwRow(self._rec_step, calls, self._ar_fw.put(scalars), [], [], None)
         self._fw_rows.append(row)
-        self._stack_later.append(row)
         self._dead_update(row)
         self._host = None
         if self.on_nonfinite == "raise":
@@ -1077,15 +1139,16 @@ class Probe:
             for t in outs:
                 if isinstance(t, Tensor) and t.grad_fn is not None:
                     t.grad_fn.register_prehook(start)
-        if len(self._stack_later) >= self._flush_every:
+        if len(self._pending) >= self._flush_every:
             self._flush()
 
     def _raise_if_nonfinite_forward(self, row: _FwRow) -> None:
-        if self._inputs and self._inputs[-1][0] == row.step and not math.isfinite(float(self._inputs[-1][1])):
+        if self._inputs and self._inputs[-1][0] == row.step and not math.isfinite(float(_val(self._inputs[-1][1])[0])):
             raise NonFiniteError(f"non-finite value at step {row.step} in the model's input (forward pass): "
                                  "the batch itself has a NaN or Inf")
+        S = _val(row.scalars)
         for c in sorted(row.calls, key=lambda c: self.layers[c.layer].order):
-            if not math.isfinite(float(row.scalars[c.offset])):  # type: ignore[index]
+            if not math.isfinite(float(S[c.offset])):  # type: ignore[index]
                 raise NonFiniteError(f"non-finite value at step {row.step} in layer {self.layers[c.layer].name} "
                                      "(forward pass, the first such layer in execution order)")
 
@@ -1120,32 +1183,65 @@ class Probe:
                 n = sum(sizes[order.index(li)] for li in lis)
                 self._groups.append((units[lis[0]][0], off, n, [order.index(li) for li in lis]))
                 off += n
-        row.dead_layers, row.dead_units = list(order), list(sizes)
-        self._pending.append((row, [(units[li][1], units[li][2]) for li in order]))
+        row.dead_layers, row.dead_units = order, sizes
+        # Copied at once into the block's buffers: the per-unit vectors die within the step
+        # (kept until the flush, they fragmented the heap: see _Arena).
+        vecs = [(units[li][1], units[li][2]) for li in order]
+        bufs = self._ubufs
+        if bufs is None or not self._fits(bufs, vecs):
+            self._flush()
+            bufs = self._ubufs = self._unit_buffers(vecs)
+        k = len(self._pending)
+        for (plan, off, n, positions), pair in zip(self._groups, bufs):
+            for side in (0, 1):
+                if pair[side] is not None:
+                    torch.cat([vecs[p][side] for p in positions], out=pair[side][k])
+        self._pending.append(row)
+
+    def _unit_buffers(self, vecs: list) -> list[list]:
+        """Per plan group, a ``flush_every x units`` block for each side (amax or counts, amin)
+        that the step's per-unit vectors take, in the dtype their concatenation has."""
+        out = []
+        for plan, off, n, positions in self._groups:
+            pair: list = [None, None]
+            for side in (0, 1):
+                parts = [vecs[p][side] for p in positions]
+                if parts[0] is not None:
+                    dt = reduce(torch.promote_types, (t.dtype for t in parts))
+                    pair[side] = torch.empty(self._flush_every, n, dtype=dt, device=parts[0].device)
+            out.append(pair)
+        return out
+
+    def _fits(self, bufs: list[list], vecs: list) -> bool:
+        """Whether this step's per-unit vectors go into ``bufs`` as their concatenation would be."""
+        for (plan, off, n, positions), pair in zip(self._groups, bufs):
+            for side in (0, 1):
+                buf = pair[side]
+                parts = [vecs[p][side] for p in positions]
+                if (buf is None) != (parts[0] is None):
+                    return False
+                if buf is not None:
+                    if any(t.dtype is not buf.dtype for t in parts) and \
+                            reduce(torch.promote_types, (t.dtype for t in parts)) != buf.dtype:
+                        return False
+                    if parts[0].device != buf.device:
+                        return False
+        return True
 
     def _flush(self) -> None:
-        """Stack what the recorded steps left as lists of small tensors, a few kernels in all.
+        """Update the dead-unit streaks from the per-unit vectors of the steps since the last flush.
 
-        Dead units: the streak of a unit after step t is t - (last step it was alive), found with
-        a running max over the steps, so K steps cost the same handful of kernels as one.
+        The streak of a unit after step t is t - (last step it was alive), found with a running
+        max over the steps, so K steps cost the same handful of kernels as one.
         """
-        rows, self._stack_later = self._stack_later, []
-        _stack_rows([r for r in rows if isinstance(r.scalars, list)], "scalars")
-        bw, self._bw_later = self._bw_later, []
-        _stack_rows(bw, "p_sq", square=True)
-        _stack_rows(bw, "o_sq")
-        up, self._up_later = self._up_later, []
-        _stack_rows(up, "norms", square=True)
         pend, self._pending = self._pending, []
-        if not pend or self._streak is None:
+        if not pend or self._streak is None or self._ubufs is None:
             return
         K = len(pend)
         masks, vals = [], []
-        for plan, off, n, positions in self._groups:
-            hi = [vecs[p][0] for _, vecs in pend for p in positions]
-            lo = [vecs[p][1] for _, vecs in pend for p in positions]
-            A = torch.cat(hi).view(K, n) if hi[0] is not None else None
-            B = torch.cat(lo).view(K, n) if lo[0] is not None else None
+        for (plan, off, n, positions), (hb, lb) in zip(self._groups, self._ubufs):
+            A = hb[:K] if hb is not None else None
+            B = lb[:K] if lb is not None else None
             masks.append(plan.dead_mask(A, B))
             vals.append(A if plan.unit_counts else None)
         M = masks[0] if len(masks) == 1 else torch.cat(masks, 1)
@@ -1170,8 +1266,8 @@ class Probe:
         else:
             C = torch.zeros(X.shape[0], L, dtype=torch.float32, device=dev).index_add_(1, self._seg, X)
         C = C.view(len(parts), K, L).transpose(0, 1)
-        for j, (row, _) in enumerate(pend):
-            row.dead = C[j]
+        for j, row in enumerate(pend):
+            row.dead = (C, j)
 
     def _relayout(self, layout: tuple, device: torch.device) -> None:
         total = sum(n for _, n in layout)
@@ -1193,6 +1289,7 @@ class Probe:
         self._seg_equal = len({n for _, n in layout}) == 1
         # pending per-unit vectors are K x total floats: keep them to a few MB
         self._flush_every = max(1, min(64, (1 << 20) // max(total, 1)))
+        self._ubufs = None
 
     # ------------------------------------------------------------------ backward
     def _queue(self, state: dict) -> None:
@@ -1207,7 +1304,7 @@ class Probe:
             idx = [i for i, g in enumerate(grads) if g is not None]
             grads = [grads[i].detach() for i in idx]
         else:
-            idx = list(self._pidx)
+            idx = self._pidx
             if any(g.requires_grad for g in grads):  # create_graph=True
                 grads = [g.detach() for g in grads]
         if grads or out_grads:
@@ -1218,11 +1315,19 @@ class Probe:
             row = _BwRow(step, idx, [li for li, _ in out_grads], norms, [q for _, q in out_grads])
             if self.on_nonfinite == "raise":
                 self._raise_if_nonfinite_backward(row)
+            row.p_sq = self._ar_bw.put(norms, square=True)
+            row.o_sq = self._ar_bw.put(row.o_sq)
             out_grads.clear()
             self._bw_rows.append(row)
-            self._bw_later.append(row)
         if step % self.update_every == 0 and self._params:
-            self._snapshot = (step, [_sample(p).clone() for _, _, p in self._params])
+            samples = [_sample(p) for _, _, p in self._params]
+            bufs = self._snap_bufs
+            if bufs is not None and all(b.shape == t.shape and b.dtype == t.dtype and b.device == t.device
+                                        for b, t in zip(bufs, samples)) and len(bufs) == len(samples):
+                torch._foreach_copy_(bufs, samples)  # the same buffers every time: nothing new kept
+            else:
+                bufs = self._snap_bufs = [t.clone() for t in samples]
+            self._snapshot = (step, bufs)
         self._host = None
 
     def _finish_update(self) -> None:
@@ -1232,9 +1337,8 @@ class Probe:
         if any(p.shape != s.shape for p, s in zip(params, snaps)):
             return
         diffs = torch._foreach_sub(params, snaps)
-        row = _UpRow(step, list(range(len(params))), _norm_list(list(diffs) + snaps))
+        row = _UpRow(step, list(range(len(params))), self._ar_up.put(_norm_list(list(diffs) + snaps), square=True))
         self._up_rows.append(row)
-        self._up_later.append(row)
         self._host = None
 
     # ------------------------------------------------------------------ born dead
@@ -1251,7 +1355,7 @@ class Probe:
         buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}
         self._flush()
         saved = (self._fw_rows, self._bw_rows, self._streak, self._layout, self._offsets, self._seg, self._seg_equal,
-                 self._step)
+                 self._step, self._groups, self._ubufs, self._flush_every)
         self._fw_rows, self._bw_rows = [], []
         self._streak, self._layout, self._offsets, self._seg = None, (), {}, None
         saved_window = self._window_records
@@ -1275,7 +1379,7 @@ class Probe:
             self._recording = False
             self._window_records = saved_window
             (self._fw_rows, self._bw_rows, self._streak, self._layout, self._offsets, self._seg, self._seg_equal,
-             self._step) = saved
+             self._step, self._groups, self._ubufs, self._flush_every) = saved
             with torch.no_grad():
                 for k, b in self.model.named_buffers():
                     if k in buffers:
@@ -1286,7 +1390,8 @@ class Probe:
         for row in rows:
             if row.dead is None:
                 continue
-            inactive = row.dead[0].cpu()
+            C, j = row.dead
+            inactive = C[j][0].cpu()
             for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
                 fractions[self.layers[li].name] = float(inactive[pos]) / max(n, 1)
         self._born = fractions
@@ -1314,7 +1419,7 @@ class Probe:
             return a
 
         for row in self._fw_rows:
-            S = row.scalars.detach().to("cpu", dtype=torch.float64).numpy() if row.scalars is not None else None
+            S = _val(row.scalars).detach().to("cpu", dtype=torch.float64).numpy() if row.scalars is not None else None
             for c in row.calls:
                 a = acc(row.step, c.layer)
                 s, q2 = float(S[c.offset]), float(S[c.offset + 1])
@@ -1334,7 +1439,8 @@ class Probe:
                     a.oq2 += q2
                     a.on += c.n
             if row.dead is not None:
-                D = row.dead.detach().to("cpu", dtype=torch.float64).numpy()
+                C, j = row.dead
+                D = C[j].detach().to("cpu", dtype=torch.float64).numpy()
                 for pos, (li, n) in enumerate(zip(row.dead_layers, row.dead_units)):
                     a = acc(row.step, li)
                     a.inactive = float(D[0, pos]) / n
@@ -1346,7 +1452,7 @@ class Probe:
         weights = [is_weight(p) for _, _, p in params]  # the weight_grad_norm quantity's tensors
         param_norms: dict[int, dict[str, float]] = {}
         for row in self._bw_rows:
-            parts = [t.detach().to("cpu", dtype=torch.float64) for t in (row.p_sq, row.o_sq) if t is not None]
+            parts = [_val(t).detach().to("cpu", dtype=torch.float64) for t in (row.p_sq, row.o_sq) if t is not None]
             T = torch.cat(parts).numpy() if parts else np.zeros(0)
             per: dict[int, list[int]] = {}
             for j, pi in enumerate(row.params):
@@ -1369,14 +1475,15 @@ class Probe:
                 a.og2 = (0.0 if math.isnan(a.og2) else a.og2) + v
                 a.gfin = a.gfin and math.isfinite(v)
         for row in self._up_rows:
-            T = row.norms.detach().to("cpu").double().numpy()
+            T = _val(row.norms).detach().to("cpu").double().numpy()
             k = len(row.params)
             for j, pi in enumerate(row.params):
                 a = acc(row.step, params[pi][0])
                 a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j])
                 a.w2 = (0.0 if math.isnan(a.w2) else a.w2) + float(T[k + j])
-        for step, li, name, v in self._generic_rows:
-            acc(step, li).extra[name] = float(v)
+        for step, keys, ref in self._generic_rows:
+            for (li, name), v in zip(keys, _val(ref).detach().double().reshape(-1).cpu().tolist()):
+                acc(step, li).extra[name] = v
         records = []
         layers = self.layers
         for (step, li), a in sorted(accs.items(), key=lambda kv: (kv[0][0], layers[kv[0][1]].order, kv[0][1])):
@@ -1420,8 +1527,8 @@ class Probe:
                          sigma_w2_start=start.get(l.name, math.nan)) for l in self.iter_layers()]
         inputs = []
         if self._inputs:
-            host = torch.stack([torch.stack([a.double(), b.double()]) for _, a, b, _ in self._inputs]).cpu().tolist()
-            inputs = [(s_, a / n, b / n) for (s_, _, _, n), (a, b) in zip(self._inputs, host)]
+            host = torch.stack([_val(ref).double() for _, ref, _ in self._inputs]).cpu().tolist()
+            inputs = [(s_, a / n, b / n) for (s_, _, n), (a, b) in zip(self._inputs, host)]
         losses = []
         if self._losses:
             vals = [v for _, v in self._losses]
