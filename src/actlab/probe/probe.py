@@ -1065,8 +1065,8 @@ class Probe:
             s, ss, sat, amax, amin = _fused.act_stats(plan, v, x, counted, shape)
             scalars.append(s)
             scalars.append(ss)
-            if counted:
-                nsat, cs, k = 0, (), float(n)  # minus the per-unit counts, when the steps are flushed
+            if counted:  # n minus the per-unit counts, when the steps are flushed (or no saturation)
+                nsat, cs, k = 0, (), (float(n) if plan.counts_saturation else 0.0)
             elif sat is None:
                 nsat, cs, k = 0, (), (float(n) if plan.sat == "always" else 0.0)
             else:
@@ -1076,7 +1076,7 @@ class Probe:
             scalars.append(v.sum())
             scalars.append(_sq(v))
             if counted:
-                nsat, cs, k = 0, (), float(n)
+                nsat, cs, k = 0, (), (float(n) if plan.counts_saturation else 0.0)
             else:
                 xd = x if (plan.needs_input and isinstance(x, Tensor)) else None
                 ts, cs, k = plan.saturated_count(xd, v, self._ws)
@@ -1109,7 +1109,7 @@ class Probe:
                         prev[1] = torch.maximum(prev[1], amax)
                     if amin is not None:
                         prev[2] = torch.minimum(prev[2], amin)
-            elif counted:
+            elif counted and plan.counts_saturation:
                 k = math.nan  # cannot merge: saturation unknown for this call
         else:
             units = v.shape[-1] if nd else 1
@@ -1243,7 +1243,7 @@ class Probe:
             A = hb[:K] if hb is not None else None
             B = lb[:K] if lb is not None else None
             masks.append(plan.dead_mask(A, B))
-            vals.append(A if plan.unit_counts else None)
+            vals.append(A if plan.counts_saturation else None)
         M = masks[0] if len(masks) == 1 else torch.cat(masks, 1)
         dev = M.device
         # Float arithmetic from here on (exact: step counts stay far below 2^24): on the 2-core
@@ -1445,7 +1445,7 @@ class Probe:
                     a = acc(row.step, li)
                     a.inactive = float(D[0, pos]) / n
                     a.dead = float(D[1, pos]) / n
-                    if D.shape[0] > 2 and self._plans.get(li) is not None and self._plans[li].unit_counts:
+                    if D.shape[0] > 2 and self._plans.get(li) is not None and self._plans[li].counts_saturation:
                         c = D[2, pos] / TINY
                         a.sat -= float(round(c)) if math.isfinite(c) else math.nan
         params = self._params

@@ -82,12 +82,17 @@ class StatPlan:
     p: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        # ReLU-like: the only saturated point is the bottom of the range and it is also the only
-        # zero of f'.  Then one per-unit count of ``y > lo`` gives both the saturated fraction and
-        # the dead units (count 0), in two kernels.
-        object.__setattr__(self, "unit_counts", self.sat == "runs" and len(self.runs) == 1
-                           and self.runs[0].form == "eq" and self.runs[0].b > 0 and self.dead == "max"
-                           and self.runs[0].a == self.lo)
+        # ReLU-like (``counts_saturation``): the only saturated point is the bottom of the range
+        # and it is also the only zero of f'.  Then one per-unit count of ``y > lo`` gives both
+        # the saturated fraction and the dead units (count 0), in two kernels.
+        counts_saturation = (self.sat == "runs" and len(self.runs) == 1 and self.runs[0].form == "eq"
+                             and self.runs[0].b > 0 and self.dead == "max" and self.runs[0].a == self.lo)
+        object.__setattr__(self, "counts_saturation", counts_saturation)
+        # Dead iff amax == lo is dead iff count(y > lo) == 0: the count is one vectorised kernel
+        # where a NaN-propagating per-unit max is not (ReLU, whose zero side is inactive, not
+        # saturated, takes this path with no saturated count).
+        object.__setattr__(self, "unit_counts", counts_saturation or (
+            self.sat == "never" and self.dead == "max" and math.isfinite(self.lo)))
         object.__setattr__(self, "needs_input", self.sat == "generic" or (self.sat == "runs" and self.domain == "input"))
 
     def unit_count(self, y: Tensor, dims: int | tuple[int, ...], ws: "Workspace") -> Tensor:
