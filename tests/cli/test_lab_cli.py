@@ -35,3 +35,16 @@ def test_bad_jobs_is_one_line(tmp_path):
     r = runner.invoke(app, ["lab", "--mode", "tiny", "--jobs", "0", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "--jobs must be in [1, 256], got 0" in " ".join(r.stderr.split())
+
+
+def test_log_lines_when_not_a_terminal(tmp_path):
+    # CliRunner's output is not a terminal, as a CI log or a cluster job's file is not: the bars
+    # do not draw there, so each finished experiment is one line
+    args = ["lab", "--mode", "tiny", "--jobs", "1", "--out", str(tmp_path / "o")]
+    for n in PAIR:
+        args += ["--only", n]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stdout.splitlines() if " done, " in ln]
+    assert [ln.split(":")[0] for ln in lines] == PAIR
+    assert all("/2 done" in ln and " in " in ln for ln in lines)

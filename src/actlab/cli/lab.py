@@ -76,6 +76,10 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
             bar.stop_task(tasks[r.name])
             bar.advance(overall)
             finished.append(r)
+            if not as_json and not console.is_terminal:  # a log file or CI: the bars do not draw there
+                console.print(f"{r.name}: {r.verdict.status} in {r.seconds:.1f} s "
+                              f"({len(finished)}/{len(chosen)} done, {time.perf_counter() - t0:.0f} s)",
+                              markup=False, highlight=False)
 
         try:
             with _sigterm_as_interrupt():
