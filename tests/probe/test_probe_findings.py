@@ -108,6 +108,20 @@ def test_tanh_large_init_saturates():
     assert "dead_units" not in kinds(findings)  # tanh cannot die; saturation is the diagnosis
 
 
+def test_saturation_cites_the_weights_that_feed_the_saturated_layer():
+    # two layers with large weights: the one feeding the saturated tanh is the evidence; the larger
+    # one feeding a ReLU (which does not saturate) is not
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        model[0].weight.mul_(8)
+        model[2].weight.mul_(30)
+    _, findings, _ = run(model, steps=10, lr=0.001)
+    sat = [f for f in findings if f.kind == "saturation"]
+    assert sat and sat[0].layers == ["1"]
+    assert "layer 0 has sigma_w^2" in sat[0].cause and "layer 2" not in sat[0].cause
+
+
 def test_sigmoid_not_zero_centred():
     torch.manual_seed(0)
     _, findings, _ = run(mlp(nn.Sigmoid, depth=3), steps=30, lr=0.1)

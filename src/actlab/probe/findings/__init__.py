@@ -447,7 +447,7 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
         figures = {"saturated_fraction": sat_figs, "threshold": th.saturated,
                    "derivative_below": f"{data.settings.saturation:g} * max|f'|"}
         cause = (f"pre-activations too large for {', '.join(specs)}: units sit on the flat parts where f' is "
-                 f"below {data.settings.saturation:g} of its maximum; " + _saturation_why(data, recent, th))
+                 f"below {data.settings.saturation:g} of its maximum; " + _saturation_why(data, recent, th, sat_layers))
         advice = ("use Xavier/Glorot initialisation (gain 5/3 for tanh), normalise the inputs, add "
                   "BatchNorm/LayerNorm before the activation, or use a non-saturating activation (ReLU family)")
         msg = (f"{', '.join(specs)} saturated in {_ranges(sat_layers)}: up to {worst:.0%} of (sample, unit) have "
@@ -466,11 +466,12 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
     return out
 
 
-def _saturation_why(data: ProbeRecords, recent: list, th: Thresholds) -> str:
+def _saturation_why(data: ProbeRecords, recent: list, th: Thresholds, sat_layers: list[str]) -> str:
     from actlab.probe.findings.evidence import input_stats, max_update_ratio, weight_scales
 
     why = []
-    large = [s for s in weight_scales(data) if s.activation and s.verdict == "large"]
+    # only the weights that feed the saturated layers are evidence (a large layer elsewhere is not)
+    large = [s for s in weight_scales(data) if s.feeds in sat_layers and s.verdict == "large"]
     if large:
         s = max(large, key=lambda s: s.ratio)
         why.append(f"the weights are too large: {s.describe()}, {s.ratio:.3g}x it")

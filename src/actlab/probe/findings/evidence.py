@@ -61,6 +61,7 @@ class LayerScale:
     activation: str  # the activation that runs next ("" if none)
     reference: float  # that activation's gain^2 (NaN if unknown)
     spec: "ActivationSpec | None" = None  # that activation
+    feeds: str = ""  # the name of that activation's layer ("" if none)
 
     @property
     def critical(self) -> float:
@@ -112,7 +113,7 @@ def weight_scales(data: "ProbeRecords") -> list[LayerScale]:
         act = _next_activation(data, layer)
         ref = reference_sigma_w2(act.spec) if act is not None else math.nan
         out.append(LayerScale(layer.name, layer.sigma_w2, layer.sigma_w2 == 0.0, act.activation if act else "",
-                              ref, act.spec if act is not None else None))
+                              ref, act.spec if act is not None else None, act.name if act is not None else ""))
     return out
 
 
