@@ -317,6 +317,35 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+    except OSError:
+        return ""
+
+
+def _stop_and_wait(p: subprocess.Popen, sig: signal.Signals, procs: list[int], timeout: float,
+                   grace: float) -> tuple[str, str, float, float, dict[int, str]]:
+    """Send ``sig`` to ``p``; wait up to ``timeout`` s for it and then up to ``grace`` s for ``procs``.
+
+    Returns ``(stdout, stderr, seconds until p ended, seconds until procs ended, {pid: cmdline} of
+    the processes still alive)``.
+    """
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=timeout)
+    stopped = time.monotonic() - t0
+    t1 = time.monotonic()
+    while any(_alive(w) for w in procs) and time.monotonic() - t1 < grace:
+        time.sleep(0.05)
+    left = {w: _cmdline(w)[:80] for w in procs if _alive(w)}
+    return out, err, stopped, time.monotonic() - t0, left
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    return [c for c in _children(pid) if "spawn_main" in _cmdline(c)]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
@@ -329,23 +358,44 @@ def test_interrupted_sweep_stops_fast_and_leaves_no_workers(tmp_path: Path, sig:
     workers: list[int] = []
     while time.monotonic() < deadline and len(workers) < 2:  # wait until both workers run
         time.sleep(0.5)
-        workers = [c for c in _children(p.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="ignore")]
+        workers = _spawned_workers(p.pid)
     assert len(workers) == 2, "the workers never started"
     time.sleep(1.0)
-    t0 = time.monotonic()
-    p.send_signal(sig)
-    out, err = p.communicate(timeout=30)
-    stopped = time.monotonic() - t0
-    t1 = time.monotonic()
-    while any(_alive(w) for w in workers) and time.monotonic() - t1 < 5:
-        time.sleep(0.05)
-    assert not any(_alive(w) for w in workers), "a worker outlived its driver"
+    out, err, stopped, _, left = _stop_and_wait(p, sig, workers, timeout=30, grace=5)
+    assert not left, f"a worker outlived its driver: {left}"
     if sig == signal.SIGINT:
         assert stopped < 2.0, f"took {stopped:.1f} s to stop"
         assert p.returncode == 130 and "Traceback" not in err
         assert "of 32 configurations saved" in err and "run the same command to resume" in err
         errors = [line for line in err.strip().splitlines() if not line.startswith("note: ")]
         assert len(errors) == 1 and errors[0].startswith("error: interrupted: "), err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_lab_stops_its_workers_and_keeps_what_finished(tmp_path: Path, sig: signal.Signals) -> None:
+    (tmp_path / ".tmp").mkdir()
+    names = ["lstm_vs_rnn", "dead_vs_dropout", "dying_relu", "relu_cnn_epochs"]
+    # SIGINT ignored, as a shell script's background job inherits it: the driver must set its own handler
+    p = subprocess.Popen([*CLI, "lab", "--mode", "tiny", "--jobs", "2", "--out", "rep",
+                          *[a for n in names for a in ("--only", n)]], cwd=tmp_path, env=_env(tmp_path),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 240
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2 and p.poll() is None:
+        time.sleep(0.2)
+        workers = _spawned_workers(p.pid)
+    assert len(workers) == 2, f"the workers never started (exit {p.poll()})"
+    time.sleep(1.0)
+    out, err, stopped, gone, left = _stop_and_wait(p, sig, workers, timeout=30, grace=5)
+    assert not left, f"a worker outlived its driver: {left}"
+    assert stopped < 10.0, f"took {stopped:.1f} s to stop"
+    assert p.returncode == 130 and "Traceback" not in err, err
+    errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: interrupted: "), err
+    assert "to run the rest: actlab lab --mode tiny --only " in " ".join(err.split())
 
 
 def test_a_store_locked_by_another_writer_is_refused(tmp_path: Path) -> None:
@@ -366,13 +416,6 @@ def test_a_store_locked_by_another_writer_is_refused(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "error: store 's.db' is locked by another process (is a sweep running on it?)"
     assert _snapshot(tmp_path)["s.db"] == before["s.db"]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
-    except OSError:
-        return ""
 
 
 @pytest.mark.slow
@@ -403,16 +446,7 @@ def test_interrupted_ray_sweep_stops_its_ray_processes(tmp_path: Path, sig: sign
             busy = [c for c in descendants(p.pid) if "train_chunk" in _cmdline(c)]
         assert busy, f"no Ray task started (exit {p.poll()})"
         time.sleep(1.0)
-        ray_procs = descendants(p.pid)
-        t0 = time.monotonic()
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=60)
-        stopped = time.monotonic() - t0
-        t1 = time.monotonic()
-        while any(_alive(w) for w in ray_procs) and time.monotonic() - t1 < 10:
-            time.sleep(0.05)
-        left = {w: _cmdline(w)[:80] for w in ray_procs if _alive(w)}
-        gone = time.monotonic() - t0
+        out, err, stopped, gone, left = _stop_and_wait(p, sig, descendants(p.pid), timeout=60, grace=10)
         assert not left, f"Ray processes outlived the driver: {left}"
         if sig != signal.SIGKILL:
             assert stopped < 2.0, f"took {stopped:.1f} s to stop"

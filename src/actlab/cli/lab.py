@@ -82,7 +82,7 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
                               markup=False, highlight=False)
 
         try:
-            with _sigterm_as_interrupt():
+            with _signals_as_interrupt():
                 results = run_experiments([e.name for e in chosen], mode, progress, jobs=n_jobs, on_result=done)
         except KeyboardInterrupt:
             bar.stop()
@@ -121,22 +121,27 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: finished work is kept."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM (a scheduler stopping the job) end the run: finished work is kept.
+
+    Both are set here, not left to Python's default: a process started in the background by a
+    shell script inherits SIGINT ignored, and would then run on to the end.
+    """
     import signal
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
-        old = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread: leave SIGTERM alone
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave the signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _interrupted(finished: list, chosen: list, out: Path, mode: str, t0: float) -> NoReturn:
