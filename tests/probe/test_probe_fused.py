@@ -13,6 +13,7 @@ from probe_nets import SeqLSTM, SmallCNN, batches, mlp, train
 from torch import nn
 
 from actlab.activations import Activation, specs
+from actlab.activations.regions import inactive_units
 from actlab.probe import Probe
 from actlab.probe import fused
 from actlab.probe.stats import TINY, Workspace, plan_for
@@ -130,9 +131,11 @@ def test_fused_counts_equal_eager_at_run_boundaries_and_extremes(spec):
     s, ss, sat, amax, amin = fused.act_stats(plan, y, x, plan.unit_counts, (-1, x.shape[1]))
     if plan.unit_counts:
         # exact, also below TINY, where the eager clamp counts subnormals only fractionally
-        assert torch.equal(amax, (y > plan.lo).sum(0).to(torch.float32) * TINY)
-    else:
+        inside = (y > plan.lo) & (y < plan.count_hi) if plan.dead == "ends" else y > plan.lo
+        assert torch.equal(amax, inside.sum(0).to(torch.float32) * TINY)
+    if not (plan.unit_counts and plan.counts_saturation):
         assert sat == _count_by_definition(plan, x if plan.domain == "input" else y)
+    if not plan.unit_counts:
         if plan.dead in ("max", "both"):
             assert torch.equal(amax, y.amax(0))
         if plan.dead in ("min", "both"):
@@ -177,22 +180,36 @@ def test_fused_counts_equal_eager_away_from_run_edges(spec):
     s, ss, sat, amax, amin = fused.act_stats(plan, y, x, plan.unit_counts, (-1, 50))
     if plan.unit_counts:
         assert torch.equal(amax, plan.unit_count(y, 0, Workspace()))
-    else:
+    if not (plan.unit_counts and plan.counts_saturation):
         ts, cs, k = plan.saturated_count(x, y, Workspace())
         assert sat == k + sum(c * t.item() for c, t in zip(cs, ts))
 
 
 @needs_numba
-def test_fused_amax_amin_propagate_nan_as_torch_does():
-    plan = plan_for(next(s for s in specs() if s.name == "tanh"))
+def test_fused_amax_propagates_nan_as_torch_does():
+    plan = plan_for(next(s for s in specs() if s.name == "elu"))  # per-unit amax (dead iff amax == -1)
+    assert plan.dead == "max" and not plan.unit_counts
     y = torch.tensor([[0.5, -1.0], [float("nan"), -1.0], [0.2, -1.0]])
     s, ss, sat, amax, amin = fused.act_stats(plan, y, None, False, (-1, 2))
-    assert math.isnan(s) and math.isnan(sat)
+    assert math.isnan(s) and math.isnan(sat) and amin is None
     y2 = torch.tensor([[math.inf, -1.0], [-math.inf, 0.5]])  # inf - inf: a NaN sum, but counts stand
     s2, _, sat2, _, _ = fused.act_stats(plan, y2, None, False, (-1, 2))
-    assert math.isnan(s2) and sat2 == 3.0  # inf, -1 and -inf are saturated
-    assert torch.equal(amax.isnan(), y.amax(0).isnan()) and torch.equal(amin.isnan(), y.amin(0).isnan())
-    assert amax[1].item() == amin[1].item() == -1.0  # a unit stuck at -1: dead, as the eager kernels say
+    assert math.isnan(s2) and sat2 == 2.0  # -1 and -inf are saturated, inf is not
+    assert torch.equal(amax.isnan(), y.amax(0).isnan())
+    assert amax[1].item() == -1.0  # a unit stuck at -1: dead, as the eager kernels say
+
+
+@needs_numba
+def test_fused_unit_at_both_ends_is_inactive():
+    # hardtanh: -1 on some samples, +1 on the others, f' = 0 on all: inactive, as regions.inactive_units says
+    spec = next(s for s in specs() if s.name == "hardtanh")
+    plan = plan_for(spec)
+    x = torch.tensor([[-3.0, -3.0, 0.5], [3.0, 0.2, 4.0], [-2.0, 5.0, -5.0]])
+    y = spec.forward(x, {**spec.defaults(), "training": False}).contiguous()
+    _, _, _, counts, _ = fused.act_stats(plan, y, x, plan.unit_counts, (-1, 3))
+    want = inactive_units(spec.derivative(x, y, spec.defaults()).abs())
+    assert plan.dead_mask(counts, None).tolist() == want.tolist() == [True, False, False]
+    assert plan.dead_mask(plan.unit_count(y, 0, Workspace()), None).tolist() == want.tolist()
 
 
 @needs_numba

@@ -16,7 +16,7 @@ tensor's dtype, then in float64.
 
 Semantics are the eager ones:
 
-* per-unit counts are ``count(y > lo) * TINY`` (see :meth:`StatPlan.unit_count`);
+* per-unit counts are ``count(lo < y < count_hi) * TINY`` (see :meth:`StatPlan.unit_count`);
 * per-unit ``amax``/``amin`` propagate NaN, as torch's do;
 * the saturated count is ``sum over runs`` of the run's count (:class:`~actlab.probe.stats.Count`),
   NaN when the tensor it counts on holds a NaN (as the eager ``clamp(...).sum()`` is);
@@ -108,8 +108,8 @@ def _build() -> Any:
         return s, ss
 
     @jit
-    def count_last(a, lo, tiny, ua, zero):
-        """``last`` for per-unit counts alone (ReLU-like plans, the common case): 25% faster."""
+    def count_last(a, lo, hi, tiny, ua, zero):
+        """``last`` for per-unit counts of ``lo < x < hi`` alone (the common case): 25% faster."""
         P, U = a.shape
         s = 0.0
         ss = 0.0
@@ -121,13 +121,13 @@ def _build() -> Any:
                 x = row[j]
                 rs += x
                 rq += x * x
-                ua[j] += tiny if x > lo else zero
+                ua[j] += tiny if (x > lo and not x >= hi) else zero
             s += rs
             ss += rq
         return s, ss
 
     @jit
-    def mid(a, mode, lo, tiny, ua, ub, zero):
+    def mid(a, mode, lo, hi, tiny, ua, ub, zero):
         """a: (P, U, Q) C-contiguous, units along the middle axis (channels of N, C, ...)."""
         P, U, Q = a.shape
         s = 0.0
@@ -145,7 +145,7 @@ def _build() -> Any:
                         x = span[k]
                         rs += x
                         rq += x * x
-                        c += tiny if x > lo else zero
+                        c += tiny if (x > lo and not x >= hi) else zero
                     ua[j] += c
                 elif mode == 0:
                     for k in range(Q):
@@ -259,7 +259,8 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
         plan: the activation's :class:`StatPlan`.
         v: the activation output (float32/float64, contiguous, on the CPU).
         x: its input (read only when the plan's saturated runs are intervals of the input).
-        counted: take per-unit ``count(v > lo) * TINY`` (ReLU-like plans) instead of amax/amin.
+        counted: take per-unit ``count(lo < v < count_hi) * TINY`` (:attr:`StatPlan.unit_counts`
+            plans) instead of amax/amin.
         unit_shape: ``(P, U)`` (units along the last axis) or ``(P, U, Q)`` (units along the
             middle axis); ``None``: no per-unit statistics.
 
@@ -268,7 +269,7 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
     """
     last, count_last, mid, runs = _kernels or _load()
     a = v.detach().numpy()
-    mode, lo, tiny, zero, empty = _consts(plan, a.dtype, counted if unit_shape is not None else None)
+    mode, lo, hi, tiny, zero, empty = _consts(plan, a.dtype, counted if unit_shape is not None else None)
     ua = ub = None
     if unit_shape is None:
         s, ss = last(a.reshape(1, -1), U_NONE, lo, tiny, empty, empty, zero)
@@ -277,29 +278,32 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
         if mode == U_COUNT:
             ua = np.zeros(unit_shape[1], a.dtype)
             if view.ndim == 2:
-                s, ss = count_last(view, lo, tiny, ua, zero)
+                s, ss = count_last(view, lo, hi, tiny, ua, zero)
             else:
-                s, ss = mid(view, mode, lo, tiny, ua, empty, zero)
+                s, ss = mid(view, mode, lo, hi, tiny, ua, empty, zero)
         else:
             if mode in (U_MAX, U_BOTH):
                 ua = np.full(unit_shape[1], -np.inf, a.dtype)
             if mode in (U_MIN, U_BOTH):
                 ub = np.full(unit_shape[1], np.inf, a.dtype)
             # numba needs an array in every slot; the unused ones are never read
-            s, ss = (mid if view.ndim == 3 else last)(view, mode, lo, tiny, empty if ua is None else ua,
-                                                      empty if ub is None else ub, zero)
+            if view.ndim == 3:
+                s, ss = mid(view, mode, lo, hi, tiny, empty if ua is None else ua, empty if ub is None else ub, zero)
+            else:
+                s, ss = last(view, mode, lo, tiny, empty if ua is None else ua, empty if ub is None else ub, zero)
     sat: float | None = None
-    if plan.sat == "runs" and not counted:
+    if plan.sat == "runs" and not (counted and plan.counts_saturation):
         src = a if plan.domain == "output" else x.detach().numpy()
         sat = runs(src.reshape(-1), *_run_table(plan, a.dtype))
     return (s, ss, sat, None if ua is None else torch.from_numpy(ua), None if ub is None else torch.from_numpy(ub))
 
 
 def _consts(plan: StatPlan, dtype: np.dtype, counted: bool | None) -> tuple:
-    """(unit mode, lo, TINY, 0, a 1-element placeholder) in ``dtype``, cached on the plan."""
+    """(unit mode, lo, count_hi, TINY, 0, a 1-element placeholder) in ``dtype``, cached on the plan."""
     dt = dtype.type
     return _cached(plan, ("consts", dtype.char, counted), lambda: (
         U_NONE if counted is None else _mode(plan, counted), dt(plan.lo if math.isfinite(plan.lo) else 0.0),
-        dt(TINY), dt(0), np.zeros(1, dtype)))
+        # no upper bound: NaN, as ``not x >= NaN`` holds for every x (an infinite ReLU output is alive)
+        dt(plan.count_hi if plan.dead == "ends" else math.nan), dt(TINY), dt(0), np.zeros(1, dtype)))
 
 

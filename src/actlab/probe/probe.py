@@ -1065,8 +1065,8 @@ class Probe:
             s, ss, sat, amax, amin = _fused.act_stats(plan, v, x, counted, shape)
             scalars.append(s)
             scalars.append(ss)
-            if counted:  # n minus the per-unit counts, when the steps are flushed (or no saturation)
-                nsat, cs, k = 0, (), (float(n) if plan.counts_saturation else 0.0)
+            if counted and plan.counts_saturation:  # n minus the per-unit counts, when the steps are flushed
+                nsat, cs, k = 0, (), float(n)
             elif sat is None:
                 nsat, cs, k = 0, (), (float(n) if plan.sat == "always" else 0.0)
             else:
@@ -1075,8 +1075,8 @@ class Probe:
         else:
             scalars.append(v.sum())
             scalars.append(_sq(v))
-            if counted:
-                nsat, cs, k = 0, (), (float(n) if plan.counts_saturation else 0.0)
+            if counted and plan.counts_saturation:
+                nsat, cs, k = 0, (), float(n)
             else:
                 xd = x if (plan.needs_input and isinstance(x, Tensor)) else None
                 ts, cs, k = plan.saturated_count(xd, v, self._ws)

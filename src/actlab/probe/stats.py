@@ -64,7 +64,9 @@ class StatPlan:
             (evaluate the derivative; learnable or random hyperparameters) or ``"none"``
             (not measured: non-elementwise activations such as maxout).
         runs: the saturated parts of the domain.
-        dead: ``"max"`` (dead iff amax == lo), ``"min"`` (amin == hi), ``"both"`` (amax == amin
+        dead: ``"max"`` (dead iff amax == lo), ``"min"`` (amin == hi), ``"ends"`` (f' is 0 at both ends
+            of the output range and nowhere inside: dead iff no output lies strictly inside it, e.g.
+            a ReLU6 or hardtanh unit at either end on every sample), ``"both"`` (amax == amin
             and f'(amax) == 0), or ``"none"`` (not measured: derivative reads the input).
         lo, hi: the output range.
         threshold: ``saturation * spec.max_abs_derivative``.
@@ -75,7 +77,7 @@ class StatPlan:
     domain: Literal["input", "output"]
     sat: Literal["never", "always", "runs", "generic", "none"]
     runs: tuple[Count, ...] = ()
-    dead: Literal["max", "min", "both", "none"] = "none"
+    dead: Literal["max", "min", "ends", "both", "none"] = "none"
     lo: float = -math.inf
     hi: float = math.inf
     threshold: float = 0.0
@@ -91,16 +93,22 @@ class StatPlan:
         # Dead iff amax == lo is dead iff count(y > lo) == 0: the count is one vectorised kernel
         # where a NaN-propagating per-unit max is not (ReLU, whose zero side is inactive, not
         # saturated, takes this path with no saturated count).
-        object.__setattr__(self, "unit_counts", counts_saturation or (
+        object.__setattr__(self, "unit_counts", counts_saturation or self.dead == "ends" or (
             self.sat == "never" and self.dead == "max" and math.isfinite(self.lo)))
+        # the per-unit counts are of lo < y < count_hi
+        object.__setattr__(self, "count_hi", self.hi if self.dead == "ends" else math.inf)
         object.__setattr__(self, "needs_input", self.sat == "generic" or (self.sat == "runs" and self.domain == "input"))
 
     def unit_count(self, y: Tensor, dims: int | tuple[int, ...], ws: "Workspace") -> Tensor:
-        """Per unit, ``count(y > lo) * TINY`` (exact for counts below 2^24)."""
+        """Per unit, ``count(lo < y < count_hi) * TINY`` (exact for counts below 2^24)."""
         if y.dtype == torch.float16:
             y = y.float()
         buf = ws(y)
-        t = torch.clamp(y, 0, TINY, out=buf) if self.lo == 0 else torch.sub(y, self.lo, out=buf).clamp_(0, TINY)
+        if self.dead == "ends":  # count(min(y - lo, hi - y) > 0)
+            t = torch.sub(y, self.lo, out=buf)
+            t = torch.minimum(t, torch.sub(self.hi, y), out=buf).clamp_(0, TINY)
+        else:
+            t = torch.clamp(y, 0, TINY, out=buf) if self.lo == 0 else torch.sub(y, self.lo, out=buf).clamp_(0, TINY)
         return t.sum(dims)
 
 
@@ -257,8 +265,10 @@ def _plan_cached(spec: ActivationSpec, key: tuple, saturation: float) -> StatPla
         zero_hi = math.isfinite(hi) and _deriv_at(spec, p, hi) == 0
         inner = grid[(grid > lo) & (grid < hi)]
         interior_zero = bool(np.any(_deriv(spec, p, inner, domain) == 0))
-        if interior_zero or (zero_lo and zero_hi):
+        if interior_zero:
             dead = "both"
+        elif zero_lo and zero_hi:
+            dead = "ends"
         elif zero_lo:
             dead = "max"
         elif zero_hi:
