@@ -42,7 +42,7 @@ from actlab.lab.train import TrainConfig, train
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
         "data": "fashion_mnist",           # 28x28 grey images, 10 classes (stands in for CIFAR-10)
-        "n_train": 2560,                   # training images: a fixed subset (20 steps an epoch), for 1 CPU core's budget
+        "n_train": 2560,                   # training images: a fixed subset (20 steps an epoch) (CPU budget)
         "n_test": 64,                      # test images: unused by the rule (training error); the trainer evaluates
                                            # them at every check, so they are kept few
         "preprocess": "centre",            # per-pixel training mean subtracted, as cuda-convnet's data provider did
