@@ -55,6 +55,7 @@ def machine() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         out["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    out["numba_cpu"] = os.environ.get("NUMBA_CPU_NAME") or "host"  # the probe's fused kernels target this
     return out
 
 
@@ -62,6 +63,7 @@ def describe_machine(m: dict[str, Any] | None = None) -> str:
     """One line for the tables: ``machine: CPU, N cpus, AVX-512 yes, torch kernels AVX512; load ...``."""
     m = m or machine()
     cap = f", torch kernels {m['torch_capability']}" if "torch_capability" in m else ""
+    cap += f", numba target {m['numba_cpu']}" if "numba_cpu" in m else ""
     return (f"machine: {m['cpu']}, {m['cpus']} cpus, AVX-512 {'yes' if m['avx512'] else 'no'}{cap}, "
             f"python {m['python']}; load average {m['load_avg'][0]:.1f}")
 
