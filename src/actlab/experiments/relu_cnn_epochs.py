@@ -66,13 +66,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "source_ratio": 6.0,               # Krizhevsky et al.'s tanh / ReLU epochs ratio
     },
 }
-# quick and tiny: 8x8 digits (ships with scikit-learn) with PyTorch's default init - a proxy of the proxy
+# quick and tiny: 8x8 digits (ships with scikit-learn) with PyTorch's default init and max pooling - a proxy of the
+# proxy. Quick: the same per-activation grids hold each optimum inside (tuning seed: relu 0.003 never, 0.01 4.75,
+# 0.03 5.75 epochs; tanh 5.75, 2.75, never); a 10% target was reached by no tanh run in 6 epochs, 30% is.
 SETTINGS["quick"] = {**SETTINGS["full"], "data": "digits", "n_train": None, "n_test": None, "preprocess": "none",
-                     "input_scale": 1.0, "pools": ["max", "max", "max"], "init_std": None,
-                     "lrs": {"relu": [0.01, 0.03, 0.1], "tanh": [0.01, 0.03, 0.1]}, "target": 0.1,
+                     "input_scale": 1.0, "pools": ["max", "max", "max"], "init_std": None, "target": 0.3,
                      "max_epochs": 6.0, "check_every": 0.25, "seeds": [0, 1, 2]}
-SETTINGS["tiny"] = {**SETTINGS["quick"], "lrs": {"relu": [0.03, 0.1, 0.3], "tanh": [0.03, 0.1, 0.3]},
-                    "max_epochs": 2.0, "target": 0.5, "check_every": 0.25, "seeds": [0, 1]}
+SETTINGS["tiny"] = {**SETTINGS["quick"], "max_epochs": 2.0, "target": 0.5, "seeds": [0, 1]}
 
 COLORS = {"relu": "#009E73", "tanh": "#0072B2"}
 
@@ -148,18 +148,25 @@ class ReluCnnEpochs(Experiment):
               "steps; a run not there after 10 epochs counts as 10, a diverged run as never). Rule: confirmed when "
               "ReLU needs fewer epochs than tanh (Welch's t on log10 epochs at the 5% level); the tanh / ReLU ratio "
               "is reported with its 95% CI beside the source's 6x. Quick mode runs the protocol on 8x8 digits with "
-              "PyTorch's default init, max pooling and a 10% target (a proxy).")
+              "PyTorch's default init, max pooling and a 30% target (a proxy).")
     needs = ("fashion_mnist",)
 
     settings_by_mode = SETTINGS
+    # measured: full 914 s while 2 cores ran 3-7 jobs (load average 3-7; alone on one core it is shorter),
+    # quick 8-12 s (load average ~1)
+    expected_seconds = {"full": 914.0, "quick": 12.0}
 
     def proxy(self, mode: Mode) -> str:
         if mode == "full":
             return ("Fashion-MNIST (a 2,560-image subset, 20 steps an epoch) instead of CIFAR-10, and layers-18pct "
                     "at a quarter of its widths without its two response-normalisation layers (for 1 CPU core's "
                     "budget; the source's Figure 1 used no regularisation). The architecture's pooling, the init, "
-                    "the optimiser, batch, target and per-activation lr tuning are the source's.")
-        return ("8x8 digits with a small CNN (channels 8-8-16, max pooling, PyTorch's default init), a 10% target "
+                    "the optimiser, batch, target and per-activation lr tuning are the source's. Tried: with PyTorch's "
+                    "default init (and max pooling, pixels in [0, 1]) tanh was faster - at a 30% target on 2,000 "
+                    "images a tanh / ReLU ratio of 0.53 (95% CI 0.46-0.61, 5 seeds), at 25% on 2,560 images 2.7 "
+                    "epochs for tanh (lr 0.1) vs 4.9 for ReLU (lr 0.03; 0.1 stalls), one seed; the source's init "
+                    "puts both on a small-signal plateau of about 5-6 epochs, ReLU's longer on some seeds.")
+        return ("8x8 digits with a small CNN (channels 8-8-16, max pooling, PyTorch's default init), a 30% target "
                 "checked every 0.25 epoch: a quick proxy that speaks to this setting only; the full mode runs the "
                 "source's protocol on Fashion-MNIST.")
 
