@@ -90,6 +90,8 @@ COLORS = {"relu": "#D55E00", "leaky_relu": "#0072B2", "prelu": "#CC79A7", "elu":
 class DyingRelu(Experiment):
     name = "dying_relu"
     order = 70
+    # one core, measured 2026-12-04 under load average 4.3-6.0 on the 2 shared cores: quick 7.7 s, full 88.6 s; a scheduling hint only
+    expected_seconds = {"quick": 8, "full": 89}
     title = "ReLU units die; leaky ReLU, PReLU and ELU do not"
     claim = ("ReLU units die (output zero, get zero gradient, for every input) when the learning rate is high or "
              "the bias very negative; leaky ReLU, PReLU and ELU units do not.")

@@ -84,6 +84,8 @@ COLORS = {"sigmoid": "#D55E00", "tanh": "#0072B2", "relu": "#009E73"}
 class SigmoidVanishing(Experiment):
     name = "sigmoid_vanishing"
     order = 10
+    # one core, measured 2026-12-04 under load average 2.7-5.3 on the 2 shared cores: quick 10.4 s, full 75.6 s (30.9 s at 33aa0a9 with less load); a scheduling hint only
+    expected_seconds = {"quick": 10, "full": 76}
     title = "Sigmoid gradients vanish with depth"
     claim = ("Sigmoid's derivative is at most 0.25, so the gradient reaching the first layers shrinks "
              "geometrically with depth; ReLU's does not.")
