@@ -202,7 +202,7 @@ class InitDepth30(Experiment):
                  "last-layer grad norm at init": fmt_ms([p[-1] for p in n["profile"][a]]),
                  "training loss: start": fmt_ms([c[0] for c in n["loss_curves"][a]]),
                  "training loss: end": fmt_ms([c[-1] for c in n["loss_curves"][a]]),
-                 "relative loss fall": fmt_ms(n["loss_drop"][a]),
+                 "relative fall to the lowest loss": fmt_ms(n["loss_drop"][a]),
                  "diverged runs": sum(n["diverged"][a])} for a in n["arms"]]
 
     def figure(self, n: dict[str, Any], fig: Any) -> None:
