@@ -383,3 +383,35 @@ def test_recorded_steps_keep_no_tensor_of_their_own():
         after = run(200)
     assert len(probe.steps()) == 270  # every step was recorded
     assert after - before < 30, f"{after - before} tensors kept over 200 recorded steps"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64], ids=str)
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.Sigmoid], ids=lambda a: a.__name__)
+def test_a_model_in_another_dtype_trains_unchanged_and_is_recorded(dtype, act):
+    # the whole model in that dtype (not autocast): gradients, norms and statistics come in it too
+    def run(with_probe: bool):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(16, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 4)).to(dtype)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.randn(64, 16).to(dtype), torch.randint(0, 4, (64,))
+        probe = Probe(model).attach() if with_probe else None
+        losses = []
+        for _ in range(12):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x).float(), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, probe
+
+    plain, _ = run(False)
+    probed, probe = run(True)
+    assert probed == plain
+    rows = [r for r in probe.records() if r.kind == "activation"]
+    assert {r.step for r in rows} == set(range(12)) and len({r.layer for r in rows}) == 2
+    assert all(math.isfinite(r.mean) and math.isfinite(r.std) and 0 <= r.saturated <= 1 and 0 <= r.inactive <= 1
+               for r in rows)
+    grads = [r for r in probe.records() if r.kind == "parametrised"]
+    assert grads and all(math.isfinite(r.param_grad_norm) and r.param_grad_norm > 0 for r in grads)
+    probe.findings()
+    probe.detach()

@@ -262,7 +262,8 @@ class _Arena:
         buf = self.buf
         if buf is None or buf.dtype != dtype or buf.device != device or self.used + n > buf.numel():
             self.buf = buf = torch.empty(max(n * self.steps, 64), dtype=dtype, device=device)
-            self.np = buf.numpy() if device.type == "cpu" else None
+            # a NumPy view for the host-float path (float64 only: NumPy has no bfloat16)
+            self.np = buf.numpy() if device.type == "cpu" and dtype == torch.float64 else None
             self.used = 0
         a = self.used
         self.used = a + n
