@@ -97,26 +97,32 @@ def test_moved_check():
     assert moved("m", [0.0, 0.6], 0.25, 0.05).state == "unclear"
 
 
-def _depth30(he_drop: list[float], xavier_drop: list[float]) -> dict:
+def _depth30(he_escape: list, xavier_escape: list, he_drop: list[float] | None = None) -> dict:
     arms = ["ReLU, He normal", "ReLU, Xavier normal", "ReLU, N(0, 0.01^2)", "tanh, Xavier normal"]
-    n = {"arms": arms, "first_grad": {a: [0.5, 0.6, 0.7] for a in arms},
-         "loss_drop": {a: [0.3, 0.35, 0.4] for a in arms}, "decades": 3.0, "stall": 0.05,
-         "profile": {a: [[0.5] * 31] * 3 for a in arms}}
+    n = {"arms": arms, "first_grad": {a: [0.5, 0.6, 0.7] for a in arms}, "steps": 1000,
+         "loss_drop": {a: [0.3, 0.35, 0.4] for a in arms}, "escape": {a: [20, 30, 40] for a in arms},
+         "decades": 3.0, "stall": 0.05, "profile": {a: [[0.5] * 31] * 3 for a in arms}}
     n["first_grad"]["ReLU, N(0, 0.01^2)"] = [1e-35, 2e-35, 1.5e-35]
     n["loss_drop"]["ReLU, N(0, 0.01^2)"] = [1e-5, 2e-5, 1e-5]
-    n["loss_drop"]["ReLU, He normal"], n["loss_drop"]["ReLU, Xavier normal"] = he_drop, xavier_drop
+    n["escape"]["ReLU, N(0, 0.01^2)"] = [None, None, None]
+    n["escape"]["ReLU, He normal"], n["escape"]["ReLU, Xavier normal"] = he_escape, xavier_escape
+    if he_drop is not None:
+        n["loss_drop"]["ReLU, He normal"] = he_drop
     return n
 
 
 def test_init_depth30_rule_is_he_et_al_s_xavier_stall():
     exp = get_experiment("init_depth30")
-    v = exp.decide(_depth30([0.4, 0.38, 0.43], [-3e-4, -2e-4, -4e-4]))
+    v = exp.decide(_depth30([20, 30, 20], [None, 640, None]))  # Xavier: 2 of 3 never leave the plateau
     assert v.status == "confirmed"
+    assert "still on the plateau" in v.reason and "2 of 3 seeds" in v.reason
     assert v.sanity and all(c.role == "sanity" for c in v.sanity)
-    # Plausible other outcome: at a milder depth Xavier-ReLU trains too (loss falls by 30%): not confirmed.
-    assert exp.decide(_depth30([0.4, 0.38, 0.43], [0.3, 0.28, 0.33])).status == "not confirmed"
+    # Plausible other outcome: at a milder depth Xavier-ReLU leaves the plateau as soon as He: not confirmed.
+    assert exp.decide(_depth30([40, 50, 60], [10, 15, 10])).status == "not confirmed"
+    # He does not train on one seed: the rule's second clause does not hold.
+    assert exp.decide(_depth30([20, 30, None], [None, None, None], he_drop=[0.3, 0.4, 0.01])).status != "confirmed"
     # The small init's stall no longer decides: make it train, the verdict stays.
-    n = _depth30([0.4, 0.38, 0.43], [-3e-4, -2e-4, -4e-4])
+    n = _depth30([20, 30, 20], [None, 640, None])
     n["loss_drop"]["ReLU, N(0, 0.01^2)"] = [0.3, 0.31, 0.29]
     assert exp.decide(n).status == "confirmed"
 
