@@ -144,7 +144,7 @@ class OutputLoss(Experiment):
     proxy_note = ("Nielsen trains one sigmoid neuron on one input; here a linear read-out on the 1437 digits images "
                   "(binary: sigmoid; 10 digits: softmax), started saturated, and the examples it gets confidently "
                   "wrong at the start are followed.")
-    expected_seconds = {"quick": 30.0, "full": 95.0}
+    expected_seconds = {"quick": 16.0, "full": 69.0}
     method = ("Digits (standardised); a linear read-out (no hidden layer: the output nonlinearity is the only one) "
               "with a sigmoid output for digit >= 5 (binary) or a softmax over the 10 digits (multiclass), weights "
               "N(0, 1), so |z| ~ 8 and many outputs start saturated - as in the textbook argument. The examples it "
