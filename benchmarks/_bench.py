@@ -25,11 +25,47 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import platform
 import sys
+from pathlib import Path
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["add_output_options", "finish", "parse", "progress", "tables"]
+__all__ = ["add_output_options", "describe_machine", "finish", "machine", "parse", "progress", "tables"]
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count, AVX-512 flag (from /proc/cpuinfo where there is one), load average, and
+    the instruction set torch's kernels dispatch to here (``ATEN_CPU_CAPABILITY`` can lower it) when
+    torch is imported: every figure is given with the machine it was measured on."""
+    model, flags = None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = val.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(val.split())
+    except OSError:  # not Linux: the flag is unknown, so the avx512 variant is not offered
+        pass
+    model = model or platform.processor() or platform.machine()
+    out = {"cpu": model, "cpus": os.cpu_count(), "avx512": "avx512f" in flags,
+           "python": platform.python_version(), "load_avg": list(os.getloadavg())}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    out["numba_cpu"] = os.environ.get("NUMBA_CPU_NAME") or "host"  # the probe's fused kernels target this
+    return out
+
+
+def describe_machine(m: dict[str, Any] | None = None) -> str:
+    """One line for the tables: ``machine: CPU, N cpus, AVX-512 yes, torch kernels AVX512; load ...``."""
+    m = m or machine()
+    cap = f", torch kernels {m['torch_capability']}" if "torch_capability" in m else ""
+    cap += f", numba target {m['numba_cpu']}" if "numba_cpu" in m else ""
+    return (f"machine: {m['cpu']}, {m['cpus']} cpus, AVX-512 {'yes' if m['avx512'] else 'no'}{cap}, "
+            f"python {m['python']}; load average {m['load_avg'][0]:.1f}")
 
 
 def add_output_options(ap: argparse.ArgumentParser) -> None:

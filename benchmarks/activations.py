@@ -118,7 +118,6 @@ if __name__ == "__main__":
 
 import argparse
 import math
-import platform
 import resource
 import statistics
 import time
@@ -127,7 +126,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _bench import add_output_options, finish, parse, progress, tables
+from _bench import add_output_options, describe_machine, finish, machine, parse, progress, tables
 from torch import Tensor
 
 from actlab.activations import ActivationError, ActivationSpec, apply, get, kernels, specs
@@ -367,8 +366,9 @@ def _fmt(v: float | None, spec: str = "6.1f") -> str:
 
 
 def _print_table(res: dict[str, Any]) -> None:
-    print(f"actlab activation throughput  (torch {res['torch']}, {res['threads']} threads, {res['machine']})")
+    print(f"actlab activation throughput  (torch {res['torch']}, {res['threads']} threads)")
     print(f"size {res['size']} x {res['dtype']}, shape {res['shape']}, {res['repeats']} interleaved repeats, medians")
+    print(describe_machine(res["machine"]) if isinstance(res.get("machine"), dict) else f"machine: {res.get('machine')}")
     print(f"malloc: {res['malloc']}; page faults per fresh tensor: {res['fresh_tensor_faults']:.0f}")
     print("bytes: fwd = read in + write out; fwd+bwd = fwd + read grad_out + read saved (input size) + write grad_in")
     print(f"copy ceiling (dst.copy_(src), 2 x 4 bytes/elem): median {res['copy_gbps']:.1f} GB/s")
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "machine": machine(),
         "size": args.size,
         "shape": list(_shape(args.size)),
         "dtype": str(dtype).replace("torch.", ""),

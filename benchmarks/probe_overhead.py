@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -43,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _bench import add_output_options, finish, parse, progress, tables
+from _bench import add_output_options, describe_machine, finish, machine, parse, progress, tables
 
 from actlab.probe import Probe
 
@@ -280,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind not in MODELS:
             ap.error(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "reps": a.reps, "steps": a.steps,
-              "models": {}, "targets": []}
+              "machine": machine(), "models": {}, "targets": []}
     with tables(a):
+        print(describe_machine(result["machine"]))
         for kind in kinds:
             r = bench(kind, a.reps, a.steps, a.warmup, [v for v in VARIANTS if not (a.no_cockpit and "cockpit" in v)
                                                          and (a.naive or "naive" not in v)])
@@ -306,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"(95% CI {c['ratio_ci95'][0]:.3f}-{c['ratio_ci95'][1]:.3f}): {v}")
         if not a.no_cockpit and "cockpit economy" not in next(iter(result["models"].values())):
             print("\n(cockpit-for-pytorch not installed: no Cockpit row)")
+    result["load_avg_end"] = list(os.getloadavg())
+    print(f"load average at the end {result['load_avg_end'][0]:.1f}")
     return finish(a, result, failed=[f"{t['model']} {t['variant']} ({t['verdict']})" for t in result["targets"]
                                      if not t["met"]])
 

@@ -60,7 +60,6 @@ import io
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -74,7 +73,7 @@ from typing import Any
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported by file (the tests), not run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import add_output_options, finish, parse  # noqa: E402
+from _bench import add_output_options, finish, machine, parse  # noqa: E402
 
 # ---- settings
 DEFAULT_BASE = "e53e0b0"     # main before issue 12's work started
@@ -385,23 +384,6 @@ def summarise(old: Sequence[float], new: Sequence[float], higher_is_better: bool
 
 # ---------------------------------------------------------------------------------------------
 # The comparison
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, core count, AVX-512 flag (from /proc/cpuinfo where there is one), load average."""
-    model, flags = None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, val = line.partition(":")
-            if key.strip() == "model name" and model is None:
-                model = val.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(val.split())
-    except OSError:  # not Linux: the flag is unknown, so the avx512 variant is not offered
-        pass
-    model = model or platform.processor() or platform.machine()
-    return {"cpu": model, "cpus": os.cpu_count(), "avx512": "avx512f" in flags,
-            "python": platform.python_version(), "load_avg": list(os.getloadavg())}
 
 
 def compare(old_src: Path, new_src: Path, benchmarks: Sequence[str], isas: Sequence[str], reps: int,

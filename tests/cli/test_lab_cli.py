@@ -19,11 +19,13 @@ def _lab(tmp_path, jobs: int) -> dict:
         args += ["--only", n]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
+    return {**json.loads(r.stdout), "_stderr": r.stderr}
 
 
 def test_jobs_two_matches_jobs_one(tmp_path):
     one, two = _lab(tmp_path, 1), _lab(tmp_path, 2)
+    for r in (one, two):  # --json: the document alone on stdout, a progress line per experiment on stderr
+        assert sorted(ln.split(":")[0] for ln in r.pop("_stderr").splitlines() if " done, " in ln) == sorted(PAIR)
     assert [x["name"] for x in two["results"]] == PAIR
     for a, b in zip(one["results"], two["results"]):
         assert a["numbers"] == b["numbers"] and a["verdict"] == b["verdict"]

@@ -27,13 +27,13 @@ def test_run_then_report(tmp_path):
     spec.write_text(SPEC)
     r = runner.invoke(app, ["sweep", str(spec), "--store", str(db), "--json"])  # `sweep SPEC` = `sweep run SPEC`
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output)
+    summary = json.loads(r.stdout)
     assert summary["configs"] == 8 and sum(summary["status"].values()) == 8
     r = runner.invoke(app, ["sweep", "run", str(spec), "--store", str(db)])
     assert r.exit_code == 0 and "done" in r.output
     r = runner.invoke(app, ["sweep", "report", str(db), "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
-    rep = json.loads(r.output)
+    rep = json.loads(r.stdout)
     assert rep["configs"] == 8 and rep["heatmap_columns"] == ["depth", "lr"]
     pngs = sorted(p.name for p in out.glob("*.png"))
     for metric in ("train_loss", "steps_to_batch_loss", "inactive"):
@@ -69,7 +69,7 @@ def test_axes_from_flags(tmp_path):
     r = runner.invoke(app, ["sweep", "run", "--axis", "activation=relu,tanh", "--axis", "width=4", "--axis", "steps=3",
                             "--axis", "batch_size=8", "--name", "flagged", "--store", str(db), "--json"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["configs"] == 2 and out["status"] == {"done": 2}
 
 

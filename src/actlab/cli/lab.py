@@ -16,8 +16,8 @@ from rich.table import Table
 
 from rich.markup import escape
 
-from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, fail, print_json, table_console,
-                            write_json)
+from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, err_console, fail, print_json,
+                            table_console, write_json)
 
 _STATUS_STYLE = {"confirmed": "green", "not confirmed": "red", "inconclusive": "yellow", "error": "dim"}
 
@@ -76,10 +76,13 @@ def _run(names: list[str] | None, mode: str, out: Path, as_json: bool, data_dir:
             bar.stop_task(tasks[r.name])
             bar.advance(overall)
             finished.append(r)
-            if not as_json and not console.is_terminal:  # a log file or CI: the bars do not draw there
-                console.print(f"{r.name}: {r.verdict.status} in {r.seconds:.1f} s "
-                              f"({len(finished)}/{len(chosen)} done, {time.perf_counter() - t0:.0f} s)",
-                              markup=False, highlight=False)
+            # a log file or CI (the bars do not draw there), or --json (stdout holds the document):
+            # one line per finished experiment, on stderr for --json
+            if as_json or not console.is_terminal:
+                (err_console if as_json else console).print(
+                    f"{r.name}: {r.verdict.status} in {r.seconds:.1f} s "
+                    f"({len(finished)}/{len(chosen)} done, {time.perf_counter() - t0:.0f} s)",
+                    markup=False, highlight=False)
 
         try:
             with _signals_as_interrupt():

@@ -13,8 +13,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, default_group, fail, note, print_json,
-                            table_console, write_json)
+from actlab.cli.app import (DATA_DIR_DEFAULT_TEXT, app, check_output, console, default_group, fail, note,
+                            print_json, table_console, write_json)
 
 MAX_CONFIGS = 10_000
 """A spec with more configurations than this asks for ``--yes`` (expanding 10^6 takes minutes)."""
@@ -102,8 +102,16 @@ def run(
     n = sw.size
     t0 = time.perf_counter()
     st = _open(path)
-    if as_json:
-        st_done = _run_interruptible(sw, st, n, backend, workers, address, chunk_size, None)
+    if as_json:  # stdout holds the JSON document: progress goes to stderr, a line per tenth of the configs
+        said = [-1]
+
+        def to_stderr(fraction: float, message: str = "") -> None:
+            tenth = int(fraction * 10 + 1e-9)
+            if tenth > said[0]:
+                said[0] = tenth
+                note(f"sweep {sw.name}: {round(fraction * n)} of {n} configs done, {time.perf_counter() - t0:.0f} s")
+
+        st_done = _run_interruptible(sw, st, n, backend, workers, address, chunk_size, None, to_stderr)
     else:
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("models"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())

@@ -92,6 +92,7 @@ class ExpCost(Experiment):
               "slowdown.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 49}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(s["threads"]):

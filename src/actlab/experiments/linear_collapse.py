@@ -73,6 +73,7 @@ class LinearCollapse(Experiment):
               "check shown apart, which no longer decides the verdict.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 141}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

@@ -105,6 +105,7 @@ class LSTMvsRNN(Experiment):
               "RNN's test MSE is higher than the LSTM's (Welch's t).")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 236}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

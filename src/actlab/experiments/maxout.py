@@ -88,6 +88,7 @@ class MaxoutGeneralises(Experiment):
               "checks that never decide the verdict (before, they did).")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 4}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

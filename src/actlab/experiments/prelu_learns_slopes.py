@@ -91,6 +91,7 @@ class PReLULearnsSlopes(Experiment):
               "check shown apart (a trained parameter moves); it decided the verdict before and could not fail.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 19}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

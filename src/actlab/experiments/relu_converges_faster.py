@@ -88,6 +88,7 @@ class ReluConvergesFaster(Experiment):
               "6x. Krizhevsky et al. used a CNN on CIFAR-10; a small, easy data set may not show the gap.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 100}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         acts, lrs, seeds = s["activations"], s["lrs"], s["seeds"]

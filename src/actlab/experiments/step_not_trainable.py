@@ -80,6 +80,7 @@ class StepNotTrainable(Experiment):
               "gradients and unmoved weights (below 1e-12) follow from f' = 0: sanity checks, shown apart.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 15}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         with torch_threads(1):  # small nets: one thread is as fast, and does not spin on a busy machine

@@ -92,6 +92,7 @@ class TopLayerSaturation(Experiment):
     needs = ("mnist",)
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 372}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def proxy(self, mode: Mode) -> str:
         if mode == "full":

@@ -73,6 +73,7 @@ class VanishingNearInput(Experiment):
               "0.1 x the last hidden layer's (log10 values, Welch's t at the 5% level).")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 9}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)

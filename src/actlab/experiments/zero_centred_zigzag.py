@@ -112,6 +112,7 @@ class ZeroCentredZigzag(Experiment):
               "signs.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 60}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         data = load_dataset(s["data"], seed=0)

@@ -74,6 +74,7 @@ class ZeroInitSymmetry(Experiment):
               "1e-4 before the experiment took the probe's quantity (exact equality); the verdict did not change.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 4}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def measure(self, s: dict[str, Any], progress: Progress) -> dict[str, Any]:
         out: dict[str, Any] = {"inits": list(s["inits"]), "depth": s["depth"],

@@ -101,6 +101,7 @@ class ZeroMeanInput(Experiment):
               "reaches a clearly lower training loss than raw input, each at its best learning rate.")
 
     settings_by_mode = SETTINGS
+    expected_seconds = {"full": 44}  # one core, measured 2026-12-04 (scheduling hint only)
 
     def _run(self, s: dict[str, Any], data: Any, seed: int, lr: float) -> tuple[SignShares, Any]:
         model = MLP(data.in_features, data.out_features, depth=s["depth"], width=s["width"], activation="relu")

@@ -12,11 +12,13 @@ float comparisons, which on CPU are several times cheaper than boolean masks and
 ``count_nonzero`` (measured: ``count_nonzero`` of a 256x256 tensor ~30-600 us, a float clamp and
 sum ~10 us).
 
-Dead units need "f' is exactly 0 for every sample".  For output-based derivatives the zero set
-is a set of points in ``y`` (ReLU: ``y = 0``; tanh: ``y = +-1``), so a unit is dead on a batch
-when its output is constant at such a point: ``amax(y) == amin(y)`` and ``f'(amax) == 0``, or
-just ``amax(y) == 0`` when the only zero point is the bottom of the output range (ReLU).  Per-unit
-``amax``/``amin`` are vectorised reductions, as cheap as a sum.
+Inactive units need "f' is exactly 0 for every sample" (:func:`actlab.activations.regions.inactive_units`).
+For output-based derivatives the zero set is a set of points in ``y`` (ReLU: ``y = 0``; tanh and
+hardtanh: ``y = +-1``; ReLU6: ``y = 0`` and ``y = 6``).  Where those points are the ends of the
+output range, a unit is inactive on a batch when no output lies strictly inside the range: one
+per-unit count of ``lo < y < hi`` (of ``y > lo`` for ReLU), a vectorised float kernel.  A unit at
+0 on some samples and at 6 on the others passes no gradient either, so it counts.  Only an
+activation with a zero of f' inside its range would need the per-unit ``amax == amin`` test.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ class StatPlan:
         return [], [], math.nan
 
     def dead_mask(self, amax: Tensor | None, amin: Tensor | None) -> Tensor:
-        """Units whose output was constant at a zero of f' on the batch (bool, one per unit).
+        """Units with f' = 0 on every sample of the batch (bool, one per unit).
 
         For :attr:`unit_counts` plans ``amax`` holds the per-unit counts instead.
         """
