@@ -252,7 +252,8 @@ def _dead(revived2: list[int], ever2: list[int]) -> dict:
     return {"p": 0.5, "expected": 1 / 3, "dead_fraction": [0.05, 0.06, 0.05], "min_dead": 0.02,
             "dead_jaccard": [0.95, 0.96, 0.94], "dropout_jaccard": [0.333, 0.334, 0.333], "revived": [0.0] * 3,
             "comeback": [1.0] * 3, "revive_max": 0.5, "expected_tol": 0.05, "comeback_min": 0.99,
-            "revived_per_layer": [[0, r] for r in revived2], "ever_dead_per_layer": [[0, e] for e in ever2]}
+            "revived_per_layer": [[0, r] for r in revived2], "ever_dead_per_layer": [[0, e] for e in ever2],
+            "dead_per_layer": [[0, e - r] for r, e in zip(revived2, ever2)], "units": 256}
 
 
 def test_dead_vs_dropout_rule_reads_the_deeper_layers_and_can_fail():
