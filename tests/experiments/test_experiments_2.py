@@ -167,6 +167,38 @@ def test_dying_relu_rule_can_fail_when_high_lr_kills_no_more():
     assert exp.decide(same).status != "confirmed"
 
 
+def test_dying_relu_compares_the_highest_lr_that_kept_every_run_finite():
+    from actlab.experiments.dying_relu import highest_stable
+
+    assert highest_stable([0.01, 0.3, 1.0, 2.0], [[False] * 3, [False] * 3, [True, False, True], [True] * 3]) == 1
+    assert highest_stable([0.01, 1.0], [[True], [True]]) is None
+    exp = get_experiment("dying_relu")
+    acts = ["relu", "leaky_relu", "prelu", "elu"]
+    none_died = [[0.0, 0.0, 0.0]] * 3
+    died = [[0.0, 0.4, 0.9], [0.0, 0.38, 0.95], [0.01, 0.35, 0.92]]
+    nb = [[0.05, 0.1, 0.2], [0.06, 0.12, 0.18], [0.04, 0.11, 0.22]]
+
+    def sweep(per_lr: list, div: list) -> dict:
+        return {"dead": [[0.0] * 3] * len(per_lr), "died": per_lr, "diverged": div}
+
+    ok, bad = [False] * 3, [True] * 3
+    n = {"activations": acts, "lrs": [0.01, 0.5, 2.0], "bias": -3.0, "bias_lr": 0.01,
+         "lr_sweep": {a: sweep([none_died, none_died, [None] * 3], [ok, ok, bad]) for a in acts},
+         "negative_bias": {a: {"dead": [0.0] * 3, "died": none_died, "diverged": ok} for a in acts}}
+    n["lr_sweep"]["relu"] = sweep([none_died, died, [None] * 3], [ok, ok, bad])
+    n["negative_bias"]["relu"]["died"] = nb
+    v = exp.decide(n)  # lr 2 diverged on every seed: the rule compares lr 0.5 with lr 0.01, not "no finite value"
+    assert v.status == "confirmed" and "lr 0.5 (the highest lr with no diverged run)" in v.checks[0].description
+    assert "lr 2 3/3" in v.reason  # the diverged runs are reported
+    assert exp.decide(exp.counterfactual(n)).status != "confirmed"  # leaky ReLU's units in ReLU's place
+    # Plausible: units die only where training blows up; at the highest stable lr none die: not confirmed.
+    n["lr_sweep"]["relu"] = sweep([none_died, none_died, [None] * 3], [ok, ok, bad])
+    assert exp.decide(n).status != "confirmed"
+    # A high lr where one seed of three diverged is not the "high lr" of the rule.
+    n["lr_sweep"]["relu"] = sweep([none_died, died, [None] * 3], [ok, [False, True, False], bad])
+    assert "no learning rate above the lowest" in exp.decide(n).reason
+
+
 def test_same_seed_same_numbers():
     exp = get_experiment("step_not_trainable")
     s = {**exp.settings("tiny"), "steps": 20, "seeds": [3]}

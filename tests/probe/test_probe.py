@@ -383,3 +383,59 @@ def test_recorded_steps_keep_no_tensor_of_their_own():
         after = run(200)
     assert len(probe.steps()) == 270  # every step was recorded
     assert after - before < 30, f"{after - before} tensors kept over 200 recorded steps"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64], ids=str)
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.Sigmoid], ids=lambda a: a.__name__)
+def test_a_model_in_another_dtype_trains_unchanged_and_is_recorded(dtype, act):
+    # the whole model in that dtype (not autocast): gradients, norms and statistics come in it too
+    def run(with_probe: bool):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(16, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 4)).to(dtype)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.randn(64, 16).to(dtype), torch.randint(0, 4, (64,))
+        probe = Probe(model).attach() if with_probe else None
+        losses = []
+        for _ in range(12):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x).float(), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, probe
+
+    plain, _ = run(False)
+    probed, probe = run(True)
+    assert probed == plain
+    rows = [r for r in probe.records() if r.kind == "activation"]
+    assert {r.step for r in rows} == set(range(12)) and len({r.layer for r in rows}) == 2
+    assert all(math.isfinite(r.mean) and math.isfinite(r.std) and 0 <= r.saturated <= 1 and 0 <= r.inactive <= 1
+               for r in rows)
+    grads = [r for r in probe.records() if r.kind == "parametrised"]
+    assert grads and all(math.isfinite(r.param_grad_norm) and r.param_grad_norm > 0 for r in grads)
+    probe.findings()
+    probe.detach()
+
+
+def test_update_ratio_spans_an_optimizer_step_under_gradient_accumulation():
+    # four forward/backward per optimizer step: an update ratio is |w after a step - w before|,
+    # never the 0 between two micro-batches; with no optimizer step at all it is 0, said late
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(64, 16), torch.randint(0, 4, (64,))
+    with Probe(model) as probe:
+        for _ in range(30):
+            opt.zero_grad()
+            for k in range(4):
+                (F.cross_entropy(model(x[16 * k:16 * (k + 1)]), y[16 * k:16 * (k + 1)]) / 4).backward()
+            opt.step()
+    ratios = [r.update_ratio for r in probe.records() if r.kind == "parametrised" and not math.isnan(r.update_ratio)]
+    assert len(ratios) >= 10 and all(v > 0 for v in ratios)
+
+    frozen = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    with Probe(frozen) as probe:
+        for _ in range(100):  # backward, never a step
+            F.cross_entropy(frozen(x), y).backward()
+    ratios = [r.update_ratio for r in probe.records() if r.kind == "parametrised" and not math.isnan(r.update_ratio)]
+    assert ratios and all(v == 0 for v in ratios)
