@@ -94,3 +94,32 @@ def test_vanishing_near_input_counterfactual_reverses_the_profile():
     assert flipped["init"]["sigmoid"][0][:4] == list(reversed(prof[0][:4]))
     assert exp.decide(flipped).status == "not confirmed"
     assert not math.isnan(sum(flipped["init"]["sigmoid"][0]))
+
+
+def test_sigmoid_vanishing_survives_zero_gradient_norms(monkeypatch):
+    """A dead ReLU net (every weight gradient exactly 0, as ReLU depth 25 seed 2 after training in full
+    mode) or a vanished first-layer gradient is a result: ratio NaN / 0, named in the verdict, no crash."""
+    from actlab.experiments import sigmoid_vanishing as sv
+    from actlab.experiments.sigmoid_vanishing import grad_ratio
+
+    assert grad_ratio(0.0, 0.0) != grad_ratio(0.0, 0.0)  # NaN
+    assert grad_ratio(1.0, 0.0) == math.inf and grad_ratio(0.0, 2.0) == 0.0 and grad_ratio(1.0, 4.0) == 0.25
+    real = sv.layer_gradients
+    calls = []
+
+    def dead_relu(model, x, y, **kw):
+        g = real(model, x, y, **kw)
+        calls.append(1)
+        if len(calls) == 2:  # the second measurement: the first net after training
+            g.weight_grad_norms = [0.0] * len(g.weight_grad_norms)
+        return g
+
+    monkeypatch.setattr(sv, "layer_gradients", dead_relu)
+    exp = get_experiment("sigmoid_vanishing")
+    n = exp.measure(exp.settings("tiny"), lambda f, m: None)
+    first = n["activations"][0]
+    assert math.isnan(n["ratio_trained"][first][0][0])
+    assert n["zero_grad"] == [f"{first} depth {n['depths'][0]} seed 0 after training: every weight gradient exactly 0 "
+                              "(a dead net), ratio undefined"]
+    v = exp.decide(n)
+    assert "dead net" in v.reason and v.status in ("confirmed", "not confirmed", "inconclusive")

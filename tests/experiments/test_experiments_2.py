@@ -97,26 +97,32 @@ def test_moved_check():
     assert moved("m", [0.0, 0.6], 0.25, 0.05).state == "unclear"
 
 
-def _depth30(he_drop: list[float], xavier_drop: list[float]) -> dict:
+def _depth30(he_escape: list, xavier_escape: list, he_drop: list[float] | None = None) -> dict:
     arms = ["ReLU, He normal", "ReLU, Xavier normal", "ReLU, N(0, 0.01^2)", "tanh, Xavier normal"]
-    n = {"arms": arms, "first_grad": {a: [0.5, 0.6, 0.7] for a in arms},
-         "loss_drop": {a: [0.3, 0.35, 0.4] for a in arms}, "decades": 3.0, "stall": 0.05,
-         "profile": {a: [[0.5] * 31] * 3 for a in arms}}
+    n = {"arms": arms, "first_grad": {a: [0.5, 0.6, 0.7] for a in arms}, "steps": 1000,
+         "loss_drop": {a: [0.3, 0.35, 0.4] for a in arms}, "escape": {a: [20, 30, 40] for a in arms},
+         "decades": 3.0, "stall": 0.05, "profile": {a: [[0.5] * 31] * 3 for a in arms}}
     n["first_grad"]["ReLU, N(0, 0.01^2)"] = [1e-35, 2e-35, 1.5e-35]
     n["loss_drop"]["ReLU, N(0, 0.01^2)"] = [1e-5, 2e-5, 1e-5]
-    n["loss_drop"]["ReLU, He normal"], n["loss_drop"]["ReLU, Xavier normal"] = he_drop, xavier_drop
+    n["escape"]["ReLU, N(0, 0.01^2)"] = [None, None, None]
+    n["escape"]["ReLU, He normal"], n["escape"]["ReLU, Xavier normal"] = he_escape, xavier_escape
+    if he_drop is not None:
+        n["loss_drop"]["ReLU, He normal"] = he_drop
     return n
 
 
 def test_init_depth30_rule_is_he_et_al_s_xavier_stall():
     exp = get_experiment("init_depth30")
-    v = exp.decide(_depth30([0.4, 0.38, 0.43], [-3e-4, -2e-4, -4e-4]))
+    v = exp.decide(_depth30([20, 30, 20], [None, 640, None]))  # Xavier: 2 of 3 never leave the plateau
     assert v.status == "confirmed"
+    assert "still on the plateau" in v.reason and "2 of 3 seeds" in v.reason
     assert v.sanity and all(c.role == "sanity" for c in v.sanity)
-    # Plausible other outcome: at a milder depth Xavier-ReLU trains too (loss falls by 30%): not confirmed.
-    assert exp.decide(_depth30([0.4, 0.38, 0.43], [0.3, 0.28, 0.33])).status == "not confirmed"
+    # Plausible other outcome: at a milder depth Xavier-ReLU leaves the plateau as soon as He: not confirmed.
+    assert exp.decide(_depth30([40, 50, 60], [10, 15, 10])).status == "not confirmed"
+    # He does not train on one seed: the rule's second clause does not hold.
+    assert exp.decide(_depth30([20, 30, None], [None, None, None], he_drop=[0.3, 0.4, 0.01])).status != "confirmed"
     # The small init's stall no longer decides: make it train, the verdict stays.
-    n = _depth30([0.4, 0.38, 0.43], [-3e-4, -2e-4, -4e-4])
+    n = _depth30([20, 30, 20], [None, 640, None])
     n["loss_drop"]["ReLU, N(0, 0.01^2)"] = [0.3, 0.31, 0.29]
     assert exp.decide(n).status == "confirmed"
 
@@ -167,6 +173,38 @@ def test_dying_relu_rule_can_fail_when_high_lr_kills_no_more():
     assert exp.decide(same).status != "confirmed"
 
 
+def test_dying_relu_compares_the_highest_lr_that_kept_every_run_finite():
+    from actlab.experiments.dying_relu import highest_stable
+
+    assert highest_stable([0.01, 0.3, 1.0, 2.0], [[False] * 3, [False] * 3, [True, False, True], [True] * 3]) == 1
+    assert highest_stable([0.01, 1.0], [[True], [True]]) is None
+    exp = get_experiment("dying_relu")
+    acts = ["relu", "leaky_relu", "prelu", "elu"]
+    none_died = [[0.0, 0.0, 0.0]] * 3
+    died = [[0.0, 0.4, 0.9], [0.0, 0.38, 0.95], [0.01, 0.35, 0.92]]
+    nb = [[0.05, 0.1, 0.2], [0.06, 0.12, 0.18], [0.04, 0.11, 0.22]]
+
+    def sweep(per_lr: list, div: list) -> dict:
+        return {"dead": [[0.0] * 3] * len(per_lr), "died": per_lr, "diverged": div}
+
+    ok, bad = [False] * 3, [True] * 3
+    n = {"activations": acts, "lrs": [0.01, 0.5, 2.0], "bias": -3.0, "bias_lr": 0.01,
+         "lr_sweep": {a: sweep([none_died, none_died, [None] * 3], [ok, ok, bad]) for a in acts},
+         "negative_bias": {a: {"dead": [0.0] * 3, "died": none_died, "diverged": ok} for a in acts}}
+    n["lr_sweep"]["relu"] = sweep([none_died, died, [None] * 3], [ok, ok, bad])
+    n["negative_bias"]["relu"]["died"] = nb
+    v = exp.decide(n)  # lr 2 diverged on every seed: the rule compares lr 0.5 with lr 0.01, not "no finite value"
+    assert v.status == "confirmed" and "lr 0.5 (the highest lr with no diverged run)" in v.checks[0].description
+    assert "lr 2 3/3" in v.reason  # the diverged runs are reported
+    assert exp.decide(exp.counterfactual(n)).status != "confirmed"  # leaky ReLU's units in ReLU's place
+    # Plausible: units die only where training blows up; at the highest stable lr none die: not confirmed.
+    n["lr_sweep"]["relu"] = sweep([none_died, none_died, [None] * 3], [ok, ok, bad])
+    assert exp.decide(n).status != "confirmed"
+    # A high lr where one seed of three diverged is not the "high lr" of the rule.
+    n["lr_sweep"]["relu"] = sweep([none_died, died, [None] * 3], [ok, [False, True, False], bad])
+    assert "no learning rate above the lowest" in exp.decide(n).reason
+
+
 def test_same_seed_same_numbers():
     exp = get_experiment("step_not_trainable")
     s = {**exp.settings("tiny"), "steps": 20, "seeds": [3]}
@@ -189,17 +227,27 @@ def test_top_layer_saturation_rule_can_fail_without_early_saturation():
     assert exp.decide(_saturation([0.5, 0.3, 0.2])).status != "confirmed"
 
 
-def test_output_loss_rule_can_fail_when_a_larger_lr_makes_up_for_sigma_prime():
+def _output_loss(mse_steps: list[float]) -> dict:
+    """Numbers shaped like output_loss's measure(): one task, two lrs, three seeds."""
+    xe_steps = [[3.0, 3.3, 2.8], [1.5, 1.7, 1.4]]
+    seeds = lambda v: [v, v * 1.1, v * 0.9]  # noqa: E731
+    return {"tasks": ["binary"], "lrs": [1.0, 3.0], "steps": 200, "factor": {"binary": 4.0},
+            "fix_steps": {"binary": {"mse": [seeds(v) for v in mse_steps], "bce": xe_steps}},
+            "autograd_gap": {"binary": {"mse": [1e-17] * 3, "bce": [0.0] * 3}},
+            "wrong_grad": {"binary": {"mse": [0.01, 0.012, 0.009], "bce": [0.98, 0.99, 0.985]}}}
+
+
+def test_output_loss_rule_reads_the_confidently_wrong_examples_and_can_fail():
     exp = get_experiment("output_loss")
-    fast, slow = [0.5, 0.1, 0.05, 0.04], [0.5, 0.45, 0.3, 0.1]
-    n = {"tasks": ["binary"], "lrs": [1.0, 10.0], "steps": 3,
-         "curves": {"binary": {"mse": [[slow, [v + 0.01 for v in slow]], [slow, [v + 0.02 for v in slow]]],
-                               "bce": [[fast, [v + 0.01 for v in fast]], [fast, [v + 0.02 for v in fast]]]}},
-         "wrong_grad": {"binary": {"mse": [0.01, 0.012], "bce": [0.98, 0.99]}}}
+    assert exp.decide(_output_loss([20.0, 10.0])).status == "confirmed"
+    # Plausible (a milder start, |z| ~ 2, where sigma' is not small): at the larger lr squared error
+    # fixes the wrong examples as fast as cross-entropy, and the rule, which asks it at every lr, fails.
+    v = exp.decide(_output_loss([20.0, 1.5]))
+    assert v.status != "confirmed" and [c.state for c in v.checks][0] == "pass"
+    # The sanity checks never decide: a failing autograd comparison leaves the verdict as it is.
+    n = _output_loss([20.0, 10.0])
+    n["autograd_gap"]["binary"]["mse"] = [1.0] * 3
     assert exp.decide(n).status == "confirmed"
-    # Plausible (we measured it for the binary read-out): MSE at a 100x larger lr learns as fast as BCE.
-    n["curves"]["binary"]["mse"][1] = [fast, [v + 0.005 for v in fast]]
-    assert exp.decide(n).status != "confirmed"
 
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "data"
@@ -241,15 +289,23 @@ def test_top_layer_saturation_runs_on_mnist(monkeypatch, tmp_path):
 def _dead(revived2: list[int], ever2: list[int]) -> dict:
     return {"p": 0.5, "expected": 1 / 3, "dead_fraction": [0.05, 0.06, 0.05], "min_dead": 0.02,
             "dead_jaccard": [0.95, 0.96, 0.94], "dropout_jaccard": [0.333, 0.334, 0.333], "revived": [0.0] * 3,
-            "comeback": [1.0] * 3, "revive_max": 0.1, "expected_tol": 0.05, "comeback_min": 0.99,
-            "revived_per_layer": [[0, r] for r in revived2], "ever_dead_per_layer": [[0, e] for e in ever2]}
+            "comeback": [1.0] * 3, "revive_max": 0.5, "expected_tol": 0.05, "comeback_min": 0.99,
+            "revived_per_layer": [[0, r] for r in revived2], "ever_dead_per_layer": [[0, e] for e in ever2],
+            "dead_per_layer": [[0, e - r] for r, e in zip(revived2, ever2)], "units": 256}
 
 
 def test_dead_vs_dropout_rule_reads_the_deeper_layers_and_can_fail():
     exp = get_experiment("dead_vs_dropout")
     assert exp.decide(_dead([0, 1, 0], [40, 45, 50])).status == "confirmed"
-    # Plausible (layer 2's inputs move as layer 1 trains): a third of its dead units revive.
-    assert exp.decide(_dead([15, 14, 16], [40, 45, 50])).status == "not confirmed"
+    assert exp.decide(_dead([5, 6, 7], [40, 45, 50])).status == "confirmed"  # 13% revive: most stay dead
+    # Plausible (layer 2's inputs keep moving as layer 1 trains, e.g. with momentum at a high lr): most of
+    # its dead units come back, as dropout's do.
+    assert exp.decide(_dead([30, 32, 36], [40, 45, 50])).status == "not confirmed"
+    # Layer 1 is not read by the rule (its inputs are fixed: an identity): revivals there change nothing.
+    n = _dead([0, 1, 0], [40, 45, 50])
+    n["revived_per_layer"] = [[r1, r2] for (_, r2), r1 in zip(n["revived_per_layer"], [40, 40, 40])]
+    n["ever_dead_per_layer"] = [[40, e] for _, e in n["ever_dead_per_layer"]]
+    assert exp.decide(n).status == "confirmed"
 
 
 def test_proportion_is_the_exact_binomial_interval():

@@ -415,3 +415,27 @@ def test_a_model_in_another_dtype_trains_unchanged_and_is_recorded(dtype, act):
     assert grads and all(math.isfinite(r.param_grad_norm) and r.param_grad_norm > 0 for r in grads)
     probe.findings()
     probe.detach()
+
+
+def test_update_ratio_spans_an_optimizer_step_under_gradient_accumulation():
+    # four forward/backward per optimizer step: an update ratio is |w after a step - w before|,
+    # never the 0 between two micro-batches; with no optimizer step at all it is 0, said late
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(64, 16), torch.randint(0, 4, (64,))
+    with Probe(model) as probe:
+        for _ in range(30):
+            opt.zero_grad()
+            for k in range(4):
+                (F.cross_entropy(model(x[16 * k:16 * (k + 1)]), y[16 * k:16 * (k + 1)]) / 4).backward()
+            opt.step()
+    ratios = [r.update_ratio for r in probe.records() if r.kind == "parametrised" and not math.isnan(r.update_ratio)]
+    assert len(ratios) >= 10 and all(v > 0 for v in ratios)
+
+    frozen = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    with Probe(frozen) as probe:
+        for _ in range(100):  # backward, never a step
+            F.cross_entropy(frozen(x), y).backward()
+    ratios = [r.update_ratio for r in probe.records() if r.kind == "parametrised" and not math.isnan(r.update_ratio)]
+    assert ratios and all(v == 0 for v in ratios)

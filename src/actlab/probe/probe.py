@@ -133,6 +133,7 @@ class _UpRow:
     step: int
     params: list[int]
     norms: Any  # ||w_after - w_before||^2 then ||w_before||^2 per tensor
+    checked: bool = False  # whether a zero update was already told apart from "no optimizer step yet"
 
 
 @dataclass(slots=True)
@@ -236,6 +237,11 @@ def _running_max(a: Tensor) -> Tensor:
         a[k:] = torch.maximum(a[k:], a[:-k])  # the right side is computed first: no aliasing
         k *= 2
     return a
+
+
+#: Forwards an update-ratio snapshot waits for its parameters to move (an optimizer step) before
+#: an update of 0 is recorded (a run with no optimizer step, or a learning rate of 0).
+_UPDATE_WAIT = 64
 
 
 class _Arena:
@@ -513,6 +519,7 @@ class Probe:
         self._fw_rows: list[_FwRow] = []
         self._bw_rows: list[_BwRow] = []
         self._up_rows: list[_UpRow] = []
+        self._update_waits = 0  # forwards the pending update snapshot has waited for an optimizer step
         self._snapshot: tuple[int, list[Tensor]] | None = None
         self._streak: Tensor | None = None
         self._pending: list[_FwRow] = []  # rows whose per-unit vectors wait in _ubufs for the flush
@@ -1333,12 +1340,23 @@ class Probe:
 
     def _finish_update(self) -> None:
         step, snaps = self._snapshot  # type: ignore[misc]
-        self._snapshot = None
         params = [_sample(p) for _, _, p in self._params]
         if any(p.shape != s.shape for p, s in zip(params, snaps)):
+            self._snapshot = None
             return
         diffs = torch._foreach_sub(params, snaps)
-        row = _UpRow(step, list(range(len(params))), self._ar_up.put(_norm_list(list(diffs) + snaps), square=True))
+        norms = _norm_list(list(diffs) + snaps)
+        checked = bool(norms) and norms[0].device.type == "cpu"
+        if checked and self._update_waits < _UPDATE_WAIT:
+            # Nothing moved since the snapshot: no optimizer step came between the two forwards
+            # (gradient accumulation).  Keep the snapshot and look again at the next forward; on
+            # the CPU reading the norms costs no sync (elsewhere such rows are dropped when read).
+            if not any(float(t) for t in norms[:len(params)]):
+                self._update_waits += 1
+                return
+        self._snapshot = None
+        self._update_waits = 0
+        row = _UpRow(step, list(range(len(params))), self._ar_up.put(norms, square=True), checked)
         self._up_rows.append(row)
         self._host = None
 
@@ -1478,6 +1496,10 @@ class Probe:
         for row in self._up_rows:
             T = _val(row.norms).detach().to("cpu").double().numpy()
             k = len(row.params)
+            if k and not row.checked and not np.any(T[:k]):
+                # no parameter moved between the two forwards: no optimizer step came between them
+                # (gradient accumulation: several forward/backward per step), not an update of 0
+                continue
             for j, pi in enumerate(row.params):
                 a = acc(row.step, params[pi][0])
                 a.d2 = (0.0 if math.isnan(a.d2) else a.d2) + float(T[j])
