@@ -180,3 +180,22 @@ def test_inside_grid_names_the_edge():
     assert low.state == high.state == "fail" and low.role == "sanity"
     assert "lowest" in low.detail and "highest" in high.detail and "best 3 of 1, 2, 3" in high.detail
     assert math.isfinite(low.effect)
+
+
+# ----------------------------------------------------------------------------- linear_collapse
+
+
+def _collapse(identity_acc: float, relu_acc: float) -> dict:
+    acc = {"linear": _seeds(0.5), "identity": _seeds(identity_acc), "relu": _seeds(relu_acc), "tanh": _seeds(relu_acc)}
+    return {"datasets": ["xor"], "arms": ["linear", "identity", "relu", "tanh"], "same_as_linear": 0.05,
+            "fits_by": 0.15, "product_tol": 1e-4, "accuracy": {"xor": acc}, "product_error": {"xor": [1e-7] * SEEDS}}
+
+
+def test_linear_collapse_can_fail_when_the_deep_linear_net_trains_worse_or_relu_underfits():
+    exp = get_experiment("linear_collapse")
+    assert exp.decide(_collapse(0.5, 0.95)).status == "confirmed"
+    # Plausible: the deep identity net, badly conditioned, ends below logistic regression in the budget
+    # (the same function class, not the same optimisation): not "one linear layer" in what it reaches.
+    assert exp.decide(_collapse(0.4, 0.95)).status != "confirmed"
+    # Plausible: too few steps for the ReLU net to fit XOR: no gain over the identity net.
+    assert exp.decide(_collapse(0.5, 0.55)).status != "confirmed"
