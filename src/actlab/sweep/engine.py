@@ -533,21 +533,28 @@ def _update(opt: str, i: int, p: Tensor, g: Tensor, s1: list[Tensor], s2: list[T
 FULL_SET_CHUNK = 2048  # training examples per forward pass of the whole-set metrics (bounds memory)
 
 
-def _hidden_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor):
+def _hidden_states(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor, keep: bool = True):
     """Per activation slice ``[a, b)`` of the stack and chunk of examples ``rows``, yield
     ``(spec, params, a, b, rows, pre-activations per hidden layer, outputs per hidden layer, logits)``.
 
-    Each slice runs alone with its own activation, so no ``torch.cat`` joins the slices.
+    Each slice runs alone with its own activation, so no ``torch.cat`` joins the slices.  Without
+    ``keep`` the two lists come back empty: each layer's buffers are let go as the next is made,
+    and a spec's in-place forward overwrites its pre-activations (callers that read only the
+    logits then touch a working set of one layer, not of all of them).
     """
     for spec, p, a, b in acts.parts:
+        inplace = None if keep or spec.learnable else spec.forward_inplace
         for i in range(0, x.shape[0], FULL_SET_CHUNK):
             rows = slice(i, i + FULL_SET_CHUNK)
             h = x[rows].unsqueeze(0).expand(b - a, -1, -1)
             zs, ys = [], []
             for l in range(len(Ws) - 1):
-                zs.append(torch.baddbmm(bs[l][a:b], h, Ws[l][a:b]))
-                h = spec.forward(zs[-1], acts.params(spec, p, a, b, l))
-                ys.append(h)
+                z = torch.baddbmm(bs[l][a:b], h, Ws[l][a:b])
+                h = inplace(z, p) if inplace is not None else spec.forward(z, acts.params(spec, p, a, b, l))
+                if keep:
+                    zs.append(z)
+                    ys.append(h)
+                del z
             yield spec, p, a, b, rows, zs, ys, torch.baddbmm(bs[-1][a:b], h, Ws[-1][a:b])
 
 
@@ -559,7 +566,7 @@ def loss_and_error(Ws: list[Tensor], bs: list[Tensor], acts: _Slices, x: Tensor,
     G = Ws[0].shape[0]
     loss = torch.zeros(G, dtype=torch.float64)
     wrong = torch.zeros(G, dtype=torch.float64)
-    for *_, a, b, rows, _, _, logits in _hidden_states(Ws, bs, acts, x):
+    for *_, a, b, rows, _, _, logits in _hidden_states(Ws, bs, acts, x, keep=False):
         logits = logits[..., :n_classes]
         t = y[rows].unsqueeze(0).expand(b - a, -1)
         loss[a:b] += torch.nn.functional.cross_entropy(logits.transpose(1, 2), t, reduction="none").double().sum(1)
