@@ -682,26 +682,33 @@ def _model_result(c: Config, g: int, record: Record, rec_steps: list[int], losse
                   st_wgrad: Tensor, st_inactive: Tensor, st_sat: Tensor, ev_train, ev_test, diverged_at: int | None,
                   wall_per_model: float) -> TrainResult:
     lg = losses[:, g]
+    # Whole-model figures reduced in the stats' dtype, for all record steps at once; then every
+    # figure read out as Python floats in one go (indexing element by element cost more than the
+    # reductions).
+    model_stats = {
+        "loss": lg[rec_steps],
+        "param_grad_norm": st_grad[:, :, g].square().sum(1).sqrt(),  # every layer's weights and biases
+        "weight_grad_norm": st_wgrad[:, :, g].square().sum(1).sqrt(),  # every layer's weights, no bias
+        "inactive": st_inactive[:, :, g].mean(1),
+        "saturated": st_sat[:, :, g].mean(1),
+    }
+    wanted = ["loss", *(m for m in model_stats if m != "loss" and m in record.metrics)]
+    per_model = {m: model_stats[m].tolist() for m in wanted}
+    per_layer = {"param_grad_norm": st_grad[:, :, g].tolist(), "weight_grad_norm": st_wgrad[:, :, g].tolist(),
+                 "inactive": st_inactive[:, :, g].tolist(), "saturated": st_sat[:, :, g].tolist()}
+    n_act = st_inactive.shape[1]
     recs, layers = [], []
     for ri, s in enumerate(rec_steps):
         if diverged_at is not None and s > diverged_at:
             break
-        r = {"step": s, "loss": _num(lg[s])}
-        if "param_grad_norm" in record.metrics:  # of the whole model: every layer's weights and biases
-            r["param_grad_norm"] = _num(st_grad[ri, :, g].square().sum().sqrt())
-        if "weight_grad_norm" in record.metrics:  # of the whole model: every layer's weights, no bias
-            r["weight_grad_norm"] = _num(st_wgrad[ri, :, g].square().sum().sqrt())
-        if "inactive" in record.metrics:
-            r["inactive"] = _num(st_inactive[ri, :, g].mean())
-        if "saturated" in record.metrics:
-            r["saturated"] = _num(st_sat[ri, :, g].mean())
+        r = {"step": s, **{m: _num(per_model[m][ri]) for m in wanted}}
         recs.append(r)
         for l in range(st_grad.shape[1]):
-            row = {"step": s, "layer": l, "param_grad_norm": _num(st_grad[ri, l, g]),
-                   "weight_grad_norm": _num(st_wgrad[ri, l, g])}
-            if l < st_inactive.shape[1]:
-                row["inactive"] = _num(st_inactive[ri, l, g])
-                row["saturated"] = _num(st_sat[ri, l, g])
+            row = {"step": s, "layer": l, "param_grad_norm": _num(per_layer["param_grad_norm"][ri][l]),
+                   "weight_grad_norm": _num(per_layer["weight_grad_norm"][ri][l])}
+            if l < n_act:
+                row["inactive"] = _num(per_layer["inactive"][ri][l])
+                row["saturated"] = _num(per_layer["saturated"][ri][l])
             else:  # the linear read-out has no activation
                 row["inactive"] = row["saturated"] = None
             layers.append(row)
