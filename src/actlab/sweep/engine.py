@@ -233,7 +233,7 @@ class _Slices:
         for spec, p, a, b in self.parts:
             m = saturating_side(spec, None if z is None else z[a:b], y[a:b], p)
             out.append(torch.ones_like(y[a:b], dtype=torch.bool) if m is None else m)
-        return torch.cat(out)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def max_abs_derivative(self, n_models: int, dtype: torch.dtype) -> Tensor:
         """``max|f'|`` of each model's activation, ``(G, 1, 1)``."""

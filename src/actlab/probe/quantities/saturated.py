@@ -90,7 +90,8 @@ def saturated_share(abs_d: Tensor, max_abs_derivative: float | Tensor, tol: floa
     """
     s = torch.lt(abs_d, tol * max_abs_derivative, out=torch.empty_like(abs_d))
     if side is not None:
-        s.mul_(side)
+        # through uint8: a float-by-bool product is not vectorised on CPU, uint8's is (the same 0/1)
+        s.mul_(side.view(torch.uint8) if side.dtype == torch.bool else side)
     return s.mean() if dims is None else s.mean(dims)
 
 
