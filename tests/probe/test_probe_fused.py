@@ -281,3 +281,23 @@ def test_deferred_statistics_keep_no_unneeded_input_alive():
     train(model, steps=1, batch=8)
     probe.detach()
     assert held and all(x is None for x in held)
+
+
+@needs_numba
+@pytest.mark.parametrize("shape", [(64, 12), (8, 3, 5, 5), (40,)], ids=["2d", "4d", "1d"])
+def test_fused_input_moments_equal_eager(shape):
+    # the model's input is summed in one fused pass; the eager form is a sum and a dot
+    torch.manual_seed(0)
+    x = torch.randn(*shape) * 3 + 200  # raw pixels: large and uncentred
+    means = {}
+    for fz in (True, False):
+        model = nn.Sequential(nn.Flatten(0 if len(shape) == 1 else 1), nn.LazyLinear(4), nn.ReLU())
+        model(x)  # materialise the lazy layer before the probe looks for parameters
+        with Probe(model, fused=fz) as probe:
+            model(x).sum().backward()
+        means[fz] = probe.read().inputs
+    (s1, m1, q1), = means[True]
+    (s2, m2, q2), = means[False]
+    assert s1 == s2 == 0
+    assert m1 == pytest.approx(m2, rel=1e-6) and q1 == pytest.approx(q2, rel=1e-6)
+    assert m1 == pytest.approx(float(x.double().mean()), rel=1e-6)

@@ -251,6 +251,35 @@ def usable(plan: StatPlan, v: Tensor, x: Any) -> bool:
     return bool(_kernels if _kernels is not None else _load())
 
 
+def sums_usable(v: Tensor) -> bool:
+    """Whether :func:`sums` can take ``v`` (a contiguous float32/float64 CPU tensor, numba here)."""
+    if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64) or not v.is_contiguous():
+        return False
+    if v.numel() == 0 or torch.compiler.is_compiling():
+        return False
+    return bool(_kernels if _kernels is not None else _load())
+
+
+def sums(v: Tensor) -> tuple[float, float]:
+    """``(sum, sum of squares)`` of ``v`` in one read (see :func:`sums_usable`): the eager form
+    reads the tensor twice, a sum and a dot.  Rows along the last axis are accumulated in the
+    tensor's dtype, then in float64, as :func:`act_stats` does."""
+    last = (_kernels or _load())[0]
+    a = v.detach().numpy()
+    zero, empty = _plain_consts(a.dtype)
+    return last(a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(1, -1), U_NONE, zero, zero, empty, empty, zero)
+
+
+_PLAIN: dict[str, tuple] = {}
+
+
+def _plain_consts(dtype: np.dtype) -> tuple:
+    c = _PLAIN.get(dtype.char)
+    if c is None:
+        c = _PLAIN[dtype.char] = (dtype.type(0), np.zeros(1, dtype))
+    return c
+
+
 def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tuple[int, ...] | None
               ) -> tuple[float, float, float | None, Tensor | None, Tensor | None]:
     """``(sum, sum of squares, saturated count or None, per-unit a, per-unit b)`` of ``v`` in one pass.

@@ -124,8 +124,8 @@ class _BwRow:
     step: int
     params: Any  # indices into Probe._params
     out_layers: list[int]
-    p_sq: Any  # squared norms of the parameter gradients (norms until the row is stored)
-    o_sq: Any  # sums of squares of the output gradients
+    p_sq: Any  # squared norms of the parameter gradients (norms until the row is stored), then o_sq's
+    o_sq: Any  # sums of squares of the output gradients (None once stored after p_sq's)
 
 
 @dataclass(slots=True)
@@ -275,9 +275,9 @@ class _Arena:
         self.used = a + n
         return a
 
-    def put(self, items: list, square: bool = False) -> Any:
-        """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, squared in
-        their dtype if ``square``; returns the reference ``(buffer, start, stop)``, or a tensor of
+    def put(self, items: list, square: int = 0) -> Any:
+        """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, the first
+        ``square`` of them squared in their dtype; returns the reference ``(buffer, start, stop)``, or a tensor of
         its own where they do not share a dtype and device (stacked with the usual promotion), or
         ``None`` for no items."""
         if not items:
@@ -288,7 +288,7 @@ class _Arena:
                 a = self._room(len(items), torch.float64, _CPU)
                 self.np[a:a + len(items)] = items
                 if square:
-                    self.buf[a:a + len(items)].square_()  # type: ignore[index]
+                    self.buf[a:a + square].square_()  # type: ignore[index]
                 return (self.buf, a, a + len(items))
             return _stacked(items, square)
         dt, dev = t0.dtype, t0.device
@@ -298,7 +298,7 @@ class _Arena:
         a = self._room(len(items), dt, dev)
         out = torch.stack(items, out=self.buf[a:a + len(items)])  # type: ignore[index]
         if square:
-            out.square_()
+            out[:square].square_()
         return (self.buf, a, a + len(items))
 
 
@@ -310,10 +310,12 @@ def _val(ref: Any) -> Tensor | None:
     return ref
 
 
-def _stacked(items: list, square: bool) -> Tensor:
+def _stacked(items: list, square: int) -> Tensor:
     """One tensor of mixed items (host floats as float64; stack promotes the dtypes)."""
     flat = torch.stack([t if isinstance(t, Tensor) else torch.tensor(t, dtype=torch.float64) for t in items])
-    return flat.square_() if square else flat
+    if square:
+        flat[:square].square_()
+    return flat
 
 
 _CPU = torch.device("cpu")
@@ -746,7 +748,11 @@ class Probe:
         if x is None or not x.is_floating_point() or x.numel() == 0:
             return
         v = x.detach()
-        self._inputs.append((step, self._ar_in.put([v.sum(), _sq(v)]), v.numel()))
+        if self._fused and _fused.sums_usable(v):
+            ref = self._ar_in.put(list(_fused.sums(v)))
+        else:
+            ref = self._ar_in.put([v.sum(), _sq(v)])
+        self._inputs.append((step, ref, v.numel()))
 
     def _start_recording(self, step: int) -> None:
         if self._generic_every and step % self._generic_every == 0 and not self._in_born:
@@ -1323,8 +1329,9 @@ class Probe:
             row = _BwRow(step, idx, [li for li, _ in out_grads], norms, [q for _, q in out_grads])
             if self.on_nonfinite == "raise":
                 self._raise_if_nonfinite_backward(row)
-            row.p_sq = self._ar_bw.put(norms, square=True)
-            row.o_sq = self._ar_bw.put(row.o_sq)
+            # one copy for both lists (read back as one, parameters first)
+            row.p_sq = self._ar_bw.put(norms + row.o_sq, square=len(norms))
+            row.o_sq = None
             out_grads.clear()
             self._bw_rows.append(row)
         if step % self.update_every == 0 and self._params:
@@ -1356,7 +1363,7 @@ class Probe:
                 return
         self._snapshot = None
         self._update_waits = 0
-        row = _UpRow(step, list(range(len(params))), self._ar_up.put(norms, square=True), checked)
+        row = _UpRow(step, list(range(len(params))), self._ar_up.put(norms, square=len(norms)), checked)
         self._up_rows.append(row)
         self._host = None
 
