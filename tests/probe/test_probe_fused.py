@@ -200,6 +200,22 @@ def test_fused_amax_propagates_nan_as_torch_does():
 
 
 @needs_numba
+@pytest.mark.parametrize("name", ["relu", "hardtanh", "sigmoid"])
+def test_fused_counts_of_a_unit_with_a_nan_equal_eager(name):
+    # a NaN output makes the unit's count NaN on both paths: not dead (the non-finite finding
+    # tells that story), and the counts-based saturated share is NaN as well
+    plan = plan_for(next(s for s in specs() if s.name == name))
+    assert plan.unit_counts
+    y = torch.tensor([[0.0, 0.5, 0.0], [float("nan"), 0.25, 0.0], [0.0, math.inf, 0.0]])
+    _, _, _, fused_counts, _ = fused.act_stats(plan, y, None, True, (-1, 3))
+    eager = plan.unit_count(y, 0, Workspace())
+    assert torch.equal(fused_counts.isnan(), eager.isnan()) and bool(fused_counts[0].isnan())
+    assert plan.dead_mask(fused_counts, None).tolist() == plan.dead_mask(eager, None).tolist()
+    finite = ~eager.isnan()
+    assert torch.equal(fused_counts[finite], eager[finite])
+
+
+@needs_numba
 def test_fused_unit_at_both_ends_is_inactive():
     # hardtanh: -1 on some samples, +1 on the others, f' = 0 on all: inactive, as regions.inactive_units says
     spec = next(s for s in specs() if s.name == "hardtanh")

@@ -16,7 +16,8 @@ tensor's dtype, then in float64.
 
 Semantics are the eager ones:
 
-* per-unit counts are ``count(lo < y < count_hi) * TINY`` (see :meth:`StatPlan.unit_count`);
+* per-unit counts are ``count(lo < y < count_hi) * TINY`` (see :meth:`StatPlan.unit_count`),
+  NaN for a unit with a NaN output (the eager clamp-and-sum's NaN: such a unit is not called dead);
 * per-unit ``amax``/``amin`` propagate NaN, as torch's do;
 * the saturated count is ``sum over runs`` of the run's count (:class:`~actlab.probe.stats.Count`),
   NaN when the tensor it counts on holds a NaN (as the eager ``clamp(...).sum()`` is);
@@ -310,6 +311,8 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
                 s, ss = count_last(view, lo, hi, tiny, ua, zero)
             else:
                 s, ss = mid(view, mode, lo, hi, tiny, ua, empty, zero)
+            if s != s:  # a NaN somewhere (or inf - inf): its units' counts are NaN, as the eager sum's
+                ua[np.isnan(view).any(axis=0 if view.ndim == 2 else (0, 2))] = np.nan
         else:
             if mode in (U_MAX, U_BOTH):
                 ua = np.full(unit_shape[1], -np.inf, a.dtype)
