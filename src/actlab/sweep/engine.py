@@ -596,7 +596,7 @@ class _FullSetMetrics:
 
     CURVES = ("train_loss", "train_error", "test_loss", "test_error")
 
-    def __init__(self, record: Record, data: Data, R: int, G: int) -> None:
+    def __init__(self, record: Record, data: Dataset, R: int, G: int) -> None:
         self.record, self.data = record, data
         self.curves = [m for m in self.CURVES if m in record.metrics]
         self.splits = [sp for sp in ("train", "test") if f"{sp}_loss" in self.curves or f"{sp}_error" in self.curves]
