@@ -277,7 +277,7 @@ class _Arena:
 
     def put(self, items: list, square: int = 0) -> Any:
         """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, the first
-        ``square`` of them squared in their dtype; returns the reference ``(buffer, start, stop)``, or a tensor of
+        ``square`` of them squared in their dtype (in float64 on the CPU); returns the reference ``(buffer, start, stop)``, or a tensor of
         its own where they do not share a dtype and device (stacked with the usual promotion), or
         ``None`` for no items."""
         if not items:
@@ -295,6 +295,10 @@ class _Arena:
         for t in items:
             if not isinstance(t, Tensor) or t.dtype != dt or t.device != dev or t.dim():
                 return _stacked(items, square)
+        if dev.type == "cpu" and dt.is_floating_point and not torch.compiler.is_compiling():
+            # on the CPU reading 0-d tensors costs no sync, and copying their values into the
+            # float64 buffer is cheaper than a stack (squares in float64 do not overflow)
+            return self.put([t.item() for t in items], square)
         a = self._room(len(items), dt, dev)
         out = torch.stack(items, out=self.buf[a:a + len(items)])  # type: ignore[index]
         if square:
