@@ -8,7 +8,7 @@ its workers with :func:`init_worker` and, when interrupted, stops them with :fun
 * on Linux it asks the kernel to kill it when the driver dies (``PR_SET_PDEATHSIG``), so even
   ``kill -9`` of the driver leaves no orphan;
 * it runs torch with one intra-op thread: several threads per worker oversubscribe the cores
-  (measured ~9x slower with 2 workers on 2 cores).
+  (many times slower when the workers fill the cores).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ fails when the page is out of date. Regenerate both with::
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence

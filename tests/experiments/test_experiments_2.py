@@ -342,3 +342,14 @@ def test_zigzag_rule_compares_with_the_centred_sigmoid_and_can_fail():
     # Plausible: with a wide batch the deltas' signs average out and the paths look alike.
     alike = {**n, "efficiency": {**n["efficiency"], CENTRED: [[0.1, 0.1], [0.21, 0.2, 0.22]]}}
     assert exp.decide(alike).status != "confirmed"
+
+
+def test_dying_relu_figure_skips_all_diverged_columns_quietly():
+    import warnings
+
+    from actlab.experiments.dying_relu import _nan_stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, std = _nan_stats([[math.nan, math.nan], [1.0, 2.0]], 1)
+    assert math.isnan(mean[0]) and mean[1] == 1.5 and std[1] == 0.5

@@ -200,6 +200,22 @@ def test_fused_amax_propagates_nan_as_torch_does():
 
 
 @needs_numba
+@pytest.mark.parametrize("name", ["relu", "hardtanh", "sigmoid"])
+def test_fused_counts_of_a_unit_with_a_nan_equal_eager(name):
+    # a NaN output makes the unit's count NaN on both paths: not dead (the non-finite finding
+    # tells that story), and the counts-based saturated share is NaN as well
+    plan = plan_for(next(s for s in specs() if s.name == name))
+    assert plan.unit_counts
+    y = torch.tensor([[0.0, 0.5, 0.0], [float("nan"), 0.25, 0.0], [0.0, math.inf, 0.0]])
+    _, _, _, fused_counts, _ = fused.act_stats(plan, y, None, True, (-1, 3))
+    eager = plan.unit_count(y, 0, Workspace())
+    assert torch.equal(fused_counts.isnan(), eager.isnan()) and bool(fused_counts[0].isnan())
+    assert plan.dead_mask(fused_counts, None).tolist() == plan.dead_mask(eager, None).tolist()
+    finite = ~eager.isnan()
+    assert torch.equal(fused_counts[finite], eager[finite])
+
+
+@needs_numba
 def test_fused_unit_at_both_ends_is_inactive():
     # hardtanh: -1 on some samples, +1 on the others, f' = 0 on all: inactive, as regions.inactive_units says
     spec = next(s for s in specs() if s.name == "hardtanh")
@@ -281,3 +297,23 @@ def test_deferred_statistics_keep_no_unneeded_input_alive():
     train(model, steps=1, batch=8)
     probe.detach()
     assert held and all(x is None for x in held)
+
+
+@needs_numba
+@pytest.mark.parametrize("shape", [(64, 12), (8, 3, 5, 5), (40,)], ids=["2d", "4d", "1d"])
+def test_fused_input_moments_equal_eager(shape):
+    # the model's input is summed in one fused pass; the eager form is a sum and a dot
+    torch.manual_seed(0)
+    x = torch.randn(*shape) * 3 + 200  # raw pixels: large and uncentred
+    means = {}
+    for fz in (True, False):
+        model = nn.Sequential(nn.Flatten(0 if len(shape) == 1 else 1), nn.LazyLinear(4), nn.ReLU())
+        model(x)  # materialise the lazy layer before the probe looks for parameters
+        with Probe(model, fused=fz) as probe:
+            model(x).sum().backward()
+        means[fz] = probe.read().inputs
+    (s1, m1, q1), = means[True]
+    (s2, m2, q2), = means[False]
+    assert s1 == s2 == 0
+    assert m1 == pytest.approx(m2, rel=1e-6) and q1 == pytest.approx(q2, rel=1e-6)
+    assert m1 == pytest.approx(float(x.double().mean()), rel=1e-6)

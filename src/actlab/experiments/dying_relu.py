@@ -16,6 +16,7 @@ set at init and at the end.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -234,11 +235,10 @@ class DyingRelu(Experiment):
         ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
         acts = n["activations"]
         for act in acts:
-            v = np.array(n["lr_sweep"][act]["dead"], dtype=float)
-            ax1.errorbar(n["lrs"], np.nanmean(v, 1), np.nan_to_num(np.nanstd(v, 1)), fmt="o-", capsize=3,
+            mean, std = _nan_stats(n["lr_sweep"][act]["dead"], 1)
+            ax1.errorbar(n["lrs"], mean, np.nan_to_num(std), fmt="o-", capsize=3,
                          color=COLORS.get(act), label=f"{act}: dead")
-            o = np.array(n["lr_sweep"][act]["off"], dtype=float)
-            ax1.plot(n["lrs"], np.nanmean(o, 1), ":", color=COLORS.get(act), lw=1.2)
+            ax1.plot(n["lrs"], _nan_stats(n["lr_sweep"][act]["off"], 1)[0], ":", color=COLORS.get(act), lw=1.2)
         ax1.plot([], [], "k:", lw=1.2, label="dotted: off (z <= 0 for all inputs)")
         ax1.set_xscale("log")
         ax1.set_xlabel("SGD learning rate (biases start at 0)")
@@ -249,8 +249,9 @@ class DyingRelu(Experiment):
         x = np.arange(len(acts))
         for j, (key, label, alpha) in enumerate((("off_init", "off at init", 0.2), ("off", "off at end", 0.5),
                                                   ("dead", "dead at end", 1.0))):
-            vals = [np.nanmean(np.array(n["negative_bias"][a][key], dtype=float)) for a in acts]
-            errs = [np.nan_to_num(np.nanstd(np.array(n["negative_bias"][a][key], dtype=float))) for a in acts]
+            stats = [_nan_stats(n["negative_bias"][a][key], None) for a in acts]
+            vals = [m for m, _ in stats]
+            errs = [np.nan_to_num(sd) for _, sd in stats]
             ax2.bar(x + (j - 1) * 0.27, vals, 0.27, yerr=errs, capsize=2, alpha=alpha,
                     color=[COLORS.get(a) for a in acts], edgecolor="k", lw=0.5, label=label)
         ax2.set_xticks(x, acts)
@@ -263,3 +264,12 @@ class DyingRelu(Experiment):
 
 
 EXPERIMENT = DyingRelu()
+
+
+def _nan_stats(values: Any, axis: int | None) -> tuple[Any, Any]:
+    """Mean and standard deviation over the runs that did not diverge (NaN); NaN, and no point
+    drawn, where every run diverged (numpy warns about those empty slices: nothing is wrong)."""
+    v = np.array(values, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(v, axis), np.nanstd(v, axis)

@@ -378,7 +378,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, *, open_browser: bool = True, 
 
         torch.set_num_threads(int(threads))
     # No per-message deflate: frames are small, and compressing them would hold the GIL that the
-    # training thread needs (measured: frames took 3x longer to build with it on).
+    # training thread needs (frames took several times longer to build with it on).
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="auto", ws_per_message_deflate=False)
     server = uvicorn.Server(config)
 

@@ -45,7 +45,7 @@ DISPLAY_BATCH = 512   # training examples the histograms and the dead-unit map a
 SAMPLE_IMAGES = 12    # image sets: test images whose predictions are shown
 EVAL_MAX = 1000       # frame losses over at most this many examples per split (a fixed subset)
 OFF_CENTRE_MAX = 0.1  # |mean| / rms of the weights beyond which no theory line is drawn
-FINDINGS_EVERY = 0.5  # seconds between runs of the probe's detectors while training (each costs ~10 ms)
+FINDINGS_EVERY = 0.5  # seconds between runs of the probe's detectors while training (each run costs milliseconds)
 PROBE_SPAN = 200      # recorded steps per probe before a fresh one takes over (findings: recent steps;
                       # the detectors read every record, so a longer span makes frames slower)
 STEPS_MAX = 1_000_000   # "train until stopped": the lab's loop needs a step count (and keeps 4 bytes per step)

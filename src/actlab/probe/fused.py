@@ -2,11 +2,10 @@
 
 The eager form of the statistics (:mod:`actlab.probe.stats`) is three or four torch kernels per
 activation tensor: a ``sum``, a dot for the sum of squares, and the float-only counts (a clamp into
-a buffer and a per-unit sum).  On the 2-core CPU each kernel costs its dispatch and its own read
-of the tensor: about 27 us for a 256 x 256 float32 ReLU output, against 5.6 us for one numba loop
-that reads each element once and keeps every statistic in registers.  With bare hooks taking the
-same statistics on the probe benchmark's MLP, the step took 1.076x the step without hooks with the
-torch kernels and 1.046x with the numba loop (21 interleaved repetitions).
+a buffer and a per-unit sum).  On the CPU each kernel costs its dispatch and its own read of the
+tensor, several times what one numba loop costs that reads each element once and keeps every
+statistic in registers (``benchmarks/probe_overhead.py`` measures the probe with and without it:
+``fused=False``).
 
 This module gives that loop for float32 and float64 tensors on the CPU when ``numba`` is
 installed; everything else (CUDA, half dtypes, strided views, generic saturation plans that
@@ -16,7 +15,8 @@ tensor's dtype, then in float64.
 
 Semantics are the eager ones:
 
-* per-unit counts are ``count(lo < y < count_hi) * TINY`` (see :meth:`StatPlan.unit_count`);
+* per-unit counts are ``count(lo < y < count_hi) * TINY`` (see :meth:`StatPlan.unit_count`),
+  NaN for a unit with a NaN output (the eager clamp-and-sum's NaN: such a unit is not called dead);
 * per-unit ``amax``/``amin`` propagate NaN, as torch's do;
 * the saturated count is ``sum over runs`` of the run's count (:class:`~actlab.probe.stats.Count`),
   NaN when the tensor it counts on holds a NaN (as the eager ``clamp(...).sum()`` is);
@@ -109,7 +109,7 @@ def _build() -> Any:
 
     @jit
     def count_last(a, lo, hi, tiny, ua, zero):
-        """``last`` for per-unit counts of ``lo < x < hi`` alone (the common case): 25% faster."""
+        """``last`` for per-unit counts of ``lo < x < hi`` alone (the common case): a simpler loop, faster."""
         P, U = a.shape
         s = 0.0
         ss = 0.0
@@ -251,6 +251,35 @@ def usable(plan: StatPlan, v: Tensor, x: Any) -> bool:
     return bool(_kernels if _kernels is not None else _load())
 
 
+def sums_usable(v: Tensor) -> bool:
+    """Whether :func:`sums` can take ``v`` (a contiguous float32/float64 CPU tensor, numba here)."""
+    if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64) or not v.is_contiguous():
+        return False
+    if v.numel() == 0 or torch.compiler.is_compiling():
+        return False
+    return bool(_kernels if _kernels is not None else _load())
+
+
+def sums(v: Tensor) -> tuple[float, float]:
+    """``(sum, sum of squares)`` of ``v`` in one read (see :func:`sums_usable`): the eager form
+    reads the tensor twice, a sum and a dot.  Rows along the last axis are accumulated in the
+    tensor's dtype, then in float64, as :func:`act_stats` does."""
+    last = (_kernels or _load())[0]
+    a = v.detach().numpy()
+    zero, empty = _plain_consts(a.dtype)
+    return last(a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(1, -1), U_NONE, zero, zero, empty, empty, zero)
+
+
+_PLAIN: dict[str, tuple] = {}
+
+
+def _plain_consts(dtype: np.dtype) -> tuple:
+    c = _PLAIN.get(dtype.char)
+    if c is None:
+        c = _PLAIN[dtype.char] = (dtype.type(0), np.zeros(1, dtype))
+    return c
+
+
 def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tuple[int, ...] | None
               ) -> tuple[float, float, float | None, Tensor | None, Tensor | None]:
     """``(sum, sum of squares, saturated count or None, per-unit a, per-unit b)`` of ``v`` in one pass.
@@ -281,6 +310,8 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
                 s, ss = count_last(view, lo, hi, tiny, ua, zero)
             else:
                 s, ss = mid(view, mode, lo, hi, tiny, ua, empty, zero)
+            if s != s:  # a NaN somewhere (or inf - inf): its units' counts are NaN, as the eager sum's
+                ua[np.isnan(view).any(axis=0 if view.ndim == 2 else (0, 2))] = np.nan
         else:
             if mode in (U_MAX, U_BOTH):
                 ua = np.full(unit_shape[1], -np.inf, a.dtype)

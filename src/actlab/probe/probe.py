@@ -11,17 +11,17 @@ schedule.  :meth:`Probe.read` decodes the device rows into typed records
 
 Cost model (why the code looks the way it does).  On the 10-layer MLP benchmark the statistics
 kernels and the Python around them, not the hooks, are what costs: ``std_mean`` and boolean
-masks with ``count_nonzero`` cost 30-600 us each on a 256x256 CPU tensor, while a ``sum``, a dot
-or a per-unit ``amax`` cost 4-10 us.  So each activation tensor gets one ``sum``, one dot (sum of
+masks with ``count_nonzero`` cost many times a ``sum``, a dot or a per-unit ``amax`` on a CPU
+tensor.  So each activation tensor gets one ``sum``, one dot (sum of
 squares) and the float-only counts of its :class:`~actlab.probe.stats.StatPlan` (for ReLU-like
 activations a single per-unit count gives both the saturated fraction and the dead units),
 written into a reused buffer; on the CPU all of that is one numba pass instead
-(:mod:`actlab.probe.fused`, 5-10 us against ~27 us).  CPU activations are measured in one loop at
-the end of the forward, not in their hooks: between two layers the matmuls evict the
-interpreter's code and data from the caches, and the same statistics cost ~40% more there.
+(:mod:`actlab.probe.fused`).  CPU activations are measured in one loop at the end of the
+forward, not in their hooks: between two layers the matmuls evict the interpreter's code and
+data from the caches, and the same statistics cost more there.
 The small results of a step (0-d tensors, host floats from the fused pass, per-unit vectors) are
 copied before the step ends into buffers made for many steps (:class:`_Arena`): kept as small
-tensors of their own, they fragmented the heap and the process grew ~0.8 MB per step.  The
+tensors of their own, they fragmented the heap and the process grew at every step.  The
 dead-unit streaks of all layers are updated every 64 recorded steps (or when read) in a handful
 of kernels.  Gradients are read once at
 the end of backward (a callback queued on the autograd engine by the first output-gradient hook,
@@ -124,8 +124,8 @@ class _BwRow:
     step: int
     params: Any  # indices into Probe._params
     out_layers: list[int]
-    p_sq: Any  # squared norms of the parameter gradients (norms until the row is stored)
-    o_sq: Any  # sums of squares of the output gradients
+    p_sq: Any  # squared norms of the parameter gradients (norms until the row is stored), then o_sq's
+    o_sq: Any  # sums of squares of the output gradients (None once stored after p_sq's)
 
 
 @dataclass(slots=True)
@@ -199,7 +199,7 @@ def _first_tensor(out: Any) -> Tensor | None:
     if isinstance(out, Tensor):
         return out
     if type(out) is tuple and out and isinstance(out[0], Tensor):
-        return out[0]  # a forward's positional arguments: tree_flatten's first leaf without its ~60 us
+        return out[0]  # a forward's positional arguments: tree_flatten's first leaf without its cost
     for t in tree_flatten(out)[0]:
         if isinstance(t, Tensor):
             return t
@@ -230,7 +230,7 @@ def _norm_list(ts: list[Tensor]) -> list[Tensor]:
 def _running_max(a: Tensor) -> Tensor:
     """``torch.cummax(a, 0).values`` of a fresh tensor, in place, by log2(len) doubling steps.
 
-    (torch's cummax along dim 0 of a 64 x 2560 block ran 2.7x slower on the 2-core CPU.)
+    (torch's cummax along dim 0 of a block of steps x units ran slower on the CPU.)
     """
     k = 1
     while k < a.shape[0]:
@@ -275,9 +275,9 @@ class _Arena:
         self.used = a + n
         return a
 
-    def put(self, items: list, square: bool = False) -> Any:
-        """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, squared in
-        their dtype if ``square``; returns the reference ``(buffer, start, stop)``, or a tensor of
+    def put(self, items: list, square: int = 0) -> Any:
+        """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, the first
+        ``square`` of them squared in their dtype (in float64 on the CPU); returns the reference ``(buffer, start, stop)``, or a tensor of
         its own where they do not share a dtype and device (stacked with the usual promotion), or
         ``None`` for no items."""
         if not items:
@@ -288,17 +288,21 @@ class _Arena:
                 a = self._room(len(items), torch.float64, _CPU)
                 self.np[a:a + len(items)] = items
                 if square:
-                    self.buf[a:a + len(items)].square_()  # type: ignore[index]
+                    self.buf[a:a + square].square_()  # type: ignore[index]
                 return (self.buf, a, a + len(items))
             return _stacked(items, square)
         dt, dev = t0.dtype, t0.device
         for t in items:
             if not isinstance(t, Tensor) or t.dtype != dt or t.device != dev or t.dim():
                 return _stacked(items, square)
+        if dev.type == "cpu" and dt.is_floating_point and not torch.compiler.is_compiling():
+            # on the CPU reading 0-d tensors costs no sync, and copying their values into the
+            # float64 buffer is cheaper than a stack (squares in float64 do not overflow)
+            return self.put([t.item() for t in items], square)
         a = self._room(len(items), dt, dev)
         out = torch.stack(items, out=self.buf[a:a + len(items)])  # type: ignore[index]
         if square:
-            out.square_()
+            out[:square].square_()
         return (self.buf, a, a + len(items))
 
 
@@ -310,10 +314,12 @@ def _val(ref: Any) -> Tensor | None:
     return ref
 
 
-def _stacked(items: list, square: bool) -> Tensor:
+def _stacked(items: list, square: int) -> Tensor:
     """One tensor of mixed items (host floats as float64; stack promotes the dtypes)."""
     flat = torch.stack([t if isinstance(t, Tensor) else torch.tensor(t, dtype=torch.float64) for t in items])
-    return flat.square_() if square else flat
+    if square:
+        flat[:square].square_()
+    return flat
 
 
 _CPU = torch.device("cpu")
@@ -403,8 +409,8 @@ class Probe:
             forwards, as gradient accumulation does; the first :meth:`step` call also turns it
             off. Default: ``True``.
         param_outputs: also record the output RMS and output-gradient norm of parametrised
-            layers (Linear, Conv...), not only of activations; about 3% more step time on the
-            MLP benchmark. Default: ``False``.
+            layers (Linear, Conv...), not only of activations; a few percent more step time
+            (``benchmarks/probe_overhead.py``). Default: ``False``.
         thresholds: detector thresholds (:class:`~actlab.probe.findings.Thresholds`).
         quantities: keys of the ``"generic"`` quantities to measure
             (:mod:`actlab.probe.quantities`; the fused activation statistics and the gradient
@@ -746,7 +752,11 @@ class Probe:
         if x is None or not x.is_floating_point() or x.numel() == 0:
             return
         v = x.detach()
-        self._inputs.append((step, self._ar_in.put([v.sum(), _sq(v)]), v.numel()))
+        if self._fused and _fused.sums_usable(v):
+            ref = self._ar_in.put(list(_fused.sums(v)))
+        else:
+            ref = self._ar_in.put([v.sum(), _sq(v)])
+        self._inputs.append((step, ref, v.numel()))
 
     def _start_recording(self, step: int) -> None:
         if self._generic_every and step % self._generic_every == 0 and not self._in_born:
@@ -986,7 +996,7 @@ class Probe:
         self._hooked = True
 
         # Reduce at once: holding the gradient until the end of backward would keep its buffer
-        # from being reused (measured: +4% step time on the MLP benchmark).  A prehook on the
+        # from being reused, which shows in the step time.  A prehook on the
         # node that made y sees dL/dy, as a tensor hook would, at half the set-up cost; the
         # first one to run in backward queues the end-of-backward reading of the gradients.
         dot, fast = torch.dot, y.dtype in (torch.float32, torch.float64)
@@ -1020,9 +1030,8 @@ class Probe:
         if y.device.type == "cpu" and y.requires_grad and layer.index not in self._immediate:
             # Later, in one loop at the end of the forward (_run_deferred).  Between two layers the
             # big matmuls evict the interpreter's code and data from the caches, so every line
-            # run here costs several times what it costs in a loop that runs them back to back
-            # (measured on the MLP benchmark: 0.45 ms of forward overhead instead of 0.62 with
-            # the same kernels).  The output of a layer that needs a gradient is saved for
+            # run here costs several times what it costs in a loop that runs them back to back.
+            # The output of a layer that needs a gradient is saved for
             # backward in the usual cases (by the activation or by the next layer), so keeping it
             # until the end of the forward costs no memory there; on CUDA, where memory is
             # scarcer and kernels run asynchronously, the work stays here.
@@ -1254,9 +1263,9 @@ class Probe:
             vals.append(A if plan.counts_saturation else None)
         M = masks[0] if len(masks) == 1 else torch.cat(masks, 1)
         dev = M.device
-        # Float arithmetic from here on (exact: step counts stay far below 2^24): on the 2-core
-        # CPU, bool masks, torch.where over them and bool -> float casts ran 5-10x slower than
-        # the same work in float32 (bool -> float through uint8 does not).
+        # Float arithmetic from here on (exact: step counts stay far below 2^24): on the CPU,
+        # bool masks, torch.where over them and bool -> float casts run several times slower
+        # than the same work in float32 (bool -> float through uint8 does not).
         D = M.view(torch.uint8).to(torch.float32)
         t = torch.arange(1, K + 1, device=dev, dtype=torch.float32)[:, None]
         last_alive = _running_max(t - t * D)  # the last step each unit was alive; 0: none yet
@@ -1323,8 +1332,9 @@ class Probe:
             row = _BwRow(step, idx, [li for li, _ in out_grads], norms, [q for _, q in out_grads])
             if self.on_nonfinite == "raise":
                 self._raise_if_nonfinite_backward(row)
-            row.p_sq = self._ar_bw.put(norms, square=True)
-            row.o_sq = self._ar_bw.put(row.o_sq)
+            # one copy for both lists (read back as one, parameters first)
+            row.p_sq = self._ar_bw.put(norms + row.o_sq, square=len(norms))
+            row.o_sq = None
             out_grads.clear()
             self._bw_rows.append(row)
         if step % self.update_every == 0 and self._params:
@@ -1356,7 +1366,7 @@ class Probe:
                 return
         self._snapshot = None
         self._update_waits = 0
-        row = _UpRow(step, list(range(len(params))), self._ar_up.put(norms, square=True), checked)
+        row = _UpRow(step, list(range(len(params))), self._ar_up.put(norms, square=len(norms)), checked)
         self._up_rows.append(row)
         self._host = None
 

@@ -9,8 +9,7 @@ out, once per (activation, hyperparameters), *where* in the domain the derivativ
 threshold: a few intervals of the output ``y`` (for output-based derivatives such as sigmoid's
 ``y (1 - y)``) or of the input ``x``.  Counting the elements in those intervals takes only
 float comparisons, which on CPU are several times cheaper than boolean masks and
-``count_nonzero`` (measured: ``count_nonzero`` of a 256x256 tensor ~30-600 us, a float clamp and
-sum ~10 us).
+``count_nonzero`` (``benchmarks/probe_overhead.py`` measures the probe's cost).
 
 Inactive units need "f' is exactly 0 for every sample" (:func:`actlab.activations.regions.inactive_units`).
 For output-based derivatives the zero set is a set of points in ``y`` (ReLU: ``y = 0``; tanh and
@@ -167,7 +166,7 @@ def _count(v: Tensor, r: Count, n: float, ws: Tensor) -> tuple[Tensor, float, fl
     # count(t > 0) for t >= 0 is clamp(t, 0, TINY).sum() / TINY: float kernels only, exact for
     # t >= TINY (a power of two, so the sum of up to 2^24 of them is exact in float32).  The
     # element-wise steps write into ``ws``, a reused buffer: a fresh activation-sized tensor
-    # per step page-faults (measured in a training loop: clamp 230 us instead of 10 us).
+    # per step page-faults, which cost far more than the clamp itself in a training loop.
     if r.form == "eq":
         # a is the bottom (b = 1) or the top (b = -1) of the range: count(v == a) = n - count(v != a)
         if r.b > 0:

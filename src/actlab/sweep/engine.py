@@ -163,7 +163,7 @@ class _Slices:
         self.needs_input = any(spec.derivative_from != "output" for spec, *_ in self.parts)
         self.learnable = any(spec.learnable for spec, *_ in self.parts)
         # The catalog's in-place forms, where declared, for buffers the caller owns: the matmul's
-        # fresh output is overwritten while still in cache (ReLU: 1.8% more model-steps/s).
+        # fresh output is overwritten while still in cache (benchmarks/sweep.py measures it).
         one = self.parts[0][0] if len(self.parts) == 1 and not self.learnable else None
         self.forward_inplace = one.forward_inplace if one is not None and not self.needs_input else None
         self.vjp_inplace = one.vjp_inplace if one is not None else None
@@ -282,9 +282,8 @@ def train_group(configs: Sequence[Config], record: Record | None = None, *,
     shards = _shards(configs, threads)
     if len(shards) == 1:
         # One stack: ``threads`` intra-op threads, set explicitly.  Left at torch's default (every
-        # core), a stack asked to run on one thread ran ~10x slower on a loaded 2-core machine
-        # (sweep_small's depth-2 chunk: 59 s against 6 s on two shards): OpenMP's barriers spin
-        # while other processes hold the cores.
+        # core), a stack asked to run on one thread ran many times slower on a loaded machine
+        # with few cores: OpenMP's barriers spin while other processes hold the cores.
         with torch_threads(threads):
             return _train_stack(configs, record, dtype, progress)
     # Shards of the stack on parallel Python threads, each running single-threaded kernels:
@@ -363,7 +362,7 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
     if not record.keep_params:
         del inits
     # The read-out is padded to a multiple of 16 columns: a (B, 64) x (64, 10) bmm runs as slowly
-    # as a 64-column one (and log_softmax over a last dim of 10 ~9x slower than over 16).  The pad
+    # as a 64-column one (and log_softmax over a last dim of 10 is far slower than over 16).  The pad
     # columns have zero weights and a -inf bias: their softmax is exactly 0, so their gradients
     # are 0 and they never change or touch the real classes.
     C = data.n_classes
@@ -429,8 +428,8 @@ def _train_stack(configs: Sequence[Config], record: Record, dtype: torch.dtype,
         # Cross-entropy and its gradient (softmax - onehot) / B, per model.
         lp = torch.log_softmax(logits, -1)
         torch.sum(lp.gather(-1, tg), (1, 2), out=losses[t]).div_(-B)
-        # softmax = 2^(log2(e) lp): torch's float32 exp ran 3-14x slower than exp2 here (worst on
-        # the very negative log-probabilities of a confident model).
+        # softmax = 2^(log2(e) lp): torch's float32 exp runs several times slower than exp2 on
+        # the CPU (worst on the very negative log-probabilities of a confident model).
         dz = lp.mul_(_LOG2_E).exp2_().scatter_add_(-1, tg, minus_one)
 
         ri = rec_index.get(t)
@@ -604,7 +603,7 @@ class _FullSetMetrics:
 
     CURVES = ("train_loss", "train_error", "test_loss", "test_error")
 
-    def __init__(self, record: Record, data: Data, R: int, G: int) -> None:
+    def __init__(self, record: Record, data: Dataset, R: int, G: int) -> None:
         self.record, self.data = record, data
         self.curves = [m for m in self.CURVES if m in record.metrics]
         self.splits = [sp for sp in ("train", "test") if f"{sp}_loss" in self.curves or f"{sp}_error" in self.curves]

@@ -22,7 +22,7 @@ from actlab.probe.quantities.nonfinite import first_nonfinite, nonfinite
 from actlab.probe.quantities.out_grad_norm import output_grad_norm
 from actlab.probe.quantities.param_grad_norm import param_grad_norm, param_grad_rms
 from actlab.probe.quantities.saturated import saturated_share, saturating_side
-from actlab.probe.quantities.update_ratio import update_ratio
+from actlab.probe.quantities.update_ratio import UPDATE_SAMPLE, sample, update_ratio
 from actlab.probe.quantities.weight_grad_norm import is_weight, weight_grad_norm
 
 
@@ -198,3 +198,18 @@ def test_weight_grad_norm_takes_weights_only_and_a_layer_without_weights_records
     assert got["2"].weight_grad_norm == pytest.approx(float(model[2].weight.grad.norm()), rel=1e-6)
     assert probe.layer_grad_norms(which="weights") == pytest.approx(
         {"0": float(model[0].weight.grad.norm()), "2": float(model[2].weight.grad.norm())}, rel=1e-6)
+
+
+def test_update_sample_spreads_over_the_columns_of_a_first_layer():
+    # An image's border pixels are always 0, so the weights that read them never move: a sample
+    # made of those columns alone would call a moving layer still.
+    torch.manual_seed(0)
+    w = torch.randn(256, 784)
+    step = torch.randn(256, 784) * 1e-3
+    step[:, :16] = 0
+    before = sample(w)
+    assert before.numel() == UPDATE_SAMPLE
+    estimate = float((sample(w + step) - before).norm() / before.norm())
+    assert estimate == pytest.approx(float(step.norm() / w.norm()), rel=0.1)
+    small = torch.randn(3, 100)
+    assert torch.equal(sample(small), small.reshape(-1))

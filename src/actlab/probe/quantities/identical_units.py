@@ -11,6 +11,7 @@ unit is an output row or channel), on the ``update`` schedule.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,11 +35,15 @@ def identical_units(weight: Tensor, bias: Tensor | None = None) -> Tensor | None
     units = w.shape[0]
     # Units that differ in their first weight cannot be equal (not the bias: often all zero):
     # compare whole rows only for the candidates (all of them in a symmetric layer, next to none
-    # in a randomly initialised one).  Sorting one column costs ~10 us on 256 units, a whole-row
-    # unique(dim=0) ~1.7 ms (2-core CPU).  The branch reads one bool from the device, on the
-    # update schedule only.
+    # in a randomly initialised one).  Sorting one column is far cheaper than a whole-row
+    # unique(dim=0), and NumPy's sort of a CPU column cheaper again than torch's dispatch (see
+    # benchmarks/probe_overhead.py).  The branch reads one bool from the device, on the update
+    # schedule only.
     first = w[:, 0]
-    v = first.sort().values
+    if first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64):
+        v = np.sort(first.numpy())
+    else:
+        v = first.sort().values
     if not bool((v[1:] == v[:-1]).any()):
         return torch.zeros((), dtype=torch.float64, device=weight.device)
     _, inv, counts = torch.unique(first, return_inverse=True, return_counts=True)

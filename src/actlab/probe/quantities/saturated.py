@@ -84,8 +84,8 @@ def saturated_share(abs_d: Tensor, max_abs_derivative: float | Tensor, tol: floa
     """The fraction of elements of ``abs_d`` that are :func:`saturated` (over ``dims``; all by
     default); ``side`` as there.
 
-    The comparison writes 0/1 in ``abs_d``'s floating dtype (on the 2-core CPU a bool mask and
-    its mean ran ~6x slower than a float ``lt`` and a float mean); the mean is exact in float64
+    The comparison writes 0/1 in ``abs_d``'s floating dtype (on the CPU a bool mask and its mean
+    run several times slower than a float ``lt`` and a float mean); the mean is exact in float64
     and within float32 rounding otherwise.
     """
     s = torch.lt(abs_d, tol * max_abs_derivative, out=torch.empty_like(abs_d))

@@ -9,17 +9,37 @@ from torch import Tensor
 
 from actlab.probe.quantities.base import Field, Quantity, series_plot
 
-#: The probe estimates the ratio on at most this many entries per parameter tensor, taken at a
-#: fixed stride (all of a smaller tensor): copying every weight each time would cost more than
-#: all the other statistics together.
+#: The probe estimates the ratio on at most this many entries per parameter tensor (all of a
+#: smaller tensor): copying every weight each time would cost more than all the other statistics
+#: together.
 UPDATE_SAMPLE = 4096
+#: Consecutive entries per piece of the sample (one 64-byte cache line of float32).  Single
+#: entries at a fixed stride touch every cache line of a large tensor, as much memory traffic as
+#: copying it whole; runs of this length touch ``1 / stride`` of it.
+SAMPLE_RUN = 16
+
+_INDEX: dict[tuple[int, str], Tensor] = {}
 
 
 def sample(p: Tensor) -> Tensor:
-    """At most ~:data:`UPDATE_SAMPLE` entries of ``p`` at a fixed stride (all of a small tensor)."""
+    """At most :data:`UPDATE_SAMPLE` entries of ``p``: a flat view of a small tensor, else a copy.
+
+    A larger tensor gives ``UPDATE_SAMPLE // SAMPLE_RUN`` runs of :data:`SAMPLE_RUN` consecutive
+    entries (flattened order), their starts spread evenly from the first entry to the last.  The
+    starts drift across the columns of a weight matrix, so no input feature (an image's always-dark
+    border pixels, say) fills the sample.
+    """
     v = p.detach().reshape(-1)
-    stride = -(-v.numel() // UPDATE_SAMPLE)
-    return v if stride == 1 else v[::stride]
+    n = v.numel()
+    if n <= UPDATE_SAMPLE:
+        return v
+    key = (n, str(v.device))
+    idx = _INDEX.get(key)
+    if idx is None:
+        runs = UPDATE_SAMPLE // SAMPLE_RUN
+        starts = torch.linspace(0, n - SAMPLE_RUN, runs, dtype=torch.float64).round().long()
+        idx = _INDEX[key] = (starts[:, None] + torch.arange(SAMPLE_RUN)).reshape(-1).to(v.device)
+    return v.index_select(0, idx)
 
 
 def update_ratio(before: Sequence[Tensor], after: Sequence[Tensor]) -> Tensor:

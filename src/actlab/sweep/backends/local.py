@@ -3,7 +3,7 @@
 ``workers == 1`` trains each chunk in this process (the batched engine shards it over the
 cores with threads); ``workers > 1`` sends chunks to a ``spawn`` process pool, each worker with
 its share of the cores (one thread each when there are as many workers as cores; more
-oversubscribe them: measured ~9x slower with 2 two-thread workers on 2 cores), in about two
+oversubscribe them, many times slower), in about two
 chunks per worker.  Each worker starts its own Python and torch, so on a machine with few cores
 ``workers == 1`` is as fast or faster: the batched engine already uses every core in one process.
 Results come back to the driver, which writes each chunk to the store in one transaction as soon
@@ -70,8 +70,8 @@ def run_local(chunks: Sequence[Sequence[Config]], record: Record, *, workers: in
                 r.losses = []
             yield res
         return
-    # The cores shared out: workers x threads never exceeds them (more oversubscribes: ~9x slower
-    # measured with 2 two-thread workers on 2 cores).
+    # The cores shared out: workers x threads never exceeds them (more oversubscribes them, and
+    # OpenMP's spinning barriers then run many times slower).
     per = threads or max(1, default_threads() // workers)
     workers = min(workers, len(chunks))  # a worker with no chunk would only cost its start-up
     if workers == 0:
@@ -125,8 +125,8 @@ def run_sweep(spec: SweepSpec, store: Store | str | Path, *, backend: str = "loc
     report(done)
     if backend == "local" and workers > 1:
         # About two chunks per worker, so none idles while another trains a large one (a chunk is
-        # what a worker trains at once; sweep_small's two 16-model chunks, depth 2 and depth 4,
-        # kept one worker busy ~1.7x longer than the other: 10.5 s against 6.2 s, measured).
+        # what a worker trains at once; with one chunk each, a deep chunk kept its worker busy
+        # long after a shallow one's had finished).
         chunk_size = min(chunk_size, max(1, -(-len(todo) // (2 * workers))))
     chunks = group_configs(todo, chunk_size)
     inner = (lambda k: report(done + k)) if progress else None  # type: ignore[misc]
