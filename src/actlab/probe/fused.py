@@ -238,24 +238,25 @@ def _mode(plan: StatPlan, counted: bool) -> int:
 
 def usable(plan: StatPlan, v: Tensor, x: Any) -> bool:
     """Whether :func:`act_stats` can take this call (else the caller uses the eager kernels)."""
-    if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64) or not v.is_contiguous():
-        return False
     if plan.sat not in ("runs", "never", "always"):
         return False
     if plan.sat == "runs" and plan.domain == "input" and not (
             isinstance(x, Tensor) and x.dtype == v.dtype and x.shape == v.shape and x.is_contiguous()
             and x.device.type == "cpu"):
         return False
-    if torch.compiler.is_compiling():
-        return False
-    return bool(_kernels if _kernels is not None else _load())
+    return _runs_on(v)
 
 
 def sums_usable(v: Tensor) -> bool:
     """Whether :func:`sums` can take ``v`` (a contiguous float32/float64 CPU tensor, numba here)."""
+    return v.numel() > 0 and _runs_on(v)
+
+
+def _runs_on(v: Tensor) -> bool:
+    """A contiguous float32/float64 CPU tensor, not under tracing, with the kernels compiled here."""
     if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64) or not v.is_contiguous():
         return False
-    if v.numel() == 0 or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():
         return False
     return bool(_kernels if _kernels is not None else _load())
 

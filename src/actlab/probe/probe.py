@@ -277,9 +277,9 @@ class _Arena:
 
     def put(self, items: list, square: int = 0) -> Any:
         """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, the first
-        ``square`` of them squared in their dtype (in float64 on the CPU); returns the reference ``(buffer, start, stop)``, or a tensor of
-        its own where they do not share a dtype and device (stacked with the usual promotion), or
-        ``None`` for no items."""
+        ``square`` of them squared in their dtype (in float64 on the CPU); returns the reference
+        ``(buffer, start, stop)``, or a tensor of its own where they do not share a dtype and
+        device (stacked with the usual promotion), or ``None`` for no items."""
         if not items:
             return None
         t0 = items[0]
