@@ -77,7 +77,9 @@ Two traps on CPU machines with glibc:
    more than the kernel itself. Unless ``--no-malloc-tuning`` is given, the script re-executes
    itself with ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set high (they must be set
    before the process starts), and prints which setting it used and the page faults it measured per
-   fresh tensor.
+   fresh tensor. Even so the heap grows over the first calls of a row, which then fault on fresh
+   pages and run 2-3x slower: each row warms up until a round of all its calls runs without a
+   page fault (at most ``WARM_ROUNDS``; the rounds taken are in the JSON as ``warm_rounds``).
 2. ``torch.compile`` is not used: on these machines a compiled forward+backward that saves a boolean
    mask (relu, hardtanh, ``where``) ran ~10x slower than eager.
 """
@@ -251,6 +253,10 @@ def _bytes(mode: str, n_in: int, n_out: int, itemsize: int) -> int:
     return itemsize * (2 * n_in + 2 * n_out + n_in)
 
 
+#: Most extra warm-up rounds (every variant once) waiting for one without page faults.
+WARM_ROUNDS = 20
+
+
 def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
@@ -274,6 +280,17 @@ def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype
     for _ in range(warmup):
         for v, m in cells:
             calls[v][m]()
+    # Then until a whole round runs without a page fault (at most WARM_ROUNDS): glibc's heap grows
+    # over the first calls (a 16 MiB output on fresh pages ran 3x slower than on reused ones), and
+    # timing those calls made a figure's median depend on how many of its calls came early.
+    rounds = 0
+    while rounds < WARM_ROUNDS:
+        f0 = _faults()
+        for v, m in cells:
+            calls[v][m]()
+        rounds += 1
+        if _faults() == f0:
+            break
     for r in range(repeats):
         k = r % len(cells)
         for v, m in cells[k:] + cells[:k]:  # rotate the order so no variant always runs first
@@ -287,7 +304,7 @@ def bench_spec(spec: ActivationSpec, size: int, repeats: int, warmup: int, dtype
     rows: dict[str, Any] = {
         "name": spec.name, "backprop": spec.backprop, "elementwise": spec.elementwise,
         "n_in": n_in, "n_out": n_out, "builtin": spec.builtin is not None, "naive": spec.name in NAIVE,
-        "modes": {},
+        "modes": {}, "warm_rounds": rounds,
     }
     item = torch.empty((), dtype=dtype).element_size()
     for m in modes:

@@ -19,7 +19,8 @@ Figures, per benchmark (``--benchmarks``; the same work on both sides):
   x ``--steps``, its default record schedule every 50 steps: loss, layer gradient norm, inactive
   and saturated shares under either tree's names), model-steps per CPU-second. The one-by-one
   path is not compared: since issue 12 it measures the whole data sets before and after
-  training (``lab.train``), more work than before by design;
+  training (``lab.train``), more work than before by design; glibc malloc tuned as for the
+  activations (``MALLOC_TUNED``);
 - ``activations``: ``apply(spec, x)`` forward and forward + backward of every activation both
   catalogs hold, ``--size`` float32 elements (``activations.bench_spec``, wall time, glibc malloc
   tuned as that script does); a memory copy of the same size is the control.
@@ -150,7 +151,8 @@ def _sweep_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     record = Record(every=50)
     load_data("digits", "standardise", None)
-    sw.time_batched(sw.configs(4, 5), record, p["threads"])  # first-call costs are in neither figure
+    # first-call costs (and the heap's growth to the size the timed calls need) are in neither figure
+    sw.time_batched(sw.configs(p["configs"], 5), record, p["threads"])
     walls, cpus = [], []
     for _ in range(p["inner"]):
         wall, cpu = sw.time_batched(sw.configs(p["configs"], p["steps"]), record, p["threads"])
@@ -281,6 +283,13 @@ def export(rev: str, cache: Path) -> tuple[str, Path]:
 # Runs
 
 
+#: Benchmarks whose runs get glibc's malloc tuned (benchmarks/_malloc.py), on both sides alike:
+#: untuned, the engine's large buffers went back to the kernel after every train_group call and
+#: came back as ~8k page faults per call, and its rate varied by ~10% between calls of one
+#: process; tuned, the faults stop after the first call and the calls agree within ~2%.
+MALLOC_TUNED = ("activations", "sweep")
+
+
 def worker_env(src: Path, isa: str, threads: int, bench: str, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of one run: ``PYTHONPATH`` at ``src``, the ISA variant, the thread count."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in ISA_KEYS}
@@ -288,7 +297,7 @@ def worker_env(src: Path, isa: str, threads: int, bench: str, base: dict[str, st
     env["PYTHONPATH"] = str(src)
     for k in THREAD_ENV:
         env[k] = str(threads)
-    if bench == "activations":
+    if bench in MALLOC_TUNED:
         sys.path.insert(0, str(HERE))
         try:
             from _malloc import MALLOC_ENV

@@ -58,7 +58,8 @@ def test_worker_env(sbs: Any, tmp_path: Path) -> None:
     e512 = sbs.worker_env(tmp_path, "avx512", 1, "sweep", base=inherited)
     assert e512["ATEN_CPU_CAPABILITY"] == "avx512" and "NUMBA_CPU_NAME" not in e512 and e512["HOME"] == "/h"
     assert e512["PYTHONPATH"] == str(tmp_path) and e512["OMP_NUM_THREADS"] == "1"
-    assert "MALLOC_MMAP_THRESHOLD_" not in e512
+    assert e512["MALLOC_MMAP_THRESHOLD_"]  # the sweep's runs too (MALLOC_TUNED)
+    assert "MALLOC_MMAP_THRESHOLD_" not in sbs.worker_env(tmp_path, "avx512", 1, "probe_overhead", base=inherited)
     e2 = sbs.worker_env(tmp_path, "avx2", 2, "activations", base={})
     assert e2["NUMBA_CPU_NAME"] == "haswell" and e2["NUMBA_CPU_FEATURES"] == "" and e2["NUMBA_NUM_THREADS"] == "2"
     assert e2["MALLOC_MMAP_THRESHOLD_"]  # as benchmarks/activations.py times
