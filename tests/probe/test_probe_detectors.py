@@ -85,6 +85,22 @@ def test_fused_rnn_gates_are_an_info_line():
     assert all(f.severity == "info" for f in blind)
 
 
+def test_torch_activations_outside_the_catalog_are_an_info_line():
+    # nn.Hardswish (MobileNetV3) has no catalog entry: its layer has no row, and the findings say
+    # so instead of "nothing looks wrong"; the catalogued ones beside it are not listed
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.Hardswish(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32),
+                          nn.Tanhshrink(), nn.Linear(32, 10), nn.Softmax(-1))
+    with Probe(model, window=2) as probe:
+        _train(model, probe, 4)
+    found = probe.findings()
+    blind = [f for f in found if f.kind == "blind"]
+    assert len(blind) == 1 and blind[0].severity == "info"
+    assert blind[0].layers == ["1 (Hardswish)", "5 (Tanhshrink)"]  # not ReLU, not the output Softmax
+    assert "not judged" in blind[0].message
+    assert [layer.activation for layer in probe.layers if layer.kind == "activation"] == ["relu"]
+
+
 def test_reused_module_one_row_per_call_site():
     torch.manual_seed(0)
     model = he(ReusedReLU())

@@ -333,6 +333,17 @@ def _sigma_w2(module: nn.Module | None) -> float:
     return float(w.detach().double().square().mean()) * w[0].numel()
 
 
+# torch's activation modules that are not elementwise hidden-layer activations: not reported as unjudged
+_NOT_ACTIVATIONS = (nn.MultiheadAttention, nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d)
+
+
+def _uncatalogued(module: nn.Module) -> bool:
+    """Whether ``module`` is one of torch's activation modules (``nn.Hardswish``, ``nn.GLU``, ...)
+    that the catalog has no entry for: the probe cannot judge its layer, and says so."""
+    return type(module).__module__ == nn.ReLU.__module__ and not isinstance(module, _NOT_ACTIVATIONS) \
+        and match_module(module) is None
+
+
 def _is_compiled(model: nn.Module) -> bool:
     return type(model).__name__ == "OptimizedModule" or getattr(model, "_compiled_call_impl", None) is not None
 
@@ -1575,7 +1586,9 @@ class Probe:
                 histograms[self.layers[li].name] = Histogram(st, float(r), counts.detach().cpu().numpy())
         seen = {"eval_forwards": self._eval_forwards, "train_forwards": self._train_forwards,
                 "compiled": _is_compiled(self.model),
-                "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))]}
+                "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))],
+                "uncatalogued": [f"{n} ({type(m).__name__})" for n, m in self.model.named_modules()
+                                 if _uncatalogued(m) and id(m) not in self._act_ids]}
         return ProbeRecords(settings, infos, records, param_norms, streaks, dict(self._born), inputs, losses, seen,
                             histograms)
 

@@ -34,7 +34,8 @@ kind                   fires when
                        ``Thresholds.profile``-fold across the hidden activations, before NaN
 ``loss_trend``         (loss.py) plateau or divergence of the losses given to ``Probe.step``
 ``blind``              (blind.py, info) what the probe could not see: nothing recorded, eval
-                       mode, fused RNN gates, a run shorter than the dead window
+                       mode, fused RNN gates, torch activations outside the catalog
+                       (``nn.Hardswish``...), a run shorter than the dead window
 =====================  =================================================================
 
 A cause is named only when the figures support it (evidence.py: weight scale against the

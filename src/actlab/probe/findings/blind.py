@@ -39,6 +39,14 @@ def blind_findings(data: "ProbeRecords", steps: list[int]) -> list[Finding]:
                            "with your own gates)",
                            f"the gates and activations inside fused {', '.join(fused)} are not visible: only their "
                            "parameter gradients are recorded"))
+    odd = list(seen.get("uncatalogued", []))
+    if odd:
+        out.append(Finding("info", "blind", odd, {"modules": odd},
+                           "the catalog has no entry for these activations, so the probe cannot say when they "
+                           "saturate or die",
+                           "their neighbours' gradient norms still show vanishing or exploding gradients around them",
+                           f"not judged: {', '.join(odd)}: activation modules outside actlab's catalog (no "
+                           "saturation, inactive or dead figures for them)"))
     span = steps[-1] + 1
     if span < data.settings.window:
         out.append(Finding("info", "blind", [], {"steps": span, "recorded": len(steps), "window": data.settings.window},
