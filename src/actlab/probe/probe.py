@@ -173,8 +173,26 @@ class _FunctionalMode(TorchFunctionMode):
         out = func(*args, **kwargs)
         spec = spec_for_function(func)
         if spec is not None:
-            self.probe._on_function(func, spec, args, kwargs, out)
+            if torch.compiler.is_compiling():
+                # Dynamo must not trace the bookkeeping (tracing its id() of a module raised an
+                # internal error in torch 2.13): a graph break runs it eagerly on the real tensors
+                _on_function_eager(self.probe, func, spec, args, kwargs, out)
+            else:
+                self.probe._on_function(func, spec, args, kwargs, out)
         return out
+
+
+def _on_function_eager(probe: "Probe", *args: Any) -> None:
+    global _on_function_eager
+    # made once, on the first traced call: torch.compiler.disable imports dynamo, too heavy for
+    # every `import actlab`
+    _on_function_eager = torch.compiler.disable(_seen_compiling, recursive=True)
+    _on_function_eager(probe, *args)
+
+
+def _seen_compiling(probe: "Probe", *args: Any) -> None:
+    probe._traced = True  # a forward of the model ran compiled (it may hold the uncompiled module)
+    probe._on_function(*args)
 
 
 _SIGNATURES: dict[Any, inspect.Signature | None] = {}
@@ -559,6 +577,7 @@ class Probe:
         self._generic_rows: list[tuple[int, list, Any]] = []  # (step, [(layer, field)], their values)
         self._in_born = False
         self._driven = False
+        self._traced = False  # an activation function was seen while torch.compile traced the model
         self._host: Any = None
         self._host_key: tuple = ()
         # what the findings need beyond the layer rows: the model's input on recorded steps
@@ -1585,7 +1604,7 @@ class Probe:
             if key == "histogram":
                 histograms[self.layers[li].name] = Histogram(st, float(r), counts.detach().cpu().numpy())
         seen = {"eval_forwards": self._eval_forwards, "train_forwards": self._train_forwards,
-                "compiled": _is_compiled(self.model),
+                "compiled": _is_compiled(self.model) or self._traced,
                 "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))],
                 "uncatalogued": [f"{n} ({type(m).__name__})" for n, m in self.model.named_modules()
                                  if _uncatalogued(m) and id(m) not in self._act_ids]}

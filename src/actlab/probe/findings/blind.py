@@ -39,6 +39,14 @@ def blind_findings(data: "ProbeRecords", steps: list[int]) -> list[Finding]:
                            "with your own gates)",
                            f"the gates and activations inside fused {', '.join(fused)} are not visible: only their "
                            "parameter gradients are recorded"))
+    if seen.get("compiled", False):
+        out.append(Finding("info", "blind", [], {"compiled": True},
+                           "a compiled forward runs the compiler's kernels: the probe sees an activation function "
+                           "only where the compiler keeps the call (with the inductor backend, tensor methods "
+                           "such as x.tanh() are compiled away)",
+                           "use activation modules (nn.Tanh) inside compiled code, or probe the model uncompiled",
+                           "the model is compiled (torch.compile): activation modules are probed; activation "
+                           "functions called inside its forward appear only if listed in the table"))
     odd = list(seen.get("uncatalogued", []))
     if odd:
         out.append(Finding("info", "blind", odd, {"modules": odd},
