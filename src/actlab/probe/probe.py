@@ -355,11 +355,10 @@ def _sigma_w2(module: nn.Module | None) -> float:
 _NOT_ACTIVATIONS = (nn.MultiheadAttention, nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d)
 
 
-def _uncatalogued(module: nn.Module) -> bool:
-    """Whether ``module`` is one of torch's activation modules (``nn.Hardswish``, ``nn.GLU``, ...)
-    that the catalog has no entry for: the probe cannot judge its layer, and says so."""
-    return type(module).__module__ == nn.ReLU.__module__ and not isinstance(module, _NOT_ACTIVATIONS) \
-        and match_module(module) is None
+def _torch_activation(module: nn.Module) -> bool:
+    """Whether ``module`` is one of torch's activation modules (``nn.Hardswish``, ``nn.GLU``, ...);
+    one the catalog has no entry for is not judged, and the probe says so."""
+    return type(module).__module__ == nn.ReLU.__module__ and not isinstance(module, _NOT_ACTIVATIONS)
 
 
 def _is_compiled(model: nn.Module) -> bool:
@@ -522,6 +521,7 @@ class Probe:
         self._module_of: dict[int, nn.Module] = {}  # layer index -> module
         self._act_ids: set[int] = set()
         self._params: list[tuple[int, str, nn.Parameter]] = []
+        self._uncatalogued: list[str] = []  # torch activation modules the catalog has no entry for
         self._discover()
 
         self._handles: list[Any] = []
@@ -640,7 +640,9 @@ class Probe:
                 spec, params, _ = found
                 layer = self._new_layer(name or type(m).__name__, "activation", type(m).__name__, spec, params)
                 self._act_ids.add(id(m))
-            elif own:
+            elif found is None and _torch_activation(m):
+                self._uncatalogued.append(f"{name or type(m).__name__} ({type(m).__name__})")
+            if layer is None and own:
                 layer = self._new_layer(name or type(m).__name__, "parametrised", type(m).__name__)
                 layer.chain = not isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and any(p.dim() >= 2 for _, p in own)
             if layer is None:
@@ -1606,8 +1608,7 @@ class Probe:
         seen = {"eval_forwards": self._eval_forwards, "train_forwards": self._train_forwards,
                 "compiled": _is_compiled(self.model) or self._traced,
                 "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))],
-                "uncatalogued": [f"{n} ({type(m).__name__})" for n, m in self.model.named_modules()
-                                 if _uncatalogued(m) and id(m) not in self._act_ids]}
+                "uncatalogued": list(self._uncatalogued)}
         return ProbeRecords(settings, infos, records, param_norms, streaks, dict(self._born), inputs, losses, seen,
                             histograms)
 
