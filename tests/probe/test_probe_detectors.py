@@ -144,6 +144,55 @@ def test_large_weights_are_not_called_small():
     assert "too large" in causes and "too small" not in causes
 
 
+def test_explosion_at_the_start_is_told_with_the_weights_and_the_mean_field():
+    """sigma_w^2 = 16/3 at depth 8 (1.63x per layer): ~20x growth at step 0, under the 100x of the
+    window rule; the large weights corroborate it, and the mean field predicts the measured factor."""
+    torch.manual_seed(0)
+    model = scaled(mlp(nn.ReLU, 8), factor=4.0)
+    with Probe(model) as probe:
+        _train(model, probe, 30, lr=1e-3)
+    found = [f for f in probe.findings() if f.kind == "exploding_gradients"]
+    assert len(found) == 1, probe.findings()
+    f = found[0]
+    assert f.figures["step"] == 0 and "first recorded step" in f.message and "too large" in f.cause
+    assert 10 <= f.figures["out_grad_growth_to_input"] < 100
+    n = len(f.figures["out_grad_norm"])
+    measured = f.figures["out_grad_growth_to_input"] ** (1 / (n - 1))
+    assert f.figures["mean_field_per_layer"] == pytest.approx(math.sqrt(16 / 3 / 2), rel=0.05)
+    assert measured == pytest.approx(f.figures["mean_field_per_layer"], rel=0.15)
+
+
+class _ResidualReLU(nn.Module):
+    """h + relu(W h) at He init: the stream's variance doubles per block, no weight is too large."""
+
+    def __init__(self, blocks: int = 8, width: int = 64):
+        super().__init__()
+        self.fcs = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.acts = nn.ModuleList(nn.ReLU() for _ in range(blocks))
+        self.out = nn.Linear(width, 10)
+        for fc in self.fcs:
+            nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+            nn.init.zeros_(fc.bias)
+
+    def forward(self, x):
+        for fc, act in zip(self.fcs, self.acts):
+            x = x + act(fc(x))
+        return self.out(x)
+
+
+def test_growth_at_the_start_without_large_weights_is_not_called_exploding():
+    torch.manual_seed(0)
+    model = _ResidualReLU()
+    with Probe(model) as probe:
+        _train(model, probe, 10, lr=1e-3)
+    data = probe.read()
+    first = [r for r in data.records if r.step == 0]
+    from actlab.probe.findings.profile import growth
+
+    assert growth(data, first).to_output >= 10  # the stream grows as much as the case above
+    assert not [f for f in probe.findings() if f.kind == "exploding_gradients"], probe.findings()
+
+
 def _summary_text(probe) -> str:
     from rich.console import Console
 

@@ -416,6 +416,9 @@ BROKEN: list[Case] = [
          "exploding_gradients", ("too large",), also=("non_finite", "loss_trend", "dead_units"), steps=3, lr=1e-6),
     Case("exploding_relu_x30", lambda: scaled(he(mlp(nn.ReLU, 6)), factor=30.0), "exploding_gradients",
          ("too large",), also=("non_finite", "loss_trend", "dead_units", "vanishing_gradients"), steps=3, lr=1e-9),
+    # a milder explosion (sigma_w^2 = 16/3: 1.63x per layer) that training tames below 100x: seen at step 0
+    Case("exploding_relu_default_x4_depth8", lambda: scaled(mlp(nn.ReLU, 8), factor=4.0), "exploding_gradients",
+         ("too large",), also=("loss_trend",), steps=30, lr=1e-3),
     Case("nan_from_data", lambda: he(mlp(nn.ReLU, 4)), "non_finite", ("input",), steps=12, hook=_nan_in_data),
     Case("nan_from_learning_rate", lambda: he(mlp(nn.ReLU, 4)), "non_finite", ("learning rate",),
          also=("exploding_gradients", "loss_trend", "dead_units"), steps=30, lr=40.0),

@@ -31,7 +31,9 @@ kind                   fires when
                        identical; zero weights at the start are named
 ``input_statistics``   (inputs.py) the model's input is not standardised
 ``exploding_gradients`` (profile.py) also: out-gradient norm or activation RMS growing
-                       ``Thresholds.profile``-fold across the hidden activations, before NaN
+                       ``Thresholds.profile``-fold across the hidden activations, before NaN;
+                       or ``Thresholds.profile_start``-fold at the first recorded step when the
+                       weights then were too large for their activations
 ``loss_trend``         (loss.py) plateau or divergence of the losses given to ``Probe.step``
 ``blind``              (blind.py, info) what the probe could not see: nothing recorded, eval
                        mode, fused RNN gates, torch activations outside the catalog

@@ -34,6 +34,9 @@ class Thresholds:
         profile: growth of the output-gradient norm toward the input (or of the activation RMS
             toward the output) across the hidden activation layers that is called exploding,
             before any NaN. Default: ``100``.
+        profile_start: the same growth at the first recorded step, called exploding when the
+            weights then were too large for the activations they feed (``sigma_w^2`` above 1.9x
+            the variance-preserving scale): two figures agree, so one decade, not two. Default: ``10``.
         input_scale: RMS, or ``|mean|`` when it exceeds the std, of the model's input above
             which the input is called not standardised. Default: ``10``.
         plateau: fall of the loss over the run (least-squares line through the losses given to
@@ -58,6 +61,7 @@ class Thresholds:
     high_update: float = 1e-2
     severe: float = 1e3
     profile: float = 100.0
+    profile_start: float = 10.0
     input_scale: float = 10.0
     plateau: float = 0.01
     diverge: float = 2.0

@@ -105,14 +105,21 @@ def _next_activation(data: "ProbeRecords", layer: "LayerInfo") -> "LayerInfo | N
     return None
 
 
-def weight_scales(data: "ProbeRecords") -> list[LayerScale]:
-    """One :class:`LayerScale` per layer with a weight matrix or kernel, in forward order."""
+def weight_scales(data: "ProbeRecords", at_start: bool = False) -> list[LayerScale]:
+    """One :class:`LayerScale` per layer with a weight matrix or kernel, in forward order.
+
+    Args:
+        at_start: the weights as they were at the first recorded step (``sigma_w2_start``), not
+            when the records were read.
+    """
     out = []
-    for layer in sorted((l for l in data.layers if l.chain and l.order >= 0 and not math.isnan(l.sigma_w2)),
-                        key=lambda l: l.order):
+    for layer in sorted((l for l in data.layers if l.chain and l.order >= 0), key=lambda l: l.order):
+        sw2 = layer.sigma_w2_start if at_start else layer.sigma_w2
+        if math.isnan(sw2):
+            continue
         act = _next_activation(data, layer)
         ref = reference_sigma_w2(act.spec) if act is not None else math.nan
-        out.append(LayerScale(layer.name, layer.sigma_w2, layer.sigma_w2 == 0.0, act.activation if act else "",
+        out.append(LayerScale(layer.name, sw2, sw2 == 0.0, act.activation if act else "",
                               ref, act.spec if act is not None else None, act.name if act is not None else ""))
     return out
 
@@ -139,9 +146,11 @@ def zero_at_start(data: "ProbeRecords") -> list[str]:
     return [l.name for l in data.layers if l.sigma_w2_start == 0.0]
 
 
-def scale_evidence(data: "ProbeRecords", want: str, layers: list[str] | None = None) -> list[LayerScale]:
-    """The layers (of ``layers``, default all) whose weight verdict is ``want``."""
-    return [s for s in weight_scales(data) if s.verdict == want and (layers is None or s.layer in layers)]
+def scale_evidence(data: "ProbeRecords", want: str, layers: list[str] | None = None,
+                   at_start: bool = False) -> list[LayerScale]:
+    """The layers (of ``layers``, default all) whose weight verdict is ``want`` (``at_start``: at
+    the first recorded step, see :func:`weight_scales`)."""
+    return [s for s in weight_scales(data, at_start) if s.verdict == want and (layers is None or s.layer in layers)]
 
 
 @dataclass

@@ -34,9 +34,11 @@ def _profile(data: "ProbeRecords", recent: list, field: str) -> list[tuple[str, 
     return [(n, v) for _, n, v in sorted(out)]
 
 
-def explode_cause(data: "ProbeRecords", records: list, th: Thresholds) -> tuple[str, str, dict]:
-    """The cause of an explosion, stated only where the weights or update ratios show it."""
-    large = scale_evidence(data, "large")
+def explode_cause(data: "ProbeRecords", records: list, th: Thresholds, at_start: bool = False
+                  ) -> tuple[str, str, dict]:
+    """The cause of an explosion, stated only where the weights or update ratios show it
+    (``at_start``: the weights as they were at the first recorded step)."""
+    large = scale_evidence(data, "large", at_start=at_start)
     ratio = max_update_ratio(records)
     figures: dict = {}
     if large:
@@ -58,28 +60,110 @@ def explode_cause(data: "ProbeRecords", records: list, th: Thresholds) -> tuple[
     return cause, advice, figures
 
 
-def profile_findings(data: "ProbeRecords", recent: list, clean: list, th: Thresholds) -> list[Finding]:
-    back = _profile(data, recent, "out_grad_norm")
-    fwd = _profile(data, recent, "out_rms")
+@dataclass
+class Growth:
+    """The depth profiles of one set of records and how much they grow.
+
+    Attributes:
+        back: ``[(layer, out_grad_norm)]`` of the hidden activation layers, in forward order.
+        fwd: ``[(layer, out_rms)]``, the same.
+        to_input: growth of the output-gradient norm from the last layer back to the first.
+        to_output: growth of the activation RMS from the first layer to the last.
+    """
+
+    back: list
+    fwd: list
+    to_input: float
+    to_output: float
+
+    def hits(self, threshold: float) -> list[tuple[float, str]]:
+        return [(g, what) for g, what in ((self.to_input, "back"), (self.to_output, "fwd"))
+                if math.isfinite(g) and g >= threshold]
+
+    def describe(self, threshold: float) -> list[str]:
+        parts = []
+        if math.isfinite(self.to_input) and self.to_input >= threshold:
+            parts.append(f"the output-gradient norm grows {_fmt(self.to_input)}x from layer {self.back[-1][0]} back "
+                         f"to layer {self.back[0][0]}")
+        if math.isfinite(self.to_output) and self.to_output >= threshold:
+            parts.append(f"the activation RMS grows {_fmt(self.to_output)}x from layer {self.fwd[0][0]} to layer "
+                         f"{self.fwd[-1][0]}")
+        return parts
+
+
+def growth(data: "ProbeRecords", records: list) -> Growth:
+    """The :class:`Growth` of ``records`` (medians per layer; NaN where fewer than 3 layers)."""
+    back = _profile(data, records, "out_grad_norm")
+    fwd = _profile(data, records, "out_rms")
     g_back = back[0][1] / back[-1][1] if len(back) >= MIN_LAYERS and back[-1][1] > 0 else math.nan
     g_fwd = fwd[-1][1] / fwd[0][1] if len(fwd) >= MIN_LAYERS and fwd[0][1] > 0 else math.nan
-    hits = [(g, what) for g, what in ((g_back, "back"), (g_fwd, "fwd")) if math.isfinite(g) and g >= th.profile]
+    return Growth(back, fwd, g_back, g_fwd)
+
+
+def profile_findings(data: "ProbeRecords", recent: list, clean: list, th: Thresholds) -> list[Finding]:
+    """Exploding before any NaN: over the recent window at ``th.profile``; or at the first recorded
+    step at ``th.profile_start`` when the weights then were too large for the activations they feed
+    (two figures agree: a net blown up at initialisation that training has since tamed, or
+    collapsed, shows no growth in its last window)."""
+    now = growth(data, recent)
+    hits = now.hits(th.profile)
+    at_start = None
+    if not hits and clean:
+        s0 = min(r.step for r in clean)
+        large = scale_evidence(data, "large", at_start=True)
+        start = growth(data, [r for r in clean if r.step == s0]) if large else None
+        fed = {s.feeds for s in large}
+        if start is not None and any(n in fed for n, _ in start.back + start.fwd):
+            hits = start.hits(th.profile_start)
+            if hits:
+                at_start = (s0, start)
     if not hits:
         return []
-    cause, advice, extra = explode_cause(data, clean, th)
-    figures = {"out_grad_growth_to_input": g_back, "activation_rms_growth_to_output": g_fwd,
-               "out_grad_norm": dict(back), "out_rms": dict(fwd), "threshold": th.profile, **extra}
-    parts = []
-    if math.isfinite(g_back) and g_back >= th.profile:
-        parts.append(f"the output-gradient norm grows {_fmt(g_back)}x from layer {back[-1][0]} back to layer "
-                     f"{back[0][0]}")
-    if math.isfinite(g_fwd) and g_fwd >= th.profile:
-        parts.append(f"the activation RMS grows {_fmt(g_fwd)}x from layer {fwd[0][0]} to layer {fwd[-1][0]}")
-    worst = max(g for g, _ in hits)
+    g = at_start[1] if at_start else now
+    threshold = th.profile_start if at_start else th.profile
+    cause, advice, extra = explode_cause(data, clean, th, at_start=at_start is not None)
+    figures = {"out_grad_growth_to_input": g.to_input, "activation_rms_growth_to_output": g.to_output,
+               "out_grad_norm": dict(g.back), "out_rms": dict(g.fwd), "threshold": threshold, **extra}
+    parts = g.describe(threshold)
+    if at_start:
+        s0, _ = at_start
+        figures["step"] = s0
+        figures["recent_growth"] = {"out_grad_to_input": now.to_input, "activation_rms_to_output": now.to_output}
+        theory = _start_theory(data, g)
+        if theory:
+            figures["mean_field_per_layer"] = theory[0]
+            parts.append(theory[1])
+        recent_steps = len({r.step for r in recent})
+        msg = (f"exploding signal at the first recorded step ({s0}), before any NaN: " + "; ".join(parts)
+               + f"; over the last {recent_steps} recorded step(s) the growth is "
+               + f"{_fmt(now.to_input)}x back, {_fmt(now.to_output)}x forward")
+    else:
+        msg = "exploding signal before any NaN: " + "; ".join(parts)
+    worst = max(v for v, _ in hits)
     sev = "error" if worst >= th.profile * th.severe / 10 else "warning"
-    layers = [back[0][0]] if any(w == "back" for _, w in hits) else [fwd[-1][0]]
-    msg = "exploding signal before any NaN: " + "; ".join(parts)
+    layers = [g.back[0][0]] if any(w == "back" for _, w in hits) else [g.fwd[-1][0]]
     return [Finding(sev, "exploding_gradients", layers, figures, cause, advice, msg)]
+
+
+def _start_theory(data: "ProbeRecords", g: Growth) -> tuple[float, str] | None:
+    """The mean field's backward factor per layer at the start's median sigma_w^2, beside the
+    measured one, when the profile's layers share one activation."""
+    prof = g.back if math.isfinite(g.to_input) else g.fwd
+    names = {n for n, _ in prof}
+    specs = {l.spec.name: l.spec for l in data.layers if l.name in names and l.spec is not None}
+    if len(specs) != 1 or len(prof) < MIN_LAYERS:
+        return None
+    act, spec = next(iter(specs.items()))
+    sw = sorted(s.sigma_w2 for s in weight_scales(data, at_start=True) if s.feeds in names and not s.zero)
+    if not sw:
+        return None
+    sw2 = sw[len(sw) // 2]
+    theory = _sqrt_chi_1(spec, sw2)
+    if not math.isfinite(theory):
+        return None
+    measured = (g.to_input if prof is g.back else g.to_output) ** (1.0 / (len(prof) - 1))
+    return theory, (f"{measured:.3g}x per layer measured, {theory:.3g}x by the mean field (sqrt(chi_1) for {act} "
+                    f"at the measured sigma_w^2 = {sw2:.3g}, sigma_b^2 = 0)")
 
 
 @dataclass
