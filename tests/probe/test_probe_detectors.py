@@ -193,6 +193,24 @@ def test_growth_at_the_start_without_large_weights_is_not_called_exploding():
     assert not [f for f in probe.findings() if f.kind == "exploding_gradients"], probe.findings()
 
 
+def test_raw_inputs_normalised_right_after_the_first_layer_are_an_info_line():
+    from zoo import BNCNN, raw_pixels
+
+    torch.manual_seed(0)
+    model = BNCNN()
+    x, y = raw_pixels()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with Probe(model) as probe:
+        for i in range(5):
+            opt.zero_grad()
+            F.cross_entropy(model(x[i * 64:(i + 1) * 64]), y[i * 64:(i + 1) * 64]).backward()
+            opt.step()
+            probe.step()
+    found = [f for f in probe.findings() if f.kind == "input_statistics"]
+    assert [f.severity for f in found] == ["info"], found
+    assert found[0].figures["normalised_by"] == "features.1" and found[0].figures["mean"] > 10
+
+
 def _summary_text(probe) -> str:
     from rich.console import Console
 

@@ -454,6 +454,8 @@ def _reused_dead() -> nn.Module:
 HEALTHY: list[Case] = [
     Case("mlp_relu_he", lambda: he(mlp(nn.ReLU, 6, width=128)), steps=60),
     Case("cnn_batchnorm_inplace_relu", BNCNN, steps=60),
+    # raw pixels 0-255 into conv -> BatchNorm: the scale never reaches an activation (trains as well)
+    Case("cnn_batchnorm_raw_pixels", BNCNN, steps=60, data="pixels"),
     Case("transformer_encoder", Encoder, steps=60),
     Case("gpt_block_handwritten_gelu", GPTBlock, steps=60),
     Case("lstm", lambda: Recurrent(nn.LSTM), steps=60, lr=0.5),

@@ -29,7 +29,8 @@ kind                   fires when
                        ``|mean| / std >= Thresholds.off_centre``
 ``symmetry``           (symmetry.py) a hidden layer has ``Thresholds.identical`` of its units
                        identical; zero weights at the start are named
-``input_statistics``   (inputs.py) the model's input is not standardised
+``input_statistics``   (inputs.py) the model's input is not standardised (an info line when a
+                       normalisation layer takes the first layer's output)
 ``exploding_gradients`` (profile.py) also: out-gradient norm or activation RMS growing
                        ``Thresholds.profile``-fold across the hidden activations, before NaN;
                        or ``Thresholds.profile_start``-fold at the first recorded step when the

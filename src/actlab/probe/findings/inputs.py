@@ -27,6 +27,17 @@ def input_findings(data: "ProbeRecords", th: Thresholds) -> list[Finding]:
         return []
     figures = {"mean": st.mean, "std": st.std, "rms": st.rms, "threshold": th.input_scale,
                "recorded_steps": st.steps, "first_layer": first.name if first is not None else None}
+    nxt = _next_layer(data, first)
+    if nxt is not None and any(k in nxt.module for k in _NORMS):
+        # conv -> BatchNorm on raw pixels trains as well as on standardised ones: the scale never
+        # reaches an activation, so it is said, not warned about
+        figures["normalised_by"] = nxt.name
+        return [Finding("info", "input_statistics", [first.name], figures,
+                        f"{nxt.name} ({nxt.module}) normalises {first.name}'s output before any activation "
+                        "sees it: the input's scale does not reach the nonlinearities",
+                        "nothing needed here; standardise the inputs if that normalisation is ever removed",
+                        f"input not standardised (mean {_fmt(st.mean)}, std {_fmt(st.std)}), normalised right after "
+                        "the first layer")]
     cause = (f"inputs not standardised: mean {_fmt(st.mean)}, std {_fmt(st.std)} (RMS {_fmt(st.rms)}), so the first "
              f"layer's pre-activations are about {_fmt(st.rms)}x the scale its initialisation assumes (RMS 1)")
     advice = ("standardise the inputs per feature with the training set's statistics: x = (x - mean) / std "
@@ -34,3 +45,11 @@ def input_findings(data: "ProbeRecords", th: Thresholds) -> list[Finding]:
     msg = f"input not standardised: mean {_fmt(st.mean)}, std {_fmt(st.std)}"
     return [Finding("warning", "input_statistics", [first.name] if first is not None else [], figures, cause,
                     advice, msg)]
+
+
+def _next_layer(data: "ProbeRecords", layer) -> "object | None":
+    """The layer that runs right after ``layer`` (the next in forward order), or ``None``."""
+    if layer is None:
+        return None
+    later = [l for l in data.layers if l.order > layer.order]
+    return min(later, key=lambda l: l.order, default=None)
