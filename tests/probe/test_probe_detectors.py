@@ -343,6 +343,33 @@ def test_roles_of_sigmoid_mlp_and_attention():
     a = torch.softmax(x @ x.T, -1)  # meets a signal in a matmul: attention
     out = lin(h) * g + (a @ x)
     assert roles(out, {0: h.grad_fn, 1: g.grad_fn, 2: a.grad_fn}) == {0: "hidden", 1: "gate", 2: "attention"}
+    p = torch.sigmoid(lin(h))      # the model's output (through a view too): output
+    q = p.view(-1)
+    assert roles((h.sum(), q), {0: h.grad_fn, 3: p.grad_fn}) == {0: "hidden", 3: "output"}
+
+
+def test_saturated_output_sigmoid_is_said_not_warned():
+    """A binary classifier's sigmoid on the logits saturates as it grows confident (BCE keeps the
+    gradient p - y): an info line; the same sigmoid inside the net is still judged."""
+    def train(model):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with Probe(model) as probe:
+            for i in range(150):
+                x, y = _x(seed=i)
+                opt.zero_grad()
+                F.binary_cross_entropy(model(x).squeeze(1), (x[:, 0] > 0).float()).backward()
+                opt.step()
+                probe.step()
+        return probe
+
+    torch.manual_seed(0)
+    probe = train(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1), nn.Sigmoid()))
+    found = [f for f in probe.findings() if f.kind == "saturation"]
+    assert [f.severity for f in found] == ["info"] and found[0].figures["role"] == "output", found
+    assert {l.name: l.role for l in probe.read().layers if l.spec is not None}["3"] == "output"
+    torch.manual_seed(0)
+    hidden = train(nn.Sequential(nn.Linear(64, 64), nn.Sigmoid(), nn.Linear(64, 1), nn.Sigmoid()))
+    assert {l.name: l.role for l in hidden.read().layers if l.spec is not None} == {"1": "hidden", "3": "output"}
 
 
 def test_summary_nan_trend_legend_and_width():

@@ -131,7 +131,9 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
         ``{layer index: role}``: ``"hidden"`` when the output feeds a weight (a matmul or
         convolution with a parameter), ``"gate"`` when it only multiplies other signals (the
         sigmoid gates of an LSTM-style cell), ``"attention"`` when it only meets other signals
-        in a matmul (attention weights); layers whose use is not found are left out.
+        in a matmul (attention weights), ``"output"`` when it is the model's output (a sigmoid
+        or tanh on the logits: its saturation is confidence, and a loss with a log undoes it);
+        layers whose use is not found are left out.
     """
     from torch.utils._pytree import tree_flatten
 
@@ -149,8 +151,10 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
                 consumers.setdefault(child, []).append(n)
                 stack.append(child)
     out: dict[int, str] = {}
+    ends = set(roots)
     for li, node in nodes.items():
         uses, frontier, visited = set(), list(consumers.get(node, ())), set()
+        returned = node in ends
         while frontier:
             c = frontier.pop()
             if c in visited:
@@ -158,6 +162,7 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
             visited.add(c)
             op = _op(c)
             if op in _PASS:
+                returned = returned or c in ends
                 frontier += consumers.get(c, [])
             elif op in _MATMUL:
                 uses.add("weight" if _has_param(c) else "matmul")
@@ -166,6 +171,8 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
             else:
                 uses.add("other")
         if not uses:
+            if returned:
+                out[li] = "output"
             continue
         if "weight" in uses or "other" in uses:
             out[li] = "hidden"

@@ -83,7 +83,7 @@ class ProbeLayer:
     numel: int = 0
     order: int = 1 << 30
     chain: bool = False  # has a weight matrix/kernel: part of the depth profile of gradients
-    role: str = "hidden"  # how the output is used: "hidden", "gate" or "attention" (attribution.roles)
+    role: str = "hidden"  # how the output is used: "hidden", "gate", "attention" or "output" (attribution.roles)
     learnable: bool = False  # the activation has a learnable hyperparameter (PReLU)
 
     def __post_init__(self) -> None:

@@ -60,7 +60,8 @@ class LayerInfo:
         numel: their number of entries.
         bias_mean: the mean of its ``bias`` when the records were read (NaN: none).
         role: how an activation's output is used: ``"hidden"`` (feeds a weight), ``"gate"``
-            (only multiplies other signals) or ``"attention"`` (only meets signals in a matmul).
+            (only multiplies other signals), ``"attention"`` (only meets signals in a matmul) or
+            ``"output"`` (it is the model's output).
         sigma_w2: ``fan_in * mean(W^2)`` of its weight matrix/kernel when the records were read
             (the mean-field variance scale; NaN: no such weight).
         sigma_w2_start: the same at the first recorded step.

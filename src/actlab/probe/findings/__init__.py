@@ -43,8 +43,9 @@ kind                   fires when
 
 A cause is named only when the figures support it (evidence.py: weight scale against the
 activation's gain^2 from the theory, zero weights at the start, a NaN in the input, update
-ratios); otherwise the finding says what it sees and lists the candidate causes.  Gates and
-attention weights (``LayerInfo.role``) are not judged as hidden-layer activations.
+ratios); otherwise the finding says what it sees and lists the candidate causes.  Gates,
+attention weights and the model's output activation (``LayerInfo.role``) are not judged as
+hidden-layer activations (a saturated output is an info line).
 """
 
 from __future__ import annotations
@@ -467,7 +468,32 @@ def _saturation_findings(data: ProbeRecords, recent: list, th: Thresholds) -> li
         advice = "prefer tanh (zero-centred) in hidden layers, or normalise activations (BatchNorm/LayerNorm)"
         msg = f"{', '.join(specs)} outputs not zero-centred in {_ranges(off_layers)} (|mean|/std up to {worst:.2g})"
         out.append(Finding("info", "not_zero_centred", off_layers, figures, cause, advice, msg))
+    out += _output_saturation(data, per, th)
     return out
+
+
+def _output_saturation(data: ProbeRecords, per: dict, th: Thresholds) -> list[Finding]:
+    """A saturating activation that is the model's output (a sigmoid on the logits): said, not
+    warned about.  Its saturation is confident predictions; whether that stalls learning depends
+    on the loss, which the probe does not see."""
+    figs = {}
+    for l in data.layers:
+        if l.role == "output" and _judged_for_saturation(l.spec) and l.name in per:
+            f = _nanmean([r.saturated for r in per[l.name]])
+            if not math.isnan(f) and f >= th.saturated:
+                figs[l.name] = f
+    if not figs:
+        return []
+    names = sorted(figs, key=lambda n: per[n][0].order)
+    specs = sorted({l.spec.name for l in data.layers if l.name in figs})
+    msg = (f"{', '.join(specs)} at the model's output saturated in {_ranges(names)}: up to {max(figs.values()):.0%} "
+           "of (sample, unit) (confident outputs; not judged as a hidden layer)")
+    cause = ("an output activation saturates when the model is confident; a loss with a log on it (binary cross "
+             "entropy) undoes the flat derivative, so the gradient stays p - y")
+    advice = ("nothing if the loss is (binary) cross entropy: prefer BCEWithLogitsLoss on the logits for stability; "
+              "with a squared error, wrongly saturated outputs learn slowly")
+    return [Finding("info", "saturation", names, {"saturated_fraction": figs, "threshold": th.saturated, "role": "output"},
+                    cause, advice, msg)]
 
 
 def _saturation_why(data: ProbeRecords, recent: list, th: Thresholds, sat_layers: list[str]) -> str:
