@@ -415,3 +415,12 @@ def test_summary_never_squeezes_the_layer_names(monkeypatch, capsys):
     header = next(line for line in out.splitlines() if "layer" in line)
     assert "mean" in header and "std" in header and "update" in header
     assert max(len(line) for line in out.splitlines()) > 80
+
+
+@pytest.mark.parametrize("bad", ["abc", [1.0], torch.ones(3)])
+def test_a_loss_that_is_not_one_number_is_refused_at_once(bad):
+    probe = Probe(mlp(nn.ReLU, 2))
+    with pytest.raises(ValueError, match="loss must be one number"):
+        probe.step(loss=bad)
+    probe.step(loss=torch.tensor([2.0]))  # one element: kept
+    probe.step(loss=1.5)

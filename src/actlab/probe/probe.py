@@ -744,7 +744,18 @@ class Probe:
     def record_loss(self, loss: Any) -> None:
         """Keep the loss of the current step (for the loss-trend finding) without moving the step
         counter; a tensor is kept detached on its device, nothing syncs."""
-        self._losses.append((max(self._step, 0), loss.detach() if isinstance(loss, Tensor) else float(loss)))
+        if isinstance(loss, Tensor):
+            if loss.numel() != 1:
+                raise ValueError(f"loss must be one number (a scalar tensor or a float), got a tensor of shape "
+                                 f"{tuple(loss.shape)}")
+            self._losses.append((max(self._step, 0), loss.detach()))
+            return
+        try:
+            value = float(loss)
+        except (TypeError, ValueError):
+            raise ValueError(f"loss must be one number (a scalar tensor or a float), got {type(loss).__name__} "
+                             f"{loss!r:.60}") from None
+        self._losses.append((max(self._step, 0), value))
 
     def _is_record_step(self, step: int) -> bool:
         return step >= 0 and step % self.every == 0
