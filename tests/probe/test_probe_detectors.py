@@ -343,9 +343,36 @@ def test_roles_of_sigmoid_mlp_and_attention():
     a = torch.softmax(x @ x.T, -1)  # meets a signal in a matmul: attention
     out = lin(h) * g + (a @ x)
     assert roles(out, {0: h.grad_fn, 1: g.grad_fn, 2: a.grad_fn}) == {0: "hidden", 1: "gate", 2: "attention"}
+    d = torch.sigmoid(x * 3)       # dropout's mask, then a weight: hidden (a mask is no signal)
+    z = torch.sigmoid(x * 4)       # (1 - z) * h0 with h0 = 0, then z * c: a gate
+    h0, c = torch.zeros(2, 4), torch.tanh(x)
+    out2 = lin(F.dropout(d, 0.5, True)) + (1 - z) * h0 + z * c
+    assert roles(out2, {0: d.grad_fn, 1: z.grad_fn}) == {0: "hidden", 1: "gate"}
     p = torch.sigmoid(lin(h))      # the model's output (through a view too): output
     q = p.view(-1)
     assert roles((h.sum(), q), {0: h.grad_fn, 3: p.grad_fn}) == {0: "hidden", 3: "output"}
+
+
+class _SwiGLU(nn.Module):
+    """A Llama-style gated FFN: down(silu(gate(x)) * up(x)); silu is the block's activation."""
+
+    def __init__(self, d: int = 64, h: int = 128):
+        super().__init__()
+        self.gate, self.up, self.down, self.act = nn.Linear(d, h), nn.Linear(d, h), nn.Linear(h, d), nn.SiLU()
+        self.sig = nn.Sigmoid()
+
+    def forward(self, x):
+        x = x + self.down(self.act(self.gate(x)) * self.up(x))
+        return x * self.sig(x)  # a sigmoid gate multiplying the signal
+
+
+def test_gated_ffn_activation_is_hidden_and_a_sigmoid_gate_is_a_gate():
+    torch.manual_seed(0)
+    model = nn.Sequential(_SwiGLU(), _SwiGLU(), nn.Linear(64, 10))
+    with Probe(model) as probe:
+        _train(model, probe, 3)
+    role = {l.name: l.role for l in probe.layers if l.spec is not None}
+    assert role == {"0.act": "hidden", "0.sig": "gate", "1.act": "hidden", "1.sig": "gate"}, role
 
 
 def test_saturated_output_sigmoid_is_said_not_warned():

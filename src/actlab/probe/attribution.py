@@ -120,6 +120,24 @@ def _has_param(node: Any, depth: int = 3) -> bool:
     return False
 
 
+def _constant_factor(node: Any, op: str) -> str:
+    """``"scale"`` when a Mul/Div node scales one signal by a constant (a dropout mask, a number),
+    ``"zero"`` when that constant is all zero, ``"signal"`` when both operands carry a gradient
+    (or the constant is the dividend)."""
+    live = [child is not None for child, _ in node.next_functions]
+    if sum(live) != 1:
+        return "signal"
+    if op == "Div" and not live[0]:
+        return "signal"  # c / z
+    saved = getattr(node, "_saved_other" if live[0] else "_saved_self", None)
+    try:
+        if isinstance(saved, torch.Tensor) and saved.numel() and not bool(saved.any()):
+            return "zero"
+    except RuntimeError:  # freed or not readable: a scale
+        pass
+    return "scale"
+
+
 def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int, str]:
     """How each activation output is used, from the autograd graph of one forward.
 
@@ -129,8 +147,10 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
 
     Returns:
         ``{layer index: role}``: ``"hidden"`` when the output feeds a weight (a matmul or
-        convolution with a parameter), ``"gate"`` when it only multiplies other signals (the
-        sigmoid gates of an LSTM-style cell), ``"attention"`` when it only meets other signals
+        convolution with a parameter, scaled or masked on the way: dropout), ``"gate"`` when it
+        only multiplies other signals (the sigmoid gates of an LSTM-style cell; the probe keeps
+        the role only for activations with outputs in ``[0, b]``, so SiLU in a SwiGLU FFN is
+        hidden), ``"attention"`` when it only meets other signals
         in a matmul (attention weights), ``"output"`` when it is the model's output (a sigmoid
         or tanh on the logits: its saturation is confidence, and a loss with a log undoes it);
         layers whose use is not found are left out.
@@ -167,7 +187,15 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
             elif op in _MATMUL:
                 uses.add("weight" if _has_param(c) else "matmul")
             elif op in ("Mul", "Div"):
-                uses.add("mul")
+                const = _constant_factor(c, op)
+                if const == "zero":
+                    continue  # (1 - z) * h with h = 0 (a recurrent state's first step): no use at all
+                if const == "scale":
+                    # times a constant or a mask (dropout, a 1/6 scale): the same signal, scaled
+                    returned = returned or c in ends
+                    frontier += consumers.get(c, [])
+                else:
+                    uses.add("mul")
             else:
                 uses.add("other")
         if not uses:

@@ -213,6 +213,15 @@ def _bind(func: Callable, args: tuple, kwargs: dict) -> dict:
         return dict(kwargs)
 
 
+def _gate_shaped(spec: ActivationSpec, params: dict) -> bool:
+    """Whether ``spec``'s outputs lie in ``[0, b]`` for a finite ``b`` (what a gate needs)."""
+    try:
+        lo, hi = spec.output_range({**dict(spec.defaults()), **(params or {})})
+    except Exception:  # noqa: BLE001 - an odd hyperparameter: not a gate
+        return False
+    return lo >= 0 and math.isfinite(hi) and not spec.zero_centred
+
+
 def _first_tensor(out: Any) -> Tensor | None:
     if isinstance(out, Tensor):
         return out
@@ -865,8 +874,10 @@ class Probe:
 
             for li, role in roles(output, self._role_nodes).items():
                 spec = self.layers[li].spec
-                # a zero-centred activation multiplied in (tanh(c) in an LSTM) is a signal, not a gate
-                if role != "gate" or (spec is not None and not spec.zero_centred):
+                # a gate opens and closes: its output lies between 0 and a bound (sigmoid, hard
+                # sigmoid).  Multiplied in, tanh(c) in an LSTM is a signal, and SiLU/GELU in a
+                # gated FFN (SwiGLU, GeGLU) are the block's hidden activation.
+                if role != "gate" or (spec is not None and _gate_shaped(spec, self.layers[li].params)):
                     self.layers[li].role = role
             self._role_nodes = None
         self._finish_forward(output)
