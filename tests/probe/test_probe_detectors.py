@@ -124,6 +124,40 @@ def test_loss_divergence_from_step_losses():
     assert found[0].figures["last"] > 2 * found[0].figures["first"]
 
 
+def _loss_trend(losses, update_ratio=1e-3):
+    from types import SimpleNamespace
+
+    from actlab.probe.findings import Thresholds
+    from actlab.probe.findings.loss import loss_findings
+
+    data = SimpleNamespace(losses=list(enumerate(losses)))
+    records = [SimpleNamespace(step=i, update_ratio=update_ratio, layer="0", kind="parametrised")
+               for i in range(len(losses))]
+    return loss_findings(data, records, Thresholds(), [])
+
+
+def test_loss_blown_up_by_the_first_step_is_a_divergence_when_the_updates_show_it():
+    """4 at init, then ~1000 from the first update on, falling a little: the first fifth's median
+    is already up, the initial loss and the update ratios tell it."""
+    g = torch.Generator().manual_seed(0)
+    losses = [4.0] + [float(1000 - 5 * i + 200 * torch.rand(1, generator=g)) for i in range(59)]
+    found = _loss_trend(losses, update_ratio=300.0)
+    assert len(found) == 1 and "diverged at the start" in found[0].message, found
+    assert "learning rate too high" in found[0].cause and found[0].figures["initial"] == 4.0
+    assert not _loss_trend(losses, update_ratio=1e-3) or "diverg" not in _loss_trend(losses, 1e-3)[0].message
+
+
+def test_a_fast_fall_then_noise_is_not_a_plateau_and_a_noisy_flat_one_says_why():
+    g = torch.Generator().manual_seed(0)
+    noise = [float(x) for x in torch.randn(60, generator=g)]
+    fell = [5.0 - 2.0 * min(i, 10) / 10 + 0.5 * n for i, n in enumerate(noise)]  # 5 -> 3 in 10 steps
+    assert not _loss_trend(fell), _loss_trend(fell)
+    flat = [3.0 + 0.8 * n for n in noise]
+    found = _loss_trend(flat)
+    assert len(found) == 1 and "plateau" in found[0].message
+    assert "noise" in found[0].message or "less than" in found[0].message
+
+
 def test_tanh_low_saturation_is_not_blamed():
     """A zero-initialised tanh net: 0% saturated, so the cause is the zero weights, not saturation."""
     torch.manual_seed(0)

@@ -32,7 +32,8 @@ kind                   fires when
 ``input_statistics``   (inputs.py) the model's input is not standardised (an info line when a
                        normalisation layer takes the first layer's output)
 ``exploding_gradients`` (profile.py) also: out-gradient norm or activation RMS growing
-                       ``Thresholds.profile``-fold across the hidden activations, before NaN;
+                       ``Thresholds.profile``-fold across a family of homologous hidden
+                       activation layers, before NaN;
                        or ``Thresholds.profile_start``-fold at the first recorded step when the
                        weights then were too large for their activations
 ``loss_trend``         (loss.py) plateau or divergence of the losses given to ``Probe.step``

@@ -34,6 +34,15 @@ def _profile(data: "ProbeRecords", recent: list, field: str) -> list[tuple[str, 
     return [(n, v) for _, n, v in sorted(out)]
 
 
+def _families(prof: list[tuple[str, float]]) -> dict[str, list[tuple[str, float]]]:
+    """A depth profile split into families of homologous layers (call sites of one module, ``#k``,
+    together), each in forward order."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for name, v in prof:
+        out.setdefault(_family(re.sub(r"#\d+$", "", name)), []).append((name, v))
+    return out
+
+
 def explode_cause(data: "ProbeRecords", records: list, th: Thresholds, at_start: bool = False
                   ) -> tuple[str, str, dict]:
     """The cause of an explosion, stated only where the weights or update ratios show it
@@ -92,12 +101,26 @@ class Growth:
 
 
 def growth(data: "ProbeRecords", records: list) -> Growth:
-    """The :class:`Growth` of ``records`` (medians per layer; NaN where fewer than 3 layers)."""
-    back = _profile(data, records, "out_grad_norm")
-    fwd = _profile(data, records, "out_rms")
-    g_back = back[0][1] / back[-1][1] if len(back) >= MIN_LAYERS and back[-1][1] > 0 else math.nan
-    g_fwd = fwd[-1][1] / fwd[0][1] if len(fwd) >= MIN_LAYERS and fwd[0][1] > 0 else math.nan
-    return Growth(back, fwd, g_back, g_fwd)
+    """The :class:`Growth` of ``records`` (medians per layer) in the family of homologous hidden
+    activation layers that grows most (NaN where no family has 3 layers).  Never across families:
+    a BERT pooler's tanh sees one token where the encoder's GELUs see all, so its gradient norm
+    says nothing about depth."""
+    backs = _families(_profile(data, records, "out_grad_norm"))
+    fwds = _families(_profile(data, records, "out_rms"))
+    best = Growth([], [], math.nan, math.nan)
+    for key in set(backs) | set(fwds):
+        back, fwd = backs.get(key, []), fwds.get(key, [])
+        g_back = back[0][1] / back[-1][1] if len(back) >= MIN_LAYERS and back[-1][1] > 0 else math.nan
+        g_fwd = fwd[-1][1] / fwd[0][1] if len(fwd) >= MIN_LAYERS and fwd[0][1] > 0 else math.nan
+        g = Growth(back, fwd, g_back, g_fwd)
+        if _worst(g) > _worst(best):
+            best = g
+    return best
+
+
+def _worst(g: Growth) -> float:
+    vals = [v for v in (g.to_input, g.to_output) if math.isfinite(v)]
+    return max(vals) if vals else -math.inf
 
 
 def profile_findings(data: "ProbeRecords", recent: list, clean: list, th: Thresholds) -> list[Finding]:
@@ -218,9 +241,7 @@ def attenuation(data: "ProbeRecords", recent: list, clean: list, th: Thresholds)
     # within a family of homologous activation layers (the same activation along depth, or along
     # time for a cell called per step), never across roles: a pooler's tanh after twelve encoder
     # blocks' GELUs sees another tensor, and the ratio says nothing about depth
-    fams: dict[str, list[tuple[str, float]]] = {}
-    for name, v in _profile(data, recent, "out_grad_norm"):
-        fams.setdefault(_family(re.sub(r"#\d+$", "", name)), []).append((name, v))
+    fams = _families(_profile(data, recent, "out_grad_norm"))
     profs = [p for p in fams.values() if len(p) >= MIN_LAYERS and p[-1][1] > 0]
     if not profs:
         return None
