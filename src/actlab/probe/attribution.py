@@ -120,22 +120,12 @@ def _has_param(node: Any, depth: int = 3) -> bool:
     return False
 
 
-def _constant_factor(node: Any, op: str) -> str:
-    """``"scale"`` when a Mul/Div node scales one signal by a constant (a dropout mask, a number),
-    ``"zero"`` when that constant is all zero, ``"signal"`` when both operands carry a gradient
-    (or the constant is the dividend)."""
+def _scales(node: Any, op: str) -> bool:
+    """Whether a Mul/Div node scales one signal by a constant (a dropout mask, a number): only one
+    operand carries a gradient (and it is not the divisor).  The constant's values are not read:
+    reading a saved tensor runs its unpack hooks (activation checkpointing recomputes)."""
     live = [child is not None for child, _ in node.next_functions]
-    if sum(live) != 1:
-        return "signal"
-    if op == "Div" and not live[0]:
-        return "signal"  # c / z
-    saved = getattr(node, "_saved_other" if live[0] else "_saved_self", None)
-    try:
-        if isinstance(saved, torch.Tensor) and saved.numel() and not bool(saved.any()):
-            return "zero"
-    except RuntimeError:  # freed or not readable: a scale
-        pass
-    return "scale"
+    return sum(live) == 1 and not (op == "Div" and not live[0])
 
 
 def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int, str]:
@@ -187,10 +177,7 @@ def roles(output: Any, nodes: dict[int, Any], limit: int = 200_000) -> dict[int,
             elif op in _MATMUL:
                 uses.add("weight" if _has_param(c) else "matmul")
             elif op in ("Mul", "Div"):
-                const = _constant_factor(c, op)
-                if const == "zero":
-                    continue  # (1 - z) * h with h = 0 (a recurrent state's first step): no use at all
-                if const == "scale":
+                if _scales(c, op):
                     # times a constant or a mask (dropout, a 1/6 scale): the same signal, scaled
                     returned = returned or c in ends
                     frontier += consumers.get(c, [])

@@ -1078,7 +1078,8 @@ class Probe:
         if layer.order == 1 << 30:
             self._see(layer)
         if self._role_nodes is not None and y.grad_fn is not None:
-            self._role_nodes.setdefault(layer.index, y.grad_fn)
+            # the last call of a cell run in a loop: at the first step its state is a constant (zeros)
+            self._role_nodes[layer.index] = y.grad_fn
         if plan is None or y.numel() == 0 or not y.is_floating_point():
             return
         if y.device.type == "cpu" and y.requires_grad and layer.index not in self._immediate:
