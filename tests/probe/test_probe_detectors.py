@@ -483,3 +483,34 @@ def test_a_loss_that_is_not_one_number_is_refused_at_once(bad):
         probe.step(loss=bad)
     probe.step(loss=torch.tensor([2.0]))  # one element: kept
     probe.step(loss=1.5)
+
+
+def test_a_module_called_in_a_loop_is_said_to_merge_its_calls():
+    """A recurrent cell over 8 time steps, and one ReLU shared across 4 blocks at one call site:
+    one row each, so the gradient along the loop is not profiled, and the summary says so."""
+    from zoo import HandRNN
+
+    class SharedAct(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(4))
+            self.act, self.out = nn.ReLU(), nn.Linear(64, 10)
+
+        def forward(self, x):
+            for fc in self.fcs:
+                x = self.act(fc(x))
+            return self.out(x)
+
+    for build, calls in ((HandRNN, {"cell.sigmoid": 8, "cell.tanh": 8}), (SharedAct, {"act": 4})):
+        torch.manual_seed(0)
+        model = build()
+        with Probe(model) as probe:
+            _train(model, probe, 3, lr=0.1)
+        found = [f for f in probe.findings() if f.kind == "blind" and "calls_per_forward" in f.figures]
+        assert len(found) == 1 and found[0].figures["calls_per_forward"] == calls, probe.findings()
+        assert found[0].severity == "info" and "not profiled" in found[0].message
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, 3)
+    with Probe(model) as probe:
+        _train(model, probe, 3)
+    assert not [f for f in probe.findings() if "calls_per_forward" in f.figures]

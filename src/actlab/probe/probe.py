@@ -531,6 +531,8 @@ class Probe:
         self._act_ids: set[int] = set()
         self._params: list[tuple[int, str, nn.Parameter]] = []
         self._uncatalogued: list[str] = []  # torch activation modules the catalog has no entry for
+        self._calls_first: dict[int, int] = {}  # calls per activation row in the first recorded forward
+        self._looped: dict[str, int] = {}  # rows called more than once per forward (a cell in a loop)
         self._discover()
 
         self._handles: list[Any] = []
@@ -919,6 +921,7 @@ class Probe:
         self._discover_handles = []
         self._discovered = True
         self._multi_site = {mid for mid, sites in self._calls_of.items() if len(sites) > 1}
+        self._looped = {self.layers[i].name: n for i, n in self._calls_first.items() if n > 1}
         self._install_caller_hooks()
         if not self._param_hooks_needed():
             # their only other job, the execution order, is done: a module without hooks runs faster
@@ -1077,6 +1080,8 @@ class Probe:
     def _act_call(self, layer: ProbeLayer, plan: StatPlan | None, x: Any, y: Tensor) -> None:
         if layer.order == 1 << 30:
             self._see(layer)
+        if not self._discovered:
+            self._calls_first[layer.index] = self._calls_first.get(layer.index, 0) + 1
         if self._role_nodes is not None and y.grad_fn is not None:
             # the last call of a cell run in a loop: at the first step its state is a constant (zeros)
             self._role_nodes[layer.index] = y.grad_fn
@@ -1631,7 +1636,7 @@ class Probe:
         seen = {"eval_forwards": self._eval_forwards, "train_forwards": self._train_forwards,
                 "compiled": _is_compiled(self.model) or self._traced,
                 "fused_rnn": [n for n, m in self.model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN))],
-                "uncatalogued": list(self._uncatalogued)}
+                "uncatalogued": list(self._uncatalogued), "looped": dict(self._looped)}
         return ProbeRecords(settings, infos, records, param_norms, streaks, dict(self._born), inputs, losses, seen,
                             histograms)
 

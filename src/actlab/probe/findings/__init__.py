@@ -39,7 +39,8 @@ kind                   fires when
 ``loss_trend``         (loss.py) plateau or divergence of the losses given to ``Probe.step``
 ``blind``              (blind.py, info) what the probe could not see: nothing recorded, eval
                        mode, fused RNN gates, torch activations outside the catalog
-                       (``nn.Hardswish``...), a run shorter than the dead window
+                       (``nn.Hardswish``...), a module called in a loop (one row, the gradient
+                       along the loop not profiled), a run shorter than the dead window
 =====================  =================================================================
 
 A cause is named only when the figures support it (evidence.py: weight scale against the

@@ -55,6 +55,17 @@ def blind_findings(data: "ProbeRecords", steps: list[int]) -> list[Finding]:
                            "their neighbours' gradient norms still show vanishing or exploding gradients around them",
                            f"not judged: {', '.join(odd)}: activation modules outside actlab's catalog (no "
                            "saturation, inactive or dead figures for them)"))
+    looped = dict(seen.get("looped", {}))
+    if looped:
+        names = list(looped)
+        what = ", ".join(f"{n} ({k} calls)" for n, k in looped.items())
+        out.append(Finding("info", "blind", names, {"calls_per_forward": looped},
+                           "a module called in a loop (a recurrent cell over time, a layer shared across depth) "
+                           "is one row: its calls are merged, so the gradient along the loop is not profiled",
+                           "vanishing or exploding through time shows in the loss and in the layers before and "
+                           "after the loop; call the cell as separate modules to see it per step",
+                           f"one row per loop: {what} per forward; the gradient along the loop is not profiled, so "
+                           "vanishing or exploding through time is not judged"))
     span = steps[-1] + 1
     if span < data.settings.window:
         out.append(Finding("info", "blind", [], {"steps": span, "recorded": len(steps), "window": data.settings.window},
