@@ -219,7 +219,7 @@ def _gate_shaped(spec: ActivationSpec, params: dict) -> bool:
         lo, hi = spec.output_range({**dict(spec.defaults()), **(params or {})})
     except Exception:  # noqa: BLE001 - an odd hyperparameter: not a gate
         return False
-    return lo >= 0 and math.isfinite(hi) and not spec.zero_centred
+    return lo >= 0 and math.isfinite(hi)
 
 
 def _first_tensor(out: Any) -> Tensor | None:

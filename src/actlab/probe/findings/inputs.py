@@ -9,7 +9,7 @@ from actlab.probe.findings.base import Finding, Thresholds, _fmt
 from actlab.probe.findings.evidence import input_stats
 
 if TYPE_CHECKING:  # pragma: no cover
-    from actlab.probe.records import ProbeRecords
+    from actlab.probe.records import LayerInfo, ProbeRecords
 
 _NORMS = ("Norm",)  # a model that normalises its input first (BatchNorm, LayerNorm...) is not judged
 
@@ -47,7 +47,7 @@ def input_findings(data: "ProbeRecords", th: Thresholds) -> list[Finding]:
                     advice, msg)]
 
 
-def _next_layer(data: "ProbeRecords", layer) -> "object | None":
+def _next_layer(data: "ProbeRecords", layer: "LayerInfo | None") -> "LayerInfo | None":
     """The layer that runs right after ``layer`` (the next in forward order), or ``None``."""
     if layer is None:
         return None
