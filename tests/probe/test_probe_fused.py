@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -317,3 +318,69 @@ def test_fused_input_moments_equal_eager(shape):
     assert s1 == s2 == 0
     assert m1 == pytest.approx(m2, rel=1e-6) and q1 == pytest.approx(q2, rel=1e-6)
     assert m1 == pytest.approx(float(x.double().mean()), rel=1e-6)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_update_samples_and_sums_equal_the_declared_update_ratio(dtype):
+    """The numba snapshot and difference of the update ratio against ``sample`` and ``update_ratio``."""
+    from actlab.probe.quantities.update_ratio import sample, update_ratio
+
+    g = torch.Generator().manual_seed(0)
+    before = [torch.randn(n, generator=g, dtype=dtype) for n in (1, 17, 4096, 4097, 70001, 256 * 256)]
+    after = [b + 1e-3 * torch.randn(b.shape, generator=g, dtype=dtype) for b in before]
+    plan = fused.sample_plan(before)
+    snap = np.empty(plan[3], fused._NP[dtype])
+    fused.take_samples(before, plan, snap)
+    assert snap.tolist() == torch.cat([sample(b) for b in before]).tolist()
+    out = np.empty(2 * len(before))
+    fused.moved(after, plan, snap, out)
+    for k, (b, a) in enumerate(zip(before, after)):
+        want = float(update_ratio([sample(b)], [sample(a)]))
+        assert math.sqrt(out[k] / out[len(before) + k]) == pytest.approx(want, rel=1e-5)
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "identity"])
+def test_fused_many_layers_in_one_call_equal_eager_with_nan_and_a_changing_layout(name):
+    """The end-of-forward call over many layers (written straight into the dead-unit buffers)
+    against the eager kernels: a NaN reaching some units, then a layer that stops being called
+    (the layout changes) and comes back."""
+    torch.manual_seed(0)
+    spec = next(s for s in specs() if s.name == name)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l1, self.a1 = nn.Linear(6, 16), Activation(spec)
+            self.l2, self.a2 = nn.Linear(16, 16), Activation(spec)
+            self.l3, self.a3 = nn.Linear(16, 8), Activation(spec)
+            self.out = nn.Linear(8, 3)
+            self.skip = False
+
+        def forward(self, x):
+            h = self.a1(self.l1(x))
+            if not self.skip:
+                h = self.a2(self.l2(h))
+            return self.out(self.a3(self.l3(h)))
+
+    model = Net()
+    runs = []
+    for fz in (True, False):
+        m = copy.deepcopy(model)
+        torch.manual_seed(1)  # the same batches
+        with Probe(m, fused=fz, window=2) as probe:
+            opt = torch.optim.SGD(m.parameters(), lr=0.05)
+            for step in range(12):
+                x = torch.randn(10, 6)
+                if step == 3:
+                    x[2, 0] = float("nan")  # one sample: NaN in some units of every layer
+                m.skip = step in (6, 7)
+                opt.zero_grad()
+                out = m(x)
+                if step != 3:  # a NaN step is not trained on
+                    F.cross_entropy(out, torch.zeros(10, dtype=torch.long)).backward()
+                    opt.step()
+        runs.append(probe.records())
+    _assert_same(*runs)
+    assert any(math.isnan(r.mean) for r in runs[0])  # the NaN step was recorded

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from actlab._jit import load
+from actlab.probe.quantities.update_ratio import SAMPLE_RUN, UPDATE_SAMPLE, sample_starts
 from actlab.probe.stats import TINY, StatPlan
 
 # Unit statistics, one code each (the numba kernels branch on it outside their inner loops).
@@ -60,6 +61,8 @@ def _load() -> Any:
 
 def _build() -> Any:
     import numba
+    from numba.core import types
+    from numba.extending import intrinsic
 
     # Reassociation lets the reductions vectorise; no nnan/ninf, so NaN and inf keep their meaning.
     fm = {"reassoc", "contract", "nsz", "arcp"}
@@ -193,7 +196,110 @@ def _build() -> Any:
                 bad += 1 if v[i] != v[i] else 0
         return np.nan if bad else total
 
-    return last, count_last, mid, runs
+    @jit
+    def sumsq(a, zero):
+        """Sum of squares of a 1-D contiguous array: in its dtype within blocks of 4096, in float64 across."""
+        n = a.shape[0]
+        full = n - n % 4096
+        total = 0.0
+        for c in range(0, full, 4096):
+            r = zero
+            blk = a[c:c + 4096]
+            for i in range(4096):  # a constant trip count over a slice: the loop vectorises
+                x = blk[i]
+                r += x * x
+            total += r
+        r = zero
+        for i in range(full, n):
+            x = a[i]
+            r += x * x
+        return total + r
+
+    @intrinsic
+    def _at(typingctx, addr, like):
+        """The address ``addr`` as a pointer to ``like``'s dtype."""
+        ptr = types.CPointer(like.dtype)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+        return ptr(types.int64, like), codegen
+
+    @jit
+    def sumsq_many(addrs, lens, like, zero, out):
+        """``out[k]``: ``sumsq`` of the ``lens[k]`` contiguous entries at ``addrs[k]`` (of ``like``'s dtype)."""
+        for k in range(addrs.shape[0]):
+            out[k] = sumsq(numba.carray(_at(addrs[k], like), (lens[k],)), zero)
+
+    @jit
+    def many(addrs, P, U, modes, lo, hi, like, tiny, zero, sums, a_addrs, b_addrs):
+        """``last``/``count_last`` over many (P, U) arrays at ``addrs`` (of ``like``'s dtype) in one
+        call: ``sums[2k], sums[2k + 1]`` their sum and sum of squares, per-unit results at
+        ``a_addrs[k]`` (counts or amax) and ``b_addrs[k]`` (amin), initialised here."""
+        for k in range(addrs.shape[0]):
+            a = numba.carray(_at(addrs[k], like), (P[k], U[k]))
+            mode = modes[k]
+            ua = numba.carray(_at(a_addrs[k], like), (U[k] if mode == 1 or mode == 2 or mode == 4 else 1,))
+            ub = numba.carray(_at(b_addrs[k], like), (U[k] if mode == 3 or mode == 4 else 1,))
+            if mode == 1:
+                ua[:] = zero
+                s, ss = count_last(a, lo[k], hi[k], tiny, ua, zero)
+                if s != s:  # a unit with a NaN output has a NaN count (see act_stats)
+                    for i in range(P[k]):
+                        for j in range(U[k]):
+                            if a[i, j] != a[i, j]:
+                                ua[j] = np.nan
+            else:
+                if mode == 2 or mode == 4:
+                    ua[:] = -np.inf
+                if mode == 3 or mode == 4:
+                    ub[:] = np.inf
+                s, ss = last(a, mode, lo[k], tiny, ua, ub, zero)
+            sums[2 * k] = s
+            sums[2 * k + 1] = ss
+
+    @jit
+    def gather_many(addrs, starts, lens, roffs, like, out):
+        """Runs ``roffs[k]:roffs[k + 1]`` of the flat array at ``addrs[k]`` (of ``like``'s dtype:
+        ``lens[r]`` entries from ``starts[r]``), copied end to end into ``out``."""
+        o = 0
+        for k in range(addrs.shape[0]):
+            last = roffs[k + 1] - 1
+            src = numba.carray(_at(addrs[k], like), (starts[last] + lens[last],))
+            for r in range(roffs[k], roffs[k + 1]):
+                s0 = starts[r]
+                for i in range(lens[r]):
+                    out[o + i] = src[s0 + i]
+                o += lens[r]
+
+    @jit
+    def moved_many(addrs, starts, lens, roffs, like, zero, before, out):
+        """Per array k (its runs as in ``gather_many``): ``out[k]`` the sum of squares of
+        (now - before) over its entries (the difference in the dtype, the sum in float64 across
+        runs), ``out[K + k]`` that of ``before``."""
+        K = addrs.shape[0]
+        o = 0
+        for k in range(K):
+            last = roffs[k + 1] - 1
+            src = numba.carray(_at(addrs[k], like), (starts[last] + lens[last],))
+            d2 = 0.0
+            w2 = 0.0
+            for r in range(roffs[k], roffs[k + 1]):
+                s0 = starts[r]
+                rd = zero
+                rw = zero
+                for i in range(lens[r]):
+                    w = before[o + i]
+                    d = src[s0 + i] - w
+                    rd += d * d
+                    rw += w * w
+                d2 += rd
+                w2 += rw
+                o += lens[r]
+            out[k] = d2
+            out[K + k] = w2
+
+    return last, count_last, mid, runs, sumsq, sumsq_many, many, gather_many, moved_many
 
 
 def _cached(plan: StatPlan, key: tuple, make: Any) -> Any:
@@ -271,6 +377,93 @@ def sums(v: Tensor) -> tuple[float, float]:
     return last(a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(1, -1), U_NONE, zero, zero, empty, empty, zero)
 
 
+def sumsq(v: Tensor) -> float:
+    """Sum of squares of ``v`` (see :func:`sums_usable`; no autograd history) in one read.
+
+    A BLAS dot of ``v`` with itself reads it twice and, on the tensors the probe meets (a layer's
+    output gradient, a weight's gradient), cost ~3x this loop on the CPU
+    (``benchmarks/probe_overhead.py``).  Accumulated in the tensor's dtype within blocks of
+    4096 entries, in float64 across them.
+    """
+    a = v.numpy().reshape(-1)
+    return (_kernels or _load())[4](a, _plain_consts(a.dtype)[0])
+
+
+def sumsq_many(ts: list[Tensor], out: np.ndarray) -> None:
+    """``out[k] = sumsq(ts[k])`` for tensors that :func:`sums_usable` takes, all of one dtype, in
+    one call: the gradients of a model's parameters at the end of backward (a call per tensor
+    costs more than its loop on small layers).  The tensors must stay alive during the call."""
+    k = (_kernels or _load())[5]
+    n = len(ts)
+    addrs = np.fromiter((t.data_ptr() for t in ts), np.int64, n)
+    lens = np.fromiter((t.numel() for t in ts), np.int64, n)
+    like = _plain_consts(_NP[ts[0].dtype])[1]
+    k(addrs, lens, like, like.dtype.type(0), out)
+
+
+def lane_usable(plan: StatPlan) -> bool:
+    """Whether :func:`act_stats_many` takes the plan's layers (units along the last axis): no
+    saturated runs to count, or none counted apart from the per-unit counts."""
+    return _cached(plan, ("lane",), lambda: (plan.sat in ("never", "always")
+                                              or (plan.unit_counts and plan.counts_saturation),))[0]
+
+
+def lane_consts(plan: StatPlan, dtype: torch.dtype, units: bool) -> tuple:
+    """``(unit mode, lo, count_hi)`` of the plan for :func:`act_stats_many` (see :func:`_consts`)."""
+    return _consts(plan, _NP[dtype], plan.unit_counts if units else None)[:3]
+
+
+def act_stats_many(addrs: np.ndarray, P: np.ndarray, U: np.ndarray, modes: np.ndarray, lo: np.ndarray,
+                   hi: np.ndarray, sums: np.ndarray, a_addrs: np.ndarray, b_addrs: np.ndarray) -> None:
+    """:func:`act_stats` of many layers in one call (the probe's end-of-forward on the CPU).
+
+    Layer ``k``'s output is the C-contiguous ``(P[k], U[k])`` array at ``addrs[k]`` (units along
+    the last axis; ``P = 1`` for no per-unit statistics), all of the dtype of ``lo``; ``modes[k]``
+    its unit mode (``U_COUNT`` ... ``U_BOTH``), ``lo``/``hi`` its bounds.  Writes the sums and sums
+    of squares to ``sums`` (float64, ``2 * len``), the per-unit counts or amax to ``a_addrs[k]``
+    and the amin to ``b_addrs[k]`` (``U[k]`` entries each where the mode takes them).  Only plans
+    that :func:`lane_usable` takes; every tensor must stay alive during the call.
+    """
+    like = _plain_consts(lo.dtype)[1]
+    dt = lo.dtype.type
+    (_kernels or _load())[6](addrs, P, U, modes, lo, hi, like, dt(TINY), dt(0), sums, a_addrs, b_addrs)
+
+
+def sample_plan(ts: list[Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """For :func:`take_samples` and :func:`moved`: the runs of each tensor's update-ratio sample
+    (:func:`~actlab.probe.quantities.update_ratio.sample`), end to end: their starts, lengths,
+    where each tensor's runs begin (``len(ts) + 1`` offsets), and the sample's total size."""
+    starts, lens = [], []
+    roffs = np.zeros(len(ts) + 1, np.int64)
+    for k, t in enumerate(ts):
+        n = t.numel()
+        if n <= UPDATE_SAMPLE:
+            starts.append(np.zeros(1, np.int64))
+            lens.append(np.full(1, n, np.int64))
+        else:
+            st = sample_starts(n).numpy()
+            starts.append(st)
+            lens.append(np.full(len(st), SAMPLE_RUN, np.int64))
+        roffs[k + 1] = roffs[k] + len(starts[-1])
+    L = np.concatenate(lens) if lens else np.zeros(0, np.int64)
+    return (np.concatenate(starts) if starts else np.zeros(0, np.int64)), L, roffs, int(L.sum())
+
+
+def take_samples(ts: list[Tensor], plan: tuple, out: np.ndarray) -> None:
+    """The update-ratio samples of ``ts`` (contiguous CPU tensors of ``out``'s dtype, none empty)
+    copied end to end into ``out``, in one call."""
+    addrs = np.fromiter((t.data_ptr() for t in ts), np.int64, len(ts))
+    (_kernels or _load())[7](addrs, plan[0], plan[1], plan[2], out[:0], out)
+
+
+def moved(ts: list[Tensor], plan: tuple, before: np.ndarray, out: np.ndarray) -> None:
+    """``out[:K]``: per tensor, the sum of squares of its sample now minus ``before`` (as
+    :func:`take_samples` wrote it); ``out[K:]``: that of ``before``.  One call."""
+    addrs = np.fromiter((t.data_ptr() for t in ts), np.int64, len(ts))
+    (_kernels or _load())[8](addrs, plan[0], plan[1], plan[2], before[:0], before.dtype.type(0), before, out)
+
+
+_NP = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 _PLAIN: dict[str, tuple] = {}
 
 
@@ -297,7 +490,7 @@ def act_stats(plan: StatPlan, v: Tensor, x: Any, counted: bool, unit_shape: tupl
     Per-unit results are fresh tensors (the probe keeps them until its next flush); ``a`` holds
     the counts or ``amax``, ``b`` the ``amin`` (``None`` where not taken).
     """
-    last, count_last, mid, runs = _kernels or _load()
+    last, count_last, mid, runs = (_kernels or _load())[:4]
     a = v.detach().numpy()
     mode, lo, hi, tiny, zero, empty = _consts(plan, a.dtype, counted if unit_shape is not None else None)
     ua = ub = None

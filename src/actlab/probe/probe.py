@@ -36,6 +36,7 @@ recorded step than models built from activation modules.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from functools import reduce
 from dataclasses import dataclass, field, replace
@@ -302,6 +303,11 @@ class _Arena:
         self.used = a + n
         return a
 
+    def reserve(self, n: int) -> tuple[tuple, Any]:
+        """``n`` float64 CPU slots: the reference ``(buffer, start, stop)`` and a NumPy view to fill."""
+        a = self._room(n, torch.float64, _CPU)
+        return (self.buf, a, a + n), self.np[a:a + n]
+
     def put(self, items: list, square: int = 0) -> Any:
         """Copy ``items`` (0-d tensors of one dtype, or host floats) into the buffer, the first
         ``square`` of them squared in their dtype (in float64 on the CPU); returns the reference
@@ -350,6 +356,7 @@ def _stacked(items: list, square: int) -> Tensor:
 
 
 _CPU = torch.device("cpu")
+_FLOAT = (torch.float32, torch.float64)
 
 
 def _sigma_w2(module: nn.Module | None) -> float:
@@ -513,6 +520,7 @@ class Probe:
             raise ValueError("fused=True needs numba (pip install numba) and ACTLAB_FUSED not set to 0; "
                              "pass fused=None to fall back to torch kernels where it is missing")
         self._fused = fused is not False
+        self._fused_cpu = False  # the numba loops for CPU tensors (decided when attached)
         if on_nonfinite not in ("record", "raise"):
             raise ValueError(f"on_nonfinite must be 'record' or 'raise', got {on_nonfinite!r}")
         self.on_nonfinite = on_nonfinite
@@ -570,9 +578,14 @@ class Probe:
         self._streak: Tensor | None = None
         self._pending: list[_FwRow] = []  # rows whose per-unit vectors wait in _ubufs for the flush
         self._ubufs: list[list] | None = None  # per plan group: [amax or counts, amin] blocks, K x units
+        self._lane_layout: tuple | None = None  # (key, layout) of the last _run_lane call
+        self._units_written = False  # this step's per-unit results are in _ubufs already (_run_lane)
+        self._pad: Tensor | None = None
+        self._fit_seen: tuple | None = None  # (buffers, signature of the vectors last found to fit them)
         self._ar_fw, self._ar_bw, self._ar_up = _Arena(), _Arena(), _Arena()
         self._ar_in, self._ar_gen = _Arena(), _Arena()
         self._snap_bufs: list[Tensor] | None = None  # reused for the parameters' snapshot
+        self._upd_plan: tuple | None = None  # the numba path's sample positions and arrays (_sample_plan)
         self._groups: list[tuple] = []
         self._bw_state: dict = {"queued": False, "step": 0, "out": []}
         self._grad_on = True
@@ -687,6 +700,9 @@ class Probe:
             return self
         _forget_compiled_code()
         m = self.model
+        # numba loaded only for a model with CPU tensors (about a second on its first use)
+        self._fused_cpu = self._fused and any(t.is_cpu for t in itertools.chain(m.parameters(), m.buffers())) \
+            and _fused.available()
         self._handles.append(m.register_forward_pre_hook(self._root_pre))
         self._handles.append(m.register_forward_hook(self._root_post, always_call=True))
         self._param_handles = []
@@ -821,6 +837,7 @@ class Probe:
         self._rec_step = step
         self._scalars, self._calls, self._units = [], [], {}
         self._pend = []
+        self._units_written = False
         self._out_grads = []
         self._bw_state = {"queued": False, "step": step, "out": self._out_grads}
         self._grad_on = torch.is_grad_enabled()
@@ -1057,6 +1074,8 @@ class Probe:
         # node that made y sees dL/dy, as a tensor hook would, at half the set-up cost; the
         # first one to run in backward queues the end-of-backward reading of the gradients.
         dot, fast = torch.dot, y.dtype in (torch.float32, torch.float64)
+        # on the CPU one numba loop (a host float), else one BLAS dot (a 0-d tensor)
+        sq = _fused.sumsq if fast and self._fused_cpu and y.is_cpu and not torch.compiler.is_compiling() else None
 
         def hook(grad_outputs: tuple) -> None:
             if not state["queued"]:
@@ -1064,9 +1083,12 @@ class Probe:
             g = grad_outputs[nr]
             if g is None:
                 return
-            if fast and g.is_contiguous() and not g.requires_grad:
-                u = g.view(-1)  # the common case: one BLAS dot, no other Python-level checks
-                out_grads.append((index, dot(u, u)))
+            if fast and g.is_contiguous() and not g.requires_grad:  # the common case: no other checks
+                if sq is not None:
+                    out_grads.append((index, sq(g)))
+                else:
+                    u = g.view(-1)
+                    out_grads.append((index, dot(u, u)))
             else:
                 out_grads.append((index, _sq(g.detach())))
 
@@ -1104,13 +1126,192 @@ class Probe:
 
     def _run_deferred(self) -> None:
         pend, self._pend = self._pend, []
-        for layer, plan, x, y, channel_first, version, x_version in pend:
+        lane = self._fused_cpu and not self._pre_due and not torch.compiler.is_compiling()
+        kept = []
+        for entry in pend:
+            layer, plan, x, y, channel_first, version, x_version = entry
             if y._version != version or (isinstance(x, Tensor) and x._version != x_version):
                 # modified in place after the activation (an in-place op downstream): this step's
                 # numbers for the layer are gone; take them at once from now on
                 self._immediate.add(layer.index)
                 continue
+            if lane:
+                kept.append(entry)
+            else:
+                self._act_now(layer, plan, x, y, channel_first)
+        if kept:
+            self._run_lane(kept)
+
+    def _run_lane(self, pend: list) -> None:
+        """The deferred statistics of many layers in one numba call (:func:`fused.act_stats_many`):
+        between two layers' statistics, a Python-level call each (a NumPy view, a kernel
+        dispatch, fresh per-unit tensors) cost about three times the kernel's own time.  Layers
+        it does not take (saturated runs to count, channel-first units, a layer called twice in
+        the forward, a non-contiguous output) go through :meth:`_act_now`, with the same numbers.
+        The layout of the call is kept while the layers, plans, shapes and dtypes stay the same."""
+        # plans by identity (the layout keeps them alive): a plan made per call (a slope passed as
+        # a tensor) gives a new layout each step, never a comparison of its tensors
+        key = tuple((e[0].index, id(e[1]), e[3].shape, e[3].dtype, e[4]) for e in pend)
+        lay = self._lane_layout
+        if lay is None or lay[0] != key:
+            lay = self._lane_layout = (key, *self._lane_plan(pend), [e[1] for e in pend])
+        _, take, arrays, sizes, calls, _, _ = lay
+        rest = [e for e, t in zip(pend, take) if not t]
+        lane = [e for e, t in zip(pend, take) if t] if rest else pend
+        if lane and not all(e[3].is_contiguous() for e in lane):
+            rest, lane = pend, []
+        for layer, plan, x, y, channel_first, _, _ in rest:
             self._act_now(layer, plan, x, y, channel_first)
+        if not lane:
+            return
+        P, U, modes, lo, hi, a_off, b_off, units, sums = arrays
+        addrs = np.fromiter((e[3].data_ptr() for e in lane), np.int64, len(lane))
+        direct = self._direct_rows(lay) if not rest and not self._units else None
+        if direct is not None:
+            # straight into this step's row of the dead-unit buffers (see _dead_update)
+            k = len(self._pending)
+            a_at, b_at = direct
+            _fused.act_stats_many(addrs, P, U, modes, lo, hi, sums, a_at[0] + a_at[1] * k, b_at[0] + b_at[1] * k)
+        else:
+            dt = lane[0][3].dtype
+            ta = torch.empty(max(sizes[0], 1), dtype=dt)
+            tb = torch.empty(max(sizes[1], 1), dtype=dt)
+            _fused.act_stats_many(addrs, P, U, modes, lo, hi, sums, a_off + ta.data_ptr(), b_off + tb.data_ptr())
+        scalars = self._scalars
+        base = len(scalars)
+        scalars.extend(sums.tolist())
+        if calls[0] != base:
+            calls[0] = base
+            calls[1] = [c._replace(offset=base + 2 * i) for i, c in enumerate(calls[1])]
+        self._calls.extend(calls[1])
+        if direct is not None:
+            self._units_written = True
+            if self._out_grad_step:
+                for layer, _, _, y, _, _, _ in lane:
+                    if y.requires_grad:
+                        self._grad_hook(layer.index, y)
+            return
+        va = ta.split(units[0]) if sizes[0] else None
+        vb = tb.split(units[1]) if sizes[1] else None
+        unit_rows = self._units
+        for i, (layer, plan, x, y, _, _, _) in enumerate(lane):
+            if units[2][i]:
+                unit_rows[layer.index] = [plan, va[units[3][i]] if units[3][i] >= 0 else None,
+                                          vb[units[4][i]] if units[4][i] >= 0 else None]
+            if self._out_grad_step and y.requires_grad:
+                self._grad_hook(layer.index, y)
+
+    def _lane_plan(self, pend: list) -> tuple:
+        """Which deferred layers :meth:`_run_lane` takes in its call, and the call's fixed arrays."""
+        counts: dict[int, int] = {}
+        for e in pend:
+            counts[e[0].index] = counts.get(e[0].index, 0) + 1
+        take = []
+        dt = None
+        for layer, plan, x, y, channel_first, _, _ in pend:
+            nd = y.dim()
+            want_units = plan.dead != "none" and nd >= 1
+            ok = (y.dtype in _FLOAT and (dt is None or y.dtype is dt) and nd >= 1 and _fused.lane_usable(plan)
+                  and counts[layer.index] == 1 and layer.index not in self._units
+                  and not (want_units and (nd >= 4 or (nd == 3 and channel_first))))
+            if ok:
+                dt = y.dtype
+            take.append(ok)
+        lane = [e for e, t in zip(pend, take) if t]
+        if not lane:
+            return take, None, (0, 0), [0, []], {}
+        P, U, modes, lo, hi, a_off, b_off = [], [], [], [], [], [], []
+        a_sizes: list[int] = []
+        b_sizes: list[int] = []
+        has, ia, ib = [], [], []
+        calls = []
+        item = torch.empty((), dtype=dt).element_size()
+        for i, (layer, plan, x, y, _, _, _) in enumerate(lane):
+            n = y.numel()
+            want_units = plan.dead != "none"
+            mode, l, h = _fused.lane_consts(plan, y.dtype, want_units)
+            p_, u_ = (n // y.shape[-1], y.shape[-1]) if want_units else (1, n)
+            P.append(p_)
+            U.append(u_)
+            modes.append(mode)
+            lo.append(l)
+            hi.append(h)
+            takes_a = mode in (_fused.U_COUNT, _fused.U_MAX, _fused.U_BOTH)
+            takes_b = mode in (_fused.U_MIN, _fused.U_BOTH)
+            a_off.append(sum(a_sizes) * item)
+            b_off.append(sum(b_sizes) * item)
+            ia.append(len(a_sizes) if takes_a else -1)
+            ib.append(len(b_sizes) if takes_b else -1)
+            if takes_a:
+                a_sizes.append(u_)
+            if takes_b:
+                b_sizes.append(u_)
+            has.append(want_units)
+            counted = plan.unit_counts
+            k = float(n) if (counted and plan.counts_saturation) or plan.sat == "always" else 0.0
+            calls.append(_Call(layer.index, "act", 2 * i, 0, (), k, n, u_ if want_units else y.shape[-1]))
+        npdt = _fused._NP[dt]
+        arrays = (np.array(P, np.int64), np.array(U, np.int64), np.array(modes, np.int64), np.array(lo, npdt),
+                  np.array(hi, npdt), np.array(a_off, np.int64), np.array(b_off, np.int64),
+                  (a_sizes, b_sizes, has, ia, ib), np.empty(2 * len(lane)))
+        return take, arrays, (sum(a_sizes), sum(b_sizes)), [0, calls], {}
+
+    def _direct_rows(self, lay: tuple) -> tuple | None:
+        """Where :meth:`_run_lane` can write its per-unit results straight into the dead-unit buffers
+        (``_ubufs``): per side, ``(address of each layer's slot in row 0, bytes per row)``; ``None``
+        where the lane's layers are not laid out there as :meth:`_dead_update` would lay them out.
+        Kept per buffers (a flush keeps them, a new layout replaces them)."""
+        bufs = self._ubufs
+        if bufs is None:
+            return None
+        memo = lay[5]
+        hit = memo.get("at")
+        if hit is not None and hit[0] is bufs:
+            return hit[1]
+        key, take, arrays, sizes, calls, _, _ = lay
+        lane = [k for k, t in zip(key, take) if t]
+        has = arrays[7][2]
+        # _dead_update's layout: the layers with per-unit statistics grouped by plan, in call order
+        groups: dict[int, list[int]] = {}
+        for (li, plan_id, *_), h in zip(lane, has):
+            if h:
+                groups.setdefault(plan_id, []).append(li)
+        order = [li for g in groups.values() for li in g]
+        units = dict((k[0], arrays[1][i]) for i, k in enumerate(lane))
+        if tuple((li, int(units[li])) for li in order) != self._layout or len(self._groups) != len(groups):
+            return None
+        at: list[list[int]] = [[0] * len(lane), [0] * len(lane)]
+        stride = [0, 0]
+        pos = {li: i for i, (li, *_) in enumerate(lane)}
+        for (plan, off, n, positions), pair, lis in zip(self._groups, bufs, groups.values()):
+            if n != sum(int(units[li]) for li in lis):
+                return None
+            inner = 0
+            for li in lis:
+                for side in (0, 1):
+                    buf = pair[side]
+                    wants = (arrays[7][3] if side == 0 else arrays[7][4])[pos[li]] >= 0
+                    if wants != (buf is not None):
+                        return None
+                    if buf is not None:
+                        if _fused._NP.get(buf.dtype) != arrays[3].dtype:
+                            return None
+                        if stride[side] and stride[side] != buf.stride(0) * buf.element_size():
+                            return None
+                        stride[side] = buf.stride(0) * buf.element_size()
+                        at[side][pos[li]] = buf.data_ptr() + inner * buf.element_size()
+                inner += int(units[li])
+        # a side no layer takes still needs valid addresses (the kernel reads none of them)
+        out = tuple((np.array(a, np.int64) if any(a) else np.full(len(lane), self._lane_pad(), np.int64), st)
+                    for a, st in zip(at, stride))
+        memo["at"] = (bufs, out)
+        return out
+
+    def _lane_pad(self) -> int:
+        """The address of a scratch element for the kernel's unused slots."""
+        if self._pad is None:
+            self._pad = torch.zeros(2, dtype=torch.float64)
+        return self._pad.data_ptr()
 
     def _act_now(self, layer: ProbeLayer, plan: StatPlan, x: Any, y: Tensor, channel_first: bool) -> None:
         # the statistics must build no autograd graph: switch grad mode off around them (two C
@@ -1240,6 +1441,12 @@ class Probe:
 
     def _dead_update(self, row: _FwRow) -> None:
         units, self._units = self._units, {}
+        if self._units_written:  # by _run_lane, in the current layout: only the row's bookkeeping
+            self._units_written = False
+            row.dead_layers = [li for li, _ in self._layout]
+            row.dead_units = [n for _, n in self._layout]
+            self._pending.append(row)
+            return
         if not units:
             return
         # One layout for all layers (grouped by plan); the per-unit vectors wait until the flush,
@@ -1291,6 +1498,19 @@ class Probe:
 
     def _fits(self, bufs: list[list], vecs: list) -> bool:
         """Whether this step's per-unit vectors go into ``bufs`` as their concatenation would be."""
+        # the dtypes of every vector and the device of each group's first: the same as at the
+        # last check of these buffers on almost every step, which saves the full check below
+        sig = tuple(None if t is None else t.dtype for pair in vecs for t in pair) + tuple(
+            (vecs[g[3][0]][0] if vecs[g[3][0]][0] is not None else vecs[g[3][0]][1]).device for g in self._groups)
+        seen = self._fit_seen
+        if seen is not None and seen[0] is bufs and seen[1] == sig:
+            return True
+        if self._fits_all(bufs, vecs):
+            self._fit_seen = (bufs, sig)
+            return True
+        return False
+
+    def _fits_all(self, bufs: list[list], vecs: list) -> bool:
         for (plan, off, n, positions), pair in zip(self._groups, bufs):
             for side in (0, 1):
                 buf = pair[side]
@@ -1385,20 +1605,42 @@ class Probe:
             if any(g.requires_grad for g in grads):  # create_graph=True
                 grads = [g.detach() for g in grads]
         if grads or out_grads:
-            try:  # one call for all the gradients (the usual case: one dtype, one device, dense)
-                norms = list(torch._foreach_norm(grads)) if grads else []
-            except (RuntimeError, NotImplementedError):
-                norms = _norm_list(grads)
-            row = _BwRow(step, idx, [li for li, _ in out_grads], norms, [q for _, q in out_grads])
-            if self.on_nonfinite == "raise":
-                self._raise_if_nonfinite_backward(row)
-            # one copy for both lists (read back as one, parameters first)
-            row.p_sq = self._ar_bw.put(norms + row.o_sq, square=len(norms))
+            o_sq = [q for _, q in out_grads]
+            dt = grads[0].dtype if grads else torch.float32
+            if self._fused_cpu and dt in _FLOAT and all(type(q) is float for q in o_sq) and all(
+                    g.is_cpu and g.dtype is dt and g.is_contiguous() and not g.is_sparse for g in grads):
+                # the usual case on the CPU: one numba call for the parameters' squares, written
+                # with the output gradients' (host floats) straight into the record buffer
+                ref, view = self._ar_bw.reserve(len(grads) + len(o_sq))
+                if grads:
+                    _fused.sumsq_many(grads, view[:len(grads)])
+                view[len(grads):] = o_sq
+                row = _BwRow(step, idx, [li for li, _ in out_grads], view[:len(grads)], o_sq)
+                if self.on_nonfinite == "raise":
+                    self._raise_if_nonfinite_backward(row)
+                row.p_sq = ref
+            else:
+                try:  # one call for all the gradients (the usual case: one dtype, one device, dense)
+                    norms = list(torch._foreach_norm(grads)) if grads else []
+                except (RuntimeError, NotImplementedError):
+                    norms = _norm_list(grads)
+                row = _BwRow(step, idx, [li for li, _ in out_grads], norms, o_sq)
+                if self.on_nonfinite == "raise":
+                    self._raise_if_nonfinite_backward(row)
+                # one copy for both lists (read back as one, parameters first, squared)
+                row.p_sq = self._ar_bw.put(norms + o_sq, square=len(norms))
             row.o_sq = None
             out_grads.clear()
             self._bw_rows.append(row)
         if step % self.update_every == 0 and self._params:
-            samples = [_sample(p) for _, _, p in self._params]
+            ps = [p for _, _, p in self._params]
+            plan = self._sample_plan(ps)
+            if plan is not None:  # on the CPU: one numba call into one array
+                _fused.take_samples(ps, plan[1], plan[2])
+                self._snapshot = (step, plan)
+                self._host = None
+                return
+            samples = [_sample(p) for p in ps]
             bufs = self._snap_bufs
             if bufs is not None and all(b.shape == t.shape and b.dtype == t.dtype and b.device == t.device
                                         for b, t in zip(bufs, samples)) and len(bufs) == len(samples):
@@ -1408,8 +1650,43 @@ class Probe:
             self._snapshot = (step, bufs)
         self._host = None
 
+    def _sample_plan(self, ps: list[Tensor]) -> tuple | None:
+        """``(key, sample positions, snapshot array, scratch)`` for the numba path of the update
+        ratio (CPU parameters of one float dtype, contiguous, none empty), else ``None``."""
+        if not self._fused_cpu:
+            return None
+        dt = ps[0].dtype
+        if dt not in _FLOAT or not all(p.is_cpu and p.dtype is dt and p.is_contiguous() for p in ps):
+            return None
+        key = (dt, *[p.numel() for p in ps])
+        plan = self._upd_plan
+        if plan is None or plan[0] != key:
+            if not all(key[1:]):
+                return None
+            pos = _fused.sample_plan(ps)
+            plan = self._upd_plan = (key, pos, np.empty(pos[3], _fused._NP[dt]), np.empty(2 * len(ps)))
+        return plan
+
     def _finish_update(self) -> None:
         step, snaps = self._snapshot  # type: ignore[misc]
+        if type(snaps) is tuple:  # taken by the numba path
+            ps = [p for _, _, p in self._params]
+            if self._sample_plan(ps) is not snaps:  # the parameters changed (dtype, device, sizes)
+                self._snapshot = None
+                return
+            K = len(ps)
+            sq = snaps[3]
+            _fused.moved(ps, snaps[1], snaps[2], sq)
+            if self._update_waits < _UPDATE_WAIT and not sq[:K].any():
+                self._update_waits += 1  # nothing moved yet (see below)
+                return
+            self._snapshot = None
+            self._update_waits = 0
+            ref, view = self._ar_up.reserve(2 * K)
+            view[:] = sq
+            self._up_rows.append(_UpRow(step, list(range(K)), ref, True))
+            self._host = None
+            return
         params = [_sample(p) for _, _, p in self._params]
         if any(p.shape != s.shape for p, s in zip(params, snaps)):
             self._snapshot = None

@@ -123,6 +123,47 @@ def test_identical_units_reveals_a_constant_initialised_layer():
     assert got["0"] == 1.0 and got["2"] == 0.0 and math.isnan(got["1"])
 
 
+def _identical_units_oracle(w, b=None) -> float:
+    """Every pair of rows compared, value by value (NaN equals nothing, -0.0 equals 0.0)."""
+    eq = (w[:, None, :] == w[None, :, :]).all(-1)
+    if b is not None:
+        eq &= b[:, None] == b[None, :]
+    eq.fill_diagonal_(False)
+    return eq.any(1).double().mean().item()
+
+
+def _weights_with_duplicates(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    n, d = [(8, 5), (64, 3), (256, 256), (3, 1), (40, 7)][seed % 5]
+    kind = seed % 4
+    w = torch.randn(n, d, generator=g)
+    if kind == 0:  # many equal first weights, rows different further on
+        w[:, 0] = torch.randint(0, 3, (n,), generator=g).float()
+    elif kind == 1:  # classes of equal rows
+        w = w[torch.randint(0, max(2, n // 4), (n,), generator=g)]
+    elif kind == 2:  # a constant layer, with -0.0 against 0.0 in one row
+        w = torch.zeros(n, d)
+        w[0, -1] = -0.0
+    else:  # duplicates, one of them with a NaN
+        w[1::3] = w[0]
+        w[min(4, n - 1), -1] = float("nan")
+    b = None
+    if seed % 3:
+        b = torch.randint(0, 2, (n,), generator=g).to(w.dtype)
+    if seed % 7 == 0:
+        w, b = w.double(), (None if b is None else b.double())
+    return w, b
+
+
+@pytest.mark.skipif(not __import__("actlab.probe.quantities._rows", fromlist=["x"]).available(),
+                    reason="numba not installed (or ACTLAB_FUSED=0)")
+@pytest.mark.parametrize("seed", range(28))
+def test_identical_units_numba_path_equals_every_pair_compared(seed):
+    w, b = _weights_with_duplicates(seed)
+    assert float(identical_units(w, b)) == _identical_units_oracle(w, b)
+    assert float(identical_units(w.t().contiguous().t(), b)) == _identical_units_oracle(w, b)  # a strided weight
+
+
 def test_records_have_the_fields_of_every_quantity_once():
     names = [f.name for f in fields(LayerRecord)]
     declared = [f.name for q in QUANTITIES for f in q.fields]

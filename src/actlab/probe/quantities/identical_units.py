@@ -15,7 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from actlab.probe.quantities import _rows
 from actlab.probe.quantities.base import Field, Quantity, series_plot
+
+_NUMBA = (torch.float32, torch.float64)
 
 
 def identical_units(weight: Tensor, bias: Tensor | None = None) -> Tensor | None:
@@ -33,12 +36,15 @@ def identical_units(weight: Tensor, bias: Tensor | None = None) -> Tensor | None
     w = weight.detach().reshape(weight.shape[0], -1)
     b = bias.detach() if bias is not None and bias.dim() == 1 and bias.shape[0] == w.shape[0] else None
     units = w.shape[0]
+    if w.device.type == "cpu" and w.dtype in _NUMBA and (b is None or b.dtype in _NUMBA) and _rows.available():
+        n = _rows.duplicate_rows(w.numpy(), None if b is None else b.numpy())
+        return torch.tensor(n / units, dtype=torch.float64)
     # Units that differ in their first weight cannot be equal (not the bias: often all zero):
     # compare whole rows only for the candidates (all of them in a symmetric layer, next to none
-    # in a randomly initialised one).  Sorting one column is far cheaper than a whole-row
-    # unique(dim=0), and NumPy's sort of a CPU column cheaper again than torch's dispatch (see
-    # benchmarks/probe_overhead.py).  The branch reads one bool from the device, on the update
-    # schedule only.
+    # in a randomly initialised one).  On the CPU one numba call does it all (_rows); elsewhere
+    # sorting one column is far cheaper than a whole-row unique(dim=0).  The branch reads one
+    # bool from the device, on the update schedule only.  (unique(dim=0) can miscount rows that
+    # hold a NaN; the numba path compares values: a row with a NaN equals none.)
     first = w[:, 0]
     if first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64):
         v = np.sort(first.numpy())

@@ -30,16 +30,27 @@ def sample(p: Tensor) -> Tensor:
     border pixels, say) fills the sample.
     """
     v = p.detach().reshape(-1)
-    n = v.numel()
+    idx = sample_index(v.numel(), v.device)
+    return v if idx is None else v.index_select(0, idx)
+
+
+def sample_index(n: int, device: torch.device | str = "cpu") -> Tensor | None:
+    """The flat positions :func:`sample` takes from a tensor of ``n`` entries (``None``: all of them)."""
     if n <= UPDATE_SAMPLE:
-        return v
-    key = (n, str(v.device))
+        return None
+    key = (n, str(device))
     idx = _INDEX.get(key)
     if idx is None:
-        runs = UPDATE_SAMPLE // SAMPLE_RUN
-        starts = torch.linspace(0, n - SAMPLE_RUN, runs, dtype=torch.float64).round().long()
-        idx = _INDEX[key] = (starts[:, None] + torch.arange(SAMPLE_RUN)).reshape(-1).to(v.device)
-    return v.index_select(0, idx)
+        starts = sample_starts(n)
+        idx = _INDEX[key] = (starts[:, None] + torch.arange(SAMPLE_RUN)).reshape(-1).to(device)
+    return idx
+
+
+def sample_starts(n: int) -> Tensor:
+    """Where the runs of :data:`SAMPLE_RUN` entries that :func:`sample` takes from ``n > UPDATE_SAMPLE``
+    entries start (int64, CPU)."""
+    runs = UPDATE_SAMPLE // SAMPLE_RUN
+    return torch.linspace(0, n - SAMPLE_RUN, runs, dtype=torch.float64).round().long()
 
 
 def update_ratio(before: Sequence[Tensor], after: Sequence[Tensor]) -> Tensor:
