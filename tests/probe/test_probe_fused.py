@@ -384,3 +384,31 @@ def test_fused_many_layers_in_one_call_equal_eager_with_nan_and_a_changing_layou
         runs.append(probe.records())
     _assert_same(*runs)
     assert any(math.isnan(r.mean) for r in runs[0])  # the NaN step was recorded
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["relu", "elu"])
+def test_fused_many_channel_first_layers_equal_eager_with_nan(name):
+    """Convolution outputs (units along the channels) in the one end-of-forward call, a NaN in one image."""
+    torch.manual_seed(0)
+    spec = next(s for s in specs() if s.name == name)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), Activation(spec), nn.Conv2d(4, 6, 3, padding=1),
+                          Activation(spec), nn.Flatten(), nn.Linear(6 * 6 * 6, 3))
+    runs = []
+    for fz in (True, False):
+        m = copy.deepcopy(model)
+        torch.manual_seed(1)
+        with Probe(m, fused=fz, window=2) as probe:
+            opt = torch.optim.SGD(m.parameters(), lr=0.05)
+            for step in range(6):
+                x = torch.randn(5, 1, 6, 6)
+                if step == 2:
+                    x[1, 0, 2, 3] = float("nan")
+                opt.zero_grad()
+                out = m(x)
+                if step != 2:
+                    F.cross_entropy(out, torch.zeros(5, dtype=torch.long)).backward()
+                    opt.step()
+        runs.append(probe.records())
+    _assert_same(*runs)
+    assert any(math.isnan(r.mean) for r in runs[0])

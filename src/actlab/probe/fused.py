@@ -232,29 +232,41 @@ def _build() -> Any:
             out[k] = sumsq(numba.carray(_at(addrs[k], like), (lens[k],)), zero)
 
     @jit
-    def many(addrs, P, U, modes, lo, hi, like, tiny, zero, sums, a_addrs, b_addrs):
-        """``last``/``count_last`` over many (P, U) arrays at ``addrs`` (of ``like``'s dtype) in one
-        call: ``sums[2k], sums[2k + 1]`` their sum and sum of squares, per-unit results at
-        ``a_addrs[k]`` (counts or amax) and ``b_addrs[k]`` (amin), initialised here."""
+    def many(addrs, P, U, Q, modes, lo, hi, like, tiny, zero, sums, a_addrs, b_addrs):
+        """``last``/``count_last`` (``Q[k] == 0``: a (P, U) array) or ``mid`` (a (P, U, Q) array)
+        over many arrays at ``addrs`` (of ``like``'s dtype) in one call: ``sums[2k], sums[2k + 1]``
+        their sum and sum of squares, per-unit results at ``a_addrs[k]`` (counts or amax) and
+        ``b_addrs[k]`` (amin), initialised here."""
         for k in range(addrs.shape[0]):
-            a = numba.carray(_at(addrs[k], like), (P[k], U[k]))
             mode = modes[k]
             ua = numba.carray(_at(a_addrs[k], like), (U[k] if mode == 1 or mode == 2 or mode == 4 else 1,))
             ub = numba.carray(_at(b_addrs[k], like), (U[k] if mode == 3 or mode == 4 else 1,))
             if mode == 1:
                 ua[:] = zero
-                s, ss = count_last(a, lo[k], hi[k], tiny, ua, zero)
-                if s != s:  # a unit with a NaN output has a NaN count (see act_stats)
+            if mode == 2 or mode == 4:
+                ua[:] = -np.inf
+            if mode == 3 or mode == 4:
+                ub[:] = np.inf
+            if Q[k] == 0:
+                a = numba.carray(_at(addrs[k], like), (P[k], U[k]))
+                if mode == 1:
+                    s, ss = count_last(a, lo[k], hi[k], tiny, ua, zero)
+                else:
+                    s, ss = last(a, mode, lo[k], tiny, ua, ub, zero)
+                if mode == 1 and s != s:  # a unit with a NaN output has a NaN count (see act_stats)
                     for i in range(P[k]):
                         for j in range(U[k]):
                             if a[i, j] != a[i, j]:
                                 ua[j] = np.nan
             else:
-                if mode == 2 or mode == 4:
-                    ua[:] = -np.inf
-                if mode == 3 or mode == 4:
-                    ub[:] = np.inf
-                s, ss = last(a, mode, lo[k], tiny, ua, ub, zero)
+                c = numba.carray(_at(addrs[k], like), (P[k], U[k], Q[k]))
+                s, ss = mid(c, mode, lo[k], hi[k], tiny, ua, ub, zero)
+                if mode == 1 and s != s:
+                    for i in range(P[k]):
+                        for j in range(U[k]):
+                            for q in range(Q[k]):
+                                if c[i, j, q] != c[i, j, q]:
+                                    ua[j] = np.nan
             sums[2 * k] = s
             sums[2 * k + 1] = ss
 
@@ -402,8 +414,8 @@ def sumsq_many(ts: list[Tensor], out: np.ndarray) -> None:
 
 
 def lane_usable(plan: StatPlan) -> bool:
-    """Whether :func:`act_stats_many` takes the plan's layers (units along the last axis): no
-    saturated runs to count, or none counted apart from the per-unit counts."""
+    """Whether :func:`act_stats_many` takes the plan's layers: no saturated runs to count, or none
+    counted apart from the per-unit counts."""
     return _cached(plan, ("lane",), lambda: (plan.sat in ("never", "always")
                                               or (plan.unit_counts and plan.counts_saturation),))[0]
 
@@ -413,12 +425,13 @@ def lane_consts(plan: StatPlan, dtype: torch.dtype, units: bool) -> tuple:
     return _consts(plan, _NP[dtype], plan.unit_counts if units else None)[:3]
 
 
-def act_stats_many(addrs: np.ndarray, P: np.ndarray, U: np.ndarray, modes: np.ndarray, lo: np.ndarray,
-                   hi: np.ndarray, sums: np.ndarray, a_addrs: np.ndarray, b_addrs: np.ndarray) -> None:
+def act_stats_many(addrs: np.ndarray, P: np.ndarray, U: np.ndarray, Q: np.ndarray, modes: np.ndarray,
+                   lo: np.ndarray, hi: np.ndarray, sums: np.ndarray, a_addrs: np.ndarray, b_addrs: np.ndarray) -> None:
     """:func:`act_stats` of many layers in one call (the probe's end-of-forward on the CPU).
 
     Layer ``k``'s output is the C-contiguous ``(P[k], U[k])`` array at ``addrs[k]`` (units along
-    the last axis; ``P = 1`` for no per-unit statistics), all of the dtype of ``lo``; ``modes[k]``
+    the last axis, ``Q[k] = 0``; ``P = 1`` for no per-unit statistics) or ``(P[k], U[k], Q[k])``
+    (units along the middle axis: channels), all of the dtype of ``lo``; ``modes[k]``
     its unit mode (``U_COUNT`` ... ``U_BOTH``), ``lo``/``hi`` its bounds.  Writes the sums and sums
     of squares to ``sums`` (float64, ``2 * len``), the per-unit counts or amax to ``a_addrs[k]``
     and the amin to ``b_addrs[k]`` (``U[k]`` entries each where the mode takes them).  Only plans
@@ -426,7 +439,7 @@ def act_stats_many(addrs: np.ndarray, P: np.ndarray, U: np.ndarray, modes: np.nd
     """
     like = _plain_consts(lo.dtype)[1]
     dt = lo.dtype.type
-    (_kernels or _load())[6](addrs, P, U, modes, lo, hi, like, dt(TINY), dt(0), sums, a_addrs, b_addrs)
+    (_kernels or _load())[6](addrs, P, U, Q, modes, lo, hi, like, dt(TINY), dt(0), sums, a_addrs, b_addrs)
 
 
 def sample_plan(ts: list[Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

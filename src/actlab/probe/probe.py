@@ -1164,19 +1164,19 @@ class Probe:
             self._act_now(layer, plan, x, y, channel_first)
         if not lane:
             return
-        P, U, modes, lo, hi, a_off, b_off, units, sums = arrays
+        P, U, Q, modes, lo, hi, a_off, b_off, units, sums = arrays
         addrs = np.fromiter((e[3].data_ptr() for e in lane), np.int64, len(lane))
         direct = self._direct_rows(lay) if not rest and not self._units else None
         if direct is not None:
             # straight into this step's row of the dead-unit buffers (see _dead_update)
             k = len(self._pending)
             a_at, b_at = direct
-            _fused.act_stats_many(addrs, P, U, modes, lo, hi, sums, a_at[0] + a_at[1] * k, b_at[0] + b_at[1] * k)
+            _fused.act_stats_many(addrs, P, U, Q, modes, lo, hi, sums, a_at[0] + a_at[1] * k, b_at[0] + b_at[1] * k)
         else:
             dt = lane[0][3].dtype
             ta = torch.empty(max(sizes[0], 1), dtype=dt)
             tb = torch.empty(max(sizes[1], 1), dtype=dt)
-            _fused.act_stats_many(addrs, P, U, modes, lo, hi, sums, a_off + ta.data_ptr(), b_off + tb.data_ptr())
+            _fused.act_stats_many(addrs, P, U, Q, modes, lo, hi, sums, a_off + ta.data_ptr(), b_off + tb.data_ptr())
         scalars = self._scalars
         base = len(scalars)
         scalars.extend(sums.tolist())
@@ -1212,27 +1212,33 @@ class Probe:
             nd = y.dim()
             want_units = plan.dead != "none" and nd >= 1
             ok = (y.dtype in _FLOAT and (dt is None or y.dtype is dt) and nd >= 1 and _fused.lane_usable(plan)
-                  and counts[layer.index] == 1 and layer.index not in self._units
-                  and not (want_units and (nd >= 4 or (nd == 3 and channel_first))))
+                  and counts[layer.index] == 1 and layer.index not in self._units)
             if ok:
                 dt = y.dtype
             take.append(ok)
         lane = [e for e, t in zip(pend, take) if t]
         if not lane:
             return take, None, (0, 0), [0, []], {}
-        P, U, modes, lo, hi, a_off, b_off = [], [], [], [], [], [], []
+        P, U, Q, modes, lo, hi, a_off, b_off = [], [], [], [], [], [], [], []
         a_sizes: list[int] = []
         b_sizes: list[int] = []
         has, ia, ib = [], [], []
         calls = []
         item = torch.empty((), dtype=dt).element_size()
-        for i, (layer, plan, x, y, _, _, _) in enumerate(lane):
+        for i, (layer, plan, x, y, channel_first, _, _) in enumerate(lane):
             n = y.numel()
+            nd = y.dim()
             want_units = plan.dead != "none"
             mode, l, h = _fused.lane_consts(plan, y.dtype, want_units)
-            p_, u_ = (n // y.shape[-1], y.shape[-1]) if want_units else (1, n)
+            if want_units and (nd >= 4 or (nd == 3 and channel_first)):  # units along dim 1 (channels)
+                p_, u_ = y.shape[0], y.shape[1]
+                q_ = n // max(p_ * u_, 1)
+            else:
+                p_, u_ = (n // y.shape[-1], y.shape[-1]) if want_units else (1, n)
+                q_ = 0
             P.append(p_)
             U.append(u_)
+            Q.append(q_)
             modes.append(mode)
             lo.append(l)
             hi.append(h)
@@ -1251,7 +1257,8 @@ class Probe:
             k = float(n) if (counted and plan.counts_saturation) or plan.sat == "always" else 0.0
             calls.append(_Call(layer.index, "act", 2 * i, 0, (), k, n, u_ if want_units else y.shape[-1]))
         npdt = _fused._NP[dt]
-        arrays = (np.array(P, np.int64), np.array(U, np.int64), np.array(modes, np.int64), np.array(lo, npdt),
+        arrays = (np.array(P, np.int64), np.array(U, np.int64), np.array(Q, np.int64), np.array(modes, np.int64),
+                  np.array(lo, npdt),
                   np.array(hi, npdt), np.array(a_off, np.int64), np.array(b_off, np.int64),
                   (a_sizes, b_sizes, has, ia, ib), np.empty(2 * len(lane)))
         return take, arrays, (sum(a_sizes), sum(b_sizes)), [0, calls], {}
@@ -1270,7 +1277,7 @@ class Probe:
             return hit[1]
         key, take, arrays, sizes, calls, _, _ = lay
         lane = [k for k, t in zip(key, take) if t]
-        has = arrays[7][2]
+        has = arrays[8][2]
         # _dead_update's layout: the layers with per-unit statistics grouped by plan, in call order
         groups: dict[int, list[int]] = {}
         for (li, plan_id, *_), h in zip(lane, has):
@@ -1290,11 +1297,11 @@ class Probe:
             for li in lis:
                 for side in (0, 1):
                     buf = pair[side]
-                    wants = (arrays[7][3] if side == 0 else arrays[7][4])[pos[li]] >= 0
+                    wants = (arrays[8][3] if side == 0 else arrays[8][4])[pos[li]] >= 0
                     if wants != (buf is not None):
                         return None
                     if buf is not None:
-                        if _fused._NP.get(buf.dtype) != arrays[3].dtype:
+                        if _fused._NP.get(buf.dtype) != arrays[4].dtype:
                             return None
                         if stride[side] and stride[side] != buf.stride(0) * buf.element_size():
                             return None
