@@ -16,9 +16,14 @@ tensor.  So each activation tensor gets one ``sum``, one dot (sum of
 squares) and the float-only counts of its :class:`~actlab.probe.stats.StatPlan` (for ReLU-like
 activations a single per-unit count gives both the saturated fraction and the dead units),
 written into a reused buffer; on the CPU all of that is one numba pass instead
-(:mod:`actlab.probe.fused`).  CPU activations are measured in one loop at the end of the
-forward, not in their hooks: between two layers the matmuls evict the interpreter's code and
-data from the caches, and the same statistics cost more there.
+(:mod:`actlab.probe.fused`).  CPU activations are measured at the end of the forward, not in
+their hooks: between two layers the matmuls evict the interpreter's code and data from the
+caches, and the same statistics cost more there.  There, the layers whose statistics need no
+saturated-run count (ReLU-like, identity, ...) go to one numba call for all of them, by address,
+writing their per-unit counts straight into the dead-unit buffers; a Python-level call per layer
+(a NumPy view, a kernel dispatch, fresh per-unit tensors, a concatenation) cost about three
+times the kernel's own work.  The same holds at the end of backward (the parameter gradients'
+squares in one call) and on the update schedule (the update-ratio snapshot and difference).
 The small results of a step (0-d tensors, host floats from the fused pass, per-unit vectors) are
 copied before the step ends into buffers made for many steps (:class:`_Arena`): kept as small
 tensors of their own, they fragmented the heap and the process grew at every step.  The
