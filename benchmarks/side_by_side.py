@@ -22,8 +22,13 @@ Figures, per benchmark (``--benchmarks``; the same work on both sides):
   training (``lab.train``), more work than before by design; glibc malloc tuned as for the
   activations (``MALLOC_TUNED``);
 - ``activations``: ``apply(spec, x)`` forward and forward + backward of every activation both
-  catalogs hold, ``--size`` float32 elements (``activations.bench_spec``, wall time, glibc malloc
-  tuned as that script does); a memory copy of the same size is the control.
+  catalogs hold, ``--size`` float32 elements, wall time, glibc malloc tuned as ``activations.py``
+  does.  Both trees run in each process (the OLD one as ``actlab_old``, a copy with the package
+  renamed: :func:`renamed_copy`), their calls taking turns on the same tensors; a process's figure
+  is the median of its turns' ratios new/old, and the interval is over ``--reps`` processes.  Run
+  one process per tree (``activations.bench_spec``, a memory copy as control), the same figure
+  moved by several percent from one process to the next with its memory layout, more than the 2 %
+  tolerance, and most verdicts came out inconclusive; ``--separate`` still runs it that way.
 
 For each figure the table gives old and new (medians over the runs), the cost ratio new/old per
 pair (> 1: new is slower; for rates, old/new), its median and quartiles, and a distribution-free
@@ -181,7 +186,81 @@ def _activations_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+OLD_PACKAGE = "actlab_old"  # the OLD tree's package name in a --paired run (see renamed_copy)
+
+
+def _paired_calls(act: Any, spec: Any, x: Any, g: Any) -> dict[str, Callable[[], Any]]:
+    """``apply(spec, x)`` of one catalog (``act``: its ``actlab.activations``), forward and forward +
+    backward, as ``activations.py`` times them (the "analytic" variant)."""
+    import torch
+
+    p: dict[str, Any] = dict(spec.defaults())
+    for hp in spec.params:
+        if hp.learnable:
+            p[hp.name] = torch.full((1,), float(hp.default), dtype=x.dtype, requires_grad=True)
+    learn = [p[n] for n in spec.learnable]
+    xg = x.detach().requires_grad_(True)
+
+    def fwd() -> Any:
+        with torch.no_grad():
+            return act.apply(spec, x, **p)
+
+    def fwdbwd() -> Any:
+        return torch.autograd.grad(act.apply(spec, xg, **p), [xg, *learn], g)
+
+    return {"fwd": fwd, "fwd+bwd": fwdbwd} if spec.backprop else {"fwd": fwd}
+
+
+def _activations_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Both catalogs in one process (the OLD one imported as ``actlab_old``), the same input
+    tensors, the two sides' calls taking turns: per figure, the median over ``inner`` turns of
+    the cost ratio new/old.  The process's memory layout and the machine's drift, which move a
+    figure by several percent from one process to the next, fall on both sides alike."""
+    import importlib
+
+    import torch
+
+    new_act = importlib.import_module("actlab.activations")
+    old_act = importlib.import_module(f"{OLD_PACKAGE}.activations")
+    names = [n for n in p["only"].split(",") if n.strip()] if p["only"] else \
+        [s.name for s in new_act.specs() if s.name in {o.name for o in old_act.specs()}]
+    out: dict[str, dict[str, Any]] = {}
+    gen = torch.Generator().manual_seed(0)
+    for name in names:
+        sn, so = new_act.get(name), old_act.get(name)
+        shape = (p["size"] // 1024, 1024) if p["size"] % 1024 == 0 and p["size"] >= 1024 else (p["size"],)
+        x = torch.randn(shape, generator=gen)
+        with torch.no_grad():
+            y = new_act.apply(sn, x)
+        g = torch.randn(y.shape, generator=gen)
+        del y
+        sides = {"old": _paired_calls(old_act, so, x, g), "new": _paired_calls(new_act, sn, x, g)}
+        for mode in sides["new"]:
+            if mode not in sides["old"]:
+                continue
+            calls = {side: c[mode] for side, c in sides.items()}
+            for _ in range(3):  # warm-up: first calls, the heap's growth to the size the calls need
+                for c in calls.values():
+                    del_ = c()
+                    del del_
+            times: dict[str, list[float]] = {"old": [], "new": []}
+            for r in range(p["inner"]):
+                for side in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                    t0 = time.perf_counter()
+                    res = calls[side]()
+                    t1 = time.perf_counter()
+                    del res
+                    times[side].append(t1 - t0)
+            ratios = [n / o for o, n in zip(times["old"], times["new"])]
+            gated = not sn.passthrough
+            out[f"{name} {mode}, new/old"] = _figure(statistics.median(ratios), "x", gated)
+            out[f"{name} {mode}, old ms"] = _figure(statistics.median(times["old"]) * 1e3, "ms", False)
+            out[f"{name} {mode}, new ms"] = _figure(statistics.median(times["new"]) * 1e3, "ms", False)
+    return out
+
+
 WORKLOADS: dict[str, Callable[[dict[str, Any]], dict[str, dict[str, Any]]]] = {
+    "activations_paired": _activations_paired_workload,
     "probe_overhead": _probe_workload,
     "sweep": _sweep_workload,
     "activations": _activations_workload,
@@ -213,10 +292,14 @@ def _numba_target() -> dict[str, Any]:
 
 
 def _environment() -> dict[str, Any]:
+    import importlib.util
+
     import actlab
     import torch
 
+    old = importlib.util.find_spec(OLD_PACKAGE)
     return {"actlab": str(Path(actlab.__file__).resolve().parent), "torch": torch.__version__,
+            "actlab_old": str(Path(old.origin).resolve().parent) if old is not None and old.origin else None,
             "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
 
 
@@ -279,6 +362,31 @@ def export(rev: str, cache: Path) -> tuple[str, Path]:
     return sha, dest / "src"
 
 
+def renamed_copy(src: Path) -> Path:
+    """A copy of ``src/actlab`` as the package ``actlab_old`` (every whole word ``actlab`` in its
+    Python files renamed), next to ``src``, so that one process imports both trees: the folder
+    to put on ``PYTHONPATH`` (reused when present)."""
+    import re
+
+    dest = src.parent / "renamed"
+    stamp = dest / "RENAMED"
+    if stamp.is_file():
+        return dest
+    tmp = Path(tempfile.mkdtemp(prefix=".renamed-", dir=src.parent))
+    try:
+        shutil.copytree(src / "actlab", tmp / OLD_PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+        for f in (tmp / OLD_PACKAGE).rglob("*.py"):
+            f.write_text(re.sub(r"\bactlab\b", OLD_PACKAGE, f.read_text()))
+        (tmp / "RENAMED").write_text(str(src) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs
 
@@ -287,14 +395,16 @@ def export(rev: str, cache: Path) -> tuple[str, Path]:
 #: untuned, the engine's large buffers went back to the kernel after every train_group call and
 #: came back as ~8k page faults per call, and its rate varied by ~10% between calls of one
 #: process; tuned, the faults stop after the first call and the calls agree within ~2%.
-MALLOC_TUNED = ("activations", "sweep")
+MALLOC_TUNED = ("activations", "activations_paired", "sweep")
 
 
-def worker_env(src: Path, isa: str, threads: int, bench: str, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of one run: ``PYTHONPATH`` at ``src``, the ISA variant, the thread count."""
+def worker_env(src: Path, isa: str, threads: int, bench: str, base: dict[str, str] | None = None,
+               old: Path | None = None) -> dict[str, str]:
+    """The environment of one run: ``PYTHONPATH`` at ``src`` (and ``old``, the renamed OLD tree of a
+    paired run), the ISA variant, the thread count."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in ISA_KEYS}
     env.update(ISA_ENV[isa])
-    env["PYTHONPATH"] = str(src)
+    env["PYTHONPATH"] = str(src) if old is None else os.pathsep.join([str(src), str(old)])
     for k in THREAD_ENV:
         env[k] = str(threads)
     if bench in MALLOC_TUNED:
@@ -307,14 +417,16 @@ def worker_env(src: Path, isa: str, threads: int, bench: str, base: dict[str, st
     return env
 
 
-def run_worker(src: Path, bench: str, isa: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """One run of ``bench`` in a fresh process against the actlab under ``src``; its JSON result."""
+def run_worker(src: Path, bench: str, isa: str, params: dict[str, Any], timeout: float,
+               old: Path | None = None) -> dict[str, Any]:
+    """One run of ``bench`` in a fresh process against the actlab under ``src`` (and, for a paired
+    run, the OLD tree renamed under ``old``); its JSON result."""
     with tempfile.TemporaryDirectory(prefix="actlab-sbs-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", bench,
                "--worker-params", json.dumps(params), "--worker-out", str(out)]
         try:
-            r = subprocess.run(cmd, env=worker_env(src, isa, params["threads"], bench), cwd=tmp,
+            r = subprocess.run(cmd, env=worker_env(src, isa, params["threads"], bench, old=old), cwd=tmp,
                                capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SideBySideError(f"{bench} ({isa}) against {src} ran past {timeout:.0f} s") from None
@@ -325,6 +437,8 @@ def run_worker(src: Path, bench: str, isa: str, params: dict[str, Any], timeout:
     got = Path(res["env"]["actlab"])
     if got != (src / "actlab").resolve():
         raise SideBySideError(f"the run meant for {src} imported actlab from {got}")
+    if old is not None and res["env"].get("actlab_old") != str((old / OLD_PACKAGE).resolve()):
+        raise SideBySideError(f"the paired run found {OLD_PACKAGE} at {res['env'].get('actlab_old')}, not under {old}")
     want = TORCH_CAPABILITY[isa]
     if res["env"]["torch_capability"] != want:
         raise SideBySideError(f"--isa {isa}: torch runs its {res['env']['torch_capability']} kernels, not {want} "
@@ -395,22 +509,51 @@ def summarise(old: Sequence[float], new: Sequence[float], higher_is_better: bool
 # The comparison
 
 
+def summarise_paired(runs: Sequence[dict[str, dict[str, Any]]], tolerance: float = TOLERANCE,
+                     confidence: float = CONFIDENCE) -> dict[str, dict[str, Any]]:
+    """Figures of paired runs (``_activations_paired_workload``): one cost ratio per process (its
+    median over the process's turns), the interval and verdict over the processes."""
+    figs: dict[str, dict[str, Any]] = {}
+    for key in runs[0]:
+        if not key.endswith(", new/old") or not all(key in r for r in runs):
+            continue
+        base = key[: -len(", new/old")]
+        ratios = [r[key]["value"] for r in runs]
+        olds = [r[f"{base}, old ms"]["value"] for r in runs]
+        news = [r[f"{base}, new ms"]["value"] for r in runs]
+        f = summarise([1.0] * len(ratios), ratios, False, runs[0][key]["gated"], tolerance, confidence)
+        f.update(old=olds, new=news, old_median=statistics.median(olds), new_median=statistics.median(news))
+        figs[f"{base}, ms"] = {"unit": "ms", "gated": runs[0][key]["gated"], "higher_is_better": False, **f}
+    return figs
+
+
 def compare(old_src: Path, new_src: Path, benchmarks: Sequence[str], isas: Sequence[str], reps: int,
             params: dict[str, Any], *, tolerance: float = TOLERANCE, confidence: float = CONFIDENCE,
             timeout: float = 600.0, run: Callable[..., dict[str, Any]] = run_worker,
-            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
-    """Run every benchmark ``reps`` times per side and variant, old and new alternating; summarise."""
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+            paired: Path | None = None) -> dict[str, Any]:
+    """Run every benchmark ``reps`` times per side and variant, old and new alternating; summarise.
+
+    With ``paired`` (the OLD tree renamed, see :func:`renamed_copy`), the activations benchmark
+    runs both trees in each of ``reps`` processes instead (``_activations_paired_workload``)."""
     out: dict[str, Any] = {"isas": {}}
     for isa in isas:
         check = check_isa(isa, new_src, run, params, timeout)
         log(f"[{isa}] torch capability {check['torch_capability']}, numba target {check['numba'].get('cpu_name')} "
             f"(AVX-512 features: {len(check['numba'].get('avx512_features', []))}, "
             f"zmm in its code: {check['numba'].get('zmm_in_code')})")
-        raw: dict[str, dict[str, list]] = {b: {"old": [], "new": [], "seconds": []} for b in benchmarks}
+        raw: dict[str, dict[str, list]] = {b: {"old": [], "new": [], "seconds": [], "paired": []} for b in benchmarks}
         for rep in range(reps):
             # old-new, then new-old: a load that rises or falls during a pair favours neither side
             order = (("old", old_src), ("new", new_src)) if rep % 2 == 0 else (("new", new_src), ("old", old_src))
             for b in benchmarks:
+                if b == "activations" and paired is not None:
+                    res = run(new_src, "activations_paired", isa, params, timeout, old=paired)
+                    raw[b]["paired"].append(res["figures"])
+                    raw[b]["seconds"].append(res.get("seconds", math.nan))
+                    log(f"[{isa}] run {rep + 1}/{reps} {b} (both trees in one process): done "
+                        f"({raw[b]['seconds'][-1]:.0f} s of work)")
+                    continue
                 for side, src in order:
                     res = run(src, b, isa, params, timeout)
                     raw[b][side].append(res["figures"])
@@ -418,6 +561,10 @@ def compare(old_src: Path, new_src: Path, benchmarks: Sequence[str], isas: Seque
                 log(f"[{isa}] pair {rep + 1}/{reps} {b}: done ({sum(raw[b]['seconds'][-2:]):.0f} s of work)")
         benches: dict[str, Any] = {}
         for b in benchmarks:
+            if raw[b]["paired"]:
+                benches[b] = {"figures": summarise_paired(raw[b]["paired"], tolerance, confidence),
+                              "only_old": [], "only_new": [], "paired": True}
+                continue
             olds, news = raw[b]["old"], raw[b]["new"]
             common = [k for k in news[0] if all(k in f for f in olds + news)]
             figs = {}
@@ -451,6 +598,9 @@ def _what(bench: str, s: dict[str, Any]) -> str:
                 f"cpu time")
     if bench == "sweep":
         return f"train_group, {s['configs']} configs x {s['steps']} steps, record every 50, median of {s['inner']}"
+    if s.get("paired"):
+        return (f"apply(), {s['size']} float32 elements, both trees in each process, the median ratio of "
+                f"{s['inner']} turns per process, wall time")
     return f"apply(), {s['size']} float32 elements, median of {s['inner']} calls, wall time"
 
 
@@ -461,7 +611,9 @@ def print_table(res: dict[str, Any], file: Any = sys.stdout) -> None:
       + (f" ({res['new']['sha'][:12]})" if res["new"].get("sha") else ""))
     p(f"machine: {m['cpu']}, {m['cpus']} cpus, AVX-512 {'yes' if m['avx512'] else 'no'}, python {m['python']}; "
       f"load average {m['load_avg'][0]:.1f} at start, {res['load_avg_end'][0]:.1f} at end")
-    p(f"{s['reps']} pairs per figure (old/new alternating), {s['threads']} thread(s); cost ratio new/old (> 1: "
+    p(f"{s['reps']} pairs per figure (old/new alternating; activations: "
+      f"{'both in each of ' + str(s['reps']) + ' processes' if s.get('paired') else 'one process each'}), "
+      f"{s['threads']} thread(s); cost ratio new/old (> 1: "
       f"new slower); interval >= {s['confidence']:.0%}; 'slower' beyond {1 + s['tolerance']:.2f}")
     for isa, r in res["isas"].items():
         c = r["check"]
@@ -496,6 +648,8 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = run
     ap.add_argument("--confidence", type=float, default=CONFIDENCE, help="least coverage of the ratio's interval")
     ap.add_argument("--cache-dir", default=None, help=f"where revisions are exported (default {cache_dir()})")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one run may take")
+    ap.add_argument("--separate", action="store_true",
+                    help="activations: one process per tree (the old method) instead of both trees in each process")
     for k, v in DEFAULTS.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v, help=f"(default {v!r})")
     add_output_options(ap)
@@ -533,15 +687,17 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = run
         else:
             new_sha, new_src = export(a.new, cache)
             new = {"rev": a.new, "sha": new_sha, "src": str(new_src)}
+        paired = renamed_copy(old_src) if "activations" in benchmarks and not a.separate else None
         t0 = time.perf_counter()
         res = compare(old_src, new_src, benchmarks, isas, a.reps, params, tolerance=a.tolerance,
-                      confidence=a.confidence, timeout=a.timeout, run=run)
+                      confidence=a.confidence, timeout=a.timeout, run=run, paired=paired)
     except SideBySideError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     res = {"old": {"rev": a.base, "sha": old_sha, "src": str(old_src)}, "new": new, "machine": mach,
            "load_avg_end": list(os.getloadavg()), "seconds": time.perf_counter() - t0,
-           "settings": {"reps": a.reps, "tolerance": a.tolerance, "confidence": a.confidence, **params}, **res}
+           "settings": {"reps": a.reps, "tolerance": a.tolerance, "confidence": a.confidence,
+                        "paired": paired is not None, **params}, **res}
     print_table(res, file=sys.stderr if a.json else sys.stdout)
     code = finish(a, res)  # 2 if the JSON could not be written (the result kept in a named temp file)
     return code or EXIT[res["verdict"]]

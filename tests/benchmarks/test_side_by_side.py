@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,49 @@ def test_unforced_isa_stops_the_comparison(sbs: Any, tmp_path: Path, capsys: Any
     rc, res, fake = _main(sbs, tmp_path, lambda side, n: 1.0, numba=leaky)
     assert rc == 2 and res == {} and fake.calls == []
     assert "numba still targets AVX-512" in capsys.readouterr().err
+
+
+def test_renamed_copy_imports_beside_the_new_tree(sbs: Any, tmp_path: Path) -> None:
+    """The OLD tree as ``actlab_old``: one process imports both, each from its own files."""
+    sha, src = sbs.export("HEAD", tmp_path)
+    dest = sbs.renamed_copy(src)
+    assert (dest / "actlab_old" / "__init__.py").is_file() and not (dest / "actlab").exists()
+    assert sbs.renamed_copy(src) == dest  # reused
+    code = ("import actlab.activations as a, actlab_old.activations as b, sys; "
+            "assert a.__file__ != b.__file__ and 'actlab_old' in b.__file__; "
+            "assert b.get('relu').name == 'relu'; print(sorted({m.split('.')[0] for m in sys.modules if 'actlab' in m}))")
+    env = {"PYTHONPATH": f"{ROOT / 'src'}:{dest}", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "['actlab', 'actlab_old']"
+    new_tree = re.compile(r"^\s*(import|from)\s+actlab(\.|\s|$)", re.M)
+    bad = [f for f in (dest / "actlab_old").rglob("*.py") if new_tree.search(f.read_text())]
+    assert bad == []  # no import of the NEW tree from the old one
+
+
+def test_paired_runs_give_one_ratio_per_process(sbs: Any, tmp_path: Path) -> None:
+    """Both trees in each process: the verdict is over the processes' own ratios."""
+    calls = []
+
+    def fake(src: Path, bench: str, isa: str, params: dict, timeout: float, old: Path | None = None) -> dict:
+        env = {"actlab": str(src / "actlab"), "torch_capability": isa.upper(), "threads": 1}
+        if bench == "isa":
+            return {"env": env, "numba": {"cpu_name": "haswell", "avx512_features": [], "zmm_in_code": False}}
+        calls.append((bench, old))
+        k = len(calls)
+        fig = lambda v, gated=False: {"value": v, "unit": "x" if gated else "ms", "gated": gated,  # noqa: E731
+                                      "higher_is_better": False}
+        # absolute times move a lot between processes; the in-process ratio barely
+        return {"env": env, "seconds": 0.1, "figures": {
+            "relu fwd, new/old": fig(1.0 + 0.001 * k, True), "relu fwd, old ms": fig(1.0 * k), "relu fwd, new ms": fig(1.0 * k),
+            "mish fwd, new/old": fig(1.3, True), "mish fwd, old ms": fig(1.0), "mish fwd, new ms": fig(1.3)}}
+
+    res = sbs.compare(tmp_path, tmp_path / "new", ["activations"], ["avx2"], 5, dict(sbs.DEFAULTS),
+                      run=fake, log=lambda s: None, paired=tmp_path / "renamed")
+    assert calls == [("activations_paired", tmp_path / "renamed")] * 5  # one process per repetition, both trees
+    figs = res["isas"]["avx2"]["benchmarks"]["activations"]["figures"]
+    assert figs["relu fwd, ms"]["verdict"] == "not slower" and figs["relu fwd, ms"]["old_median"] == 3.0
+    assert figs["mish fwd, ms"]["verdict"] == "slower" and res["verdict"] == "slower"
 
 
 @pytest.mark.slow
