@@ -232,11 +232,14 @@ def _build() -> Any:
             out[k] = sumsq(numba.carray(_at(addrs[k], like), (lens[k],)), zero)
 
     @jit
-    def many(addrs, P, U, Q, modes, lo, hi, like, tiny, zero, sums, a_addrs, b_addrs):
+    def many(addrs, xaddrs, P, U, Q, modes, lo, hi, like, tiny, zero, sums, so, a_addrs, b_addrs,
+             kinds, comps, A, B, roffs):
         """``last``/``count_last`` (``Q[k] == 0``: a (P, U) array) or ``mid`` (a (P, U, Q) array)
-        over many arrays at ``addrs`` (of ``like``'s dtype) in one call: ``sums[2k], sums[2k + 1]``
-        their sum and sum of squares, per-unit results at ``a_addrs[k]`` (counts or amax) and
-        ``b_addrs[k]`` (amin), initialised here."""
+        over many arrays at ``addrs`` (of ``like``'s dtype) in one call: ``sums[so[k]]``,
+        ``sums[so[k] + 1]`` their sum and sum of squares, and where the layer has saturated runs
+        (``roffs[k] < roffs[k + 1]``: rows of the run tables) their count ``sums[so[k] + 2]``, on
+        the array at ``xaddrs[k]`` (the input) when that is not 0; per-unit results at
+        ``a_addrs[k]`` (counts or amax) and ``b_addrs[k]`` (amin), initialised here."""
         for k in range(addrs.shape[0]):
             mode = modes[k]
             ua = numba.carray(_at(a_addrs[k], like), (U[k] if mode == 1 or mode == 2 or mode == 4 else 1,))
@@ -267,8 +270,14 @@ def _build() -> Any:
                             for q in range(Q[k]):
                                 if c[i, j, q] != c[i, j, q]:
                                     ua[j] = np.nan
-            sums[2 * k] = s
-            sums[2 * k + 1] = ss
+            o = so[k]
+            sums[o] = s
+            sums[o + 1] = ss
+            r0, r1 = roffs[k], roffs[k + 1]
+            if r1 > r0:
+                n = P[k] * U[k] * (Q[k] if Q[k] > 0 else 1)
+                src = numba.carray(_at(xaddrs[k] if xaddrs[k] != 0 else addrs[k], like), (n,))
+                sums[o + 2] = runs(src, kinds[r0:r1], comps[r0:r1], A[r0:r1], B[r0:r1])
 
     @jit
     def gather_many(addrs, starts, lens, roffs, like, out):
@@ -414,10 +423,9 @@ def sumsq_many(ts: list[Tensor], out: np.ndarray) -> None:
 
 
 def lane_usable(plan: StatPlan) -> bool:
-    """Whether :func:`act_stats_many` takes the plan's layers: no saturated runs to count, or none
-    counted apart from the per-unit counts."""
-    return _cached(plan, ("lane",), lambda: (plan.sat in ("never", "always")
-                                              or (plan.unit_counts and plan.counts_saturation),))[0]
+    """Whether :func:`act_stats_many` takes the plan's layers (as :func:`usable` does, the input's
+    layout aside)."""
+    return plan.sat in ("never", "always", "runs")
 
 
 def lane_consts(plan: StatPlan, dtype: torch.dtype, units: bool) -> tuple:
@@ -425,21 +433,32 @@ def lane_consts(plan: StatPlan, dtype: torch.dtype, units: bool) -> tuple:
     return _consts(plan, _NP[dtype], plan.unit_counts if units else None)[:3]
 
 
-def act_stats_many(addrs: np.ndarray, P: np.ndarray, U: np.ndarray, Q: np.ndarray, modes: np.ndarray,
-                   lo: np.ndarray, hi: np.ndarray, sums: np.ndarray, a_addrs: np.ndarray, b_addrs: np.ndarray) -> None:
+def lane_runs(plan: StatPlan, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The plan's saturated-run table for :func:`act_stats_many` (kinds, complements, a, b)."""
+    return _run_table(plan, _NP[dtype])
+
+
+def act_stats_many(addrs: np.ndarray, xaddrs: np.ndarray, P: np.ndarray, U: np.ndarray, Q: np.ndarray,
+                   modes: np.ndarray, lo: np.ndarray, hi: np.ndarray, sums: np.ndarray, so: np.ndarray,
+                   a_addrs: np.ndarray, b_addrs: np.ndarray, table: tuple) -> None:
     """:func:`act_stats` of many layers in one call (the probe's end-of-forward on the CPU).
 
     Layer ``k``'s output is the C-contiguous ``(P[k], U[k])`` array at ``addrs[k]`` (units along
     the last axis, ``Q[k] = 0``; ``P = 1`` for no per-unit statistics) or ``(P[k], U[k], Q[k])``
-    (units along the middle axis: channels), all of the dtype of ``lo``; ``modes[k]``
-    its unit mode (``U_COUNT`` ... ``U_BOTH``), ``lo``/``hi`` its bounds.  Writes the sums and sums
-    of squares to ``sums`` (float64, ``2 * len``), the per-unit counts or amax to ``a_addrs[k]``
-    and the amin to ``b_addrs[k]`` (``U[k]`` entries each where the mode takes them).  Only plans
-    that :func:`lane_usable` takes; every tensor must stay alive during the call.
+    (units along the middle axis: channels), all of the dtype of ``lo``; ``modes[k]`` its unit mode
+    (``U_COUNT`` ... ``U_BOTH``), ``lo``/``hi`` its bounds.  Writes the sum, the sum of squares and
+    (for a layer with saturated runs) the saturated count to ``sums[so[k]:]`` (float64), the
+    per-unit counts or amax to ``a_addrs[k]`` and the amin to ``b_addrs[k]`` (``U[k]`` entries each
+    where the mode takes them).  ``table``: the run tables of all layers end to end (kinds,
+    complements, a, b) and each layer's rows (``roffs``, ``len + 1`` offsets); the runs count on
+    the input at ``xaddrs[k]`` where it is not 0.  Only plans that :func:`lane_usable` takes; every
+    tensor must stay alive during the call.
     """
     like = _plain_consts(lo.dtype)[1]
     dt = lo.dtype.type
-    (_kernels or _load())[6](addrs, P, U, Q, modes, lo, hi, like, dt(TINY), dt(0), sums, a_addrs, b_addrs)
+    kinds, comps, A, B, roffs = table
+    (_kernels or _load())[6](addrs, xaddrs, P, U, Q, modes, lo, hi, like, dt(TINY), dt(0), sums, so, a_addrs,
+                             b_addrs, kinds, comps, A, B, roffs)
 
 
 def sample_plan(ts: list[Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

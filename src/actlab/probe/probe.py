@@ -18,8 +18,8 @@ activations a single per-unit count gives both the saturated fraction and the de
 written into a reused buffer; on the CPU all of that is one numba pass instead
 (:mod:`actlab.probe.fused`).  CPU activations are measured at the end of the forward, not in
 their hooks: between two layers the matmuls evict the interpreter's code and data from the
-caches, and the same statistics cost more there.  There, the layers whose statistics need no
-saturated-run count (ReLU-like, identity, ...) go to one numba call for all of them, by address,
+caches, and the same statistics cost more there.  There, every layer whose saturation rule is a
+count (not the derivative evaluated) goes to one numba call for all of them, by address,
 writing their per-unit counts straight into the dead-unit buffers; a Python-level call per layer
 (a NumPy view, a kernel dispatch, fresh per-unit tensors, a concatenation) cost about three
 times the kernel's own work.  The same holds at the end of backward (the parameter gradients'
@@ -1151,8 +1151,8 @@ class Probe:
         """The deferred statistics of many layers in one numba call (:func:`fused.act_stats_many`):
         between two layers' statistics, a Python-level call each (a NumPy view, a kernel
         dispatch, fresh per-unit tensors) cost about three times the kernel's own time.  Layers
-        it does not take (saturated runs to count, channel-first units, a layer called twice in
-        the forward, a non-contiguous output) go through :meth:`_act_now`, with the same numbers.
+        it does not take (a saturation rule that evaluates the derivative, a layer called twice in
+        the forward, a non-contiguous tensor) go through :meth:`_act_now`, with the same numbers.
         The layout of the call is kept while the layers, plans, shapes and dtypes stay the same."""
         # plans by identity (the layout keeps them alive): a plan made per call (a slope passed as
         # a tensor) gives a new layout each step, never a comparison of its tensors
@@ -1163,31 +1163,40 @@ class Probe:
         _, take, arrays, sizes, calls, _, _ = lay
         rest = [e for e, t in zip(pend, take) if not t]
         lane = [e for e, t in zip(pend, take) if t] if rest else pend
-        if lane and not all(e[3].is_contiguous() for e in lane):
-            rest, lane = pend, []
+        if lane:
+            xin = arrays["xin"]
+            if not all(e[3].is_contiguous() for e in lane) or (arrays["any_x"] and not all(
+                    isinstance(e[2], Tensor) and e[2].is_contiguous() and e[2].dtype is e[3].dtype
+                    and e[2].shape == e[3].shape for e, f in zip(lane, xin) if f)):
+                rest, lane = pend, []
         for layer, plan, x, y, channel_first, _, _ in rest:
             self._act_now(layer, plan, x, y, channel_first)
         if not lane:
             return
-        P, U, Q, modes, lo, hi, a_off, b_off, units, sums = arrays
+        A = arrays
         addrs = np.fromiter((e[3].data_ptr() for e in lane), np.int64, len(lane))
+        xaddrs = np.fromiter((e[2].data_ptr() if f else 0 for e, f in zip(lane, xin)), np.int64, len(lane)) \
+            if A["any_x"] else A["no_x"]
+        sums = A["sums"]
         direct = self._direct_rows(lay) if not rest and not self._units else None
         if direct is not None:
             # straight into this step's row of the dead-unit buffers (see _dead_update)
             k = len(self._pending)
-            a_at, b_at = direct
-            _fused.act_stats_many(addrs, P, U, Q, modes, lo, hi, sums, a_at[0] + a_at[1] * k, b_at[0] + b_at[1] * k)
+            (a_at, a_row), (b_at, b_row) = direct
+            ua, ub = a_at + a_row * k, b_at + b_row * k
         else:
             dt = lane[0][3].dtype
             ta = torch.empty(max(sizes[0], 1), dtype=dt)
             tb = torch.empty(max(sizes[1], 1), dtype=dt)
-            _fused.act_stats_many(addrs, P, U, Q, modes, lo, hi, sums, a_off + ta.data_ptr(), b_off + tb.data_ptr())
+            ua, ub = A["a_off"] + ta.data_ptr(), A["b_off"] + tb.data_ptr()
+        _fused.act_stats_many(addrs, xaddrs, A["P"], A["U"], A["Q"], A["modes"], A["lo"], A["hi"], sums, A["so"],
+                              ua, ub, A["table"])
         scalars = self._scalars
         base = len(scalars)
         scalars.extend(sums.tolist())
         if calls[0] != base:
             calls[0] = base
-            calls[1] = [c._replace(offset=base + 2 * i) for i, c in enumerate(calls[1])]
+            calls[1] = [c._replace(offset=base + int(o)) for c, o in zip(calls[1], A["so"])]
         self._calls.extend(calls[1])
         if direct is not None:
             self._units_written = True
@@ -1196,6 +1205,7 @@ class Probe:
                     if y.requires_grad:
                         self._grad_hook(layer.index, y)
             return
+        units = A["units"]
         va = ta.split(units[0]) if sizes[0] else None
         vb = tb.split(units[1]) if sizes[1] else None
         unit_rows = self._units
@@ -1214,23 +1224,26 @@ class Probe:
         take = []
         dt = None
         for layer, plan, x, y, channel_first, _, _ in pend:
-            nd = y.dim()
-            want_units = plan.dead != "none" and nd >= 1
-            ok = (y.dtype in _FLOAT and (dt is None or y.dtype is dt) and nd >= 1 and _fused.lane_usable(plan)
+            ok = (y.dtype in _FLOAT and (dt is None or y.dtype is dt) and y.dim() >= 1 and _fused.lane_usable(plan)
                   and counts[layer.index] == 1 and layer.index not in self._units)
+            if ok and self._lane_runs(plan) and plan.domain == "input":  # the runs count on the input
+                ok = isinstance(x, Tensor) and x.dtype is y.dtype and x.shape == y.shape
             if ok:
                 dt = y.dtype
             take.append(ok)
         lane = [e for e, t in zip(pend, take) if t]
         if not lane:
             return take, None, (0, 0), [0, []], {}
-        P, U, Q, modes, lo, hi, a_off, b_off = [], [], [], [], [], [], [], []
+        P, U, Q, modes, lo, hi, a_off, b_off, so, xin = [], [], [], [], [], [], [], [], [], []
+        tables: list[tuple] = []
+        roffs = [0]
         a_sizes: list[int] = []
         b_sizes: list[int] = []
         has, ia, ib = [], [], []
         calls = []
         item = torch.empty((), dtype=dt).element_size()
-        for i, (layer, plan, x, y, channel_first, _, _) in enumerate(lane):
+        offset = 0
+        for layer, plan, x, y, channel_first, _, _ in lane:
             n = y.numel()
             nd = y.dim()
             want_units = plan.dead != "none"
@@ -1258,15 +1271,35 @@ class Probe:
             if takes_b:
                 b_sizes.append(u_)
             has.append(want_units)
-            counted = plan.unit_counts
-            k = float(n) if (counted and plan.counts_saturation) or plan.sat == "always" else 0.0
-            calls.append(_Call(layer.index, "act", 2 * i, 0, (), k, n, u_ if want_units else y.shape[-1]))
+            # as _act_stats: the saturated count is a scalar of its own, or n minus the unit counts,
+            # or all or none of the entries
+            runs = self._lane_runs(plan)
+            if runs:
+                tables.append(_fused.lane_runs(plan, y.dtype))
+                nsat, cs, k = 1, (1.0,), 0.0
+            else:
+                nsat, cs = 0, ()
+                k = float(n) if (plan.unit_counts and plan.counts_saturation) or plan.sat == "always" else 0.0
+            roffs.append(roffs[-1] + (len(tables[-1][0]) if runs else 0))
+            xin.append(runs and plan.domain == "input")
+            so.append(offset)
+            calls.append(_Call(layer.index, "act", offset, nsat, cs, k, n, u_ if want_units else y.shape[-1]))
+            offset += 2 + nsat
         npdt = _fused._NP[dt]
-        arrays = (np.array(P, np.int64), np.array(U, np.int64), np.array(Q, np.int64), np.array(modes, np.int64),
-                  np.array(lo, npdt),
-                  np.array(hi, npdt), np.array(a_off, np.int64), np.array(b_off, np.int64),
-                  (a_sizes, b_sizes, has, ia, ib), np.empty(2 * len(lane)))
+        cat = (lambda i, t: np.concatenate([tb[i] for tb in tables]).astype(t)) if tables else \
+            (lambda i, t: np.zeros(0, t))
+        arrays = {"P": np.array(P, np.int64), "U": np.array(U, np.int64), "Q": np.array(Q, np.int64),
+                  "modes": np.array(modes, np.int64), "lo": np.array(lo, npdt), "hi": np.array(hi, npdt),
+                  "a_off": np.array(a_off, np.int64), "b_off": np.array(b_off, np.int64),
+                  "units": (a_sizes, b_sizes, has, ia, ib), "sums": np.empty(offset), "so": np.array(so, np.int64),
+                  "xin": xin, "any_x": any(xin), "no_x": np.zeros(len(lane), np.int64),
+                  "table": (cat(0, np.int64), cat(1, np.bool_), cat(2, npdt), cat(3, npdt), np.array(roffs, np.int64))}
         return take, arrays, (sum(a_sizes), sum(b_sizes)), [0, calls], {}
+
+    @staticmethod
+    def _lane_runs(plan: StatPlan) -> bool:
+        """Whether the plan's saturated count is its runs' (a scalar of its own), as in _act_stats."""
+        return plan.sat == "runs" and not (plan.unit_counts and plan.counts_saturation)
 
     def _direct_rows(self, lay: tuple) -> tuple | None:
         """Where :meth:`_run_lane` can write its per-unit results straight into the dead-unit buffers
@@ -1282,14 +1315,14 @@ class Probe:
             return hit[1]
         key, take, arrays, sizes, calls, _, _ = lay
         lane = [k for k, t in zip(key, take) if t]
-        has = arrays[8][2]
+        has = arrays["units"][2]
         # _dead_update's layout: the layers with per-unit statistics grouped by plan, in call order
         groups: dict[int, list[int]] = {}
         for (li, plan_id, *_), h in zip(lane, has):
             if h:
                 groups.setdefault(plan_id, []).append(li)
         order = [li for g in groups.values() for li in g]
-        units = dict((k[0], arrays[1][i]) for i, k in enumerate(lane))
+        units = dict((k[0], arrays["U"][i]) for i, k in enumerate(lane))
         if tuple((li, int(units[li])) for li in order) != self._layout or len(self._groups) != len(groups):
             return None
         at: list[list[int]] = [[0] * len(lane), [0] * len(lane)]
@@ -1302,11 +1335,11 @@ class Probe:
             for li in lis:
                 for side in (0, 1):
                     buf = pair[side]
-                    wants = (arrays[8][3] if side == 0 else arrays[8][4])[pos[li]] >= 0
+                    wants = (arrays["units"][3] if side == 0 else arrays["units"][4])[pos[li]] >= 0
                     if wants != (buf is not None):
                         return None
                     if buf is not None:
-                        if _fused._NP.get(buf.dtype) != arrays[4].dtype:
+                        if _fused._NP.get(buf.dtype) != arrays["lo"].dtype:
                             return None
                         if stride[side] and stride[side] != buf.stride(0) * buf.element_size():
                             return None
