@@ -246,7 +246,7 @@ def _activations_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]
                     del_ = c()
                     del del_
             times: dict[str, list[float]] = {"old": [], "new": []}
-            for r in range(p["inner"]):
+            for r in range(max(2, p["inner"] + p["inner"] % 2)):  # whole couples of turns (see below)
                 for side in (("old", "new") if r % 2 == 0 else ("new", "old")):
                     t0 = time.perf_counter()
                     res = calls[side]()
@@ -606,7 +606,7 @@ def _what(bench: str, s: dict[str, Any]) -> str:
         return f"train_group, {s['configs']} configs x {s['steps']} steps, record every 50, median of {s['inner']}"
     if s.get("paired"):
         return (f"apply(), {s['size']} float32 elements, both trees in each process, the median ratio of "
-                f"{s['inner'] // 2} couples of turns per process, wall time")
+                f"{max(1, (s['inner'] + 1) // 2)} couples of turns per process, wall time")
     return f"apply(), {s['size']} float32 elements, median of {s['inner']} calls, wall time"
 
 
