@@ -194,12 +194,10 @@ OLD_PACKAGE = "actlab_old"  # the OLD tree's package name in a --paired run (see
 def _paired_calls(act: Any, spec: Any, x: Any, g: Any) -> dict[str, Callable[[], Any]]:
     """``apply(spec, x)`` of one catalog (``act``: its ``actlab.activations``), forward and forward +
     backward, as ``activations.py`` times them (the "analytic" variant)."""
+    import activations as ab
     import torch
 
-    p: dict[str, Any] = dict(spec.defaults())
-    for hp in spec.params:
-        if hp.learnable:
-            p[hp.name] = torch.full((1,), float(hp.default), dtype=x.dtype, requires_grad=True)
+    p = ab._params(spec, x)  # the hyperparameters activations.py times with (either tree's spec)
     learn = [p[n] for n in spec.learnable]
     xg = x.detach().requires_grad_(True)
 
