@@ -138,7 +138,9 @@ def _pkg_resources_shim() -> None:
         sys.modules["pkg_resources"] = mod
 
 
-def make_variant(name: str, kind: str) -> Callable[[], None] | None:
+def make_variant(name: str, kind: str, probe: type = Probe) -> Callable[[], None] | None:
+    """One SGD step of a fresh ``kind`` model under variant ``name`` (``None``: not available here);
+    ``probe`` is the probe class the "probe ..." variants attach (another tree's, side by side)."""
     torch.manual_seed(0)
     model = MODELS[kind]()
     x, y = data(kind)
@@ -173,7 +175,7 @@ def make_variant(name: str, kind: str) -> Callable[[], None] | None:
     naive = NaiveRecorder(model) if name == "naive .item()" else None
     if name.startswith("probe"):
         every = 1 if name == "probe every step" else 10
-        Probe(model, every=every).attach()  # stays attached for the whole benchmark
+        probe(model, every=every).attach()  # stays attached for the whole benchmark
 
     def step() -> None:
         opt.zero_grad()
@@ -205,14 +207,17 @@ def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
     return xs[k - 1], xs[n - k]
 
 
-def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = VARIANTS) -> dict:
-    names = [v for v in variants if make_variant(v, kind) is not None]
+def bench(kind: str, reps: int, steps: int, warmup: int, variants: list[str] = VARIANTS,
+          make: Callable[[str, str], Callable[[], None] | None] = make_variant) -> dict:
+    """Time ``variants`` of ``kind`` interleaved; ``make(name, kind)`` builds each (default
+    :func:`make_variant`), so a caller may add variants of its own beside "no probe"."""
+    names = [v for v in variants if make(v, kind) is not None]
     times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in names}
     for rep in range(reps):
         progress(f"{kind}: repetition {rep + 1}/{reps}")
         # Fresh models every repetition: where a model's tensors land in memory moves its step time
         # by a few percent, a bias that interleaving alone would not remove.
-        fns = {v: make_variant(v, kind) for v in names}
+        fns = {v: make(v, kind) for v in names}
         for k, f in fns.items():
             for _ in range(warmup if "cockpit" not in k else 2):
                 f()

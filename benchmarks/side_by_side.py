@@ -3,37 +3,44 @@
 The same measurement code (this directory's ``probe_overhead.py``, ``sweep.py`` and
 ``activations.py``, their own functions) is run against two copies of actlab: the OLD one, a
 base revision exported from git into a cache directory (default ``e53e0b0``, main before
-issue 12), and the NEW one (this working tree, or another revision with ``--new``). Each run is a
-fresh process whose ``PYTHONPATH`` points at that copy's ``src`` (the process reports which
-``actlab`` it imported, and a wrong one stops the comparison), with the same thread count and
-environment. Runs alternate, old-new then new-old, ``--reps`` times, so a drift of the machine's
-load falls on both sides alike.
+issue 12), and the NEW one (this working tree, or another revision with ``--new``).
+
+Both trees run in each process: the OLD one is imported as ``actlab_old`` from a copy with the
+package renamed (:func:`renamed_copy`), the NEW one as ``actlab``, and their work takes turns
+within the process, so the process's memory layout and the machine's drift fall on both sides
+alike.  A process gives one cost ratio new/old per figure; the interval is over ``--reps``
+processes.  (Run one process per tree, the same figure moved by several percent from one
+process to the next with its memory layout, more than the 2 % tolerance, and most verdicts came
+out inconclusive; ``--separate`` still runs it that way: each run a fresh process whose
+``PYTHONPATH`` points at one copy's ``src``, old-new then new-old, ``--reps`` pairs.)  Every
+process reports which ``actlab`` (and ``actlab_old``) it imported; a wrong one stops the
+comparison.
 
 Figures, per benchmark (``--benchmarks``; the same work on both sides):
 
 - ``probe_overhead``: an SGD step of the MLP (and ``--models``) with ``Probe(model, every=1)``
-  and ``every=10`` attached, relative to the same process's step without a probe (CPU time, the
-  median of paired per-repetition ratios: ``probe_overhead.bench``); the step without a probe
-  (torch alone, the same on both sides) is shown as a control;
+  and ``every=10`` attached, over the same process's step without a probe (CPU time,
+  ``probe_overhead.bench``: fresh models every repetition, the variants taking turns every
+  ``BLOCK`` steps).  Paired, "no probe" and the OLD and NEW probes at each schedule are five
+  variants of one ``bench`` call, and the ratio is the NEW probe's step time over the OLD one's in
+  the same repetition (median over ``--inner`` repetitions);
 - ``sweep``: the batched engine (``engine.train_group``, ``--configs`` MLPs of ``sweep.configs``
   x ``--steps``, its default record schedule every 50 steps: loss, layer gradient norm, inactive
-  and saturated shares under either tree's names), model-steps per CPU-second. The one-by-one
+  and saturated shares under either tree's names), model-steps per CPU-second.  Paired, the two
+  engines' calls take turns (the median ratio over couples of turns, see below).  The one-by-one
   path is not compared: since issue 12 it measures the whole data sets before and after
   training (``lab.train``), more work than before by design; glibc malloc tuned as for the
   activations (``MALLOC_TUNED``);
 - ``activations``: ``apply(spec, x)`` forward and forward + backward of every activation both
   catalogs hold, ``--size`` float32 elements, wall time, glibc malloc tuned as ``activations.py``
-  does.  Both trees run in each process (the OLD one as ``actlab_old``, a copy with the package
-  renamed: :func:`renamed_copy`), their calls taking turns on the same tensors, in alternating
-  order; a process's figure is the median ratio new/old over couples of turns (each side once
-  first, once second: the second call of a turn finds its input in the cache), and the interval
-  is over ``--reps`` processes.  Run
-  one process per tree (``activations.bench_spec``, a memory copy as control), the same figure
-  moved by several percent from one process to the next with its memory layout, more than the 2 %
-  tolerance, and most verdicts came out inconclusive; ``--separate`` still runs it that way.
+  does.  Paired, the two trees' calls take turns on the same tensors.
+
+A couple of turns (:func:`_couples`) runs each side once first and once second: the second call
+of a turn finds what the first left in the caches, so a ratio per turn would alternate with the
+order.
 
 For each figure the table gives old and new (medians over the runs), the cost ratio new/old per
-pair (> 1: new is slower; for rates, old/new), its median and quartiles, and a distribution-free
+process or pair (> 1: new is slower; for rates, old/new), its median and quartiles, and a distribution-free
 confidence interval for the median ratio (order statistics, at least ``--confidence``). A gated
 figure is
 
@@ -56,7 +63,7 @@ is slower but one is ``inconclusive``, 2 when a run failed or the ISA could not 
 
 Run::
 
-    python benchmarks/side_by_side.py                       # all three, avx512 and avx2, 5 pairs
+    python benchmarks/side_by_side.py                       # all three, avx512 and avx2, 5 processes each
     python benchmarks/side_by_side.py --benchmarks sweep --isa avx2 --reps 9 --json-out sbs.json
     python benchmarks/side_by_side.py --base HEAD~3 --new HEAD --benchmarks activations --only gelu,mish
 """
@@ -188,6 +195,37 @@ def _activations_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _couples(cost: Callable[[str], float], turns: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Both sides taking turns, ``turns`` times (rounded up to whole couples, at least one):
+    ``cost(side)`` runs one call of ``"old"`` or ``"new"`` and returns what it cost.  Returns each
+    side's costs and the cost ratio new/old of each couple of turns.
+
+    The call that runs second in a turn finds what the first one left in the caches: a ratio per
+    turn alternates with the order.  A couple of turns (old first, then new first) has each side
+    once in each place."""
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    for r in range(max(2, turns + turns % 2)):
+        for side in (("old", "new") if r % 2 == 0 else ("new", "old")):
+            times[side].append(cost(side))
+    to, tn = times["old"], times["new"]
+    return times, [(tn[j] + tn[j + 1]) / (to[j] + to[j + 1]) for j in range(0, len(to) - 1, 2)]
+
+
+PAIRED_SEP = " | "  # "<figure> | new/old", "<figure> | old", "<figure> | new": one paired figure's entries
+
+
+def _paired_figures(out: dict[str, dict[str, Any]], name: str, ratios: Sequence[float],
+                    values: dict[str, Sequence[float]], unit: str, gated: bool = True,
+                    higher_is_better: bool = False) -> None:
+    """One paired figure into ``out``: the median cost ratio new/old of this process (gated), and
+    each side's median ``values`` in ``unit`` (shown, not judged)."""
+    out[f"{name}{PAIRED_SEP}new/old"] = _figure(statistics.median(ratios), "x", gated)
+    for side in ("old", "new"):
+        v = values[side]
+        out[f"{name}{PAIRED_SEP}{side}"] = _figure(statistics.median(v) * (1e3 if unit == "ms" else 1), unit,
+                                                   False, higher_is_better)
+
+
 OLD_PACKAGE = "actlab_old"  # the OLD tree's package name in a --paired run (see renamed_copy)
 
 
@@ -213,8 +251,8 @@ def _paired_calls(act: Any, spec: Any, x: Any, g: Any) -> dict[str, Callable[[],
 
 def _activations_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Both catalogs in one process (the OLD one imported as ``actlab_old``), the same input
-    tensors, the two sides' calls taking turns: per figure, the median over ``inner`` turns of
-    the cost ratio new/old.  The process's memory layout and the machine's drift, which move a
+    tensors, the two sides' calls taking turns (:func:`_couples`): per figure, the median cost
+    ratio new/old over couples of turns (wall time).  The process's memory layout and the machine's drift, which move a
     figure by several percent from one process to the next, fall on both sides alike."""
     import importlib
 
@@ -243,28 +281,86 @@ def _activations_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]
                 for c in calls.values():
                     del_ = c()
                     del del_
-            times: dict[str, list[float]] = {"old": [], "new": []}
-            for r in range(max(2, p["inner"] + p["inner"] % 2)):  # whole couples of turns (see below)
-                for side in (("old", "new") if r % 2 == 0 else ("new", "old")):
-                    t0 = time.perf_counter()
-                    res = calls[side]()
-                    t1 = time.perf_counter()
-                    del res
-                    times[side].append(t1 - t0)
-            # The call that runs second in a turn finds the input in the cache the first one filled:
-            # a ratio per turn alternates with the order.  A ratio per couple of turns (old first,
-            # then new first) has each side once in each place.
-            to, tn = times["old"], times["new"]
-            ratios = [(tn[j] + tn[j + 1]) / (to[j] + to[j + 1]) for j in range(0, len(to) - 1, 2)]
-            gated = not sn.passthrough
-            out[f"{name} {mode}, new/old"] = _figure(statistics.median(ratios), "x", gated)
-            out[f"{name} {mode}, old ms"] = _figure(statistics.median(times["old"]) * 1e3, "ms", False)
-            out[f"{name} {mode}, new ms"] = _figure(statistics.median(times["new"]) * 1e3, "ms", False)
+
+            def cost(side: str, calls: dict[str, Callable[[], Any]] = calls) -> float:
+                t0 = time.perf_counter()
+                res = calls[side]()
+                t1 = time.perf_counter()
+                del res
+                return t1 - t0
+
+            times, ratios = _couples(cost, p["inner"])
+            _paired_figures(out, f"{name} {mode}, ms", ratios, times, "ms", gated=not sn.passthrough)
+    return out
+
+
+def _probe_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Both probes in one process: ``probe_overhead.bench`` interleaves "no probe" with the OLD
+    and the NEW ``Probe`` at each schedule (fresh models every repetition, turns every
+    ``BLOCK`` steps); per figure, the median over repetitions of the NEW probe's step time over
+    the OLD one's, which ran in the same repetition (CPU time)."""
+    import importlib
+    import warnings
+
+    import probe_overhead as po
+
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    probes = {"new": importlib.import_module("actlab.probe").Probe,
+              "old": importlib.import_module(f"{OLD_PACKAGE}.probe").Probe}
+    schedules = ["probe every step", "probe every 10"]
+    names = ["no probe"] + [f"{side} {v}" for v in schedules for side in ("old", "new")]
+
+    def make(name: str, kind: str) -> Callable[[], None] | None:
+        if name == "no probe":
+            return po.make_variant(name, kind)
+        side, variant = name.split(" ", 1)
+        return po.make_variant(variant, kind, probe=probes[side])
+
+    out: dict[str, dict[str, Any]] = {}
+    for kind in [m.strip() for m in p["models"].split(",") if m.strip()]:
+        r = po.bench(kind, p["inner"], p["probe_steps"], 5, names, make)
+        for v in schedules:
+            ro, rn = r[f"old {v}"]["cpu"]["ratios"], r[f"new {v}"]["cpu"]["ratios"]  # each over "no probe"
+            _paired_figures(out, f"{kind}: {v} / no probe", [n / o for n, o in zip(rn, ro)],
+                            {"old": ro, "new": rn}, "x")
+    return out
+
+
+def _sweep_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Both engines in one process: ``train_group`` of the same configurations, the two trees'
+    calls taking turns (:func:`_couples`); per process, the median cost ratio new/old (CPU time)
+    over couples of turns, the rates shown in model-steps per CPU second."""
+    import importlib
+
+    import sweep as sw
+
+    trees = {side: (importlib.import_module(f"{pkg}.sweep.engine"), importlib.import_module(f"{pkg}.sweep.spec"))
+             for side, pkg in (("old", OLD_PACKAGE), ("new", "actlab"))}
+
+    def rate(side: str, steps: int) -> float:
+        engine, spec = trees[side]
+        return sw.time_batched(sw.configs(p["configs"], steps, spec.Config), spec.Record(every=50), p["threads"],
+                               engine.train_group)[1]
+
+    for side, (engine, _) in trees.items():
+        engine.load_data("digits", "standardise", None)
+        rate(side, 5)  # first-call costs (and the heap's growth to the size the timed calls need)
+    rates: dict[str, list[float]] = {"old": [], "new": []}
+
+    def cost(side: str) -> float:  # CPU seconds per model-step
+        rates[side].append(rate(side, p["steps"]))
+        return 1.0 / rates[side][-1]
+
+    _, ratios = _couples(cost, p["inner"])
+    out: dict[str, dict[str, Any]] = {}
+    _paired_figures(out, "batched: model-steps per cpu-s", ratios, rates, "1/s", higher_is_better=True)
     return out
 
 
 WORKLOADS: dict[str, Callable[[dict[str, Any]], dict[str, dict[str, Any]]]] = {
     "activations_paired": _activations_paired_workload,
+    "probe_overhead_paired": _probe_paired_workload,
+    "sweep_paired": _sweep_paired_workload,
     "probe_overhead": _probe_workload,
     "sweep": _sweep_workload,
     "activations": _activations_workload,
@@ -399,7 +495,7 @@ def renamed_copy(src: Path) -> Path:
 #: untuned, the engine's large buffers went back to the kernel after every train_group call and
 #: came back as ~8k page faults per call, and its rate varied by ~10% between calls of one
 #: process; tuned, the faults stop after the first call and the calls agree within ~2%.
-MALLOC_TUNED = ("activations", "activations_paired", "sweep")
+MALLOC_TUNED = ("activations", "activations_paired", "sweep", "sweep_paired")
 
 
 def worker_env(src: Path, isa: str, threads: int, bench: str, base: dict[str, str] | None = None,
@@ -499,7 +595,7 @@ def summarise(old: Sequence[float], new: Sequence[float], higher_is_better: bool
     if not gated:
         out["verdict"] = "not gated"
     elif ci is None:
-        out.update(verdict="inconclusive", why=f"{len(finite)} pairs are too few for a {confidence:.0%} interval")
+        out.update(verdict="inconclusive", why=f"{len(finite)} ratios are too few for a {confidence:.0%} interval")
     elif ci[0] > 1 + tolerance:
         out["verdict"] = "slower"
     elif ci[1] <= 1 + tolerance:
@@ -515,19 +611,23 @@ def summarise(old: Sequence[float], new: Sequence[float], higher_is_better: bool
 
 def summarise_paired(runs: Sequence[dict[str, dict[str, Any]]], tolerance: float = TOLERANCE,
                      confidence: float = CONFIDENCE) -> dict[str, dict[str, Any]]:
-    """Figures of paired runs (``_activations_paired_workload``): one cost ratio per process (its
-    median over the process's turns), the interval and verdict over the processes."""
+    """Figures of paired runs (both trees in each process: the ``*_paired`` workloads): one cost
+    ratio per process (``<figure> | new/old``), the interval and verdict over the processes; each
+    side's values (``<figure> | old``, ``<figure> | new``) are shown."""
     figs: dict[str, dict[str, Any]] = {}
+    tail = f"{PAIRED_SEP}new/old"
     for key in runs[0]:
-        if not key.endswith(", new/old") or not all(key in r for r in runs):
+        if not key.endswith(tail) or not all(key in r for r in runs):
             continue
-        base = key[: -len(", new/old")]
+        base = key[: -len(tail)]
         ratios = [r[key]["value"] for r in runs]
-        olds = [r[f"{base}, old ms"]["value"] for r in runs]
-        news = [r[f"{base}, new ms"]["value"] for r in runs]
+        olds = [r[f"{base}{PAIRED_SEP}old"]["value"] for r in runs]
+        news = [r[f"{base}{PAIRED_SEP}new"]["value"] for r in runs]
+        meta = runs[0][f"{base}{PAIRED_SEP}old"]
         f = summarise([1.0] * len(ratios), ratios, False, runs[0][key]["gated"], tolerance, confidence)
         f.update(old=olds, new=news, old_median=statistics.median(olds), new_median=statistics.median(news))
-        figs[f"{base}, ms"] = {"unit": "ms", "gated": runs[0][key]["gated"], "higher_is_better": False, **f}
+        figs[base] = {"unit": meta["unit"], "gated": runs[0][key]["gated"],
+                      "higher_is_better": meta["higher_is_better"], **f}
     return figs
 
 
@@ -538,8 +638,8 @@ def compare(old_src: Path, new_src: Path, benchmarks: Sequence[str], isas: Seque
             paired: Path | None = None) -> dict[str, Any]:
     """Run every benchmark ``reps`` times per side and variant, old and new alternating; summarise.
 
-    With ``paired`` (the OLD tree renamed, see :func:`renamed_copy`), the activations benchmark
-    runs both trees in each of ``reps`` processes instead (``_activations_paired_workload``)."""
+    With ``paired`` (the OLD tree renamed, see :func:`renamed_copy`), each benchmark runs both
+    trees in each of ``reps`` processes instead (its ``*_paired`` workload)."""
     out: dict[str, Any] = {"isas": {}}
     for isa in isas:
         check = check_isa(isa, new_src, run, params, timeout)
@@ -551,8 +651,8 @@ def compare(old_src: Path, new_src: Path, benchmarks: Sequence[str], isas: Seque
             # old-new, then new-old: a load that rises or falls during a pair favours neither side
             order = (("old", old_src), ("new", new_src)) if rep % 2 == 0 else (("new", new_src), ("old", old_src))
             for b in benchmarks:
-                if b == "activations" and paired is not None:
-                    res = run(new_src, "activations_paired", isa, params, timeout, old=paired)
+                if paired is not None:
+                    res = run(new_src, f"{b}_paired", isa, params, timeout, old=paired)
                     raw[b]["paired"].append(res["figures"])
                     raw[b]["seconds"].append(res.get("seconds", math.nan))
                     log(f"[{isa}] run {rep + 1}/{reps} {b} (both trees in one process): done "
@@ -597,14 +697,21 @@ def _num(v: Any, fmt: str) -> str:
 
 def _what(bench: str, s: dict[str, Any]) -> str:
     """What one run of ``bench`` times, in a line."""
+    couples = max(1, (s["inner"] + 1) // 2)
     if bench == "probe_overhead":
+        if s.get("paired"):
+            return (f"SGD steps of {s['models']}, no probe and both trees' probes interleaved, {s['inner']} "
+                    f"repetitions x {s['probe_steps']} steps per process, cpu time; ratio: new probe's step / old's")
         return (f"SGD steps of {s['models']}, {s['inner']} repetitions x {s['probe_steps']} steps per run, "
                 f"cpu time")
     if bench == "sweep":
-        return f"train_group, {s['configs']} configs x {s['steps']} steps, record every 50, median of {s['inner']}"
+        what = f"train_group, {s['configs']} configs x {s['steps']} steps, record every 50"
+        if s.get("paired"):
+            return f"{what}, both trees in each process, the median ratio of {couples} couples of turns, cpu time"
+        return f"{what}, median of {s['inner']}"
     if s.get("paired"):
         return (f"apply(), {s['size']} float32 elements, both trees in each process, the median ratio of "
-                f"{max(1, (s['inner'] + 1) // 2)} couples of turns per process, wall time")
+                f"{couples} couples of turns per process, wall time")
     return f"apply(), {s['size']} float32 elements, median of {s['inner']} calls, wall time"
 
 
@@ -615,8 +722,8 @@ def print_table(res: dict[str, Any], file: Any = sys.stdout) -> None:
       + (f" ({res['new']['sha'][:12]})" if res["new"].get("sha") else ""))
     p(f"machine: {m['cpu']}, {m['cpus']} cpus, AVX-512 {'yes' if m['avx512'] else 'no'}, python {m['python']}; "
       f"load average {m['load_avg'][0]:.1f} at start, {res['load_avg_end'][0]:.1f} at end")
-    p(f"{s['reps']} pairs per figure (old/new alternating; activations: "
-      f"{'both in each of ' + str(s['reps']) + ' processes' if s.get('paired') else 'one process each'}), "
+    p(f"{s['reps']} " + ("processes per figure, both trees in each" if s.get("paired") else
+                         "pairs of processes per figure, one tree in each, old/new alternating") + ", "
       f"{s['threads']} thread(s); cost ratio new/old (> 1: "
       f"new slower); interval >= {s['confidence']:.0%}; 'slower' beyond {1 + s['tolerance']:.2f}")
     for isa, r in res["isas"].items():
@@ -647,13 +754,13 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = run
     ap.add_argument("--new", default=None, help="the NEW revision (default: this working tree, uncommitted changes too)")
     ap.add_argument("--benchmarks", default=",".join(BENCHMARKS), help=f"comma-separated: {', '.join(BENCHMARKS)}")
     ap.add_argument("--isa", default="both", choices=("avx512", "avx2", "both"))
-    ap.add_argument("--reps", type=int, default=5, help="pairs of runs per benchmark and variant (>= 5 for a verdict)")
+    ap.add_argument("--reps", type=int, default=5, help="processes (with --separate: pairs of processes) per benchmark and ISA (>= 5 for a verdict)")
     ap.add_argument("--tolerance", type=float, default=TOLERANCE, help="a cost ratio up to 1 + this is not slower")
     ap.add_argument("--confidence", type=float, default=CONFIDENCE, help="least coverage of the ratio's interval")
     ap.add_argument("--cache-dir", default=None, help=f"where revisions are exported (default {cache_dir()})")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one run may take")
     ap.add_argument("--separate", action="store_true",
-                    help="activations: one process per tree (the old method) instead of both trees in each process")
+                    help="one process per tree (the old method) instead of both trees in each process")
     for k, v in DEFAULTS.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v, help=f"(default {v!r})")
     add_output_options(ap)
@@ -691,7 +798,7 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = run
         else:
             new_sha, new_src = export(a.new, cache)
             new = {"rev": a.new, "sha": new_sha, "src": str(new_src)}
-        paired = renamed_copy(old_src) if "activations" in benchmarks and not a.separate else None
+        paired = None if a.separate else renamed_copy(old_src)
         t0 = time.perf_counter()
         res = compare(old_src, new_src, benchmarks, isas, a.reps, params, tolerance=a.tolerance,
                       confidence=a.confidence, timeout=a.timeout, run=run, paired=paired)

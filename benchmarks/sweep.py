@@ -34,6 +34,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from _bench import add_output_options, finish, parse, progress, tables
@@ -46,8 +47,9 @@ TARGET = 6.0          # batched / one-by-one model-steps per second (issue 6's a
 TARGET_CONFIGS = 64   # ... for this many configurations
 
 
-def configs(n: int, steps: int) -> list[Config]:
-    return [Config(activation="relu", depth=3, width=64, batch_size=128, steps=steps, lr=LRS[i % len(LRS)],
+def configs(n: int, steps: int, config: type = Config) -> list[Config]:
+    """``n`` ReLU MLPs on digits; ``config``: the ``Config`` class (another tree's, side by side)."""
+    return [config(activation="relu", depth=3, width=64, batch_size=128, steps=steps, lr=LRS[i % len(LRS)],
                    optimiser="sgd", data="digits", seed=i) for i in range(n)]
 
 
@@ -66,9 +68,12 @@ def time_oneby(cs: list[Config], threads: int) -> tuple[float, float]:
         torch.set_num_threads(prev)
 
 
-def time_batched(cs: list[Config], record: Record, threads: int) -> tuple[float, float]:
+def time_batched(cs: list[Config], record: Record, threads: int,
+                 train: Callable[..., list] = train_group) -> tuple[float, float]:
+    """(model-steps per wall second, per CPU second) of one ``train(cs, record)`` call
+    (default the engine's ``train_group``; another tree's, side by side)."""
     t, cpu = time.perf_counter(), time.process_time()
-    res = train_group(cs, record, threads=threads)
+    res = train(cs, record, threads=threads)
     work = len(cs) * cs[0].steps
     rates = work / (time.perf_counter() - t), work / (time.process_time() - cpu)
     assert all(r.status in ("done", "diverged") for r in res)

@@ -101,7 +101,7 @@ def _main(sbs: Any, tmp_path: Path, values: Any, reps: int = 5, numba: dict | No
     old_sha, old_src = sbs.export("HEAD", tmp_path / "cache")
     fake = Scripted(old_src, values, numba)
     out = tmp_path / "sbs.json"
-    rc = sbs.main(["--base", "HEAD", "--isa", "avx2", "--benchmarks", "sweep", "--reps", str(reps),
+    rc = sbs.main(["--base", "HEAD", "--isa", "avx2", "--benchmarks", "sweep", "--reps", str(reps), "--separate",
                    "--cache-dir", str(tmp_path / "cache"), "--json-out", str(out)], run=fake)
     return rc, (json.loads(out.read_text()) if out.is_file() else {}), fake
 
@@ -152,44 +152,96 @@ def test_renamed_copy_imports_beside_the_new_tree(sbs: Any, tmp_path: Path) -> N
     assert bad == []  # no import of the NEW tree from the old one
 
 
-def test_paired_runs_give_one_ratio_per_process(sbs: Any, tmp_path: Path) -> None:
-    """Both trees in each process: the verdict is over the processes' own ratios."""
-    calls = []
+def paired_fake(figures: Any) -> Any:
+    """Stands in for a paired worker process: ``figures(bench, old)`` gives the run's figures."""
 
     def fake(src: Path, bench: str, isa: str, params: dict, timeout: float, old: Path | None = None) -> dict:
         env = {"actlab": str(src / "actlab"), "torch_capability": isa.upper(), "threads": 1}
         if bench == "isa":
             return {"env": env, "numba": {"cpu_name": "haswell", "avx512_features": [], "zmm_in_code": False}}
+        return {"env": env, "seconds": 0.1, "figures": figures(bench, old)}
+
+    return fake
+
+
+def test_paired_runs_give_one_ratio_per_process(sbs: Any, tmp_path: Path) -> None:
+    """Both trees in each process: the verdict is over the processes' own ratios."""
+    calls = []
+
+    def figures(bench: str, old: Path | None) -> dict:
         calls.append((bench, old))
         k = len(calls)
-        fig = lambda v, gated=False: {"value": v, "unit": "x" if gated else "ms", "gated": gated,  # noqa: E731
-                                      "higher_is_better": False}
+        figs: dict = {}
         # absolute times move a lot between processes; the in-process ratio barely
-        return {"env": env, "seconds": 0.1, "figures": {
-            "relu fwd, new/old": fig(1.0 + 0.001 * k, True), "relu fwd, old ms": fig(1.0 * k), "relu fwd, new ms": fig(1.0 * k),
-            "mish fwd, new/old": fig(1.3, True), "mish fwd, old ms": fig(1.0), "mish fwd, new ms": fig(1.3)}}
+        sbs._paired_figures(figs, "relu fwd, ms", [1.0 + 0.001 * k], {"old": [1e-3 * k], "new": [1e-3 * k]}, "ms")
+        sbs._paired_figures(figs, "mish fwd, ms", [1.3], {"old": [1e-3], "new": [1.3e-3]}, "ms")
+        sbs._paired_figures(figs, "identity fwd, ms", [1.5], {"old": [1e-6], "new": [1.5e-6]}, "ms", gated=False)
+        return figs
 
     res = sbs.compare(tmp_path, tmp_path / "new", ["activations"], ["avx2"], 5, dict(sbs.DEFAULTS),
-                      run=fake, log=lambda s: None, paired=tmp_path / "renamed")
+                      run=paired_fake(figures), log=lambda s: None, paired=tmp_path / "renamed")
     assert calls == [("activations_paired", tmp_path / "renamed")] * 5  # one process per repetition, both trees
     figs = res["isas"]["avx2"]["benchmarks"]["activations"]["figures"]
-    assert figs["relu fwd, ms"]["verdict"] == "not slower" and figs["relu fwd, ms"]["old_median"] == 3.0
+    assert set(figs) == {"relu fwd, ms", "mish fwd, ms", "identity fwd, ms"}  # the same names as --separate gives
+    assert figs["relu fwd, ms"]["verdict"] == "not slower" and figs["relu fwd, ms"]["old_median"] == pytest.approx(3.0)
+    assert figs["relu fwd, ms"]["unit"] == "ms" and figs["identity fwd, ms"]["verdict"] == "not gated"
     assert figs["mish fwd, ms"]["verdict"] == "slower" and res["verdict"] == "slower"
+
+
+def test_couples_put_each_side_first_and_second(sbs: Any) -> None:
+    """A couple of turns is old-new then new-old; its ratio is the sum of new's costs over old's."""
+    order: list[str] = []
+    cost = {"old": iter([1.0, 3.0, 2.0, 2.0]), "new": iter([2.0, 2.0, 3.0, 3.0])}
+
+    def run(side: str) -> float:
+        order.append(side)
+        return next(cost[side])
+
+    times, ratios = sbs._couples(run, 3)  # 3 turns round up to 2 couples
+    assert order == ["old", "new", "new", "old", "old", "new", "new", "old"]
+    assert times == {"old": [1.0, 3.0, 2.0, 2.0], "new": [2.0, 2.0, 3.0, 3.0]}
+    assert ratios == [pytest.approx(4.0 / 4.0), pytest.approx(6.0 / 4.0)]
+
+
+def test_paired_is_the_default_for_every_benchmark(sbs: Any, tmp_path: Path) -> None:
+    """Without --separate every benchmark runs its ``*_paired`` workload, with the renamed OLD tree."""
+    seen = []
+
+    def figures(bench: str, old: Path | None) -> dict:
+        seen.append((bench, old is not None and (old / "actlab_old").is_dir()))
+        figs: dict = {}
+        sbs._paired_figures(figs, f"{bench} figure", [1.0], {"old": [1.0], "new": [1.0]}, "x")
+        return figs
+
+    out = tmp_path / "sbs.json"
+    rc = sbs.main(["--base", "HEAD", "--isa", "avx2", "--reps", "5", "--cache-dir", str(tmp_path / "cache"),
+                   "--json-out", str(out)], run=paired_fake(figures))
+    assert rc == 0
+    assert sorted(set(seen)) == [(f"{b}_paired", True) for b in sorted(sbs.BENCHMARKS)]
+    assert all(f"{b}_paired" in sbs.WORKLOADS for b in sbs.BENCHMARKS)
+    res = json.loads(out.read_text())
+    assert res["settings"]["paired"] is True
+    for b in sbs.BENCHMARKS:
+        assert res["isas"]["avx2"]["benchmarks"][b]["figures"][f"{b}_paired figure"]["verdict"] == "not slower"
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the avx2 variant needs an x86-64 CPU")
-def test_real_run_against_the_old_code(tmp_path: Path) -> None:
-    """The three workloads run against the old tree's API and the new one, with AVX-512 turned off."""
+@pytest.mark.parametrize("mode", ["paired", "separate"])
+def test_real_run_against_the_old_code(tmp_path: Path, mode: str) -> None:
+    """The three workloads run against the old tree's API and the new one, with AVX-512 turned off:
+    both trees in each process (paired, the default), and one process per tree."""
     has_base = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "e53e0b0^{commit}"]).returncode == 0
     base = "e53e0b0" if has_base else "HEAD"
     r = subprocess.run([sys.executable, str(SCRIPT), "--base", base, "--isa", "avx2", "--reps", "1", "--inner", "1",
                         "--models", "mlp", "--probe-steps", "10", "--configs", "4", "--steps", "5",
-                        "--size", "65536", "--only", "relu,gelu", "--cache-dir", str(tmp_path), "--json"],
+                        "--size", "65536", "--only", "relu,gelu", "--cache-dir", str(tmp_path), "--json",
+                        *(["--separate"] if mode == "separate" else [])],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 3, r.stderr[-3000:]  # one pair: every gated figure is inconclusive
     res = json.loads(r.stdout)
     assert res["new"]["src"] == str(ROOT / "src") and res["old"]["src"].startswith(str(tmp_path))
+    assert res["settings"]["paired"] is (mode == "paired")
     check = res["isas"]["avx2"]["check"]
     assert check["torch_capability"] == "AVX2" and check["numba"]["avx512_features"] == []
     figs = res["isas"]["avx2"]["benchmarks"]
