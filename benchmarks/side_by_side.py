@@ -218,12 +218,10 @@ def _paired_figures(out: dict[str, dict[str, Any]], name: str, ratios: Sequence[
                     values: dict[str, Sequence[float]], unit: str, gated: bool = True,
                     higher_is_better: bool = False) -> None:
     """One paired figure into ``out``: the median cost ratio new/old of this process (gated), and
-    each side's median ``values`` in ``unit`` (shown, not judged)."""
+    each side's median ``values``, given in ``unit`` (shown, not judged)."""
     out[f"{name}{PAIRED_SEP}new/old"] = _figure(statistics.median(ratios), "x", gated)
     for side in ("old", "new"):
-        v = values[side]
-        out[f"{name}{PAIRED_SEP}{side}"] = _figure(statistics.median(v) * (1e3 if unit == "ms" else 1), unit,
-                                                   False, higher_is_better)
+        out[f"{name}{PAIRED_SEP}{side}"] = _figure(statistics.median(values[side]), unit, False, higher_is_better)
 
 
 OLD_PACKAGE = "actlab_old"  # the OLD tree's package name in a --paired run (see renamed_copy)
@@ -290,7 +288,8 @@ def _activations_paired_workload(p: dict[str, Any]) -> dict[str, dict[str, Any]]
                 return t1 - t0
 
             times, ratios = _couples(cost, p["inner"])
-            _paired_figures(out, f"{name} {mode}, ms", ratios, times, "ms", gated=not sn.passthrough)
+            ms = {side: [t * 1e3 for t in ts] for side, ts in times.items()}
+            _paired_figures(out, f"{name} {mode}, ms", ratios, ms, "ms", gated=not sn.passthrough)
     return out
 
 

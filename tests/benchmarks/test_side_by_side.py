@@ -173,9 +173,9 @@ def test_paired_runs_give_one_ratio_per_process(sbs: Any, tmp_path: Path) -> Non
         k = len(calls)
         figs: dict = {}
         # absolute times move a lot between processes; the in-process ratio barely
-        sbs._paired_figures(figs, "relu fwd, ms", [1.0 + 0.001 * k], {"old": [1e-3 * k], "new": [1e-3 * k]}, "ms")
-        sbs._paired_figures(figs, "mish fwd, ms", [1.3], {"old": [1e-3], "new": [1.3e-3]}, "ms")
-        sbs._paired_figures(figs, "identity fwd, ms", [1.5], {"old": [1e-6], "new": [1.5e-6]}, "ms", gated=False)
+        sbs._paired_figures(figs, "relu fwd, ms", [1.0 + 0.001 * k], {"old": [1.0 * k], "new": [1.0 * k]}, "ms")
+        sbs._paired_figures(figs, "mish fwd, ms", [1.3], {"old": [1.0], "new": [1.3]}, "ms")
+        sbs._paired_figures(figs, "identity fwd, ms", [1.5], {"old": [1e-3], "new": [1.5e-3]}, "ms", gated=False)
         return figs
 
     res = sbs.compare(tmp_path, tmp_path / "new", ["activations"], ["avx2"], 5, dict(sbs.DEFAULTS),
