@@ -412,7 +412,15 @@ def worker_main(bench: str, params: dict[str, Any], out: str) -> int:
         res["numba"] = _numba_target()
     else:
         t0 = time.perf_counter()
-        res["figures"] = WORKLOADS[bench](params)
+        try:
+            res["figures"] = WORKLOADS[bench](params)
+        except Exception as e:  # reported by the parent as one line (a bad --only names the valid choices)
+            import traceback
+
+            last = traceback.extract_tb(e.__traceback__)[-1]
+            res["error"] = f"{type(e).__name__}: {e} (at {Path(last.filename).name}:{last.lineno})"
+            Path(out).write_text(json.dumps(res))
+            return 1
         res["seconds"] = time.perf_counter() - t0
     Path(out).write_text(json.dumps(res))
     return 0
@@ -529,6 +537,9 @@ def run_worker(src: Path, bench: str, isa: str, params: dict[str, Any], timeout:
                                capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SideBySideError(f"{bench} ({isa}) against {src} ran past {timeout:.0f} s") from None
+        error = json.loads(out.read_text()).get("error") if out.is_file() else None
+        if error:
+            raise SideBySideError(f"{bench} ({isa}) against {src} failed: {error}")
         if r.returncode != 0 or not out.is_file():
             tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
             raise SideBySideError(f"{bench} ({isa}) against {src} failed (exit {r.returncode}):\n{tail}")

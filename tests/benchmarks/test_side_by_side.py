@@ -225,6 +225,16 @@ def test_paired_is_the_default_for_every_benchmark(sbs: Any, tmp_path: Path) -> 
         assert res["isas"]["avx2"]["benchmarks"][b]["figures"][f"{b}_paired figure"]["verdict"] == "not slower"
 
 
+def test_a_bad_activation_name_is_one_line_naming_the_valid_ones(tmp_path: Path) -> None:
+    """An error inside a worker (here an unknown --only name) comes back as one line, no traceback."""
+    r = subprocess.run([sys.executable, str(SCRIPT), "--base", "HEAD", "--isa", "avx2", "--reps", "1", "--inner", "1",
+                        "--benchmarks", "activations", "--size", "1024", "--only", "nosuch",
+                        "--cache-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "unknown activation 'nosuch'" in r.stderr and "Valid names: identity" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the avx2 variant needs an x86-64 CPU")
 @pytest.mark.parametrize("mode", ["paired", "separate"])
